@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## a 200-order day against the bundled reference stack, with its verdict
+	$(BIN)/twinyard run scenarios/happy_day.yaml --report-dir reports/demo
+
+test: $(STAMP) lint  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
+	$(BIN)/pytest -q -n auto -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## throughput figures; needs wrk (Debian package)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/simulator_throughput.py
+	$(BIN)/python benchmarks/end_to_end.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,166 @@
+"""The ``twinyard`` command.
+
+Exit codes everywhere: 0 every oracle passed, 1 an oracle failed, 2 a usage or
+configuration error (always one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+import uvloop
+from rich.console import Console
+
+from harness import hosting
+from harness import scenario as scenarios
+from harness.report import terminal, verdict_json
+from harness.runner import ConfigError, RunConfig, run
+from harness.stack import StackError
+
+app = typer.Typer(
+    name="twinyard",
+    help="Simulated ERP, WMS, TMS and carrier to test a logistics integration stack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "happy_day.yaml"
+SYSTEM_PORTS = 7101  # erp 7101, wms 7102, tms 7103, carrier 7104 for `twinyard sims`
+
+
+class Usage(Exception):
+    """A usage or configuration error: one line, exit code 2."""
+
+
+def _load(path: Path) -> scenarios.Scenario:
+    try:
+        return scenarios.load(path)
+    except scenarios.ScenarioError as exc:
+        raise Usage(exc.lines[0] if len(exc.lines) == 1 else "\n".join(exc.lines)) from None
+
+
+@app.command("run")
+def run_command(
+    scenario: Annotated[Path | None, typer.Argument(help="scenario file")] = None,
+    stack_url: Annotated[str | None, typer.Option(help="a running stack to test")] = None,
+    stack_cmd: Annotated[str | None, typer.Option(help="command that starts the stack")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    report_dir: Annotated[Path, typer.Option(help="where reports go")] = Path("reports/latest"),
+    port_base: Annotated[
+        int | None, typer.Option(help="simulator ports N..N+3 (default: any free ports)")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
+    ] = None,
+) -> None:
+    """Play a scenario day against a stack and judge it."""
+    path = scenario or DEFAULT_SCENARIO
+    loaded = _load(path).with_seed(seed)
+    if stack_url and port_base is None:
+        port_base = SYSTEM_PORTS  # a stack started elsewhere knows the simulators' fixed ports
+    config = RunConfig(
+        scenario=loaded,
+        scenario_path=str(path),
+        stack_url=stack_url,
+        stack_cmd=stack_cmd,
+        report_dir=report_dir,
+        port_base=port_base,
+        webhook_secret=webhook_secret,
+    )
+    try:
+        outcome = uvloop.run(run(config))
+    except (ConfigError, StackError) as exc:
+        raise Usage(str(exc)) from None
+    console = Console()
+    terminal.render(outcome, console)
+    written = verdict_json.write(outcome, report_dir)
+    console.print(f"report: {written}")
+    raise typer.Exit(0 if outcome.passed else 1)
+
+
+@app.command("sims")
+def sims_command(
+    port_base: Annotated[
+        int, typer.Option(help="ports N..N+3: erp, wms, tms, carrier")
+    ] = SYSTEM_PORTS,
+    env: Annotated[bool, typer.Option("--env", help="print URLs as environment variables")] = False,
+    stock: Annotated[int, typer.Option(help="initial stock of each catalogue SKU")] = 500,
+    skus: Annotated[int, typer.Option(help="catalogue size (SKU-00001 ...)")] = 40,
+) -> None:
+    """Start only the four simulators (wall clock) and print their URLs; Ctrl-C stops them."""
+    try:
+        uvloop.run(_serve_forever(port_base, env, stock, skus))
+    except hosting.PortInUse as exc:
+        raise Usage(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve_forever(port_base: int, as_env: bool, stock: int, skus: int) -> None:
+    import simulators
+    from harness.world.catalogue import Catalogue
+    from simulators.common.clock import WallClock
+
+    clock = WallClock()
+    initial = Catalogue.build(skus, stock).stock()
+    sims = [simulators.build(s, clock, stock=initial) for s in simulators.SYSTEMS]
+    hosted = await hosting.serve(sims, [port_base + i for i in range(len(sims))])
+    for item in hosted:
+        name = item.sim.system
+        print(f"TWINYARD_{name.upper()}_URL={item.url}" if as_env else f"{name:8} {item.url}")
+    sys.stdout.flush()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await hosting.shutdown(hosted)
+
+
+@app.command("validate")
+def validate_command(
+    files: Annotated[list[Path], typer.Argument(help="scenario files")],
+) -> None:
+    """Check scenario files; every problem is printed as file:line: field: message."""
+    problems: list[str] = []
+    for file in files:
+        try:
+            scenarios.load(file)
+        except scenarios.ScenarioError as exc:
+            problems.extend(exc.lines)
+        else:
+            print(f"{file}: ok")
+    if problems:
+        raise Usage("\n".join(problems))
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the scenario JSON Schema (for editor autocompletion)."""
+    print(json.dumps(scenarios.Scenario.model_json_schema(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="twinyard", standalone_mode=False)
+    except Usage as exc:
+        print(f"twinyard: error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        print(f"twinyard: error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

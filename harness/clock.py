@@ -1,0 +1,82 @@
+"""The one virtual clock every simulator and the world read.
+
+Two modes (ARCHITECTURE principle 2):
+
+- ``LockstepClock``: virtual time moves only when the driver advances it, which it does
+  once the whole system is quiet; timers (webhook retries) are woken as time passes them.
+- ``RealtimeClock``: virtual time runs at ``factor`` x wall time, for load tests and for
+  stacks with wall-clock timers of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from datetime import datetime
+
+from simulators.common.clock import IsoFormatter
+
+
+class LockstepClock:
+    mode = "lockstep"
+
+    def __init__(self, epoch: datetime) -> None:
+        self.epoch = epoch
+        self._now = 0.0
+        self._iso = IsoFormatter(epoch)
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def iso(self, t: float | None = None) -> str:
+        return self._iso(self._now if t is None else t)
+
+    async def sleep_until(self, t: float) -> None:
+        if t <= self._now:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (t, next(self._order), future))
+        await future
+
+    def next_timer(self) -> float | None:
+        """When the earliest live timer is due, or None."""
+        while self._timers and self._timers[0][2].done():  # cancelled sleepers
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def advance_to(self, t: float) -> None:
+        if t < self._now:
+            raise ValueError(f"the clock cannot go back from {self._now} to {t}")
+        self._now = t
+        while self._timers and self._timers[0][0] <= t:
+            _, _, future = heapq.heappop(self._timers)
+            if not future.done():
+                future.set_result(None)
+
+
+class RealtimeClock:
+    mode = "realtime"
+
+    def __init__(self, epoch: datetime, factor: float = 1.0, start: float = 0.0) -> None:
+        if factor <= 0:
+            raise ValueError("the realtime factor must be positive")
+        self.epoch = epoch
+        self.factor = factor
+        self._start_virtual = start
+        self._start_wall = time.monotonic()
+        self._iso = IsoFormatter(epoch)
+
+    def now(self) -> float:
+        return self._start_virtual + (time.monotonic() - self._start_wall) * self.factor
+
+    def iso(self, t: float | None = None) -> str:
+        return self._iso(self.now() if t is None else t)
+
+    async def sleep_until(self, t: float) -> None:
+        delay = (t - self.now()) / self.factor
+        if delay > 0:
+            await asyncio.sleep(delay)

@@ -1,0 +1,71 @@
+"""Serving the four simulators from one process, one event loop, one port each."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from simulators.common.simulator import Simulator
+
+LOOPBACK = "127.0.0.1"
+
+
+class PortInUse(Exception):
+    """A port the user asked for is taken (a usage error, not a crash)."""
+
+
+@dataclass
+class Hosted:
+    sim: Simulator
+    server: uvicorn.Server
+    sock: socket.socket
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -> list[Hosted]:
+    """Start one uvicorn server per simulator on the running loop (port 0: any free port)."""
+    socks = [bind(host, port) for port in ports]  # all bound before any starts: fail early
+    hosted: list[Hosted] = []
+    for sim, sock in zip(sims, socks, strict=True):
+        config = uvicorn.Config(
+            sim.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            backlog=2048,
+        )
+        server = uvicorn.Server(config)
+        config.load()
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        await sim.start()
+        hosted.append(Hosted(sim, server, sock))
+    return hosted
+
+
+async def shutdown(hosted: list[Hosted]) -> None:
+    for item in hosted:
+        await item.sim.stop()
+        item.server.should_exit = True
+        await item.server.shutdown(sockets=[item.sock])
+        item.sock.close()

@@ -1,0 +1,96 @@
+"""Lockstep: advance virtual time to the next thing due, but only once the system is quiet.
+
+Quiet means no request in flight at any simulator, no webhook delivery queued or on the
+wire, and the stack idle by its probe (or, without a probe, silent for a settle window).
+Stretches with nothing scheduled cost no wall time: the clock jumps straight over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import simpy
+
+from harness.clock import LockstepClock
+from harness.stack import Idle, StackProbe
+from simulators.common.simulator import Simulator
+
+
+class Lockstep:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        clock: LockstepClock,
+        sims: Sequence[Simulator],
+        probe: StackProbe,
+        *,
+        horizon_s: float,
+        settle_s: float = 0.05,
+        stall_timeout_s: float = 60.0,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.clock = clock
+        self.sims = sims
+        self.probe = probe
+        self.horizon_s = horizon_s
+        self.settle_s = settle_s
+        self.stall_timeout_s = stall_timeout_s
+        self.on_step = on_step
+        self.steps = 0
+        self.stalls: list[str] = []
+        self.stack_down = False
+
+    async def run(self) -> None:
+        env, clock = self.env, self.clock
+        while True:
+            await self.wait_quiet()
+            timer = clock.next_timer()
+            t = min(env.peek(), math.inf if timer is None else timer)
+            if t == math.inf or t > self.horizon_s:
+                return
+            if t > env.now:
+                env.run(until=t)
+            clock.advance_to(t)
+            while env.peek() <= t:
+                env.step()
+            self.steps += 1
+            if self.on_step is not None:
+                self.on_step()
+
+    def _sims_quiet(self) -> bool:
+        return all(sim.quiet() for sim in self.sims)
+
+    def _mark(self) -> int:
+        return sum(sim.activity + len(sim.journal.entries) for sim in self.sims)
+
+    async def wait_quiet(self) -> None:
+        started = time.monotonic()
+        pause = 0.0005
+        while True:
+            await asyncio.sleep(0)
+            if time.monotonic() - started > self.stall_timeout_s:
+                self.stalls.append(
+                    f"not quiet after {self.stall_timeout_s:.0f} s wall at {self.clock.iso()}; "
+                    "advanced anyway"
+                )
+                return
+            if not self._sims_quiet():
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.01)
+                continue
+            mark = self._mark()
+            state = await self.probe.idle()
+            if state is Idle.NO:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.01)
+                continue
+            if state is Idle.DOWN:
+                self.stack_down = True
+            elif state is Idle.UNKNOWN:
+                await asyncio.sleep(self.settle_s)
+            if self._sims_quiet() and self._mark() == mark:
+                return

@@ -1,0 +1,70 @@
+"""Oracles about what left the building: posted once, with the same figures everywhere."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness.oracles.base import Judgement, oracle
+from harness.oracles.view import SystemsView
+
+
+@oracle(
+    "goods_issue_matches_shipment",
+    "Each shipment is posted to the ERP exactly once, with the shipped qty the WMS and "
+    "the carrier's parcel agree on",
+)
+def goods_issue_matches_shipment(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for fo in view.shipped_fulfilment_orders():
+        judgement.checked += 1
+        ref = fo["order_ref"]
+        issues = view.goods_issues_by_order.get(ref, [])
+        if len(issues) != 1:
+            judgement.fail(ref, f"{len(issues)} goods issues for {fo['id']}", 1, len(issues))
+            continue
+        wms_qty = Counter()
+        for line in fo["lines"]:
+            if line["picked_qty"]:
+                wms_qty[line["sku"]] += line["picked_qty"]
+        erp_qty = Counter()
+        for line in issues[0]["lines"]:
+            if line["qty"]:
+                erp_qty[line["sku"]] += line["qty"]
+        parcel_qty = Counter()
+        label = view.labels_by_tracking.get((fo.get("label") or {}).get("tracking_number"))
+        for package in (label or {}).get("packages", []):
+            for item in package.get("contents", []):
+                parcel_qty[item["sku"]] += item["qty"]
+        if erp_qty != wms_qty:
+            judgement.fail(
+                ref,
+                "ERP goods issue qty differs from WMS shipped qty",
+                dict(wms_qty),
+                dict(erp_qty),
+            )
+        elif label is not None and parcel_qty != wms_qty:
+            judgement.fail(
+                ref,
+                "carrier parcel contents differ from WMS shipped qty",
+                dict(wms_qty),
+                dict(parcel_qty),
+            )
+    return judgement
+
+
+@oracle(
+    "tracking_in_erp",
+    "Every shipped order carries its carrier tracking number in the ERP, for customer service",
+)
+def tracking_in_erp(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for fo in view.shipped_fulfilment_orders():
+        judgement.checked += 1
+        expected = (fo.get("label") or {}).get("tracking_number")
+        order = view.erp_orders.get(fo["order_ref"], {})
+        actual = order.get("tracking_number")
+        if actual != expected:
+            judgement.fail(
+                fo["order_ref"], "ERP tracking number missing or wrong", expected, actual
+            )
+    return judgement

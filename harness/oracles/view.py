@@ -1,0 +1,45 @@
+"""What oracles read: the simulators' state snapshots and journals, indexed for judging."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+
+def _items(collection: Any) -> list[dict[str, Any]]:
+    if isinstance(collection, dict):
+        return list(collection.values())
+    return list(collection or [])
+
+
+class SystemsView:
+    """Built from ``/_sim/state`` snapshots (in process or fetched), never from stack code."""
+
+    def __init__(
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        journals: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.snapshots = snapshots
+        self.journals = journals or {}
+        erp, wms, carrier = snapshots["erp"], snapshots["wms"], snapshots["carrier"]
+        self.erp_orders = {o["id"]: o for o in _items(erp.get("orders"))}
+        self.erp_stock: dict[str, int] = dict(erp.get("stock", {}))
+        self.goods_issues_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for gi in _items(erp.get("goods_issues")):
+            self.goods_issues_by_order[gi["order_id"]].append(gi)
+        self.wms_orders = {o["id"]: o for o in _items(wms.get("orders"))}
+        self.wms_stock: dict[str, int] = dict(wms.get("stock", {}))
+        self.wms_by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for fo in self.wms_orders.values():
+            self.wms_by_ref[fo["order_ref"]].append(fo)
+        self.labels_by_tracking = {
+            label["tracking_number"]: label for label in _items(carrier.get("labels"))
+        }
+
+    def released_orders(self) -> list[dict[str, Any]]:
+        """ERP orders that were released to fulfilment at some point."""
+        return [o for o in self.erp_orders.values() if o.get("released_at")]
+
+    def shipped_fulfilment_orders(self) -> list[dict[str, Any]]:
+        return [fo for fo in self.wms_orders.values() if fo["status"] == "shipped"]

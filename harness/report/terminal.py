@@ -1,0 +1,37 @@
+"""The verdict table an engineer reads in the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.runner import RunOutcome
+
+
+def render(outcome: RunOutcome, console: Console) -> None:
+    table = Table(title=f"twinyard verdict: {outcome.scenario.name} (seed {outcome.scenario.seed})")
+    table.add_column("oracle")
+    table.add_column("result")
+    table.add_column("checked", justify="right")
+    table.add_column("failing", justify="right")
+    table.add_column("first evidence", overflow="fold")
+    for result in outcome.results:
+        first = result.findings[0] if result.findings else None
+        table.add_row(
+            result.name,
+            "[green]pass[/]" if result.passed else "[bold red]FAIL[/]",
+            str(result.checked),
+            str(len(result.findings)),
+            f"{first.entity}: {first.message}" if first else "",
+        )
+    console.print(table)
+    counts = outcome.counts
+    console.print(
+        f"{counts.get('released', 0)} orders released, {counts.get('shipped', 0)} shipped, "
+        f"{counts.get('delivered', 0)} delivered; {outcome.virtual_s / 3600:.1f} virtual hours "
+        f"in {outcome.wall_s:.1f} s wall ({outcome.steps} lockstep steps)"
+    )
+    for note in outcome.notes[:10]:
+        console.print(f"[yellow]note:[/] {note}")
+    verdict = "[bold green]PASS[/]" if outcome.passed else "[bold red]FAIL[/]"
+    console.print(f"verdict: {verdict}")

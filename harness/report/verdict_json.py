@@ -1,0 +1,39 @@
+"""``verdict.json``: the run's outcome for machines (schema in docs/verdict.md)."""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.runner import RunOutcome
+
+SCHEMA_VERSION = 1
+
+
+def verdict(outcome: RunOutcome) -> dict[str, Any]:
+    scenario = outcome.scenario
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "passed": outcome.passed,
+        "scenario": {"name": scenario.name, "file": outcome.scenario_path, "seed": scenario.seed},
+        "oracles": [r.to_dict() for r in outcome.results],
+        "counts": dict(sorted(outcome.counts.items())),
+        "timing": {
+            "wall_seconds": round(outcome.wall_s, 3),
+            "virtual_seconds": round(outcome.virtual_s, 3),
+            "lockstep_steps": outcome.steps,
+        },
+        "notes": outcome.notes,
+        "versions": {"twinyard": version("twinyard"), "python": platform.python_version()},
+    }
+
+
+def write(outcome: RunOutcome, report_dir: Path) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / "verdict.json"
+    path.write_bytes(orjson.dumps(verdict(outcome), option=orjson.OPT_INDENT_2))
+    return path

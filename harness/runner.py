@@ -1,0 +1,157 @@
+"""A run: start the simulators and the stack, play the world in lockstep, judge the outcome."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+import simulators
+from harness import hosting, oracles
+from harness.clock import LockstepClock
+from harness.lockstep import Lockstep
+from harness.oracles.base import OracleResult
+from harness.scenario import Scenario
+from harness.stack import REFERENCE_STACK_CMD, StackError, StackProbe, StackProcess, free_port
+from harness.world.world import World, catalogue_of
+from simulators.common.simulator import Simulator
+
+DAY = 86_400.0
+
+
+class ConfigError(Exception):
+    """The run cannot start as configured (exit code 2)."""
+
+
+@dataclass
+class RunConfig:
+    scenario: Scenario
+    scenario_path: str | None = None
+    stack_url: str | None = None
+    stack_cmd: str | None = None
+    report_dir: Path = Path("reports/latest")
+    port_base: int | None = None  # None: any free ports
+    webhook_secret: str | None = None
+    ready_timeout_s: float = 30.0
+
+
+@dataclass
+class RunOutcome:
+    scenario: Scenario
+    scenario_path: str | None
+    results: list[OracleResult]
+    counts: dict[str, int]
+    wall_s: float
+    virtual_s: float
+    steps: int
+    notes: list[str] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    stack_log: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+def simulator_env(urls: dict[str, str], secret: str, port: int) -> dict[str, str]:
+    """What a stack is told about its world: one base URL per system and the webhook secret."""
+    env = {f"TWINYARD_{system.upper()}_URL": url for system, url in urls.items()}
+    env["TWINYARD_WEBHOOK_SECRET"] = secret
+    env["TWINYARD_STACK_PORT"] = str(port)
+    return env
+
+
+def declare_subscriptions(sims: dict[str, Simulator], stack_url: str, secret: str) -> list[str]:
+    """Subscribe the stack where it did not subscribe itself (a stack started elsewhere)."""
+    declared = []
+    for system, sim in sims.items():
+        if not sim.webhooks.subscriptions:
+            sim.webhooks.subscribe(f"{stack_url}/webhooks/{system}", ["*"], secret)
+            declared.append(system)
+    return declared
+
+
+async def run(config: RunConfig) -> RunOutcome:
+    scenario = config.scenario
+    try:
+        oracles.select(scenario.expect.oracles)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+    if config.stack_url and config.stack_cmd:
+        raise ConfigError("give --stack-url or --stack-cmd, not both")
+    started = time.perf_counter()
+    clock = LockstepClock(scenario.epoch)
+    env = simpy.Environment()
+    stock = catalogue_of(scenario).stock()
+    sims = {s: simulators.build(s, clock, stock=stock) for s in simulators.SYSTEMS}
+    ports = [0] * 4 if config.port_base is None else [config.port_base + i for i in range(4)]
+    try:
+        hosted = await hosting.serve(list(sims.values()), ports)
+    except hosting.PortInUse as exc:
+        raise ConfigError(str(exc)) from None
+    urls = {system: h.url for system, h in zip(sims, hosted, strict=True)}
+    secret = config.webhook_secret or secrets.token_hex(16)
+    notes: list[str] = []
+    process = None
+    try:
+        if config.stack_url:
+            base = config.stack_url.rstrip("/")
+            ready_timeout = min(config.ready_timeout_s, 5.0)
+        else:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            stack_env = simulator_env(urls, secret, port)
+            stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
+            config.report_dir.mkdir(parents=True, exist_ok=True)
+            (config.report_dir / "refstack.db").unlink(missing_ok=True)
+            cmd = config.stack_cmd or REFERENCE_STACK_CMD
+            process = StackProcess(cmd, stack_env, config.report_dir / "stack.log")
+            ready_timeout = config.ready_timeout_s
+        probe = StackProbe(base, scenario.stack.idle_path)
+        try:
+            try:
+                await probe.wait_ready(ready_timeout, process)
+            except StackError as exc:
+                raise ConfigError(str(exc)) from None
+            if declared := declare_subscriptions(sims, base, secret):
+                notes.append(f"declared webhook subscriptions for: {', '.join(declared)}")
+            world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
+            lockstep = Lockstep(
+                env,
+                clock,
+                list(sims.values()),
+                probe,
+                horizon_s=scenario.horizon_days * DAY,
+                settle_s=scenario.stack.settle_ms / 1000,
+            )
+            await lockstep.run()
+        finally:
+            await probe.close()
+    finally:
+        if process is not None:
+            process.stop()
+        await hosting.shutdown(hosted)
+    notes += lockstep.stalls + world.incidents
+    if lockstep.stack_down:
+        notes.append("the stack stopped answering during the run")
+    view = oracles.SystemsView({s: sim.model.snapshot() for s, sim in sims.items()})
+    return RunOutcome(
+        scenario=scenario,
+        scenario_path=config.scenario_path,
+        results=oracles.judge(view, scenario.expect.oracles),
+        counts=dict(world.counts) | {"steps": lockstep.steps},
+        wall_s=time.perf_counter() - started,
+        virtual_s=clock.now(),
+        steps=lockstep.steps,
+        notes=notes,
+        urls=urls,
+        stack_log=str(process.log_path) if process else None,
+    )
+
+
+def outcome_counts(outcome: RunOutcome) -> dict[str, Any]:
+    return {k: v for k, v in sorted(outcome.counts.items())}

@@ -1,0 +1,122 @@
+"""The stack under test, seen from outside: launching it, readiness, and its idle probe.
+
+The harness never imports stack code (ARCHITECTURE principle 4): it starts a command with
+environment variables, and talks to it over HTTP like any other client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+
+import httpx
+
+REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
+
+
+class StackError(Exception):
+    """The stack cannot be used (unreachable, exited early, never ready): exit code 2."""
+
+
+class Idle(Enum):
+    YES = "idle"
+    NO = "busy"
+    UNKNOWN = "no probe"  # the stack has no idle probe: fall back to a settle window
+    DOWN = "down"  # the stack does not answer at all
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StackProcess:
+    """A stack the harness launched; its output goes to a log file in the report folder."""
+
+    def __init__(self, cmd: str | list[str], env: dict[str, str], log_path: Path) -> None:
+        argv = shlex.split(cmd) if isinstance(cmd, str) else cmd
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                env={**os.environ, **env},
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise StackError(
+                f"cannot start the stack command {argv[0]!r}: {exc.strerror}"
+            ) from None
+
+    def exited(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class StackProbe:
+    def __init__(self, base_url: str, idle_path: str, health_path: str = "/_stack/health") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.idle_path = idle_path
+        self.health_path = health_path
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
+        self.has_probe = True
+
+    async def wait_ready(self, timeout_s: float, process: StackProcess | None = None) -> None:
+        """Until the stack answers its health route (503 means: still starting)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        last = "no answer"
+        while asyncio.get_running_loop().time() < deadline:
+            if process is not None and (code := process.exited()) is not None:
+                raise StackError(
+                    f"the stack exited with code {code} before it was ready "
+                    f"(its output: {process.log_path})"
+                )
+            try:
+                response = await self._client.get(self.health_path)
+                if response.status_code != 503 and response.status_code < 500:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.05)
+        raise StackError(
+            f"the stack at {self.base_url} was not ready after {timeout_s:.0f} s ({last})"
+        )
+
+    async def idle(self) -> Idle:
+        if not self.has_probe:
+            return Idle.UNKNOWN
+        try:
+            response = await self._client.get(self.idle_path)
+        except httpx.HTTPError:
+            return Idle.DOWN
+        if response.status_code == 404:
+            self.has_probe = False
+            return Idle.UNKNOWN
+        try:
+            return Idle.YES if response.json().get("idle") else Idle.NO
+        except ValueError:
+            return Idle.NO
+
+    async def close(self) -> None:
+        await self._client.aclose()

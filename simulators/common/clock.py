@@ -1,0 +1,94 @@
+"""The clock interface simulators read time from.
+
+Simulators never call ``time.time()``: every timestamp they write comes from a ``Clock``.
+The harness supplies its virtual clock (``harness.clock``); a standalone simulator uses
+``WallClock``; unit tests use ``ManualClock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+DEFAULT_EPOCH = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+
+
+class Clock(Protocol):
+    mode: str
+
+    def now(self) -> float:
+        """Virtual seconds since the clock's epoch."""
+
+    def iso(self, t: float | None = None) -> str:
+        """ISO-8601 UTC timestamp of virtual time ``t`` (default: now)."""
+
+    async def sleep_until(self, t: float) -> None:
+        """Return once virtual time has reached ``t``."""
+
+
+class IsoFormatter:
+    """Formats virtual seconds as ISO timestamps, caching the last whole second (hot path)."""
+
+    def __init__(self, epoch: datetime) -> None:
+        self.epoch = epoch
+        self._last_second = -1
+        self._last_text = ""
+
+    def __call__(self, t: float) -> str:
+        second = int(t)
+        if second != self._last_second:
+            moment = self.epoch + timedelta(seconds=second)
+            self._last_text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._last_second = second
+        return self._last_text
+
+
+class ManualClock:
+    """A clock a test moves by hand."""
+
+    mode = "manual"
+
+    def __init__(self, epoch: datetime = DEFAULT_EPOCH, start: float = 0.0) -> None:
+        self._now = start
+        self._iso = IsoFormatter(epoch)
+        self.epoch = epoch
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, t: float) -> None:
+        self._now = t
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    def iso(self, t: float | None = None) -> str:
+        return self._iso(self._now if t is None else t)
+
+    async def sleep_until(self, t: float) -> None:
+        while self._now < t:
+            await asyncio.sleep(0.01)
+
+
+class WallClock:
+    """Virtual time = wall time since start, offset to the epoch; for ``twinyard sims``."""
+
+    mode = "wall"
+
+    def __init__(self, epoch: datetime | None = None) -> None:
+        self.epoch = epoch or datetime.now(UTC).replace(microsecond=0)
+        self._start = time.monotonic()
+        self._iso = IsoFormatter(self.epoch)
+
+    def now(self) -> float:
+        return time.monotonic() - self._start
+
+    def iso(self, t: float | None = None) -> str:
+        return self._iso(self.now() if t is None else t)
+
+    async def sleep_until(self, t: float) -> None:
+        delay = t - self.now()
+        if delay > 0:
+            await asyncio.sleep(delay)

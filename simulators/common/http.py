@@ -1,0 +1,57 @@
+"""Small helpers for simulator endpoints: JSON in and out, validation, vendor-style errors."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from simulators.common.errors import SimError
+
+M = TypeVar("M", bound=BaseModel)
+
+JSON = "application/json"
+
+
+def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers=headers, media_type=JSON)
+
+
+def error_response(err: SimError) -> Response:
+    return respond(err.body(), err.status)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SimError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SimError(400, "malformed_json", "request body must be a JSON object")
+    return data
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+            for err in exc.errors(include_url=False)
+        ]
+        raise SimError(
+            422, "validation_failed", "the request body is invalid", errors=errors
+        ) from None
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    return validate(model, await read_json(request))
+
+
+def set_ref(request: Request, ref: str) -> None:
+    """Name the business entity this request touched, for the journal."""
+    request.state.ref = ref

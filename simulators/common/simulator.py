@@ -1,0 +1,257 @@
+"""A simulator: a model, its HTTP face, journal, webhooks, idempotency and control plane.
+
+Each system's ``api.py`` supplies the model and its business routes; this module adds what
+every vendor system in twinyard shares (``/webhooks``, ``/_sim/``) and the journalling.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from simulators.common.clock import Clock
+from simulators.common.context import CORRELATION_ID
+from simulators.common.errors import SimError
+from simulators.common.http import error_response, parse_body, respond
+from simulators.common.idempotency import IdempotencyStore
+from simulators.common.journal import Journal, body_digest
+from simulators.common.model import SimModel
+from simulators.common.schemas import Body, NonEmpty
+from simulators.common.webhooks import WebhookDispatcher
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+RoutesFactory = Callable[["Simulator"], list[Route]]
+
+CONTROL_PREFIX = "/_sim/"
+
+
+class SubscriptionRequest(Body):
+    url: NonEmpty
+    events: list[NonEmpty]
+    secret: NonEmpty
+
+
+class Simulator:
+    def __init__(
+        self,
+        model: SimModel,
+        routes: RoutesFactory,
+        *,
+        honour_idempotency: bool = True,
+        delivery_workers: int = 8,
+    ) -> None:
+        self.model = model
+        self.system = model.system
+        self.clock: Clock = model.clock
+        self.journal = Journal(self.system)
+        self.webhooks = WebhookDispatcher(
+            self.system, self.clock, self.journal, model.event_types, workers=delivery_workers
+        )
+        self.idempotency = IdempotencyStore()
+        self.honour_idempotency = honour_idempotency
+        self.inflight = 0  # requests being handled now
+        self.activity = 0  # requests ever started: lets the clock see that something happened
+        model.bind(self.webhooks.publish)
+        self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.webhooks.start()
+
+    async def stop(self) -> None:
+        await self.webhooks.stop()
+
+    def quiet(self) -> bool:
+        return self.inflight == 0 and self.webhooks.quiet()
+
+    def reset(self) -> None:
+        self.model.reset()
+        self.journal.clear()
+        self.webhooks.clear()
+        self.idempotency.clear()
+
+    # -- idempotency ---------------------------------------------------------------------
+    def idempotent(self, endpoint: Endpoint) -> Endpoint:
+        """Replay the first response for a repeated ``Idempotency-Key`` (when honoured)."""
+
+        async def wrapper(request: Request) -> Response:
+            key = request.headers.get("idempotency-key")
+            if not key or not self.honour_idempotency:
+                return await endpoint(request)
+            scoped = f"{request.method} {request.url.path} {key}"
+            digest = body_digest(await request.body())
+            stored = self.idempotency.lookup(scoped, digest)
+            if stored is not None:
+                return Response(
+                    stored.body,
+                    stored.status,
+                    media_type="application/json",
+                    headers={"idempotent-replayed": "true"},
+                )
+            response = await endpoint(request)
+            if response.status_code < 500:
+                self.idempotency.remember(scoped, digest, response.status_code, response.body)
+            return response
+
+        return wrapper
+
+    # -- the HTTP face -------------------------------------------------------------------
+    def _starlette(self, business_routes: list[Route]) -> Starlette:
+        routes = [
+            *business_routes,
+            Route("/webhooks", self._subscribe, methods=["POST"]),
+            Route("/webhooks", self._list_subscriptions, methods=["GET"]),
+            Route("/webhooks/{sub_id}", self._unsubscribe, methods=["DELETE"]),
+            Route("/_sim/health", self._health, methods=["GET"]),
+            Route("/_sim/clock", self._clock, methods=["GET"]),
+            Route("/_sim/state", self._state, methods=["GET"]),
+            Route("/_sim/journal", self._journal, methods=["GET"]),
+            Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
+            Route("/_sim/reset", self._reset, methods=["POST"]),
+        ]
+        return Starlette(
+            routes=routes,
+            exception_handlers={
+                SimError: _sim_error,
+                HTTPException: _http_error,
+                Exception: _unexpected_error,
+            },
+        )
+
+    async def _subscribe(self, request: Request) -> Response:
+        body = await parse_body(request, SubscriptionRequest)
+        sub = self.webhooks.subscribe(body.url, body.events, body.secret)
+        return respond(sub.public(), 201)
+
+    async def _list_subscriptions(self, request: Request) -> Response:
+        return respond({"items": [s.public() for s in self.webhooks.subscriptions.values()]})
+
+    async def _unsubscribe(self, request: Request) -> Response:
+        self.webhooks.unsubscribe(request.path_params["sub_id"])
+        return Response(status_code=204)
+
+    async def _health(self, request: Request) -> Response:
+        return respond({"system": self.system, "status": "ok", "clock": self.clock.iso()})
+
+    async def _clock(self, request: Request) -> Response:
+        return respond(
+            {"now": self.clock.iso(), "virtual_seconds": self.clock.now(), "mode": self.clock.mode}
+        )
+
+    async def _state(self, request: Request) -> Response:
+        return respond(self.model.snapshot())
+
+    async def _journal(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            since = int(q.get("since", "0"))
+            limit = int(q["limit"]) if "limit" in q else None
+        except ValueError:
+            raise SimError(400, "bad_query", "since and limit must be integers") from None
+        entries = self.journal.query(
+            direction=q.get("direction"),
+            path=q.get("path"),
+            correlation_id=q.get("correlation_id"),
+            ref=q.get("ref"),
+            since=since,
+            limit=limit,
+        )
+        return respond({"items": [e.to_dict() for e in entries]})
+
+    async def _deliveries(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        items = [d.public() for d in self.webhooks.deliveries if not status or d.status == status]
+        return respond({"items": items})
+
+    async def _reset(self, request: Request) -> Response:
+        self.reset()
+        return Response(status_code=204)
+
+
+async def _sim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SimError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return error_response(SimError(exc.status_code, code, message, path=request.url.path))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    return error_response(SimError(500, "internal_error", f"{type(exc).__name__}: {exc}"))
+
+
+class JournalMiddleware:
+    """Journals every business exchange and tracks requests in flight (for lockstep)."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sim = self.sim
+        path: str = scope["path"]
+        if path.startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        sim.inflight += 1
+        sim.activity += 1
+        started = time.perf_counter()
+        virtual_time = sim.clock.now()
+        correlation_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-correlation-id":
+                correlation_id = value.decode("latin-1")
+                break
+        token = CORRELATION_ID.set(correlation_id)
+        chunks: list[bytes] = []
+        status = 0
+
+        async def receive_body() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+            return message
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if correlation_id is not None:
+                    headers = list(message.get("headers", []))
+                    headers.append((b"x-correlation-id", correlation_id.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive_body, send_status)
+        finally:
+            CORRELATION_ID.reset(token)
+            sim.inflight -= 1
+            state: dict[str, Any] = scope.get("state") or {}
+            sim.journal.record(
+                "in",
+                scope["method"],
+                path,
+                status,
+                virtual_time=virtual_time,
+                correlation_id=correlation_id,
+                digest=body_digest(b"".join(chunks)),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                ref=state.get("ref"),
+            )

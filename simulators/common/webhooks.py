@@ -1,0 +1,241 @@
+"""Webhook subscriptions and signed, at-least-once delivery on the virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from simulators.common.clock import Clock
+from simulators.common.context import CORRELATION_ID
+from simulators.common.errors import not_found, unprocessable
+from simulators.common.journal import Journal, body_digest
+from simulators.common.model import Ids
+from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
+
+# Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
+BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+DELIVERY_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    url: str
+    events: frozenset[str]
+    secret: str
+    created_at: str
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": sorted(self.events),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: str
+    subscription: Subscription
+    event_id: str
+    event_type: str
+    body: bytes
+    correlation_id: str | None
+    ref: str | None
+    attempts: int = 0
+    status: str = "pending"  # pending -> delivered | failed
+    last_status: int | None = None
+    last_error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subscription_id": self.subscription.id,
+            "url": self.subscription.url,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "ref": self.ref,
+            "attempts": self.attempts,
+            "status": self.status,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "history": self.history,
+        }
+
+
+class WebhookDispatcher:
+    """Sends each event to every matching subscription; retries failures with backoff.
+
+    Retries wait on the simulator's clock, so in lockstep a retry due in ten virtual minutes
+    costs no wall time. ``quiet()`` is false while a delivery is queued or on the wire.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        clock: Clock,
+        journal: Journal,
+        event_types: Iterable[str],
+        *,
+        workers: int = 8,
+        backoff_s: tuple[float, ...] = BACKOFF_S,
+    ) -> None:
+        self.system = system
+        self.clock = clock
+        self.journal = journal
+        self.event_types = frozenset(event_types)
+        self.backoff_s = backoff_s
+        self.workers = workers
+        self.subscriptions: dict[str, Subscription] = {}
+        self.deliveries: list[Delivery] = []
+        self._sub_ids = Ids("WH", 4)
+        self._event_ids = Ids(f"EV-{system.upper()}")
+        self._delivery_ids = Ids("DL")
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._sending = 0
+        self._timers: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    # -- subscriptions -------------------------------------------------------------------
+    def subscribe(self, url: str, events: list[str], secret: str) -> Subscription:
+        if not url.startswith(("http://", "https://")):
+            raise unprocessable("validation_failed", "url must be an http(s) URL", field="url")
+        unknown = sorted(set(events) - self.event_types - {"*"})
+        if unknown or not events:
+            raise unprocessable(
+                "unknown_event_type",
+                f"{self.system} sends no such events: {', '.join(unknown) or '(none given)'}",
+                known=sorted(self.event_types),
+            )
+        if not secret:
+            raise unprocessable("validation_failed", "secret must not be empty", field="secret")
+        sub = Subscription(self._sub_ids.next(), url, frozenset(events), secret, self.clock.iso())
+        self.subscriptions[sub.id] = sub
+        return sub
+
+    def unsubscribe(self, sub_id: str) -> None:
+        if self.subscriptions.pop(sub_id, None) is None:
+            raise not_found("webhook subscription", sub_id)
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, event_type: str, data: dict[str, Any], ref: str | None = None) -> str:
+        event_id = self._event_ids.next()
+        envelope = {
+            "id": event_id,
+            "type": event_type,
+            "source": self.system,
+            "occurred_at": self.clock.iso(),
+            "data": data,
+        }
+        body = orjson.dumps(envelope)
+        correlation_id = CORRELATION_ID.get()
+        for sub in self.subscriptions.values():
+            if sub.wants(event_type):
+                delivery = Delivery(
+                    self._delivery_ids.next(), sub, event_id, event_type, body, correlation_id, ref
+                )
+                self.deliveries.append(delivery)
+                self._queue.put_nowait(delivery)
+        return event_id
+
+    def quiet(self) -> bool:
+        return self._queue.empty() and self._sending == 0
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._timers)
+
+    # -- the delivery loop ---------------------------------------------------------------
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.workers, max_keepalive_connections=self.workers)
+        self._client = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S, limits=limits)
+        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._timers]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._timers, return_exceptions=True)
+        self._tasks.clear()
+        self._timers.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _worker(self) -> None:
+        while True:
+            delivery = await self._queue.get()
+            self._sending += 1
+            try:
+                await self._attempt(delivery)
+            finally:
+                self._sending -= 1
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        assert self._client is not None
+        sub = delivery.subscription
+        headers = signed_headers(sub.secret, delivery.body)
+        headers["content-type"] = "application/json"
+        headers[EVENT_ID_HEADER] = delivery.event_id
+        headers[EVENT_TYPE_HEADER] = delivery.event_type
+        if delivery.correlation_id:
+            headers["x-correlation-id"] = delivery.correlation_id
+        delivery.attempts += 1
+        virtual_time = self.clock.now()
+        started = time.perf_counter()
+        status, error = 0, None
+        try:
+            response = await self._client.post(sub.url, content=delivery.body, headers=headers)
+            status = response.status_code
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.journal.record(
+            "out",
+            "POST",
+            sub.url,
+            status,
+            virtual_time=virtual_time,
+            correlation_id=delivery.correlation_id,
+            digest=body_digest(delivery.body),
+            duration_ms=duration_ms,
+            event_type=delivery.event_type,
+            ref=delivery.ref,
+        )
+        delivery.last_status = status or None
+        delivery.last_error = error or (None if 200 <= status < 300 else f"HTTP {status}")
+        delivery.history.append(
+            {"attempt": delivery.attempts, "at": self.clock.iso(virtual_time), "status": status}
+        )
+        if 200 <= status < 300:
+            delivery.status = "delivered"
+        elif delivery.attempts > len(self.backoff_s):
+            delivery.status = "failed"
+        else:
+            due = virtual_time + self.backoff_s[delivery.attempts - 1]
+            timer = asyncio.create_task(self._retry_at(delivery, due))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
+
+    async def _retry_at(self, delivery: Delivery, due: float) -> None:
+        await self.clock.sleep_until(due)
+        self._queue.put_nowait(delivery)
+
+    def clear(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self.subscriptions.clear()
+        self.deliveries.clear()
+        while not self._queue.empty():
+            self._queue.get_nowait()
