@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 import uvloop
 from rich.console import Console
@@ -152,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     except Usage as exc:
         print(f"twinyard: error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        print(f"twinyard: error: {exc.format_message()}", file=sys.stderr)
-        return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 130
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.format_message(), file=sys.stderr)  # bare `twinyard`: the help text
+            return 2
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"twinyard: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

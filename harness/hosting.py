@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from simulators.common.simulator import Simulator
 
@@ -46,21 +47,22 @@ async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -
     socks = [bind(host, port) for port in ports]  # all bound before any starts: fail early
     hosted: list[Hosted] = []
     for sim, sock in zip(sims, socks, strict=True):
-        config = uvicorn.Config(
-            sim.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=30,
-            backlog=2048,
-        )
-        server = uvicorn.Server(config)
-        config.load()
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
+        server = await start_server(sim.app, sock)
         await sim.start()
         hosted.append(Hosted(sim, server, sock))
     return hosted
+
+
+async def start_server(app: ASGIApp, sock: socket.socket) -> uvicorn.Server:
+    """A uvicorn server on the running loop, without taking over signals (we own them)."""
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    return server
 
 
 async def shutdown(hosted: list[Hosted]) -> None:

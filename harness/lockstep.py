@@ -8,6 +8,7 @@ Stretches with nothing scheduled cost no wall time: the clock jumps straight ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,9 @@ class Lockstep:
         self.steps = 0
         self.stalls: list[str] = []
         self.stack_down = False
+        self._settled = asyncio.Event()
+        for sim in sims:
+            sim.on_settle = self._settled.set
 
     async def run(self) -> None:
         env, clock = self.env, self.clock
@@ -79,14 +83,15 @@ class Lockstep:
                 )
                 return
             if not self._sims_quiet():
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.01)
+                self._settled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), 0.05)
                 continue
             mark = self._mark()
             state = await self.probe.idle()
             if state is Idle.NO:
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.01)
+                pause = min(pause * 2, 0.005)
                 continue
             if state is Idle.DOWN:
                 self.stack_down = True

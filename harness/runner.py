@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import simpy
 
@@ -37,6 +37,9 @@ class RunConfig:
     port_base: int | None = None  # None: any free ports
     webhook_secret: str | None = None
     ready_timeout_s: float = 30.0
+    # Called after every lockstep step with the world and the launched stack (if any):
+    # the progress view hangs here, and tests use it to break the stack mid-run.
+    on_step: Callable[[World, StackProcess | None], None] | None = None
 
 
 @dataclass
@@ -100,7 +103,7 @@ async def run(config: RunConfig) -> RunOutcome:
     try:
         if config.stack_url:
             base = config.stack_url.rstrip("/")
-            ready_timeout = min(config.ready_timeout_s, 5.0)
+            ready_timeout = min(config.ready_timeout_s, 3.0)
         else:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
@@ -127,6 +130,7 @@ async def run(config: RunConfig) -> RunOutcome:
                 probe,
                 horizon_s=scenario.horizon_days * DAY,
                 settle_s=scenario.stack.settle_ms / 1000,
+                on_step=(lambda: config.on_step(world, process)) if config.on_step else None,
             )
             await lockstep.run()
         finally:
@@ -151,7 +155,3 @@ async def run(config: RunConfig) -> RunOutcome:
         urls=urls,
         stack_log=str(process.log_path) if process else None,
     )
-
-
-def outcome_counts(outcome: RunOutcome) -> dict[str, Any]:
-    return {k: v for k, v in sorted(outcome.counts.items())}

@@ -10,10 +10,18 @@ if TYPE_CHECKING:
     from simulators.common.simulator import Simulator
 
 SYSTEMS = ("erp", "wms", "tms", "carrier")
+STOCK_KEEPERS = ("erp", "wms")  # the book stock and the physical stock
 
 
-def build(system: str, clock: Clock, **options: Any) -> Simulator:
-    """A ready simulator of ``system`` (its model, HTTP face, journal and webhooks)."""
+def build(
+    system: str, clock: Clock, *, stock: dict[str, int] | None = None, **options: Any
+) -> Simulator:
+    """A ready simulator of ``system`` (its model, HTTP face, journal and webhooks).
+
+    ``stock`` (the catalogue with its starting quantities) goes to the systems that keep stock.
+    """
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
+    if stock is not None and system in STOCK_KEEPERS:
+        options["stock"] = stock
     return importlib.import_module(f"simulators.{system}.api").build(clock, **options)

@@ -8,7 +8,7 @@ from typing import Any
 class SimError(Exception):
     """A refusal with an HTTP status and a JSON body shaped like a vendor's error."""
 
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, /, **details: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -23,9 +23,9 @@ def not_found(kind: str, ident: str) -> SimError:
     return SimError(404, "not_found", f"{kind} {ident} does not exist", id=ident)
 
 
-def conflict(code: str, message: str, **details: Any) -> SimError:
+def conflict(code: str, message: str, /, **details: Any) -> SimError:
     return SimError(409, code, message, **details)
 
 
-def unprocessable(code: str, message: str, **details: Any) -> SimError:
+def unprocessable(code: str, message: str, /, **details: Any) -> SimError:
     return SimError(422, code, message, **details)

@@ -60,6 +60,8 @@ class Simulator:
         self.inflight = 0  # requests being handled now
         self.activity = 0  # requests ever started: lets the clock see that something happened
         model.bind(self.webhooks.publish)
+        self.on_settle: Callable[[], None] = lambda: None  # a request or delivery just ended
+        self.webhooks.on_settle = lambda: self.on_settle()
         self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -186,7 +188,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return error_response(SimError(exc.status_code, code, message, path=request.url.path))
+    response = error_response(SimError(exc.status_code, code, message, path=request.url.path))
+    if exc.headers:  # a 405 names the methods the route allows, as HTTP requires
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -243,6 +248,7 @@ class JournalMiddleware:
         finally:
             CORRELATION_ID.reset(token)
             sim.inflight -= 1
+            sim.on_settle()
             state: dict[str, Any] = scope.get("state") or {}
             sim.journal.record(
                 "in",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,10 @@ from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed
 # Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 DELIVERY_TIMEOUT_S = 10.0
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -107,6 +111,7 @@ class WebhookDispatcher:
         self._timers: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self.on_settle: Callable[[], None] = _nothing  # called when a delivery attempt ends
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(self, url: str, events: list[str], secret: str) -> Subscription:
@@ -181,6 +186,7 @@ class WebhookDispatcher:
                 await self._attempt(delivery)
             finally:
                 self._sending -= 1
+                self.on_settle()
 
     async def _attempt(self, delivery: Delivery) -> None:
         assert self._client is not None

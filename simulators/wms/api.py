@@ -1,0 +1,162 @@
+"""The WMS's HTTP face: fulfilment orders in, labels on, physical stock out.
+
+Routes follow the WMS table of docs/choreography.md; ``/webhooks`` and ``/_sim/`` come from
+``Simulator``. ``contracts/openapi/wms.yaml`` describes every route here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
+
+from simulators.common.clock import Clock
+from simulators.common.errors import SimError
+from simulators.common.http import error_response, parse_body, respond, set_ref
+from simulators.common.schemas import Address, Body, NonEmpty, Qty
+from simulators.common.simulator import Simulator
+from simulators.wms.model import FulfilmentOrder, WmsModel
+
+# Every documented path and its methods; any other method gets a 405 with ``Allow``.
+DOCUMENTED: dict[str, tuple[str, ...]] = {
+    "/fulfilment-orders": ("GET", "POST"),
+    "/fulfilment-orders/{fo_id}": ("GET",),
+    "/fulfilment-orders/{fo_id}/cancel": ("POST",),
+    "/fulfilment-orders/{fo_id}/label": ("POST",),
+    "/inventory": ("GET",),
+    "/inventory/{sku}": ("GET",),
+    "/webhooks": ("GET", "POST"),
+    "/webhooks/{sub_id}": ("DELETE",),
+    "/_sim/health": ("GET",),
+    "/_sim/clock": ("GET",),
+    "/_sim/state": ("GET",),
+    "/_sim/journal": ("GET",),
+    "/_sim/deliveries": ("GET",),
+    "/_sim/reset": ("POST",),
+}
+
+
+class WmsBody(Body):
+    """Strict types: ``"3"`` is not a quantity, as the published schema says."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class OrderLine(WmsBody):
+    line: Annotated[int, Field(ge=1, le=9999)]
+    sku: NonEmpty
+    qty: Qty
+
+
+class FulfilmentOrderRequest(WmsBody):
+    order_ref: NonEmpty
+    ship_to: Address
+    service_level: Literal["standard", "express"]
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+
+
+class LabelRequest(WmsBody):
+    tracking_number: NonEmpty
+    carrier: NonEmpty
+    label_id: NonEmpty
+
+
+def _order(request: Request, model: WmsModel) -> FulfilmentOrder:
+    """The order the path names; its ERP ref goes into the journal."""
+    fo = model.get(request.path_params["fo_id"])
+    set_ref(request, fo.order_ref)
+    return fo
+
+
+def routes(sim: Simulator) -> list[Route]:
+    model = cast(WmsModel, sim.model)
+
+    async def create_order(request: Request) -> Response:
+        body = await parse_body(request, FulfilmentOrderRequest)
+        set_ref(request, body.order_ref)
+        lines = [line.model_dump() for line in body.lines]
+        fo = model.create_order(body.order_ref, body.ship_to.to_dict(), body.service_level, lines)
+        return respond(fo.to_dict(), 201)
+
+    async def list_orders(request: Request) -> Response:
+        found = model.find(request.query_params.get("order_ref"))
+        return respond({"items": [fo.to_dict() for fo in found]})
+
+    async def get_order(request: Request) -> Response:
+        return respond(_order(request, model).to_dict())
+
+    async def cancel_order(request: Request) -> Response:
+        fo = _order(request, model)
+        return respond(model.cancel(fo.id).to_dict())
+
+    async def attach_label(request: Request) -> Response:
+        fo = _order(request, model)
+        body = await parse_body(request, LabelRequest)
+        fo = model.attach_label(fo.id, body.tracking_number, body.carrier, body.label_id)
+        return respond(fo.to_dict())
+
+    async def list_inventory(request: Request) -> Response:
+        items = [{"sku": sku, "on_hand": qty} for sku, qty in sorted(model.stock.items())]
+        return respond({"items": items})
+
+    async def get_inventory(request: Request) -> Response:
+        sku = request.path_params["sku"]
+        set_ref(request, sku)
+        return respond({"sku": sku, "on_hand": model.on_hand(sku)})
+
+    return [
+        Route("/fulfilment-orders", sim.idempotent(create_order), methods=["POST"]),
+        Route("/fulfilment-orders", list_orders, methods=["GET"]),
+        Route("/fulfilment-orders/{fo_id}", get_order, methods=["GET"]),
+        Route("/fulfilment-orders/{fo_id}/cancel", cancel_order, methods=["POST"]),
+        Route("/fulfilment-orders/{fo_id}/label", attach_label, methods=["POST"]),
+        Route("/inventory", list_inventory, methods=["GET"]),
+        Route("/inventory/{sku}", get_inventory, methods=["GET"]),
+        *(MethodNotAllowed(path, allowed) for path, allowed in DOCUMENTED.items()),
+    ]
+
+
+class MethodNotAllowed(Route):
+    """Answers 405 with ``Allow`` for every method its path does not serve.
+
+    The shared handler drops the ``Allow`` header Starlette puts on its 405 (RFC 9110 requires
+    it). A served method is declined, so the real route answers it even when ``Simulator``
+    lists it after this one.
+    """
+
+    def __init__(self, path: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(path, self.refuse)
+        self.methods = None  # any method reaches ``matches``
+        self.allow = ", ".join(allowed)
+        self.served = {*allowed, "HEAD"} if "GET" in allowed else set(allowed)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.FULL and scope["method"] in self.served:
+            return Match.NONE, {}
+        return match, child_scope
+
+    async def refuse(self, request: Request) -> Response:
+        err = SimError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use {self.allow}",
+            path=request.url.path,
+        )
+        response = error_response(err)
+        response.headers["Allow"] = self.allow
+        return response
+
+
+def build(
+    clock: Clock, *, stock: dict[str, int] | None = None, dedupe: bool = False, **options: Any
+) -> Simulator:
+    """A WMS simulator; ``dedupe`` makes it honour Idempotency-Key, as few real WMSs do.
+
+    ``options`` are accepted (and unused) so one option set can be handed to every system.
+    """
+    return Simulator(WmsModel(clock, stock), routes, honour_idempotency=dedupe)

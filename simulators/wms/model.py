@@ -1,0 +1,419 @@
+"""The WMS's state machine: physical stock and the execution of fulfilment orders.
+
+Plain Python with no HTTP: the API wraps the public operations, and the world model calls
+``pick``, ``pack``, ``ship``, ``adjust`` and ``receive`` in process, as the warehouse floor would.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from simulators.common.clock import Clock
+from simulators.common.errors import SimError, not_found, unprocessable
+from simulators.common.model import Ids, SimModel
+
+STATUSES = ("accepted", "picked", "packed", "labelled", "shipped", "short_closed", "cancelled")
+CANCELLABLE = frozenset({"accepted", "picked", "packed", "labelled"})
+HOLDS_PICKED_STOCK = frozenset({"picked", "packed", "labelled"})
+ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
+KG_PER_UNIT = 0.4
+KG_PER_BOX = 0.2
+
+
+@dataclass(slots=True)
+class FulfilmentLine:
+    line: int
+    sku: str
+    qty: int
+    picked_qty: int = 0
+    short_qty: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "sku": self.sku,
+            "qty": self.qty,
+            "picked_qty": self.picked_qty,
+            "short_qty": self.short_qty,
+        }
+
+
+@dataclass(slots=True)
+class Package:
+    package_id: str
+    weight_kg: float
+    contents: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package_id": self.package_id,
+            "weight_kg": self.weight_kg,
+            "contents": [dict(c) for c in self.contents],
+        }
+
+
+@dataclass(slots=True)
+class Label:
+    tracking_number: str
+    carrier: str
+    label_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "tracking_number": self.tracking_number,
+            "carrier": self.carrier,
+            "label_id": self.label_id,
+        }
+
+
+@dataclass(slots=True)
+class FulfilmentOrder:
+    id: str
+    order_ref: str
+    ship_to: dict[str, Any]
+    service_level: str
+    lines: list[FulfilmentLine]
+    created_at: str
+    status: str = "accepted"
+    packages: list[Package] = field(default_factory=list)
+    label: Label | None = None
+    status_history: list[dict[str, str]] = field(default_factory=list)
+
+    def move_to(self, status: str, at: str) -> None:
+        self.status = status
+        self.status_history.append({"status": status, "at": at})
+
+    def picked_by_sku(self) -> Counter[str]:
+        picked: Counter[str] = Counter()
+        for line in self.lines:
+            picked[line.sku] += line.picked_qty
+        return +picked  # drops SKUs with nothing picked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_ref": self.order_ref,
+            "ship_to": dict(self.ship_to),
+            "service_level": self.service_level,
+            "lines": [line.to_dict() for line in self.lines],
+            "status": self.status,
+            "packages": [p.to_dict() for p in self.packages],
+            "label": self.label.to_dict() if self.label else None,
+            "created_at": self.created_at,
+            "status_history": [dict(h) for h in self.status_history],
+        }
+
+
+def refused(fo: FulfilmentOrder, code: str, message: str, **details: Any) -> SimError:
+    """409 whose ``details.status`` is the order's current status, as the contract says.
+
+    Built by hand: ``conflict(..., status=...)`` collides with ``SimError``'s own ``status``.
+    """
+    err = SimError(409, code, message)
+    err.details = {"id": fo.id, "status": fo.status, **details}
+    return err
+
+
+def illegal(fo: FulfilmentOrder, action: str) -> SimError:
+    """409 for a transition the order's current status does not allow."""
+    return refused(
+        fo, "invalid_transition", f"fulfilment order {fo.id} is {fo.status}; cannot {action}"
+    )
+
+
+def package_weight(units: int) -> float:
+    return round(units * KG_PER_UNIT + KG_PER_BOX, 2)
+
+
+class WmsModel(SimModel):
+    system: ClassVar[str] = "wms"
+    event_types: ClassVar[tuple[str, ...]] = (
+        "order.picked",
+        "order.packed",
+        "order.shipped",
+        "inventory.adjusted",
+        "receipt.confirmed",
+    )
+
+    def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
+        super().__init__(clock)
+        self.initial_stock = dict(stock or {})
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the stock the WMS was built with; no orders, no history, ids from 1."""
+        self.stock: dict[str, int] = dict(self.initial_stock)
+        self.orders: dict[str, FulfilmentOrder] = {}
+        self.by_ref: dict[str, list[str]] = {}
+        self.adjustments: list[dict[str, Any]] = []
+        self.receipts: list[dict[str, Any]] = []
+        self.emitted.clear()
+        self._order_ids = Ids("FO")
+        self._package_ids = Ids("PK")
+        self._adjustment_ids = Ids("ADJ")
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, fo_id: str) -> FulfilmentOrder:
+        order = self.orders.get(fo_id)
+        if order is None:
+            raise not_found("fulfilment order", fo_id)
+        return order
+
+    def find(self, order_ref: str | None = None) -> list[FulfilmentOrder]:
+        if order_ref is None:
+            return list(self.orders.values())
+        return [self.orders[fo_id] for fo_id in self.by_ref.get(order_ref, [])]
+
+    def on_hand(self, sku: str) -> int:
+        if sku not in self.stock:
+            raise not_found("sku", sku)
+        return self.stock[sku]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "orders": {fo_id: fo.to_dict() for fo_id, fo in self.orders.items()},
+            "by_ref": {ref: list(ids) for ref, ids in self.by_ref.items()},
+            "stock": dict(self.stock),
+            "adjustments": [dict(a) for a in self.adjustments],
+            "receipts": [{**r, "lines": [dict(x) for x in r["lines"]]} for r in self.receipts],
+        }
+
+    # -- orders --------------------------------------------------------------------------
+    def create_order(
+        self, order_ref: str, ship_to: dict[str, Any], service_level: str, lines: list[dict]
+    ) -> FulfilmentOrder:
+        """Accept an order; the same order_ref twice makes two orders, as most WMSs do."""
+        self._check_lines(lines)
+        now = self.now()
+        fo = FulfilmentOrder(
+            id=self._order_ids.next(),
+            order_ref=order_ref,
+            ship_to=dict(ship_to),
+            service_level=service_level,
+            lines=[FulfilmentLine(x["line"], x["sku"], x["qty"]) for x in lines],
+            created_at=now,
+        )
+        fo.move_to("accepted", now)
+        self.orders[fo.id] = fo
+        self.by_ref.setdefault(order_ref, []).append(fo.id)
+        self.notify("created", fo)
+        return fo
+
+    def _check_lines(self, lines: list[dict]) -> None:
+        if not lines:
+            raise _invalid("lines", "at least one line is required")
+        numbers = [x["line"] for x in lines]
+        if len(set(numbers)) != len(numbers):
+            raise _invalid("lines", "line numbers must be unique")
+        for i, x in enumerate(lines):
+            if x["qty"] < 1:
+                raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
+        unknown = sorted({x["sku"] for x in lines} - self.stock.keys())
+        if unknown:
+            raise unprocessable("unknown_sku", f"unknown SKU: {', '.join(unknown)}", skus=unknown)
+
+    def cancel(self, fo_id: str) -> FulfilmentOrder:
+        """Cancel before shipping; anything already picked goes back on the shelf."""
+        fo = self.get(fo_id)
+        if fo.status not in CANCELLABLE:
+            raise illegal(fo, "cancel")
+        if fo.status in HOLDS_PICKED_STOCK:
+            for sku, qty in fo.picked_by_sku().items():
+                self.stock[sku] += qty
+        fo.move_to("cancelled", self.now())
+        self.notify("cancelled", fo)
+        return fo
+
+    def attach_label(
+        self, fo_id: str, tracking_number: str, carrier: str, label_id: str
+    ) -> FulfilmentOrder:
+        """Stick the carrier's label on a packed order; the same label again is a no-op."""
+        fo = self.get(fo_id)
+        if fo.status == "labelled" and fo.label is not None:
+            if fo.label.tracking_number == tracking_number:
+                return fo
+            raise refused(
+                fo,
+                "label_mismatch",
+                f"fulfilment order {fo.id} already carries label {fo.label.tracking_number}",
+                tracking_number=fo.label.tracking_number,
+            )
+        if fo.status != "packed":
+            raise illegal(fo, "attach a label")
+        fo.label = Label(tracking_number, carrier, label_id)
+        fo.move_to("labelled", self.now())
+        self.notify("labelled", fo)
+        return fo
+
+    # -- the warehouse floor (the world calls these) -------------------------------------
+    def pick(self, fo_id: str, picked: dict[int, int]) -> FulfilmentOrder:
+        """Take what the floor found off the shelf; nothing found closes the order short."""
+        fo = self.get(fo_id)
+        if fo.status != "accepted":
+            raise illegal(fo, "pick")
+        self._check_pick(fo, picked)
+        for line in fo.lines:
+            line.picked_qty = picked.get(line.line, 0)
+            line.short_qty = line.qty - line.picked_qty
+            self.stock[line.sku] -= line.picked_qty
+        fo.move_to("picked" if fo.picked_by_sku() else "short_closed", self.now())
+        data = {
+            "fulfilment_order_id": fo.id,
+            "order_ref": fo.order_ref,
+            "lines": [line.to_dict() for line in fo.lines],
+        }
+        self.emit("order.picked", data, ref=fo.order_ref)
+        self.notify("picked", fo)
+        return fo
+
+    def _check_pick(self, fo: FulfilmentOrder, picked: dict[int, int]) -> None:
+        lines = {line.line: line for line in fo.lines}
+        wanted: Counter[str] = Counter()
+        for number, qty in picked.items():
+            line = lines.get(number)
+            if line is None:
+                raise _invalid(f"picked.{number}", f"order {fo.id} has no line {number}")
+            if not 0 <= qty <= line.qty:
+                raise _invalid(f"picked.{number}", f"picked qty must be 0..{line.qty}")
+            wanted[line.sku] += qty
+        for sku, qty in wanted.items():
+            if qty > self.stock[sku]:
+                raise refused(
+                    fo,
+                    "insufficient_stock",
+                    f"{qty} x {sku} picked but only {self.stock[sku]} on hand",
+                    sku=sku,
+                    on_hand=self.stock[sku],
+                )
+
+    def pack(self, fo_id: str, packages: list[dict] | None = None) -> FulfilmentOrder:
+        """Box the picked goods: one box of everything unless the floor says otherwise."""
+        fo = self.get(fo_id)
+        if fo.status != "picked":
+            raise illegal(fo, "pack")
+        picked = fo.picked_by_sku()
+        if packages is None:
+            packages = [{"contents": [{"sku": s, "qty": q} for s, q in picked.items()]}]
+        _check_packages(packages, picked)
+        boxes = [self._package(p) for p in packages]
+        fo.packages = boxes
+        fo.move_to("packed", self.now())
+        data = {
+            "fulfilment_order_id": fo.id,
+            "order_ref": fo.order_ref,
+            "ship_to": dict(fo.ship_to),
+            "service_level": fo.service_level,
+            "packages": [box.to_dict() for box in boxes],
+        }
+        self.emit("order.packed", data, ref=fo.order_ref)
+        self.notify("packed", fo)
+        return fo
+
+    def _package(self, spec: dict[str, Any]) -> Package:
+        contents = [{"sku": c["sku"], "qty": c["qty"]} for c in spec["contents"]]
+        weight = spec.get("weight_kg")
+        if weight is None:
+            weight = package_weight(sum(c["qty"] for c in contents))
+        return Package(spec.get("package_id") or self._package_ids.next(), weight, contents)
+
+    def ship(self, fo_id: str) -> FulfilmentOrder:
+        """Hand the labelled parcel to the carrier; what was picked is what leaves."""
+        fo = self.get(fo_id)
+        if fo.status != "labelled" or fo.label is None:
+            raise illegal(fo, "ship")
+        shipped_at = self.now()
+        fo.move_to("shipped", shipped_at)
+        data = {
+            "fulfilment_order_id": fo.id,
+            "order_ref": fo.order_ref,
+            "tracking_number": fo.label.tracking_number,
+            "carrier": fo.label.carrier,
+            "shipped_at": shipped_at,
+            "lines": [
+                {"line": line.line, "sku": line.sku, "qty": line.picked_qty}
+                for line in fo.lines
+                if line.picked_qty > 0
+            ],
+        }
+        self.emit("order.shipped", data, ref=fo.order_ref)
+        self.notify("shipped", fo)
+        return fo
+
+    # -- stock ---------------------------------------------------------------------------
+    def adjust(self, sku: str, delta: int, reason: str) -> dict[str, Any]:
+        """A physical count disagreed with the books (or something broke, or turned up)."""
+        if reason not in ADJUSTMENT_REASONS:
+            raise _invalid("reason", f"reason must be one of {', '.join(ADJUSTMENT_REASONS)}")
+        if sku not in self.stock:
+            raise unprocessable("unknown_sku", f"unknown SKU: {sku}", skus=[sku])
+        if self.stock[sku] + delta < 0:
+            raise unprocessable(
+                "negative_stock",
+                f"adjusting {sku} by {delta} would leave {self.stock[sku] + delta} on hand",
+                sku=sku,
+                on_hand=self.stock[sku],
+            )
+        self.stock[sku] += delta
+        data = {
+            "adjustment_id": self._adjustment_ids.next(),
+            "sku": sku,
+            "delta": delta,
+            "reason": reason,
+        }
+        self.adjustments.append({**data, "at": self.now()})
+        self.emit("inventory.adjusted", data, ref=sku)
+        return data
+
+    def receive(self, reference: str, lines: list[dict]) -> dict[str, Any]:
+        """Goods in at the dock; a SKU never seen before joins the catalogue."""
+        if not lines:
+            raise _invalid("lines", "at least one line is required")
+        for i, x in enumerate(lines):
+            if x["qty"] < 1:
+                raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
+        received = [{"sku": x["sku"], "qty": x["qty"]} for x in lines]
+        for x in received:
+            self.stock[x["sku"]] = self.stock.get(x["sku"], 0) + x["qty"]
+        data = {"receipt_id": reference, "lines": received}
+        self.receipts.append({**data, "at": self.now()})
+        self.emit("receipt.confirmed", data, ref=reference)
+        return data
+
+    # -- fixtures ------------------------------------------------------------------------
+    def seed_examples(self) -> None:
+        """Make the entities the OpenAPI examples name exist (FO-000001 accepted, FO-000002
+        packed), so a conformance run reaches the happy paths and not only 404s."""
+        self.stock.setdefault("A-100", 100)
+        self.stock.setdefault("B-200", 50)
+        ship_to = {
+            "name": "Ada Lovelace",
+            "street": "1 Analytical Way",
+            "city": "London",
+            "postal_code": "N1 9GU",
+            "country": "GB",
+        }
+        lines = [{"line": 1, "sku": "A-100", "qty": 3}, {"line": 2, "sku": "B-200", "qty": 1}]
+        self.create_order("SO-000001", ship_to, "standard", lines)
+        packed = self.create_order("SO-000002", ship_to, "express", lines)
+        self.pick(packed.id, {1: 3, 2: 1})
+        self.pack(packed.id)
+
+
+def _check_packages(packages: list[dict], picked: Counter[str]) -> None:
+    """Boxes hold exactly what was picked: nothing lost between the tote and the parcel."""
+    packed: Counter[str] = Counter()
+    for spec in packages:
+        if not spec["contents"] or any(c["qty"] < 1 for c in spec["contents"]):
+            raise _invalid("packages", "every package holds at least one unit of something")
+        for item in spec["contents"]:
+            packed[item["sku"]] += item["qty"]
+    if packed != picked:
+        raise _invalid("packages", "packages must hold exactly the picked goods")
+
+
+def _invalid(field_name: str, message: str) -> SimError:
+    return unprocessable(
+        "validation_failed", message, errors=[{"field": field_name, "message": message}]
+    )

@@ -1,0 +1,88 @@
+"""A day through the reference stack, run as its own process, judged by every oracle."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import uvloop
+
+from harness import oracles, scenario
+from harness.cli import main
+from harness.runner import RunConfig, run
+
+pytestmark = pytest.mark.e2e
+
+SMALL_DAY = """
+name: small_day
+seed: 7
+demand: {orders: 60}
+warehouse: {short_pick_rate: 0.15}
+"""
+
+
+def _run(tmp_path, **kwargs):
+    config = RunConfig(scenario=scenario.parse(SMALL_DAY), report_dir=tmp_path, **kwargs)
+    return uvloop.run(run(config))
+
+
+def test_a_day_through_the_reference_stack_passes_every_oracle(tmp_path):
+    outcome = _run(tmp_path)
+    failed = {r.name: r.findings[:3] for r in outcome.results if not r.passed}
+    assert not failed, f"{failed}\nnotes: {outcome.notes}\nstack log: {outcome.stack_log}"
+    assert {r.name for r in outcome.results} == set(oracles.REGISTRY)
+    assert all(r.checked > 0 for r in outcome.results)
+    assert outcome.counts["released"] == 60
+    assert (
+        outcome.counts["shipped"] > 40 and outcome.counts["delivered"] == outcome.counts["shipped"]
+    )
+
+
+def test_a_stack_stopped_mid_run_fails_and_the_verdict_names_the_oracle(tmp_path):
+    def kill_stack_after_20_orders(world, process):
+        if world.counts["released"] >= 20 and process.exited() is None:
+            process.proc.kill()
+            process.proc.wait()
+
+    outcome = _run(tmp_path, on_step=kill_stack_after_20_orders)
+    assert not outcome.passed
+    failing = {r.name: r for r in outcome.results if not r.passed}
+    assert "orders_terminal" in failing
+    stuck = {f.entity for f in failing["orders_terminal"].findings}
+    assert "SO-000060" in stuck  # released after the stack died: never fulfilled
+    assert "the stack stopped answering during the run" in outcome.notes
+
+
+def test_port_already_taken_is_one_line_exit_2(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["run", "--port-base", str(port), "--report-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"twinyard: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_unreachable_stack_url_is_one_line_exit_2(tmp_path, capsys):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = 0  # any free simulator ports
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    code = main(
+        [
+            "run",
+            "--stack-url",
+            f"http://127.0.0.1:{port}",
+            "--port-base",
+            str(base),
+            "--report-dir",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"the stack at http://127.0.0.1:{port} was not ready" in err
