@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from simulators.common.errors import SimError
 
 M = TypeVar("M", bound=BaseModel)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 JSON = "application/json"
 
@@ -55,3 +58,14 @@ async def parse_body(request: Request, model: type[M]) -> M:
 def set_ref(request: Request, ref: str) -> None:
     """Name the business entity this request touched, for the journal."""
     request.state.ref = ref
+
+
+def resource(path: str, handlers: dict[str, Endpoint]) -> Route:
+    """One route per path, dispatching on the method, so a 405's ``Allow`` names every method
+    the path takes (routes split per method would each claim only their own)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, dispatch, methods=list(handlers))

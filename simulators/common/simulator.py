@@ -7,7 +7,7 @@ every vendor system in twinyard shares (``/webhooks``, ``/_sim/``) and the journ
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,14 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import SimError
-from simulators.common.http import error_response, parse_body, respond
+from simulators.common.http import Endpoint, error_response, parse_body, resource, respond
 from simulators.common.idempotency import IdempotencyStore
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import SimModel
 from simulators.common.schemas import Body, NonEmpty
 from simulators.common.webhooks import WebhookDispatcher
 
-Endpoint = Callable[[Request], Awaitable[Response]]
 RoutesFactory = Callable[["Simulator"], list[Route]]
 
 CONTROL_PREFIX = "/_sim/"
@@ -98,7 +97,10 @@ class Simulator:
                     media_type="application/json",
                     headers={"idempotent-replayed": "true"},
                 )
-            response = await endpoint(request)
+            try:
+                response = await endpoint(request)
+            except SimError as refusal:  # a refusal replays too: the request is not re-run
+                response = error_response(refusal)
             if response.status_code < 500:
                 self.idempotency.remember(scoped, digest, response.status_code, response.body)
             return response
@@ -109,8 +111,7 @@ class Simulator:
     def _starlette(self, business_routes: list[Route]) -> Starlette:
         routes = [
             *business_routes,
-            Route("/webhooks", self._subscribe, methods=["POST"]),
-            Route("/webhooks", self._list_subscriptions, methods=["GET"]),
+            resource("/webhooks", {"GET": self._list_subscriptions, "POST": self._subscribe}),
             Route("/webhooks/{sub_id}", self._unsubscribe, methods=["DELETE"]),
             Route("/_sim/health", self._health, methods=["GET"]),
             Route("/_sim/clock", self._clock, methods=["GET"]),

@@ -11,33 +11,15 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from simulators.common.clock import Clock
-from simulators.common.errors import SimError
-from simulators.common.http import error_response, parse_body, respond, set_ref
+from simulators.common.http import parse_body, resource, respond, set_ref
 from simulators.common.schemas import Address, Body, NonEmpty, Qty
 from simulators.common.simulator import Simulator
 from simulators.wms.model import FulfilmentOrder, WmsModel
 
 # Every documented path and its methods; any other method gets a 405 with ``Allow``.
-DOCUMENTED: dict[str, tuple[str, ...]] = {
-    "/fulfilment-orders": ("GET", "POST"),
-    "/fulfilment-orders/{fo_id}": ("GET",),
-    "/fulfilment-orders/{fo_id}/cancel": ("POST",),
-    "/fulfilment-orders/{fo_id}/label": ("POST",),
-    "/inventory": ("GET",),
-    "/inventory/{sku}": ("GET",),
-    "/webhooks": ("GET", "POST"),
-    "/webhooks/{sub_id}": ("DELETE",),
-    "/_sim/health": ("GET",),
-    "/_sim/clock": ("GET",),
-    "/_sim/state": ("GET",),
-    "/_sim/journal": ("GET",),
-    "/_sim/deliveries": ("GET",),
-    "/_sim/reset": ("POST",),
-}
 
 
 class WmsBody(Body):
@@ -109,47 +91,13 @@ def routes(sim: Simulator) -> list[Route]:
         return respond({"sku": sku, "on_hand": model.on_hand(sku)})
 
     return [
-        Route("/fulfilment-orders", sim.idempotent(create_order), methods=["POST"]),
-        Route("/fulfilment-orders", list_orders, methods=["GET"]),
-        Route("/fulfilment-orders/{fo_id}", get_order, methods=["GET"]),
-        Route("/fulfilment-orders/{fo_id}/cancel", cancel_order, methods=["POST"]),
-        Route("/fulfilment-orders/{fo_id}/label", attach_label, methods=["POST"]),
-        Route("/inventory", list_inventory, methods=["GET"]),
-        Route("/inventory/{sku}", get_inventory, methods=["GET"]),
-        *(MethodNotAllowed(path, allowed) for path, allowed in DOCUMENTED.items()),
+        resource("/fulfilment-orders", {"POST": sim.idempotent(create_order), "GET": list_orders}),
+        resource("/fulfilment-orders/{fo_id}", {"GET": get_order}),
+        resource("/fulfilment-orders/{fo_id}/cancel", {"POST": cancel_order}),
+        resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
+        resource("/inventory", {"GET": list_inventory}),
+        resource("/inventory/{sku}", {"GET": get_inventory}),
     ]
-
-
-class MethodNotAllowed(Route):
-    """Answers 405 with ``Allow`` for every method its path does not serve.
-
-    The shared handler drops the ``Allow`` header Starlette puts on its 405 (RFC 9110 requires
-    it). A served method is declined, so the real route answers it even when ``Simulator``
-    lists it after this one.
-    """
-
-    def __init__(self, path: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(path, self.refuse)
-        self.methods = None  # any method reaches ``matches``
-        self.allow = ", ".join(allowed)
-        self.served = {*allowed, "HEAD"} if "GET" in allowed else set(allowed)
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is Match.FULL and scope["method"] in self.served:
-            return Match.NONE, {}
-        return match, child_scope
-
-    async def refuse(self, request: Request) -> Response:
-        err = SimError(
-            405,
-            "method_not_allowed",
-            f"{request.method} is not allowed here; use {self.allow}",
-            path=request.url.path,
-        )
-        response = error_response(err)
-        response.headers["Allow"] = self.allow
-        return response
 
 
 def build(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
-from simulators.common.errors import SimError, not_found, unprocessable
+from simulators.common.errors import SimError, conflict, not_found, unprocessable
 from simulators.common.model import Ids, SimModel
 
 STATUSES = ("accepted", "picked", "packed", "labelled", "shipped", "short_closed", "cancelled")
@@ -107,13 +107,8 @@ class FulfilmentOrder:
 
 
 def refused(fo: FulfilmentOrder, code: str, message: str, **details: Any) -> SimError:
-    """409 whose ``details.status`` is the order's current status, as the contract says.
-
-    Built by hand: ``conflict(..., status=...)`` collides with ``SimError``'s own ``status``.
-    """
-    err = SimError(409, code, message)
-    err.details = {"id": fo.id, "status": fo.status, **details}
-    return err
+    """409 whose ``details.status`` is the order's current status, as the contract says."""
+    return conflict(code, message, id=fo.id, status=fo.status, **details)
 
 
 def illegal(fo: FulfilmentOrder, action: str) -> SimError:

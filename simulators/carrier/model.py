@@ -1,0 +1,224 @@
+"""The parcel carrier: sells labels and reports what happens to each parcel, scan by scan.
+
+A label is paid when it is bought, so a retried purchase that buys a second label costs money:
+``by_shipment`` keeps every label bought for a shipment to make such duplicates visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from simulators.common.clock import Clock
+from simulators.common.errors import SimError, conflict, not_found, unprocessable
+from simulators.common.model import Ids, SimModel
+from simulators.common.schemas import money
+
+SERVED_COUNTRIES = frozenset(
+    {"AT", "BE", "DE", "DK", "ES", "FI", "FR", "IE", "IT", "LU", "NL", "PL", "PT", "SE"}
+)
+PRICE_PER_PACKAGE = {"ground": Decimal("5.40"), "express": Decimal("11.20")}
+
+# Milestones a parcel passes in order; an exception can interrupt it after pickup.
+MILESTONES = ("picked_up", "in_transit", "out_for_delivery", "delivered")
+EXCEPTION = "exception"
+SCAN_STATUSES = (*MILESTONES, EXCEPTION)
+# The label status a scan leaves behind.
+LABEL_STATUS = {
+    "picked_up": "in_transit",
+    "in_transit": "in_transit",
+    "out_for_delivery": "in_transit",
+    "delivered": "delivered",
+    EXCEPTION: "exception",
+}
+
+
+@dataclass(slots=True)
+class Label:
+    id: str
+    tracking_number: str
+    shipment_ref: str
+    service: str
+    ship_to: dict[str, Any]
+    packages: list[dict[str, Any]]
+    cost: dict[str, str]
+    created_at: str
+    status: str = "created"  # created -> in_transit | exception | delivered; created -> voided
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tracking_number": self.tracking_number,
+            "shipment_ref": self.shipment_ref,
+            "service": self.service,
+            "ship_to": dict(self.ship_to),
+            "packages": [
+                {**p, "contents": [dict(c) for c in p["contents"]]} for p in self.packages
+            ],
+            "cost": dict(self.cost),
+            "status": self.status,
+            "created_at": self.created_at,
+            "events": [dict(e) for e in self.events],
+        }
+
+    def tracking(self) -> dict[str, Any]:
+        """What the public tracking page shows: no shipper references, no price."""
+        return {
+            "tracking_number": self.tracking_number,
+            "status": self.status,
+            "events": [dict(e) for e in self.events],
+        }
+
+
+def check_address(ship_to: dict[str, Any]) -> None:
+    """Refuse an address the carrier cannot deliver to, naming the field at fault."""
+    if not str(ship_to.get("postal_code") or "").strip():
+        raise unprocessable(
+            "address_invalid", "postal code is required", field="ship_to.postal_code"
+        )
+    country = ship_to.get("country")
+    if country not in SERVED_COUNTRIES:
+        raise unprocessable(
+            "address_invalid",
+            f"we do not deliver to country {country}",
+            field="ship_to.country",
+        )
+
+
+def scan_floor(events: list[dict[str, Any]]) -> int:
+    """The lowest milestone index a next scan may report without moving backwards.
+
+    After an exception the parcel may re-enter the network, so ``in_transit`` is legal again.
+    """
+    reached = [MILESTONES.index(e["status"]) for e in events if e["status"] != EXCEPTION]
+    floor = max(reached, default=0)
+    if events and events[-1]["status"] == EXCEPTION:
+        floor = min(floor, MILESTONES.index("in_transit"))
+    return floor
+
+
+class CarrierModel(SimModel):
+    system = "carrier"
+    event_types = ("tracking.updated",)
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.reset()
+
+    def reset(self) -> None:
+        self.labels: dict[str, Label] = {}
+        self.by_tracking: dict[str, str] = {}
+        self.by_shipment: dict[str, list[str]] = {}
+        self._ids = Ids("LB")
+        self._tracking_count = 0
+
+    def create_label(
+        self,
+        shipment_ref: str,
+        service: str,
+        ship_to: dict[str, Any],
+        packages: list[dict[str, Any]],
+    ) -> Label:
+        """Buy a label: it is paid now, whether or not the parcel ever ships."""
+        check_address(ship_to)
+        self._tracking_count += 1
+        label = Label(
+            id=self._ids.next(),
+            tracking_number=f"PC{self._tracking_count:09d}",
+            shipment_ref=shipment_ref,
+            service=service,
+            ship_to=dict(ship_to),
+            packages=[
+                {"weight_kg": p["weight_kg"], "contents": [dict(c) for c in p["contents"]]}
+                for p in packages
+            ],
+            cost=money(PRICE_PER_PACKAGE[service] * len(packages)),
+            created_at=self.now(),
+        )
+        self.labels[label.id] = label
+        self.by_tracking[label.tracking_number] = label.id
+        self.by_shipment.setdefault(shipment_ref, []).append(label.id)
+        self.notify("label_created", label)
+        return label
+
+    def get(self, label_id: str) -> Label:
+        label = self.labels.get(label_id)
+        if label is None:
+            raise not_found("label", label_id)
+        return label
+
+    def track(self, tracking_number: str) -> Label:
+        label_id = self.by_tracking.get(tracking_number)
+        if label_id is None:
+            raise not_found("tracking number", tracking_number)
+        return self.labels[label_id]
+
+    def void(self, label_id: str) -> Label:
+        """Void a label the carrier has not touched yet (it is refunded)."""
+        label = self.get(label_id)
+        if label.status != "created":
+            raise conflict(
+                "invalid_transition",
+                f"label {label_id} cannot be voided: it is {label.status}",
+                status=label.status,
+            )
+        label.status = "voided"
+        return label
+
+    def scan(self, tracking_number: str, status: str) -> Label:
+        """Record a scan of the parcel and report it as ``tracking.updated``."""
+        label = self.track(tracking_number)
+        self._check_scan(label, status)
+        event = {"status": status, "occurred_at": self.now(), "sequence": len(label.events) + 1}
+        label.events.append(event)
+        label.status = LABEL_STATUS[status]
+        data = {"tracking_number": tracking_number, **event}
+        self.emit("tracking.updated", data, label.shipment_ref)
+        return label
+
+    def _check_scan(self, label: Label, status: str) -> None:
+        if status not in SCAN_STATUSES:
+            raise unprocessable(
+                "validation_failed",
+                f"unknown scan status {status}",
+                errors=[{"field": "status", "message": f"must be one of {SCAN_STATUSES}"}],
+            )
+        if label.status in ("voided", "delivered"):
+            raise self._out_of_order(label, status, f"the label is {label.status}")
+        if status == EXCEPTION:
+            if not label.events:
+                raise self._out_of_order(label, status, "the parcel was not picked up yet")
+        elif MILESTONES.index(status) < scan_floor(label.events):
+            raise self._out_of_order(label, status, "the parcel is already further along")
+
+    @staticmethod
+    def _out_of_order(label: Label, status: str, why: str) -> SimError:
+        return conflict(
+            "invalid_transition",
+            f"cannot scan {label.tracking_number} as {status}: {why}",
+            status=label.status,
+            scan=status,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "labels": {lid: label.to_dict() for lid, label in self.labels.items()},
+            "by_tracking": dict(self.by_tracking),
+            "by_shipment": {ref: list(ids) for ref, ids in self.by_shipment.items()},
+        }
+
+    def seed_examples(self) -> None:
+        """The labels the OpenAPI examples name: LB-000001 unused, LB-000002 picked up."""
+        ship_to = {
+            "name": "Ada Lovelace",
+            "street": "Keizersgracht 1",
+            "city": "Amsterdam",
+            "postal_code": "1015 CJ",
+            "country": "NL",
+        }
+        packages = [{"weight_kg": 2.5, "contents": [{"sku": "A-100", "qty": 3}]}]
+        self.create_label("SH-000001", "ground", ship_to, packages)
+        picked = self.create_label("SH-000002", "express", ship_to, packages)
+        self.scan(picked.tracking_number, "picked_up")

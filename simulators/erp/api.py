@@ -1,0 +1,242 @@
+"""The ERP's HTTP face: the routes of docs/choreography.md's ERP section over ``ErpModel``.
+
+Handlers only translate: validate the body, call the model, answer with its ``to_dict()``.
+Refusals are ``SimError``s the model raises; the simulator turns them into vendor errors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, Strict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simulators.common.clock import Clock
+from simulators.common.errors import SimError
+from simulators.common.http import Endpoint, parse_body, resource, respond, set_ref
+from simulators.common.schemas import Address, Body, NonEmpty
+from simulators.common.simulator import Simulator
+from simulators.erp.model import ORDER_STATUSES, ErpModel
+
+# Strict: a vendor API refuses "3" or true where it documents an integer.
+Qty = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
+IssuedQty = Annotated[int, Strict(), Field(ge=0, le=1_000_000)]
+LineNumber = Annotated[int, Strict(), Field(ge=1, le=1_000)]
+Delta = Annotated[int, Strict(), Field(ge=-1_000_000, le=1_000_000)]
+Sku = Annotated[str, Field(min_length=1, max_length=64)]
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN)]
+MAX_LINES = 100
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+
+
+class Customer(Body):
+    name: NonEmpty
+    email: NonEmpty
+
+
+class OrderLineIn(Body):
+    sku: Sku
+    qty: Qty
+
+
+class CreateOrder(Body):
+    customer: Customer
+    ship_to: Address
+    service_level: Literal["standard", "express"]
+    lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+
+
+class IssuedLine(Body):
+    line: LineNumber
+    qty: IssuedQty
+
+
+class GoodsIssueIn(Body):
+    lines: Annotated[list[IssuedLine], Field(max_length=MAX_LINES)]
+    tracking_number: NonEmpty | None = None
+    carrier: NonEmpty | None = None
+    shipment_id: NonEmpty | None = None
+
+
+class TrackingIn(Body):
+    tracking_number: NonEmpty
+    status: Literal["picked_up", "in_transit", "out_for_delivery", "delivered", "exception"]
+    occurred_at: Timestamp
+
+
+class Amount(Body):
+    """Money in ASCII digits, as the spec says (the shared ``Money``'s ``\\d`` takes any)."""
+
+    amount: Annotated[str, Field(pattern=r"^-?[0-9]{1,12}(\.[0-9]{1,4})?$")]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class FreightAccrualIn(Body):
+    order_id: NonEmpty
+    shipment_id: NonEmpty
+    amount: Amount
+
+
+class AdjustmentIn(Body):
+    sku: Sku
+    delta: Delta
+    reason: Literal["cycle_count", "damage", "shrink", "found"]
+    reference: NonEmpty | None = None
+
+
+class ReceiptLine(Body):
+    sku: Sku
+    qty: Qty
+
+
+class ReceiptIn(Body):
+    reference: NonEmpty
+    lines: Annotated[list[ReceiptLine], Field(min_length=1, max_length=MAX_LINES)]
+
+
+def _dump_lines(lines: list[Any]) -> list[dict[str, Any]]:
+    return [line.model_dump() for line in lines]
+
+
+def _order_id(request: Request) -> str:
+    """The path's order id, named for the journal before anything can refuse."""
+    order_id: str = request.path_params["order_id"]
+    set_ref(request, order_id)
+    return order_id
+
+
+def _list_query(request: Request) -> tuple[str | None, int]:
+    status = request.query_params.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        raise _bad_query("status", f"status must be one of {', '.join(ORDER_STATUSES)}")
+    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise _bad_query("limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return status, int(raw_limit)
+
+
+def _bad_query(field_name: str, message: str) -> SimError:
+    return SimError(
+        422, "validation_failed", message, errors=[{"field": field_name, "message": message}]
+    )
+
+
+class ErpHandlers:
+    """One endpoint per operation; each validates, calls the model and answers its dict."""
+
+    def __init__(self, model: ErpModel) -> None:
+        self.model = model
+
+    async def create_order(self, request: Request) -> Response:
+        body = await parse_body(request, CreateOrder)
+        order = self.model.create_order(
+            body.customer.model_dump(),
+            body.ship_to.to_dict(),
+            body.service_level,
+            _dump_lines(body.lines),
+        )
+        set_ref(request, order.id)
+        return respond(order.to_dict(), 201)
+
+    async def list_orders(self, request: Request) -> Response:
+        status, limit = _list_query(request)
+        found = [o for o in self.model.orders.values() if status is None or o.status == status]
+        return respond({"items": [o.to_dict() for o in found[:limit]]})
+
+    async def get_order(self, request: Request) -> Response:
+        return respond(self.model.order(_order_id(request)).to_dict())
+
+    async def release(self, request: Request) -> Response:
+        return respond(self.model.release(_order_id(request)).to_dict())
+
+    async def cancel(self, request: Request) -> Response:
+        return respond(self.model.cancel(_order_id(request)).to_dict())
+
+    async def goods_issue(self, request: Request) -> Response:
+        order_id = _order_id(request)
+        self.model.order(order_id)  # an unknown order is a 404 whatever the body says
+        body = await parse_body(request, GoodsIssueIn)
+        gi = self.model.goods_issue(
+            order_id, _dump_lines(body.lines), body.tracking_number, body.carrier, body.shipment_id
+        )
+        return respond(gi.to_dict(), 201)
+
+    async def tracking(self, request: Request) -> Response:
+        order_id = _order_id(request)
+        self.model.order(order_id)
+        body = await parse_body(request, TrackingIn)
+        order = self.model.post_tracking(
+            order_id, body.tracking_number, body.status, body.occurred_at
+        )
+        return respond(order.to_dict())
+
+    async def get_backorder(self, request: Request) -> Response:
+        backorder = self.model.backorder(request.path_params["backorder_id"])
+        set_ref(request, backorder.order_id)
+        return respond(backorder.to_dict())
+
+    async def accrue_freight(self, request: Request) -> Response:
+        body = await parse_body(request, FreightAccrualIn)
+        set_ref(request, body.order_id)
+        accrual = self.model.accrue_freight(
+            body.order_id, body.shipment_id, body.amount.model_dump()
+        )
+        return respond(accrual.to_dict(), 201)
+
+    async def adjust_inventory(self, request: Request) -> Response:
+        body = await parse_body(request, AdjustmentIn)
+        set_ref(request, body.sku)
+        adjustment = self.model.adjust_inventory(body.sku, body.delta, body.reason, body.reference)
+        return respond(adjustment.to_dict(), 201)
+
+    async def receive_goods(self, request: Request) -> Response:
+        body = await parse_body(request, ReceiptIn)
+        set_ref(request, body.reference)
+        receipt = self.model.receive_goods(body.reference, _dump_lines(body.lines))
+        return respond(receipt.to_dict(), 201)
+
+    async def list_inventory(self, request: Request) -> Response:
+        stock = self.model.stock
+        return respond({"items": [{"sku": sku, "on_hand": n} for sku, n in stock.items()]})
+
+    async def get_inventory(self, request: Request) -> Response:
+        sku: str = request.path_params["sku"]
+        set_ref(request, sku)
+        return respond({"sku": sku, "on_hand": self.model.on_hand(sku)})
+
+
+def routes(sim: Simulator) -> list[Route]:
+    """The ERP's business routes; every POST honours ``Idempotency-Key``."""
+    h = ErpHandlers(sim.model)  # type: ignore[arg-type]
+
+    idem = sim.idempotent
+
+    table: dict[str, dict[str, Endpoint]] = {
+        "/orders": {"POST": idem(h.create_order), "GET": h.list_orders},
+        "/orders/{order_id}": {"GET": h.get_order},
+        "/orders/{order_id}/release": {"POST": idem(h.release)},
+        "/orders/{order_id}/cancel": {"POST": idem(h.cancel)},
+        "/orders/{order_id}/goods-issue": {"POST": idem(h.goods_issue)},
+        "/orders/{order_id}/tracking": {"POST": idem(h.tracking)},
+        "/backorders/{backorder_id}": {"GET": h.get_backorder},
+        "/freight-accruals": {"POST": idem(h.accrue_freight)},
+        "/inventory/adjustments": {"POST": idem(h.adjust_inventory)},
+        "/goods-receipts": {"POST": idem(h.receive_goods)},
+        "/inventory": {"GET": h.list_inventory},
+        "/inventory/{sku}": {"GET": h.get_inventory},
+    }
+    return [resource(path, handlers) for path, handlers in table.items()]
+
+
+def build(clock: Clock, *, stock: dict[str, int] | None = None, **options: Any) -> Simulator:
+    """An ERP simulator; ``stock`` is the catalogue and its book stock per SKU.
+
+    ERPs always honour ``Idempotency-Key``, so no option turns it off; others are ignored.
+    """
+    return Simulator(ErpModel(clock, stock), routes, honour_idempotency=True)

@@ -1,0 +1,466 @@
+"""The ERP's state machine: sales orders, book stock and the postings made against them.
+
+Plain Python, no HTTP: the API layer and the world model both drive it. Every refusal is a
+``SimError`` shaped like a vendor's error, so either caller can pass it on unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from simulators.common.clock import Clock
+from simulators.common.errors import SimError, conflict, not_found, unprocessable
+from simulators.common.model import Ids, SimModel
+
+ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "cancelled")
+TRACKING_STATUSES = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
+ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
+CANCELLABLE = ("open", "released")
+
+
+@dataclass(slots=True)
+class SalesOrder:
+    id: str
+    customer: dict[str, str]
+    ship_to: dict[str, str]
+    service_level: str
+    lines: list[dict[str, Any]]
+    status: str
+    created_at: str
+    released_at: str | None = None
+    goods_issues: list[str] = field(default_factory=list)
+    backorders: list[str] = field(default_factory=list)
+    tracking_number: str | None = None
+    tracking_status: str | None = None
+    tracking_history: list[dict[str, Any]] = field(default_factory=list)
+    status_history: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy: event data must not change when the order does later."""
+        return {
+            "id": self.id,
+            "customer": dict(self.customer),
+            "ship_to": dict(self.ship_to),
+            "service_level": self.service_level,
+            "lines": [dict(line) for line in self.lines],
+            "status": self.status,
+            "created_at": self.created_at,
+            "released_at": self.released_at,
+            "goods_issues": list(self.goods_issues),
+            "backorders": list(self.backorders),
+            "tracking_number": self.tracking_number,
+            "tracking_status": self.tracking_status,
+            "tracking_history": [dict(entry) for entry in self.tracking_history],
+            "status_history": [dict(entry) for entry in self.status_history],
+        }
+
+
+@dataclass(slots=True)
+class GoodsIssue:
+    id: str
+    order_id: str
+    lines: list[dict[str, Any]]  # one per order line, qty = issued (0 when nothing was picked)
+    tracking_number: str | None
+    carrier: str | None
+    shipment_id: str | None
+    backorder_id: str | None
+    posted_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "lines": [dict(line) for line in self.lines],
+            "tracking_number": self.tracking_number,
+            "carrier": self.carrier,
+            "shipment_id": self.shipment_id,
+            "backorder_id": self.backorder_id,
+            "posted_at": self.posted_at,
+        }
+
+
+@dataclass(slots=True)
+class Backorder:
+    id: str
+    order_id: str
+    lines: list[dict[str, Any]]  # only the lines with a remainder, qty = ordered - issued
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "lines": [dict(line) for line in self.lines],
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(slots=True)
+class FreightAccrual:
+    id: str
+    order_id: str
+    shipment_id: str
+    amount: dict[str, str]
+    posted_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "shipment_id": self.shipment_id,
+            "amount": dict(self.amount),
+            "posted_at": self.posted_at,
+        }
+
+
+@dataclass(slots=True)
+class InventoryAdjustment:
+    id: str
+    sku: str
+    delta: int
+    reason: str
+    reference: str | None
+    on_hand: int  # book stock after the adjustment
+    posted_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sku": self.sku,
+            "delta": self.delta,
+            "reason": self.reason,
+            "reference": self.reference,
+            "on_hand": self.on_hand,
+            "posted_at": self.posted_at,
+        }
+
+
+@dataclass(slots=True)
+class GoodsReceipt:
+    id: str
+    reference: str
+    lines: list[dict[str, Any]]
+    posted_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "lines": [dict(line) for line in self.lines],
+            "posted_at": self.posted_at,
+        }
+
+
+class ErpModel(SimModel):
+    """The system of record: what was ordered, released, shipped, backordered and accrued."""
+
+    system: ClassVar[str] = "erp"
+    event_types: ClassVar[tuple[str, ...]] = ("order.released", "order.cancelled")
+
+    def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
+        super().__init__(clock)
+        self._initial_stock = dict(stock or {})
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the initial catalogue and stock, with no documents and fresh id counters."""
+        self.stock: dict[str, int] = dict(self._initial_stock)
+        self.orders: dict[str, SalesOrder] = {}
+        self.goods_issues: dict[str, GoodsIssue] = {}
+        self.backorders: dict[str, Backorder] = {}
+        self.accruals: dict[str, FreightAccrual] = {}
+        self.adjustments: dict[str, InventoryAdjustment] = {}
+        self.receipts: dict[str, GoodsReceipt] = {}
+        self._ids = {prefix: Ids(prefix) for prefix in ("SO", "GI", "BO", "FA", "IA", "GR")}
+
+    # -- reading -------------------------------------------------------------------------
+    def order(self, order_id: str) -> SalesOrder:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise not_found("sales order", order_id)
+        return order
+
+    def backorder(self, backorder_id: str) -> Backorder:
+        backorder = self.backorders.get(backorder_id)
+        if backorder is None:
+            raise not_found("backorder", backorder_id)
+        return backorder
+
+    def on_hand(self, sku: str) -> int:
+        if sku not in self.stock:
+            raise not_found("SKU", sku)
+        return self.stock[sku]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "stock": dict(self.stock),
+            "orders": [o.to_dict() for o in self.orders.values()],
+            "goods_issues": [g.to_dict() for g in self.goods_issues.values()],
+            "backorders": [b.to_dict() for b in self.backorders.values()],
+            "accruals": [a.to_dict() for a in self.accruals.values()],
+            "adjustments": [a.to_dict() for a in self.adjustments.values()],
+            "receipts": [r.to_dict() for r in self.receipts.values()],
+        }
+
+    # -- sales orders --------------------------------------------------------------------
+    def create_order(
+        self, customer: dict, ship_to: dict, service_level: str, lines: list[dict]
+    ) -> SalesOrder:
+        if not lines:
+            raise _invalid("lines", "an order needs at least one line")
+        for index, line in enumerate(lines):
+            self._require_sku(line["sku"], f"lines.{index}.sku")
+            if line["qty"] < 1:
+                raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
+        numbered = [
+            {"line": n, "sku": line["sku"], "qty": line["qty"]} for n, line in enumerate(lines, 1)
+        ]
+        order = SalesOrder(
+            self._ids["SO"].next(),
+            dict(customer),
+            dict(ship_to),
+            service_level,
+            numbered,
+            "open",
+            self.now(),
+        )
+        self._record_status(order)
+        self.orders[order.id] = order
+        return order
+
+    def release(self, order_id: str) -> SalesOrder:
+        order = self.order(order_id)
+        _require_status(order, ("open",), "only an open order can be released")
+        order.released_at = self.now()
+        self._set_status(order, "released")
+        self.emit("order.released", order.to_dict(), order.id)
+        self.notify("released", order)
+        return order
+
+    def cancel(self, order_id: str) -> SalesOrder:
+        order = self.order(order_id)
+        _require_status(order, CANCELLABLE, "only an open or released order can be cancelled")
+        self._set_status(order, "cancelled")
+        self.emit("order.cancelled", {"order_id": order.id, "cancelled_at": self.now()}, order.id)
+        self.notify("cancelled", order)
+        return order
+
+    # -- postings ------------------------------------------------------------------------
+    def goods_issue(
+        self,
+        order_id: str,
+        lines: list[dict],
+        tracking_number: str | None,
+        carrier: str | None,
+        shipment_id: str | None,
+    ) -> GoodsIssue:
+        """Post what left the warehouse; whatever was ordered but not issued is backordered."""
+        order = self.order(order_id)
+        if order.goods_issues:
+            raise _status_conflict(
+                order,
+                f"sales order {order.id} already has goods issue {order.goods_issues[0]}",
+                "already_issued",
+                goods_issue_id=order.goods_issues[0],
+            )
+        _require_status(order, ("released",), "goods can only be issued for a released order")
+        issued = _issued_per_line(order, lines)
+        self._require_stock(order, issued)
+        gi_lines = [
+            {"line": line["line"], "sku": line["sku"], "qty": issued[line["line"]]}
+            for line in order.lines
+        ]
+        for line in gi_lines:
+            self.stock[line["sku"]] -= line["qty"]
+        backorder = self._backorder(order, issued)
+        gi = GoodsIssue(
+            self._ids["GI"].next(),
+            order.id,
+            gi_lines,
+            tracking_number,
+            carrier,
+            shipment_id,
+            backorder.id if backorder else None,
+            self.now(),
+        )
+        self.goods_issues[gi.id] = gi
+        order.goods_issues.append(gi.id)
+        if tracking_number and order.tracking_number is None:
+            order.tracking_number = tracking_number
+        self._set_status(order, "shipped" if any(issued.values()) else "backordered")
+        self.notify("goods_issued", gi)
+        return gi
+
+    def post_tracking(
+        self, order_id: str, tracking_number: str, status: str, occurred_at: str
+    ) -> SalesOrder:
+        """Store a carrier milestone; out-of-order moves are kept for the oracles to judge."""
+        order = self.order(order_id)
+        if status not in TRACKING_STATUSES:
+            raise _invalid("status", f"unknown tracking status {status!r}")
+        if order.status == "cancelled":
+            raise _status_conflict(order, "a cancelled order takes no tracking")
+        if order.tracking_number is None:
+            order.tracking_number = tracking_number
+        order.tracking_status = status
+        order.tracking_history.append(
+            {"status": status, "occurred_at": occurred_at, "posted_at": self.now()}
+        )
+        if status == "delivered" and order.status == "shipped":
+            self._set_status(order, "delivered")
+        return order
+
+    def accrue_freight(self, order_id: str, shipment_id: str, amount: dict) -> FreightAccrual:
+        order = self.order(order_id)
+        accrual = FreightAccrual(
+            self._ids["FA"].next(), order.id, shipment_id, dict(amount), self.now()
+        )
+        self.accruals[accrual.id] = accrual
+        return accrual
+
+    def adjust_inventory(
+        self, sku: str, delta: int, reason: str, reference: str | None
+    ) -> InventoryAdjustment:
+        self._require_sku(sku, "sku")
+        if reason not in ADJUSTMENT_REASONS:
+            raise _invalid("reason", f"unknown adjustment reason {reason!r}")
+        if self.stock[sku] + delta < 0:
+            raise unprocessable(
+                "insufficient_stock",
+                f"adjusting {sku} by {delta} would take book stock below zero",
+                sku=sku,
+                on_hand=self.stock[sku],
+                delta=delta,
+            )
+        self.stock[sku] += delta
+        adjustment = InventoryAdjustment(
+            self._ids["IA"].next(), sku, delta, reason, reference, self.stock[sku], self.now()
+        )
+        self.adjustments[adjustment.id] = adjustment
+        return adjustment
+
+    def receive_goods(self, reference: str, lines: list[dict]) -> GoodsReceipt:
+        if not lines:
+            raise _invalid("lines", "a receipt needs at least one line")
+        for index, line in enumerate(lines):
+            self._require_sku(line["sku"], f"lines.{index}.sku")
+            if line["qty"] < 1:
+                raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
+        received = [{"sku": line["sku"], "qty": line["qty"]} for line in lines]
+        for line in received:
+            self.stock[line["sku"]] += line["qty"]
+        receipt = GoodsReceipt(self._ids["GR"].next(), reference, received, self.now())
+        self.receipts[receipt.id] = receipt
+        return receipt
+
+    # -- examples ------------------------------------------------------------------------
+    def seed_examples(self) -> None:
+        """The catalogue and documents the OpenAPI examples name, in the states they need.
+
+        SO-000001 released (read, goods issue, freight), SO-000002 open (release),
+        SO-000003 open (cancel), SO-000004 shipped short (tracking) with GI-000001 and
+        BO-000001.
+        The seeded SKUs join the initial catalogue, so ``reset()`` keeps them.
+        """
+        self._initial_stock.update({"A-100": 100, "B-200": 50})
+        for sku in ("A-100", "B-200"):
+            self.stock.setdefault(sku, self._initial_stock[sku])
+        customer = {"name": "Ada Lovelace", "email": "ada@example.com"}
+        ship_to = {
+            "name": "Ada Lovelace",
+            "street": "12 Analytical Way",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+        }
+        lines = [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 1}]
+        first, _, _, short = (
+            self.create_order(customer, ship_to, "standard", lines) for _ in range(4)
+        )
+        self.release(first.id)
+        self.release(short.id)
+        self.goods_issue(short.id, [{"line": 1, "qty": 2}], "PC000000001", "parcelco", None)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _require_sku(self, sku: str, field_name: str) -> None:
+        if sku not in self.stock:
+            raise unprocessable(
+                "unknown_sku", f"SKU {sku} is not in the catalogue", field=field_name, sku=sku
+            )
+
+    def _require_stock(self, order: SalesOrder, issued: dict[int, int]) -> None:
+        wanted: Counter[str] = Counter()
+        for line in order.lines:
+            wanted[line["sku"]] += issued[line["line"]]
+        for sku, qty in wanted.items():
+            if qty > self.stock[sku]:
+                raise unprocessable(
+                    "insufficient_stock",
+                    f"issuing {qty} of {sku} would take book stock below zero",
+                    sku=sku,
+                    on_hand=self.stock[sku],
+                    requested=qty,
+                )
+
+    def _backorder(self, order: SalesOrder, issued: dict[int, int]) -> Backorder | None:
+        remainder = [
+            {"line": line["line"], "sku": line["sku"], "qty": line["qty"] - issued[line["line"]]}
+            for line in order.lines
+            if line["qty"] > issued[line["line"]]
+        ]
+        if not remainder:
+            return None
+        backorder = Backorder(self._ids["BO"].next(), order.id, remainder, self.now())
+        self.backorders[backorder.id] = backorder
+        order.backorders.append(backorder.id)
+        return backorder
+
+    def _set_status(self, order: SalesOrder, status: str) -> None:
+        order.status = status
+        self._record_status(order)
+
+    def _record_status(self, order: SalesOrder) -> None:
+        order.status_history.append({"status": order.status, "at": self.now()})
+
+
+def _issued_per_line(order: SalesOrder, lines: list[dict]) -> dict[int, int]:
+    """Issued qty per order line: repeated lines add up (batch splits), omitted lines are 0."""
+    ordered = {line["line"]: line["qty"] for line in order.lines}
+    issued = dict.fromkeys(ordered, 0)
+    for index, line in enumerate(lines):
+        if line["line"] not in issued:
+            raise _invalid(f"lines.{index}.line", f"order {order.id} has no line {line['line']}")
+        if line["qty"] < 0:
+            raise _invalid(f"lines.{index}.qty", "qty must not be negative")
+        issued[line["line"]] += line["qty"]
+    for number, qty in issued.items():
+        if qty > ordered[number]:
+            raise unprocessable(
+                "qty_exceeds_ordered",
+                f"line {number} issues {qty} but only {ordered[number]} were ordered",
+                line=number,
+                ordered=ordered[number],
+                issued=qty,
+            )
+    return issued
+
+
+def _require_status(order: SalesOrder, allowed: tuple[str, ...], message: str) -> None:
+    if order.status not in allowed:
+        raise _status_conflict(order, f"{message}; {order.id} is {order.status}")
+
+
+def _status_conflict(
+    order: SalesOrder, message: str, code: str = "invalid_status", **details: Any
+) -> SimError:
+    """A 409 whose ``details.status`` is the order's current status."""
+    return conflict(code, message, status=order.status, order_id=order.id, **details)
+
+
+def _invalid(field_name: str, message: str) -> SimError:
+    return unprocessable(
+        "validation_failed", message, errors=[{"field": field_name, "message": message}]
+    )
