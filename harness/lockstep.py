@@ -31,6 +31,7 @@ class Lockstep:
         horizon_s: float,
         settle_s: float = 0.05,
         stall_timeout_s: float = 60.0,
+        drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
@@ -40,6 +41,7 @@ class Lockstep:
         self.horizon_s = horizon_s
         self.settle_s = settle_s
         self.stall_timeout_s = stall_timeout_s
+        self.drain_timeout_s = drain_timeout_s
         self.on_step = on_step
         self.steps = 0
         self.stalls: list[str] = []
@@ -50,12 +52,28 @@ class Lockstep:
 
     async def run(self) -> None:
         env, clock = self.env, self.clock
+        draining_since: float | None = None
         while True:
             await self.wait_quiet()
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
-            if t == math.inf or t > self.horizon_s:
+            if t > self.horizon_s:
                 return
+            if t == math.inf:
+                # Nothing left in the world; the stack may still hold work for a retry timer
+                # of its own (wall clock). Wait for it, or its outcome would be judged early.
+                if self.probe.scheduled == 0 or self.stack_down:
+                    return
+                draining_since = draining_since or time.monotonic()
+                if time.monotonic() - draining_since > self.drain_timeout_s:
+                    self.stalls.append(
+                        f"the stack still held {self.probe.scheduled} retries "
+                        f"{self.drain_timeout_s:.0f} s after the world ended"
+                    )
+                    return
+                await asyncio.sleep(0.05)
+                continue
+            draining_since = None
             if t > env.now:
                 env.run(until=t)
             clock.advance_to(t)

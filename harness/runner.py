@@ -147,7 +147,8 @@ async def run(config: RunConfig) -> RunOutcome:
         scenario=scenario,
         scenario_path=config.scenario_path,
         results=oracles.judge(view, scenario.expect.oracles),
-        counts=dict(world.counts) | {"steps": lockstep.steps},
+        counts=dict(world.counts)
+        | {"exchanges": sum(len(sim.journal.entries) for sim in sims.values())},
         wall_s=time.perf_counter() - started,
         virtual_s=clock.now(),
         steps=lockstep.steps,

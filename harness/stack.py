@@ -80,6 +80,7 @@ class StackProbe:
         self.health_path = health_path
         self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
         self.has_probe = True
+        self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
 
     async def wait_ready(self, timeout_s: float, process: StackProcess | None = None) -> None:
         """Until the stack answers its health route (503 means: still starting)."""
@@ -114,9 +115,11 @@ class StackProbe:
             self.has_probe = False
             return Idle.UNKNOWN
         try:
-            return Idle.YES if response.json().get("idle") else Idle.NO
+            answer = response.json()
         except ValueError:
             return Idle.NO
+        self.scheduled = int(answer.get("scheduled") or 0)
+        return Idle.YES if answer.get("idle") else Idle.NO
 
     async def close(self) -> None:
         await self._client.aclose()

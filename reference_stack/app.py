@@ -1,0 +1,145 @@
+"""The stack's HTTP face: signed webhooks in, and the ``/_stack/`` probes the harness reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from reference_stack.config import SYSTEMS
+from reference_stack.stack import Stack
+from reference_stack.store import DEAD, Event
+from reference_stack.subscriptions import SubscriptionError
+from simulators.common.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+log = logging.getLogger("reference_stack")
+
+REPLAY_WINDOW_S = 300
+
+
+def respond(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def error(http_status: int, code: str, message: str, **details: Any) -> Response:
+    return respond({"error": {"code": code, "message": message, "details": details}}, http_status)
+
+
+def check_signature(secret: str, body: bytes, request: Request) -> str | None:
+    """None when the webhook is signed with our secret within the replay window, else why not."""
+    return verify(
+        secret,
+        body,
+        request.headers.get(TIMESTAMP_HEADER),
+        request.headers.get(SIGNATURE_HEADER),
+        tolerance_s=REPLAY_WINDOW_S,
+    )
+
+
+def parse_event(system: str, body: bytes, request: Request) -> Event | None:
+    """The envelope ``{"id", "type", "data", ...}`` as an Event; None when it is not one."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(envelope, dict):
+        return None
+    event_id, event_type, data = envelope.get("id"), envelope.get("type"), envelope.get("data")
+    if not (isinstance(event_id, str) and event_id and isinstance(event_type, str)):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return Event(event_id, system, event_type, data, request.headers.get("x-correlation-id"))
+
+
+def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) -> Starlette:
+    """The ASGI app; its lifespan starts the stack and subscribes it (``on_fatal`` if it can't)."""
+
+    async def webhook(request: Request) -> Response:
+        system = request.path_params["system"]
+        if system not in SYSTEMS:
+            return error(404, "not_found", f"no webhook endpoint for {system!r}")
+        body = await request.body()
+        reason = check_signature(stack.config.webhook_secret, body, request)
+        if reason is not None:
+            return error(401, "invalid_signature", reason)
+        event = parse_event(system, body, request)
+        if event is None:
+            return error(400, "malformed_event", "the body is not an event envelope")
+        if not stack.receive(event, body):
+            return respond({"status": "duplicate", "event_id": event.id}, 200)
+        return respond({"status": "accepted", "event_id": event.id}, 202)
+
+    async def health(request: Request) -> Response:
+        if stack.subscribed:
+            return respond({"status": "ok"})
+        return respond({"status": "starting"}, 503)
+
+    async def idle(request: Request) -> Response:
+        return respond(stack.idle())
+
+    async def dead_letters(request: Request) -> Response:
+        return respond({"items": [job.public() for job in stack.store.dead_jobs()]})
+
+    async def replay(request: Request) -> Response:
+        raw = request.path_params["job_id"]
+        job = stack.store.job(int(raw)) if raw.isdigit() else None
+        if job is None:
+            return error(404, "not_found", f"job {raw} does not exist", id=raw)
+        if job.status != DEAD:
+            return error(409, "not_dead", f"job {raw} is {job.status}", status=job.status)
+        stack.worker.replay(job)
+        return respond(job.public())
+
+    async def order(request: Request) -> Response:
+        ref = request.path_params["order_ref"]
+        known = stack.store.order(ref)
+        if known is None:
+            return error(404, "not_found", f"order {ref} is unknown to the stack", id=ref)
+        jobs = [job.public() for job in stack.store.jobs_for(ref)]
+        return respond({"order": known.public(), "jobs": jobs})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error(exc.status_code, code, str(exc.detail))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await stack.start()
+        subscribing = asyncio.create_task(subscribe())
+        try:
+            yield
+        finally:
+            subscribing.cancel()
+            await asyncio.gather(subscribing, return_exceptions=True)
+            await stack.stop()
+
+    async def subscribe() -> None:
+        try:
+            await stack.subscribe()
+        except SubscriptionError as exc:
+            log.error("%s", exc)
+            if on_fatal is not None:
+                on_fatal(str(exc))
+
+    routes = [
+        Route("/webhooks/{system}", webhook, methods=["POST"]),
+        Route("/_stack/health", health, methods=["GET"]),
+        Route("/_stack/idle", idle, methods=["GET"]),
+        Route("/_stack/dead-letters", dead_letters, methods=["GET"]),
+        Route("/_stack/dead-letters/{job_id}/replay", replay, methods=["POST"]),
+        Route("/_stack/orders/{order_ref}", order, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )

@@ -1,0 +1,89 @@
+"""Configuration from environment variables only, as the harness (or a user) launches the stack.
+
+A stack that is misconfigured must say so in one line and stop with exit code 2, before it
+binds a port or subscribes anywhere.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
+
+SYSTEMS = ("erp", "wms", "tms", "carrier")
+URL_VARS = {system: f"TWINYARD_{system.upper()}_URL" for system in SYSTEMS}
+SECRET_VAR = "TWINYARD_WEBHOOK_SECRET"
+
+
+class ConfigError(Exception):
+    """A variable is missing or malformed; the message is the one line the user sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    vendor_urls: dict[str, str]  # system -> base URL without a trailing slash
+    webhook_secret: str
+    port: int = 8700
+    db_path: Path | None = None  # None: a fresh file in a temporary directory
+    retry_base_s: float = 0.2
+    retry_max_s: float = 5.0
+    max_attempts: int = 8
+    workers: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        missing = [var for var in (*URL_VARS.values(), SECRET_VAR) if not env.get(var)]
+        if missing:
+            raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
+        urls = {system: _url(env, var) for system, var in URL_VARS.items()}
+        db = env.get("REFSTACK_DB")
+        return cls(
+            vendor_urls=urls,
+            webhook_secret=env[SECRET_VAR],
+            port=_number(env, "TWINYARD_STACK_PORT", 8700, int, low=1, high=65535),
+            db_path=Path(db) if db else None,
+            retry_base_s=_number(env, "REFSTACK_RETRY_BASE_S", 0.2, float, low=0.0),
+            retry_max_s=_number(env, "REFSTACK_RETRY_MAX_S", 5.0, float, low=0.0),
+            max_attempts=_number(env, "REFSTACK_MAX_ATTEMPTS", 8, int, low=1),
+            workers=_number(env, "REFSTACK_WORKERS", 16, int, low=1),
+        )
+
+    def database(self) -> Path:
+        """The SQLite file: REFSTACK_DB, or a new one per start (a demo stack keeps nothing)."""
+        if self.db_path is not None:
+            return self.db_path
+        return Path(tempfile.mkdtemp(prefix="refstack-")) / "refstack.db"
+
+
+def _url(env: Mapping[str, str], var: str) -> str:
+    value = env[var].strip()
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{var} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _number(
+    env: Mapping[str, str],
+    var: str,
+    default: T,
+    kind: type[T],
+    *,
+    low: T,
+    high: T | None = None,
+) -> T:
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{var} must be {what}, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{var} must be {bounds}, got {raw!r}")
+    return value

@@ -1,0 +1,156 @@
+"""Events to jobs: the choreography, one handler per event the stack consumes.
+
+Handlers only read and write the store (no I/O), inside the transaction that marks the event
+processed, and return the jobs they created. The behaviours a defect flag could later switch
+off each live in one function here: ``enqueue_once`` (dedup), ``correlation`` (one id per
+order) and ``is_stale`` (out-of-order tracking).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from reference_stack import steps
+from reference_stack.config import SYSTEMS
+from reference_stack.steps import JobSpec
+from reference_stack.store import Event, Job, Order, Store
+
+Handler = Callable[[Store, Event], list[Job]]
+
+
+def new_correlation_id(ref: str) -> str:
+    return f"corr-{ref}-{uuid.uuid4().hex[:8]}"
+
+
+def correlation(event: Event, order: Order | None = None, ref: str = "") -> str:
+    """The event's own correlation id, else the order's (so one order keeps one id)."""
+    if event.correlation_id:
+        return event.correlation_id
+    return order.correlation_id if order is not None else new_correlation_id(ref or event.id)
+
+
+def enqueue_once(store: Store, spec: JobSpec, correlation_id: str) -> list[Job]:
+    """Dedup: one job per business action however many events (or duplicates) ask for it."""
+    if store.has_job(spec.key):
+        return []
+    return [store.add_job(*spec, correlation_id=correlation_id)]
+
+
+def is_stale(order: Order, sequence: int) -> bool:
+    """A scan at or before the last one applied must not move the ERP's status backwards."""
+    return order.last_tracking_seq is not None and sequence <= order.last_tracking_seq
+
+
+def _order(store: Store, event: Event, ref: str) -> Order:
+    return store.ensure_order(ref, event.correlation_id or new_correlation_id(ref))
+
+
+# -- ERP -------------------------------------------------------------------------------------
+def order_released(store: Store, event: Event) -> list[Job]:
+    ref = event.data["id"]
+    order = _order(store, event, ref)
+    if order.cancelled or order.fulfilment_order_id:
+        return []
+    return enqueue_once(store, steps.create_fulfilment_order(event.data), correlation(event, order))
+
+
+def order_cancelled(store: Store, event: Event) -> list[Job]:
+    ref = event.data["order_id"]
+    order = _order(store, event, ref)
+    store.update_order(ref, cancelled=True)
+    # A create still queued will skip itself; one already sent needs its order cancelled.
+    if order.fulfilment_order_id or store.has_job(steps.key(steps.CREATE_FO, ref)):
+        spec = steps.cancel_fulfilment_order(ref)
+        return enqueue_once(store, spec, correlation(event, order))
+    return []
+
+
+# -- WMS -------------------------------------------------------------------------------------
+def order_picked(store: Store, event: Event) -> list[Job]:
+    ref, lines = event.data["order_ref"], event.data["lines"]
+    order = _order(store, event, ref)
+    picked = {
+        str(x["line"]): {"picked_qty": x["picked_qty"], "short_qty": x["short_qty"]} for x in lines
+    }
+    store.update_order(ref, picked=picked)
+    if not lines or any(x["picked_qty"] > 0 for x in lines):
+        return []  # the goods issue follows order.shipped
+    # Nothing picked: nothing will ship. Posting zero turns the whole order into a backorder.
+    body = {"lines": [{"line": x["line"], "qty": 0} for x in lines]}
+    spec = steps.goods_issue(ref, event.data["fulfilment_order_id"], body)
+    return enqueue_once(store, spec, correlation(event, order))
+
+
+def order_packed(store: Store, event: Event) -> list[Job]:
+    order = _order(store, event, event.data["order_ref"])
+    if order.cancelled:
+        return []
+    return enqueue_once(store, steps.plan_shipment(event.data), correlation(event, order))
+
+
+def order_shipped(store: Store, event: Event) -> list[Job]:
+    data = event.data
+    ref = data["order_ref"]
+    order = _order(store, event, ref)
+    body: dict[str, Any] = {
+        "lines": [{"line": x["line"], "qty": x["qty"]} for x in data["lines"]],
+        "tracking_number": data["tracking_number"],
+        "carrier": data["carrier"],
+        "shipment_id": order.shipment_id,
+    }
+    spec = steps.goods_issue(ref, data["fulfilment_order_id"], body)
+    return enqueue_once(store, spec, correlation(event, order))
+
+
+def inventory_adjusted(store: Store, event: Event) -> list[Job]:
+    spec = steps.inventory_adjustment(event.data)
+    return enqueue_once(store, spec, correlation(event, ref=event.data["adjustment_id"]))
+
+
+def receipt_confirmed(store: Store, event: Event) -> list[Job]:
+    spec = steps.goods_receipt(event.data)
+    return enqueue_once(store, spec, correlation(event, ref=event.data["receipt_id"]))
+
+
+# -- TMS and carrier -------------------------------------------------------------------------
+def freight_settled(store: Store, event: Event) -> list[Job]:
+    order = _order(store, event, event.data["order_ref"])
+    return enqueue_once(store, steps.freight_accrual(event.data), correlation(event, order))
+
+
+def tracking_updated(store: Store, event: Event) -> list[Job]:
+    ref = store.order_ref_for_tracking(event.data["tracking_number"])
+    if ref is None:
+        return []  # a parcel this stack did not label
+    order = _order(store, event, ref)
+    sequence = int(event.data["sequence"])
+    if is_stale(order, sequence):
+        return []
+    store.update_order(ref, last_tracking_seq=sequence)
+    return enqueue_once(store, steps.post_tracking(ref, event.data), correlation(event, order))
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("erp", "order.released"): order_released,
+    ("erp", "order.cancelled"): order_cancelled,
+    ("wms", "order.picked"): order_picked,
+    ("wms", "order.packed"): order_packed,
+    ("wms", "order.shipped"): order_shipped,
+    ("wms", "inventory.adjusted"): inventory_adjusted,
+    ("wms", "receipt.confirmed"): receipt_confirmed,
+    ("tms", "freight.settled"): freight_settled,
+    ("carrier", "tracking.updated"): tracking_updated,
+}
+
+# What the stack subscribes to on each system: exactly the events it has a handler for.
+CONSUMED: dict[str, list[str]] = {
+    system: [kind for (source, kind) in HANDLERS if source == system] for system in SYSTEMS
+}
+
+
+def handle(store: Store, event: Event) -> list[Job]:
+    """The jobs an event calls for (none for an event type the stack does not consume)."""
+    handler = HANDLERS.get((event.system, event.type))
+    return handler(store, event) if handler is not None else []

@@ -1,0 +1,371 @@
+"""The jobs: how each is named and keyed, what it sends, and what it records when it succeeds.
+
+A job's payload holds the exact request body, built once when the job is created, so every
+retry sends the same body under the same Idempotency-Key. A step that finds its result already
+recorded (or its order cancelled, for the steps that push an order forward) skips the call.
+What a step records, and the jobs it starts next, are written in the same transaction that
+marks it done (see ``worker.Worker``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from reference_stack.clients import Outcome, Vendors, Verdict
+from reference_stack.store import Job, Order, Store
+
+CREATE_FO = "create_fulfilment_order"
+CANCEL_FO = "cancel_fulfilment_order"
+PLAN_SHIPMENT = "plan_shipment"
+BUY_LABEL = "buy_label"
+ATTACH_LABEL = "attach_label"
+GOODS_ISSUE = "goods_issue"
+POST_TRACKING = "post_tracking"
+FREIGHT_ACCRUAL = "freight_accrual"
+INVENTORY_ADJUSTMENT = "inventory_adjustment"
+GOODS_RECEIPT = "goods_receipt"
+
+# Idempotency keys name the business action: ``label-FO-000001`` is "the label of FO-000001",
+# whichever event, retry or restart asks for it.
+KEY_PREFIX = {
+    CREATE_FO: "wms-create",
+    CANCEL_FO: "wms-cancel",
+    PLAN_SHIPMENT: "shipment",
+    BUY_LABEL: "label",
+    ATTACH_LABEL: "wms-label",
+    GOODS_ISSUE: "gi",
+    POST_TRACKING: "tracking",
+    FREIGHT_ACCRUAL: "accrual",
+    INVENTORY_ADJUSTMENT: "adjustment",
+    GOODS_RECEIPT: "receipt",
+}
+
+# Steps that push an order towards shipping: none of them runs once the order is cancelled.
+FORWARD = frozenset({CREATE_FO, PLAN_SHIPMENT, BUY_LABEL, ATTACH_LABEL})
+
+
+def key(kind: str, identity: str) -> str:
+    return f"{KEY_PREFIX[kind]}-{identity}"
+
+
+class JobSpec(NamedTuple):
+    """A job to create: its kind, the entity it is serialised on, its key and payload."""
+
+    kind: str
+    entity: str
+    key: str
+    payload: dict[str, Any]
+
+
+# -- job constructors (used by the event handlers and by steps that start the next step) ----
+def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
+    ref = order["id"]
+    body = {
+        "order_ref": ref,
+        "ship_to": order["ship_to"],
+        "service_level": order["service_level"],
+        "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in order["lines"]],
+    }
+    return JobSpec(CREATE_FO, ref, key(CREATE_FO, ref), {"order_ref": ref, "body": body})
+
+
+def cancel_fulfilment_order(order_ref: str) -> JobSpec:
+    """Keyed by order: the fulfilment order may not exist yet when the cancellation arrives."""
+    return JobSpec(CANCEL_FO, order_ref, key(CANCEL_FO, order_ref), {"order_ref": order_ref})
+
+
+def plan_shipment(packed: dict[str, Any]) -> JobSpec:
+    ref, fo_id = packed["order_ref"], packed["fulfilment_order_id"]
+    body = {
+        "order_ref": ref,
+        "fulfilment_order_id": fo_id,
+        "ship_to": packed["ship_to"],
+        "service_level": packed["service_level"],
+        "packages": [{"weight_kg": p["weight_kg"]} for p in packed["packages"]],
+    }
+    label_packages = [
+        {"weight_kg": p["weight_kg"], "contents": p.get("contents", [])} for p in packed["packages"]
+    ]
+    payload = {
+        "order_ref": ref,
+        "fulfilment_order_id": fo_id,
+        "body": body,
+        "label_packages": label_packages,
+    }
+    return JobSpec(PLAN_SHIPMENT, ref, key(PLAN_SHIPMENT, fo_id), payload)
+
+
+def buy_label(
+    order_ref: str, fo_id: str, shipment: dict[str, Any], plan: dict[str, Any]
+) -> JobSpec:
+    body = {
+        "shipment_ref": shipment["id"],
+        "service": shipment["service"],
+        "ship_to": plan["body"]["ship_to"],
+        "packages": plan["label_packages"],
+    }
+    payload = {
+        "order_ref": order_ref,
+        "fulfilment_order_id": fo_id,
+        "carrier": shipment["carrier"],
+        "body": body,
+    }
+    return JobSpec(BUY_LABEL, order_ref, key(BUY_LABEL, fo_id), payload)
+
+
+def attach_label(order_ref: str, fo_id: str, label: dict[str, Any], carrier: str) -> JobSpec:
+    body = {
+        "tracking_number": label["tracking_number"],
+        "carrier": carrier,
+        "label_id": label["id"],
+    }
+    payload = {"order_ref": order_ref, "fulfilment_order_id": fo_id, "body": body}
+    return JobSpec(ATTACH_LABEL, order_ref, key(ATTACH_LABEL, fo_id), payload)
+
+
+def goods_issue(order_ref: str, fo_id: str, body: dict[str, Any]) -> JobSpec:
+    """Keyed by fulfilment order: ERP takes one goods issue per picking, never a second."""
+    payload = {"order_ref": order_ref, "body": body}
+    return JobSpec(GOODS_ISSUE, order_ref, key(GOODS_ISSUE, fo_id), payload)
+
+
+def post_tracking(order_ref: str, scan: dict[str, Any]) -> JobSpec:
+    tracking_number, sequence = scan["tracking_number"], scan["sequence"]
+    body = {
+        "tracking_number": tracking_number,
+        "status": scan["status"],
+        "occurred_at": scan["occurred_at"],
+    }
+    identity = f"{tracking_number}-{sequence}"
+    return JobSpec(
+        POST_TRACKING,
+        order_ref,
+        key(POST_TRACKING, identity),
+        {"order_ref": order_ref, "body": body},
+    )
+
+
+def freight_accrual(settled: dict[str, Any]) -> JobSpec:
+    ref, shipment_id = settled["order_ref"], settled["shipment_id"]
+    body = {"order_id": ref, "shipment_id": shipment_id, "amount": settled["amount"]}
+    return JobSpec(FREIGHT_ACCRUAL, ref, key(FREIGHT_ACCRUAL, shipment_id), {"body": body})
+
+
+def inventory_adjustment(adjusted: dict[str, Any]) -> JobSpec:
+    adjustment_id, sku = adjusted["adjustment_id"], adjusted["sku"]
+    body = {
+        "sku": sku,
+        "delta": adjusted["delta"],
+        "reason": adjusted["reason"],
+        "reference": adjustment_id,
+    }
+    return JobSpec(
+        INVENTORY_ADJUSTMENT, sku, key(INVENTORY_ADJUSTMENT, adjustment_id), {"body": body}
+    )
+
+
+def goods_receipt(receipt: dict[str, Any]) -> JobSpec:
+    """Serialised on the receipt: it spans several SKUs."""
+    receipt_id = receipt["receipt_id"]
+    body = {
+        "reference": receipt_id,
+        "lines": [{"sku": x["sku"], "qty": x["qty"]} for x in receipt["lines"]],
+    }
+    return JobSpec(GOODS_RECEIPT, receipt_id, key(GOODS_RECEIPT, receipt_id), {"body": body})
+
+
+# -- running a job -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A step's outcome and, when it succeeded, what to record (returns the jobs it started)."""
+
+    outcome: Outcome
+    record: Callable[[], list[Job]] | None = None
+
+
+def skipped(reason: str) -> Completion:
+    return Completion(Outcome(Verdict.DONE, body={"skipped": reason}))
+
+
+class Steps:
+    def __init__(self, store: Store, vendors: Vendors) -> None:
+        self.store = store
+        self.vendors = vendors
+        self._runners: dict[str, Callable[[Job], Awaitable[Completion]]] = {
+            CREATE_FO: self._create_fulfilment_order,
+            CANCEL_FO: self._cancel_fulfilment_order,
+            PLAN_SHIPMENT: self._plan_shipment,
+            BUY_LABEL: self._buy_label,
+            ATTACH_LABEL: self._attach_label,
+            GOODS_ISSUE: self._goods_issue,
+            POST_TRACKING: self._post_tracking,
+            FREIGHT_ACCRUAL: self._freight_accrual,
+            INVENTORY_ADJUSTMENT: self._inventory_adjustment,
+            GOODS_RECEIPT: self._goods_receipt,
+        }
+
+    async def run(self, job: Job) -> Completion:
+        if job.kind in FORWARD and self._order(job).cancelled:
+            return skipped("order cancelled")
+        return await self._runners[job.kind](job)
+
+    def _order(self, job: Job) -> Order:
+        return self.store.ensure_order(job.payload["order_ref"], job.correlation_id)
+
+    def _add(self, spec: JobSpec, job: Job) -> Job:
+        """A follow-up job, carrying on the correlation id of the job that started it."""
+        return self.store.add_job(*spec, correlation_id=job.correlation_id)
+
+    # -- WMS -----------------------------------------------------------------------------
+    async def _create_fulfilment_order(self, job: Job) -> Completion:
+        ref = job.payload["order_ref"]
+        if self._order(job).fulfilment_order_id:
+            return skipped("fulfilment order already created")
+
+        # After any earlier attempt (failed, cut off, or dead and replayed), look first for the
+        # order that attempt may have created.
+        retrying = job.attempts > 1 or job.last_error is not None
+        found = await self._existing_fulfilment_order(job) if retrying else None
+        if found is not None and (not found.succeeded or found.body is not None):
+            outcome = found
+        else:
+            outcome = await self.vendors.create_fulfilment_order(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+
+        def record() -> list[Job]:
+            self.store.update_order(ref, fulfilment_order_id=outcome.body["id"])
+            return []
+
+        return Completion(outcome, record)
+
+    async def _existing_fulfilment_order(self, job: Job) -> Outcome:
+        """Look before retrying a create: WMSs mostly ignore Idempotency-Key, and an attempt
+        that timed out may have created the order. The outcome's body is the live fulfilment
+        order of this sales order, or None."""
+        found = await self.vendors.find_fulfilment_orders(
+            job.payload["order_ref"], correlation_id=job.correlation_id
+        )
+        if not found.succeeded:
+            return found
+        items = found.body.get("items", []) if isinstance(found.body, dict) else []
+        live = [fo for fo in items if fo.get("status") != "cancelled"]
+        return Outcome(Verdict.OK, found.status, live[0] if live else None)
+
+    async def _cancel_fulfilment_order(self, job: Job) -> Completion:
+        fo_id = self._order(job).fulfilment_order_id
+        if fo_id is None:
+            return skipped("no fulfilment order to cancel")
+        outcome = await self.vendors.cancel_fulfilment_order(
+            fo_id, key=job.send_key, correlation_id=job.correlation_id
+        )
+        return Completion(outcome)
+
+    async def _attach_label(self, job: Job) -> Completion:
+        ref = job.payload["order_ref"]
+        if self._order(job).label_attached:
+            return skipped("label already attached")
+        outcome = await self.vendors.attach_label(
+            job.payload["fulfilment_order_id"],
+            job.payload["body"],
+            key=job.send_key,
+            correlation_id=job.correlation_id,
+        )
+
+        def record() -> list[Job]:
+            self.store.update_order(ref, label_attached=True)
+            return []
+
+        return Completion(outcome, record)
+
+    # -- TMS and carrier -----------------------------------------------------------------
+    async def _plan_shipment(self, job: Job) -> Completion:
+        ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
+        if self._order(job).shipment_id:
+            return skipped("shipment already planned")
+        outcome = await self.vendors.plan_shipment(
+            job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+        )
+
+        def record() -> list[Job]:
+            shipment = outcome.body
+            self.store.update_order(
+                ref,
+                shipment_id=shipment["id"],
+                service=shipment["service"],
+                carrier=shipment["carrier"],
+            )
+            return [self._add(buy_label(ref, fo_id, shipment, job.payload), job)]
+
+        return Completion(outcome, record)
+
+    async def _buy_label(self, job: Job) -> Completion:
+        ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
+        carrier = job.payload["carrier"]
+        if self._order(job).label_id:
+            return skipped("label already bought")
+        outcome = await self.vendors.buy_label(
+            job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+        )
+
+        def record() -> list[Job]:
+            label = outcome.body
+            tracking_number = label["tracking_number"]
+            self.store.update_order(
+                ref, label_id=label["id"], tracking_number=tracking_number, carrier=carrier
+            )
+            self.store.index_tracking(tracking_number, ref)
+            return [self._add(attach_label(ref, fo_id, label, carrier), job)]
+
+        return Completion(outcome, record)
+
+    # -- ERP -----------------------------------------------------------------------------
+    async def _goods_issue(self, job: Job) -> Completion:
+        ref = job.payload["order_ref"]
+        if self._order(job).goods_issue_id:
+            return skipped("goods issue already posted")
+        outcome = await self.vendors.goods_issue(
+            ref, job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+        )
+
+        def record() -> list[Job]:
+            if outcome.verdict is Verdict.OK:
+                issued = outcome.body["id"]
+            else:  # 409 already_issued names the goods issue that was posted before
+                issued = outcome.body["error"]["details"].get("goods_issue_id")
+            self.store.update_order(ref, goods_issue_id=issued)
+            return []
+
+        return Completion(outcome, record)
+
+    async def _post_tracking(self, job: Job) -> Completion:
+        outcome = await self.vendors.post_tracking(
+            job.payload["order_ref"],
+            job.payload["body"],
+            key=job.send_key,
+            correlation_id=job.correlation_id,
+        )
+        return Completion(outcome)
+
+    async def _freight_accrual(self, job: Job) -> Completion:
+        return Completion(
+            await self.vendors.freight_accrual(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _inventory_adjustment(self, job: Job) -> Completion:
+        return Completion(
+            await self.vendors.inventory_adjustment(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _goods_receipt(self, job: Job) -> Completion:
+        return Completion(
+            await self.vendors.goods_receipt(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )

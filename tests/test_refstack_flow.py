@@ -1,0 +1,617 @@
+"""The reference stack end to end, in process: signed webhooks in, vendor calls out.
+
+The app is driven over ASGI (no socket); respx plays the four vendors. Retry delays are a few
+milliseconds and ``Sut.settle`` polls the idle probe, so no test sleeps for more than a few ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import respx
+
+from reference_stack.app import build_app
+from reference_stack.config import Config
+from reference_stack.stack import Stack
+from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
+
+SECRET = "s3cr3t"
+PORT = 8799
+URLS = {s: f"http://{s}.test" for s in ("erp", "wms", "tms", "carrier")}
+ERP, WMS, TMS, CARRIER = URLS.values()
+
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "street": "Main St 1",
+    "city": "Berlin",
+    "postal_code": "10115",
+    "country": "DE",
+}
+ORDER = {
+    "id": "SO-000001",
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+    "ship_to": ADDRESS,
+    "service_level": "standard",
+    "lines": [{"line": 1, "sku": "A-100", "qty": 3}, {"line": 2, "sku": "B-200", "qty": 1}],
+    "status": "released",
+    "created_at": "2026-11-23T09:00:00Z",
+    "released_at": "2026-11-23T09:00:05Z",
+}
+PICKED = {
+    "fulfilment_order_id": "FO-000001",
+    "order_ref": "SO-000001",
+    "lines": [
+        {"line": 1, "sku": "A-100", "qty": 3, "picked_qty": 2, "short_qty": 1},
+        {"line": 2, "sku": "B-200", "qty": 1, "picked_qty": 1, "short_qty": 0},
+    ],
+}
+CONTENTS = [{"sku": "A-100", "qty": 2}, {"sku": "B-200", "qty": 1}]
+PACKED = {
+    "fulfilment_order_id": "FO-000001",
+    "order_ref": "SO-000001",
+    "ship_to": ADDRESS,
+    "service_level": "standard",
+    "packages": [{"package_id": "PK-000001", "weight_kg": 2.5, "contents": CONTENTS}],
+}
+SHIPPED = {
+    "fulfilment_order_id": "FO-000001",
+    "order_ref": "SO-000001",
+    "tracking_number": "PC000000001",
+    "carrier": "parcelco",
+    "shipped_at": "2026-11-23T16:00:00Z",
+    "lines": [{"line": 1, "sku": "A-100", "qty": 2}, {"line": 2, "sku": "B-200", "qty": 1}],
+}
+SHIPMENT = {
+    "id": "SH-000001",
+    "order_ref": "SO-000001",
+    "fulfilment_order_id": "FO-000001",
+    "carrier": "parcelco",
+    "service": "ground",
+    "rate": {"amount": "7.40", "currency": "EUR"},
+    "status": "planned",
+}
+LABEL = {
+    "id": "LB-000001",
+    "tracking_number": "PC000000001",
+    "shipment_ref": "SH-000001",
+    "service": "ground",
+    "status": "created",
+}
+
+
+def body(request: httpx.Request) -> Any:
+    return orjson.loads(request.content)
+
+
+def vendor_error(status: int, code: str) -> httpx.Response:
+    error = {"code": code, "message": f"refused: {code}", "details": {}}
+    return httpx.Response(status, json={"error": error})
+
+
+@dataclass
+class Sut:
+    """The stack under test, its ASGI client, and the respx router playing the vendors."""
+
+    stack: Stack
+    client: httpx.AsyncClient
+    vendors: respx.MockRouter
+    routes: dict[str, respx.Route]
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def deliver(
+        self,
+        system: str,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
+        """POST a webhook signed as the simulators sign it."""
+        event_id = event_id or f"EV-{system.upper()}-{next(self._ids):06d}"
+        envelope = {"id": event_id, "type": event_type, "source": system, "data": data}
+        raw = orjson.dumps(envelope)
+        headers = signed_headers(secret, raw, timestamp)
+        headers |= {
+            "content-type": "application/json",
+            EVENT_ID_HEADER: event_id,
+            EVENT_TYPE_HEADER: event_type,
+        }
+        if correlation_id:
+            headers["x-correlation-id"] = correlation_id
+        return await self.client.post(f"/webhooks/{system}", content=raw, headers=headers)
+
+    async def idle(self) -> dict[str, Any]:
+        return (await self.client.get("/_stack/idle")).json()
+
+    async def settle(self) -> dict[str, Any]:
+        """Wait until nothing is running, due or scheduled (retries are milliseconds here)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            probe = await self.idle()
+            if probe["idle"] and probe["scheduled"] == 0:
+                return probe
+            await asyncio.sleep(0.002)
+        raise AssertionError(f"the stack never settled: {probe}")
+
+    async def wait_until_scheduled(self, count: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 5
+        while (probe := await self.idle())["scheduled"] < count:
+            assert time.monotonic() < deadline, probe
+            await asyncio.sleep(0.002)
+        return probe
+
+    def requests(self, name: str) -> list[httpx.Request]:
+        return [call.request for call in self.routes[name].calls]
+
+    async def ship_order(self) -> None:
+        """Release, pick, pack and ship SO-000001 along the happy path."""
+        await self.deliver("erp", "order.released", ORDER)
+        await self.settle()
+        await self.deliver("wms", "order.picked", PICKED)
+        await self.deliver("wms", "order.packed", PACKED)
+        await self.settle()
+        await self.deliver("wms", "order.shipped", SHIPPED)
+        await self.settle()
+
+
+def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
+    """Every vendor answering as on a good day; tests change single routes."""
+    for url in URLS.values():
+        router.post(f"{url}/webhooks").respond(201, json={"id": "WH-0001"})
+        router.get(f"{url}/webhooks").respond(200, json={"items": []})
+    fo = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
+    return {
+        "create": router.post(f"{WMS}/fulfilment-orders").respond(201, json=fo),
+        "find": router.get(f"{WMS}/fulfilment-orders").respond(200, json={"items": []}),
+        "cancel": router.post(f"{WMS}/fulfilment-orders/FO-000001/cancel").respond(200, json=fo),
+        "attach": router.post(f"{WMS}/fulfilment-orders/FO-000001/label").respond(200, json=fo),
+        "plan": router.post(f"{TMS}/shipments").respond(201, json=SHIPMENT),
+        "label": router.post(f"{CARRIER}/labels").respond(201, json=LABEL),
+        "issue": router.post(f"{ERP}/orders/SO-000001/goods-issue").respond(
+            201, json={"id": "GI-000001"}
+        ),
+        "tracking": router.post(f"{ERP}/orders/SO-000001/tracking").respond(200, json={}),
+        "accrual": router.post(f"{ERP}/freight-accruals").respond(201, json={"id": "FA-000001"}),
+        "adjust": router.post(f"{ERP}/inventory/adjustments").respond(201, json={"id": "IA-1"}),
+        "receipt": router.post(f"{ERP}/goods-receipts").respond(201, json={"id": "GR-1"}),
+    }
+
+
+def make_config(db: Path) -> Config:
+    return Config(
+        vendor_urls=URLS,
+        webhook_secret=SECRET,
+        port=PORT,
+        db_path=db,
+        retry_base_s=0.001,
+        retry_max_s=0.004,
+        max_attempts=4,
+        workers=4,
+    )
+
+
+@asynccontextmanager
+async def running(
+    db: Path, router: respx.MockRouter, routes: dict[str, respx.Route]
+) -> AsyncIterator[Sut]:
+    stack = Stack(make_config(db))
+    await stack.start()
+    await stack.subscribe()
+    transport = httpx.ASGITransport(app=build_app(stack))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://stack") as client:
+            yield Sut(stack, client, router, routes)
+    finally:
+        await stack.stop()
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+async def sut(tmp_path: Path, router: respx.MockRouter) -> AsyncIterator[Sut]:
+    async with running(tmp_path / "stack.db", router, vendor_routes(router)) as stack:
+        yield stack
+
+
+# -- start-up ---------------------------------------------------------------------------------
+async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) -> None:
+    subscriptions = {
+        call.request.url.host.split(".")[0]: body(call.request)
+        for call in sut.vendors.calls
+        if call.request.method == "POST" and call.request.url.path == "/webhooks"
+    }
+    assert subscriptions["erp"] == {
+        "url": f"http://127.0.0.1:{PORT}/webhooks/erp",
+        "events": ["order.released", "order.cancelled"],
+        "secret": SECRET,
+    }
+    assert set(subscriptions["wms"]["events"]) == {
+        "order.picked",
+        "order.packed",
+        "order.shipped",
+        "inventory.adjusted",
+        "receipt.confirmed",
+    }
+    assert subscriptions["tms"]["events"] == ["freight.settled"]
+    assert subscriptions["carrier"]["events"] == ["tracking.updated"]
+    assert (await sut.client.get("/_stack/health")).json() == {"status": "ok"}
+
+
+async def test_health_waits_for_a_simulator_that_is_not_up_yet(
+    tmp_path: Path, router: respx.MockRouter
+) -> None:
+    vendor_routes(router)
+    router.post(f"{TMS}/webhooks").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(201, json={"id": "WH-1"})]
+    )
+    stack = Stack(make_config(tmp_path / "stack.db"))
+    await stack.start()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(stack)), base_url="http://s"
+    )
+    try:
+        assert (await client.get("/_stack/health")).status_code == 503
+        await stack.subscribe()
+        assert (await client.get("/_stack/health")).status_code == 200
+    finally:
+        await client.aclose()
+        await stack.stop()
+
+
+# -- the webhook door -------------------------------------------------------------------------
+async def test_the_same_event_delivered_twice_creates_one_fulfilment_order(sut: Sut) -> None:
+    first = await sut.deliver("erp", "order.released", ORDER, event_id="EV-ERP-000042")
+    again = await sut.deliver("erp", "order.released", ORDER, event_id="EV-ERP-000042")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["status"] == "duplicate"
+    await sut.settle()
+    [create] = sut.requests("create")
+    assert body(create) == {
+        "order_ref": "SO-000001",
+        "ship_to": ADDRESS,
+        "service_level": "standard",
+        "lines": [{"line": 1, "sku": "A-100", "qty": 3}, {"line": 2, "sku": "B-200", "qty": 1}],
+    }
+    assert create.headers["idempotency-key"] == "wms-create-SO-000001"
+    assert create.headers["x-correlation-id"].startswith("corr-SO-000001-")
+
+
+async def test_two_events_releasing_one_order_create_one_fulfilment_order(sut: Sut) -> None:
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    await sut.deliver("erp", "order.released", ORDER)  # after the create went through, too
+    await sut.settle()
+    assert len(sut.requests("create")) == 1
+
+
+async def test_a_bad_signature_is_refused_and_nothing_is_kept(sut: Sut) -> None:
+    forged = await sut.deliver("erp", "order.released", ORDER, event_id="EV-1", secret="guess")
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "invalid_signature"
+    await sut.settle()
+    assert sut.requests("create") == []
+    genuine = await sut.deliver("erp", "order.released", ORDER, event_id="EV-1")
+    assert genuine.status_code == 202  # not a duplicate: the forged one was never stored
+
+
+async def test_an_old_timestamp_is_refused(sut: Sut) -> None:
+    stale = int(time.time()) - 301
+    response = await sut.deliver("erp", "order.released", ORDER, timestamp=stale)
+    assert response.status_code == 401
+    assert "replay window" in response.json()["error"]["message"]
+
+
+async def test_a_body_that_is_no_event_envelope_is_a_400(sut: Sut) -> None:
+    raw = b"[1, 2]"
+    headers = signed_headers(SECRET, raw)
+    response = await sut.client.post("/webhooks/erp", content=raw, headers=headers)
+    assert response.status_code == 400
+    assert (await sut.client.post("/webhooks/crm", content=raw, headers=headers)).status_code == 404
+
+
+async def test_an_event_missing_its_data_is_acknowledged_and_does_not_wedge(sut: Sut) -> None:
+    response = await sut.deliver("erp", "order.released", {"id": "SO-000009"})  # no lines
+    assert response.status_code == 202
+    assert (await sut.idle())["idle"] is True
+
+
+# -- the choreography -------------------------------------------------------------------------
+async def test_packed_plans_buys_and_attaches_in_that_order(sut: Sut) -> None:
+    await sut.deliver("erp", "order.released", ORDER, correlation_id="corr-world-1")
+    await sut.settle()
+    await sut.deliver("wms", "order.packed", PACKED)
+    await sut.settle()
+    writes = [
+        (c.request.url.host, c.request.url.path)
+        for c in sut.vendors.calls
+        if c.request.method == "POST" and c.request.url.path != "/webhooks"
+    ]
+    assert writes == [
+        ("wms.test", "/fulfilment-orders"),
+        ("tms.test", "/shipments"),
+        ("carrier.test", "/labels"),
+        ("wms.test", "/fulfilment-orders/FO-000001/label"),
+    ]
+    [plan], [label], [attach] = sut.requests("plan"), sut.requests("label"), sut.requests("attach")
+    assert body(plan)["packages"] == [{"weight_kg": 2.5}]
+    assert body(label) == {
+        "shipment_ref": "SH-000001",
+        "service": "ground",
+        "ship_to": ADDRESS,
+        "packages": [{"weight_kg": 2.5, "contents": CONTENTS}],
+    }
+    assert body(attach) == {
+        "tracking_number": "PC000000001",
+        "carrier": "parcelco",
+        "label_id": "LB-000001",
+    }
+    keys = [r.headers["idempotency-key"] for r in (plan, label, attach)]
+    assert keys == ["shipment-FO-000001", "label-FO-000001", "wms-label-FO-000001"]
+    # one correlation id for everything about the order: the one its release came with
+    correlation_ids = {
+        c.request.headers["x-correlation-id"]
+        for c in sut.vendors.calls
+        if c.request.url.path != "/webhooks"
+    }
+    assert correlation_ids == {"corr-world-1"}
+    known = (await sut.client.get("/_stack/orders/SO-000001")).json()["order"]
+    assert known["shipment_id"] == "SH-000001"
+    assert known["tracking_number"] == "PC000000001"
+    assert known["label_attached"] is True
+
+
+async def test_a_retried_label_purchase_sends_the_same_key_and_body(sut: Sut) -> None:
+    sut.routes["label"].side_effect = [
+        httpx.ReadTimeout("timed out"),
+        vendor_error(503, "unavailable"),
+        httpx.Response(201, json=LABEL),
+    ]
+    await sut.deliver("wms", "order.packed", PACKED)
+    await sut.settle()
+    purchases = sut.requests("label")
+    assert len(purchases) == 3
+    assert {r.headers["idempotency-key"] for r in purchases} == {"label-FO-000001"}
+    assert len({r.content for r in purchases}) == 1
+    assert len(sut.requests("attach")) == 1
+
+
+async def test_shipped_posts_the_goods_issue_with_the_picked_qty(sut: Sut) -> None:
+    await sut.ship_order()
+    [issue] = sut.requests("issue")
+    assert body(issue) == {
+        "lines": [{"line": 1, "qty": 2}, {"line": 2, "qty": 1}],
+        "tracking_number": "PC000000001",
+        "carrier": "parcelco",
+        "shipment_id": "SH-000001",
+    }
+    assert issue.headers["idempotency-key"] == "gi-FO-000001"
+    await sut.deliver("wms", "order.shipped", SHIPPED)  # a late duplicate with a new event id
+    await sut.settle()
+    assert len(sut.requests("issue")) == 1
+
+
+async def test_nothing_picked_posts_a_zero_goods_issue(sut: Sut) -> None:
+    unpicked = {
+        **PICKED,
+        "lines": [{**line, "picked_qty": 0, "short_qty": line["qty"]} for line in PICKED["lines"]],
+    }
+    await sut.deliver("wms", "order.picked", unpicked)
+    await sut.settle()
+    [issue] = sut.requests("issue")
+    assert body(issue) == {"lines": [{"line": 1, "qty": 0}, {"line": 2, "qty": 0}]}
+
+
+async def test_stale_tracking_sequences_are_ignored(sut: Sut) -> None:
+    await sut.ship_order()
+
+    def scan(status: str, sequence: int) -> dict[str, Any]:
+        at = f"2026-11-24T0{sequence}:00:00Z"
+        return {
+            "tracking_number": "PC000000001",
+            "status": status,
+            "occurred_at": at,
+            "sequence": sequence,
+        }
+
+    for status, sequence in [("in_transit", 2), ("picked_up", 1), ("in_transit", 2)]:
+        assert (await sut.deliver("carrier", "tracking.updated", scan(status, sequence))).is_success
+    await sut.deliver("carrier", "tracking.updated", scan("delivered", 3))
+    await sut.settle()
+    posted = [body(r) for r in sut.requests("tracking")]
+    assert [(p["status"], p["occurred_at"]) for p in posted] == [
+        ("in_transit", "2026-11-24T02:00:00Z"),
+        ("delivered", "2026-11-24T03:00:00Z"),
+    ]
+
+
+async def test_cancelled_after_creation_cancels_the_fulfilment_order(sut: Sut) -> None:
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    await sut.settle()
+    assert len(sut.requests("cancel")) == 1
+    await sut.deliver("wms", "order.packed", PACKED)  # a late event must not push it on
+    await sut.settle()
+    assert sut.requests("plan") == []
+
+
+async def test_cancelled_before_the_create_ran_sends_nothing_more_to_the_wms(sut: Sut) -> None:
+    sut.routes["create"].respond(503, headers={"Retry-After": "0.01"})
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.wait_until_scheduled(1)  # the first attempt failed; the retry is 10 ms away
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    await sut.settle()
+    assert len(sut.requests("create")) == 1  # no retry once cancelled
+    assert sut.requests("find") == []
+    assert sut.requests("cancel") == []  # no fulfilment order was ever created
+
+
+async def test_settlement_adjustments_and_receipts_reach_the_erp(sut: Sut) -> None:
+    amount = {"amount": "7.40", "currency": "EUR"}
+    settled = {
+        "shipment_id": "SH-000001",
+        "order_ref": "SO-000001",
+        "amount": amount,
+        "settled_at": "2026-11-23T22:00:00Z",
+    }
+    adjusted = {"adjustment_id": "ADJ-000001", "sku": "A-100", "delta": -2, "reason": "damage"}
+    received = {"receipt_id": "RC-000001", "lines": [{"sku": "A-100", "qty": 40}]}
+    await sut.deliver("tms", "freight.settled", settled)
+    await sut.deliver("wms", "inventory.adjusted", adjusted)
+    await sut.deliver("wms", "receipt.confirmed", received)
+    await sut.settle()
+    [accrual], [adjust], [receipt] = (sut.requests(n) for n in ("accrual", "adjust", "receipt"))
+    assert body(accrual) == {"order_id": "SO-000001", "shipment_id": "SH-000001", "amount": amount}
+    assert accrual.headers["idempotency-key"] == "accrual-SH-000001"
+    assert body(adjust) == {
+        "sku": "A-100",
+        "delta": -2,
+        "reason": "damage",
+        "reference": "ADJ-000001",
+    }
+    assert body(receipt) == {"reference": "RC-000001", "lines": [{"sku": "A-100", "qty": 40}]}
+
+
+# -- failures ---------------------------------------------------------------------------------
+async def test_wms_down_twice_then_up_still_creates_the_order(sut: Sut) -> None:
+    sut.routes["create"].side_effect = [
+        vendor_error(503, "unavailable"),
+        vendor_error(503, "unavailable"),
+        httpx.Response(201, json={"id": "FO-000001"}),
+    ]
+    await sut.deliver("erp", "order.released", ORDER)
+    probe = await sut.settle()
+    creates = sut.requests("create")
+    assert len(creates) == 3
+    assert {r.headers["idempotency-key"] for r in creates} == {"wms-create-SO-000001"}
+    assert len(sut.requests("find")) == 2  # each retry looked for an order created unseen
+    order = (await sut.client.get("/_stack/orders/SO-000001")).json()
+    assert order["order"]["fulfilment_order_id"] == "FO-000001"
+    assert probe["dead"] == 0
+
+
+async def test_a_retry_adopts_an_order_a_timed_out_attempt_created(sut: Sut) -> None:
+    sut.routes["create"].side_effect = [httpx.ReadTimeout("timed out")]
+    created = {"id": "FO-000007", "order_ref": "SO-000001", "status": "accepted"}
+    sut.routes["find"].respond(200, json={"items": [created]})
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    assert len(sut.requests("create")) == 1
+    order = (await sut.client.get("/_stack/orders/SO-000001")).json()
+    assert order["order"]["fulfilment_order_id"] == "FO-000007"
+
+
+async def test_a_permanent_refusal_is_a_dead_letter_that_can_be_replayed(sut: Sut) -> None:
+    sut.routes["create"].side_effect = [
+        vendor_error(422, "validation_failed"),
+        httpx.Response(201, json={"id": "FO-000001"}),
+    ]
+    await sut.deliver("erp", "order.released", ORDER)
+    probe = await sut.settle()
+    assert probe["dead"] == 1
+    assert len(sut.requests("create")) == 1  # a 422 is never retried
+    [dead] = (await sut.client.get("/_stack/dead-letters")).json()["items"]
+    assert dead["kind"] == "create_fulfilment_order"
+    assert dead["last_status"] == 422
+    assert dead["last_response"]["error"]["code"] == "validation_failed"
+    assert "validation_failed" in dead["last_error"]
+
+    replayed = await sut.client.post(f"/_stack/dead-letters/{dead['id']}/replay")
+    assert replayed.status_code == 200
+    probe = await sut.settle()
+    assert probe["dead"] == 0
+    assert (await sut.client.get("/_stack/dead-letters")).json()["items"] == []
+    retry = sut.requests("create")[1]
+    # the vendor remembers the refused key, so the replay goes out under a fresh one
+    assert retry.headers["idempotency-key"].startswith("wms-create-SO-000001-replay-")
+    order = (await sut.client.get("/_stack/orders/SO-000001")).json()
+    assert order["order"]["fulfilment_order_id"] == "FO-000001"
+    again = await sut.client.post(f"/_stack/dead-letters/{dead['id']}/replay")
+    assert again.status_code == 409
+
+
+async def test_retries_give_up_after_max_attempts(sut: Sut) -> None:
+    sut.routes["accrual"].respond(503)
+    settled = {"shipment_id": "SH-000001", "order_ref": "SO-000001", "amount": {}}
+    await sut.deliver("tms", "freight.settled", settled)
+    probe = await sut.settle()
+    assert len(sut.requests("accrual")) == 4  # REFSTACK_MAX_ATTEMPTS in these tests
+    assert probe["dead"] == 1
+
+
+async def test_a_cancel_refused_because_it_shipped_is_not_retried(sut: Sut) -> None:
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    sut.routes["cancel"].respond(
+        409, json={"error": {"code": "invalid_transition", "details": {"status": "shipped"}}}
+    )
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    probe = await sut.settle()
+    assert len(sut.requests("cancel")) == 1
+    assert probe["dead"] == 1
+
+
+# -- the idle probe ---------------------------------------------------------------------------
+async def test_idle_is_false_while_work_is_due_or_running_and_true_when_done(sut: Sut) -> None:
+    gate = asyncio.Event()
+
+    async def slow_create(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return httpx.Response(201, json={"id": "FO-000001"})
+
+    sut.routes["create"].side_effect = slow_create
+    assert (await sut.idle())["idle"] is True
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    probe = await sut.idle()  # the webhook answered: its jobs are already counted
+    assert probe["idle"] is False
+    assert probe["running"] + probe["due"] == 2
+    gate.set()
+    probe = await sut.settle()
+    assert probe == {"idle": True, "inbox": 0, "running": 0, "due": 0, "scheduled": 0, "dead": 0}
+
+
+async def test_work_waiting_for_a_retry_timer_does_not_hold_idle(sut: Sut) -> None:
+    sut.routes["create"].respond(429, headers={"Retry-After": "30"})
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.wait_until_scheduled(1)
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    await asyncio.sleep(0.01)  # over twice the longest backoff: only Retry-After holds it back
+    assert len(sut.requests("create")) == 1
+    probe = await sut.idle()
+    # the create waits 30 s for its retry; the cancel queued behind it waits with it
+    assert probe == {"idle": True, "inbox": 0, "running": 0, "due": 0, "scheduled": 2, "dead": 0}
+
+
+async def test_jobs_survive_a_restart(tmp_path: Path, router: respx.MockRouter) -> None:
+    routes = vendor_routes(router)
+    routes["create"].respond(503, headers={"Retry-After": "0.05"})
+    db = tmp_path / "stack.db"
+    async with running(db, router, routes) as first:
+        await first.deliver("erp", "order.released", ORDER)
+        await first.wait_until_scheduled(1)
+    routes["create"].respond(201, json={"id": "FO-000001"})
+    async with running(db, router, routes) as second:
+        await second.settle()
+        order = (await second.client.get("/_stack/orders/SO-000001")).json()
+    assert order["order"]["fulfilment_order_id"] == "FO-000001"
+    assert [job["status"] for job in order["jobs"]] == ["done"]
+    assert len(routes["create"].calls) == 2
