@@ -18,7 +18,7 @@ from rich.console import Console
 
 from harness import hosting
 from harness import scenario as scenarios
-from harness.report import terminal, verdict_json
+from harness.report import progress, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import StackError
 
@@ -58,6 +58,7 @@ def run_command(
     webhook_secret: Annotated[
         str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
@@ -73,11 +74,16 @@ def run_command(
         port_base=port_base,
         webhook_secret=webhook_secret,
     )
+    console = Console()
     try:
-        outcome = uvloop.run(run(config))
+        if progress.wanted(console, quiet):
+            with progress.ProgressView(console, loaded.demand.orders) as view:
+                config.progress = view
+                outcome = uvloop.run(run(config))
+        else:
+            outcome = uvloop.run(run(config))
     except (ConfigError, StackError) as exc:
         raise Usage(str(exc)) from None
-    console = Console()
     terminal.render(outcome, console)
     written = verdict_json.write(outcome, report_dir)
     console.print(f"report: {written}")

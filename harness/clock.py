@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from simulators.common.clock import IsoFormatter
@@ -61,17 +62,24 @@ class LockstepClock:
 class RealtimeClock:
     mode = "realtime"
 
-    def __init__(self, epoch: datetime, factor: float = 1.0, start: float = 0.0) -> None:
+    def __init__(
+        self,
+        epoch: datetime,
+        factor: float = 1.0,
+        start: float = 0.0,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
         if factor <= 0:
             raise ValueError("the realtime factor must be positive")
         self.epoch = epoch
         self.factor = factor
+        self._wall = wall
         self._start_virtual = start
-        self._start_wall = time.monotonic()
+        self._start_wall = wall()
         self._iso = IsoFormatter(epoch)
 
     def now(self) -> float:
-        return self._start_virtual + (time.monotonic() - self._start_wall) * self.factor
+        return self._start_virtual + (self._wall() - self._start_wall) * self.factor
 
     def iso(self, t: float | None = None) -> str:
         return self._iso(self.now() if t is None else t)

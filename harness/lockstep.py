@@ -29,6 +29,7 @@ class Lockstep:
         probe: StackProbe,
         *,
         horizon_s: float,
+        resolution_s: float = 0.0,
         settle_s: float = 0.05,
         stall_timeout_s: float = 60.0,
         drain_timeout_s: float = 60.0,
@@ -39,6 +40,7 @@ class Lockstep:
         self.sims = sims
         self.probe = probe
         self.horizon_s = horizon_s
+        self.resolution_s = resolution_s
         self.settle_s = settle_s
         self.stall_timeout_s = stall_timeout_s
         self.drain_timeout_s = drain_timeout_s
@@ -74,14 +76,26 @@ class Lockstep:
                 await asyncio.sleep(0.05)
                 continue
             draining_since = None
-            if t > env.now:
-                env.run(until=t)
-            clock.advance_to(t)
-            while env.peek() <= t:
-                env.step()
+            # With a resolution, everything due within the window is played before the system
+            # is asked to be quiet again: fewer, larger steps, and the stack sees the world
+            # at most resolution_s late. Zero: one step per distinct moment.
+            window_end = min(t + self.resolution_s, self.horizon_s)
+            while t <= window_end:
+                self._play_until(t)
+                timer = clock.next_timer()
+                t = min(env.peek(), math.inf if timer is None else timer)
             self.steps += 1
             if self.on_step is not None:
                 self.on_step()
+
+    def _play_until(self, t: float) -> None:
+        """Move the clock and the world to ``t`` and play everything due at ``t``."""
+        env = self.env
+        if t > env.now:
+            env.run(until=t)
+        self.clock.advance_to(t)
+        while env.peek() <= t:
+            env.step()
 
     def _sims_quiet(self) -> bool:
         return all(sim.quiet() for sim in self.sims)

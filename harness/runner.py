@@ -7,14 +7,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import simpy
 
 import simulators
 from harness import hosting, oracles
-from harness.clock import LockstepClock
+from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
 from harness.oracles.base import OracleResult
+from harness.realtime import Realtime
+from harness.report.progress import ProgressView
 from harness.scenario import Scenario
 from harness.stack import REFERENCE_STACK_CMD, StackError, StackProbe, StackProcess, free_port
 from harness.world.world import World, catalogue_of
@@ -36,10 +39,13 @@ class RunConfig:
     report_dir: Path = Path("reports/latest")
     port_base: int | None = None  # None: any free ports
     webhook_secret: str | None = None
+    stack_env: dict[str, str] = field(default_factory=dict)  # extra variables for a launched stack
     ready_timeout_s: float = 30.0
     # Called after every lockstep step with the world and the launched stack (if any):
     # the progress view hangs here, and tests use it to break the stack mid-run.
     on_step: Callable[[World, StackProcess | None], None] | None = None
+    # Shown while the run plays (None: nothing is shown).
+    progress: ProgressView | None = None
 
 
 @dataclass
@@ -54,6 +60,7 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     stack_log: str | None = None
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # final simulator state
 
     @property
     def passed(self) -> bool:
@@ -78,6 +85,57 @@ def declare_subscriptions(sims: dict[str, Simulator], stack_url: str, secret: st
     return declared
 
 
+def _step_hook(
+    config: RunConfig,
+    world: World,
+    process: StackProcess | None,
+    clock: LockstepClock | RealtimeClock,
+    sims: list[Simulator],
+) -> Callable[[], None] | None:
+    hooks: list[Callable[[], None]] = []
+    if config.progress is not None:
+        view = config.progress
+        hooks.append(
+            lambda: view.update(
+                clock.iso(), world.counts, sum(len(s.journal.entries) for s in sims)
+            )
+        )
+    if config.on_step is not None:
+        user_hook = config.on_step
+        hooks.append(lambda: user_hook(world, process))
+    if not hooks:
+        return None
+
+    def after_step() -> None:
+        for hook in hooks:
+            hook()
+
+    return after_step
+
+
+def _driver(
+    scenario: Scenario,
+    env: simpy.Environment,
+    clock: LockstepClock | RealtimeClock,
+    sims: list[Simulator],
+    probe: StackProbe,
+    on_step: Callable[[], None] | None,
+) -> Lockstep | Realtime:
+    horizon_s = scenario.horizon_days * DAY
+    if isinstance(clock, RealtimeClock):
+        return Realtime(env, clock, sims, probe, horizon_s=horizon_s, on_step=on_step)
+    return Lockstep(
+        env,
+        clock,
+        sims,
+        probe,
+        horizon_s=horizon_s,
+        resolution_s=scenario.clock.resolution_s,
+        settle_s=scenario.stack.settle_ms / 1000,
+        on_step=on_step,
+    )
+
+
 async def run(config: RunConfig) -> RunOutcome:
     scenario = config.scenario
     try:
@@ -87,7 +145,12 @@ async def run(config: RunConfig) -> RunOutcome:
     if config.stack_url and config.stack_cmd:
         raise ConfigError("give --stack-url or --stack-cmd, not both")
     started = time.perf_counter()
-    clock = LockstepClock(scenario.epoch)
+    settings = scenario.clock
+    clock: LockstepClock | RealtimeClock = (
+        RealtimeClock(scenario.epoch, settings.factor)
+        if settings.mode == "realtime"
+        else LockstepClock(scenario.epoch)
+    )
     env = simpy.Environment()
     stock = catalogue_of(scenario).stock()
     sims = {s: simulators.build(s, clock, stock=stock) for s in simulators.SYSTEMS}
@@ -109,6 +172,7 @@ async def run(config: RunConfig) -> RunOutcome:
             base = f"http://127.0.0.1:{port}"
             stack_env = simulator_env(urls, secret, port)
             stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
+            stack_env.update(config.stack_env)
             config.report_dir.mkdir(parents=True, exist_ok=True)
             (config.report_dir / "refstack.db").unlink(missing_ok=True)
             cmd = config.stack_cmd or REFERENCE_STACK_CMD
@@ -123,26 +187,20 @@ async def run(config: RunConfig) -> RunOutcome:
             if declared := declare_subscriptions(sims, base, secret):
                 notes.append(f"declared webhook subscriptions for: {', '.join(declared)}")
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
-            lockstep = Lockstep(
-                env,
-                clock,
-                list(sims.values()),
-                probe,
-                horizon_s=scenario.horizon_days * DAY,
-                settle_s=scenario.stack.settle_ms / 1000,
-                on_step=(lambda: config.on_step(world, process)) if config.on_step else None,
-            )
-            await lockstep.run()
+            on_step = _step_hook(config, world, process, clock, list(sims.values()))
+            driver = _driver(scenario, env, clock, list(sims.values()), probe, on_step)
+            await driver.run()
         finally:
             await probe.close()
     finally:
         if process is not None:
             process.stop()
         await hosting.shutdown(hosted)
-    notes += lockstep.stalls + world.incidents
-    if lockstep.stack_down:
+    notes += driver.stalls + world.incidents
+    if driver.stack_down:
         notes.append("the stack stopped answering during the run")
-    view = oracles.SystemsView({s: sim.model.snapshot() for s, sim in sims.items()})
+    snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
+    view = oracles.SystemsView(snapshots)
     return RunOutcome(
         scenario=scenario,
         scenario_path=config.scenario_path,
@@ -151,8 +209,9 @@ async def run(config: RunConfig) -> RunOutcome:
         | {"exchanges": sum(len(sim.journal.entries) for sim in sims.values())},
         wall_s=time.perf_counter() - started,
         virtual_s=clock.now(),
-        steps=lockstep.steps,
+        steps=driver.steps,
         notes=notes,
         urls=urls,
         stack_log=str(process.log_path) if process else None,
+        snapshots=snapshots,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -16,12 +16,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
 
 
 class Strict(BaseModel):
@@ -40,6 +44,10 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 
 
+def _seconds(t: time) -> float:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
 class IntRange(Strict):
     min: Annotated[int, Field(ge=1)] = 1
     max: Annotated[int, Field(ge=1)] = 1
@@ -51,42 +59,253 @@ class IntRange(Strict):
         return self
 
 
-class Demand(Strict):
-    """Orders arriving over the business day."""
+class Section(Strict):
+    """A world section: field docstrings become descriptions in ``twinyard schema``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+Headcount = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class Delay(Section):
+    """A delay in minutes: at least ``min``, usually short, now and then long, never over
+    ``max`` (a shifted exponential with the given mean, cut at max)."""
+
+    min_minutes: Annotated[float, Field(ge=0, le=10_080)] = 1.0
+    """The shortest delay."""
+    mean_minutes: Annotated[float, Field(ge=0, le=10_080)] = 20.0
+    """The average delay (before cutting at max)."""
+    max_minutes: Annotated[float, Field(ge=0, le=10_080)] = 240.0
+    """The longest delay."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Delay:
+        if not self.min_minutes <= self.mean_minutes <= self.max_minutes:
+            raise ValueError(
+                f"need min_minutes <= mean_minutes <= max_minutes, got {self.min_minutes}, "
+                f"{self.mean_minutes}, {self.max_minutes}"
+            )
+        return self
+
+
+def _curve(value: Any) -> Any:
+    return parse_curve(value)
+
+
+Curve = Annotated[
+    str | tuple[float, ...],
+    PlainValidator(_curve),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(PROFILES)},
+                {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0},
+                    "minItems": 24,
+                    "maxItems": 24,
+                },
+            ]
+        }
+    ),
+]
+
+
+class Demand(Section):
+    """Orders arriving over the business day, and customers who change their minds."""
 
     orders: Annotated[int, Field(ge=0, le=1_000_000)] = 200
+    """Orders arriving on the day."""
     open: TimeOfDay = time(6, 0)
+    """The first order can arrive at this time of day."""
     close: TimeOfDay = time(18, 0)
+    """No order arrives at or after this time of day."""
+    curve: Curve = "flat"
+    """Arrivals by hour of day: a profile (flat, peak_monday, evening) or 24 relative
+    weights, 00:00 first. Clipped to open..close; no arrivals where the weight is 0."""
     lines_per_order: IntRange = IntRange(min=1, max=3)
+    """Distinct SKUs per order (uniform between min and max)."""
     qty_per_line: IntRange = IntRange(min=1, max=3)
+    """Units per order line (uniform between min and max)."""
     express_share: Rate = 0.2
+    """Share of orders shipped express; the rest go standard."""
+    cancel_rate: Rate = 0.0
+    """Share of released orders whose customer asks to cancel. Customer service accepts
+    only while the warehouse has not started on the order; later requests are refused."""
+    cancel_after: Delay = Delay()
+    """How long after release a cancelling customer calls."""
 
     @model_validator(mode="after")
     def _window(self) -> Demand:
         if self.close <= self.open:
             raise ValueError("close must be after open")
+        weights = hourly_weights(self.curve)
+        if not segments(weights, _seconds(self.open), _seconds(self.close)):
+            raise ValueError(
+                "the demand curve has no weight between open and close: no order could arrive"
+            )
         return self
 
 
-class Catalogue(Strict):
+class Catalogue(Section):
+    """The SKUs the shop sells and how much of each is on the shelf at the start."""
+
     skus: Annotated[int, Field(ge=1, le=100_000)] = 40
-    initial_stock: Annotated[int, Field(ge=0)] = 500
+    """Number of SKUs."""
+    initial_stock: Annotated[int, Field(ge=0, le=10_000_000)] = 500
+    """Units per SKU at the start (the average per SKU when stocked by popularity)."""
+    popularity: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
+    """Zipf exponent of SKU popularity: 0 = all SKUs sell alike, 1 = the classic long tail."""
+    stock_by_popularity: bool = False
+    """Stock each SKU in proportion to its popularity (at least 1 unit) instead of evenly."""
 
 
-class Warehouse(Strict):
-    pickers: Annotated[int, Field(ge=1)] = 8
-    packers: Annotated[int, Field(ge=1)] = 4
+class Shift(Section):
+    """A shift that repeats every day: who is on the floor from start to end."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    """What the rota calls it (early, late, night ...)."""
+    start: TimeOfDay
+    """Clock-in time."""
+    end: TimeOfDay
+    """Clock-off time; before start means the next morning (a night shift)."""
+    pickers: Headcount = 0
+    """Pickers on this shift."""
+    packers: Headcount = 0
+    """Packers on this shift."""
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Shift:
+        if self.start == self.end:
+            raise ValueError("a shift cannot start and end at the same time")
+        if self.pickers + self.packers == 0:
+            raise ValueError(f"shift {self.name!r} has nobody on it")
+        return self
+
+
+class Waves(Section):
+    """How orders are released to the floor."""
+
+    every_minutes: Annotated[int, Field(ge=0, le=1440)] = 0
+    """A wave goes to the floor every N minutes (from midnight); 0 = no waves: each order
+    goes to the floor on its own."""
+    lead_minutes: Annotated[float, Field(ge=0, le=1440)] = 5.0
+    """An order goes to the floor no earlier than this after its ERP release (in the first
+    wave at or after that time): the stack's time to create the WMS order. In wave mode a
+    cancellation is accepted only until the wave is planned, this long before it starts."""
+
+
+class Warehouse(Section):
+    """The floor: who picks and packs when, how fast, and when the truck leaves."""
+
+    pickers: Annotated[int, Field(ge=1, le=100_000)] = 8
+    """Pickers around the clock (only when no shifts are given)."""
+    packers: Annotated[int, Field(ge=1, le=100_000)] = 4
+    """Packers around the clock (only when no shifts are given)."""
+    shifts: tuple[Shift, ...] = ()
+    """The daily rota; empty = pickers and packers work around the clock. Off shift,
+    nobody picks or packs (a worker finishes the order in hand, then leaves)."""
     pick_minutes_per_line: Positive = 2.0
+    """Average minutes to pick one order line (each order varies 0.7x-1.3x)."""
     pack_minutes: Positive = 3.0
+    """Minutes to pack one order."""
     short_pick_rate: Rate = 0.02
+    """Share of lines a picker reports short although the shelf had enough (mis-picks)."""
+    waves: Waves = Waves()
+    """Release of orders to the floor."""
     cutoff: TimeOfDay = time(17, 0)
+    """The carrier's truck leaves the dock at this time every day."""
+    staging_minutes: Annotated[float, Field(ge=0, le=720)] = 10.0
+    """Parcels packed later than this before cut-off wait for the next day's truck; a
+    label must be on the parcel by cut-off."""
+
+    @model_validator(mode="after")
+    def _rota(self) -> Warehouse:
+        if not self.shifts:
+            return self
+        both = {"pickers", "packers"} & self.model_fields_set
+        if both:
+            raise ValueError(
+                f"give {' and '.join(sorted(both))} or shifts, not both "
+                "(with shifts, each shift says who is on it)"
+            )
+        names = [s.name for s in self.shifts]
+        if len(set(names)) != len(names):
+            raise ValueError("shift names must be unique")
+        if not any(s.pickers for s in self.shifts):
+            raise ValueError("no shift has pickers: nothing would ever be picked")
+        if not any(s.packers for s in self.shifts):
+            raise ValueError("no shift has packers: nothing would ever be packed")
+        return self
 
 
-class Carrier(Strict):
+class CycleCount(Section):
+    """Counting the shelves: a rotating share of SKUs every day."""
+
+    share_per_day: Rate = 0.1
+    """Share of SKUs counted each day (0 = never count); the most popular are counted first."""
+    at: TimeOfDay = time(5, 0)
+    """When the counters count, ideally before the first shift picks."""
+
+
+class Replenishment(Section):
+    """Purchasing: when a SKU's shelf runs low, a purchase arrives after a lead time."""
+
+    reorder_at: Rate = 0.2
+    """Reorder when the units on the shelf fall below this share of the SKU's starting
+    stock (0 = never reorder)."""
+    order_up_to: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """A purchase refills the shelf to this share of the SKU's starting stock."""
+    lead_time_hours: Annotated[float, Field(ge=0, le=720)] = 8.0
+    """Average hours from reorder to receipt at the dock (each purchase varies 0.75x-1.25x)."""
+
+    @model_validator(mode="after")
+    def _above(self) -> Replenishment:
+        if self.reorder_at and self.order_up_to <= self.reorder_at:
+            raise ValueError("order_up_to must be above reorder_at, or purchases would not help")
+        return self
+
+
+class Stock(Section):
+    """What happens to stock besides picking: losses, counts and replenishment."""
+
+    damage_rate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    """Share of the units on a shelf damaged per day; the next picker at that shelf (or a
+    count) reports them."""
+    shrink_rate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    """Share of the units on a shelf lost per day (theft, misplacement), noticed only when
+    the SKU is counted; until then pickers come up short."""
+    cycle_count: CycleCount = CycleCount()
+    """Cycle counts: the only way shrink reaches the books."""
+    replenishment: Replenishment = Replenishment()
+    """Purchases that refill low shelves."""
+
+
+class Carrier(Section):
+    """The parcel carrier's road: transit times, exceptions, freight settlement."""
+
     ground_transit_days: Annotated[int, Field(ge=0, le=30)] = 2
+    """Days from pickup to delivery for standard orders."""
     express_transit_days: Annotated[int, Field(ge=0, le=30)] = 1
+    """Days from pickup to delivery for express orders."""
     delivery_hour: Annotated[int, Field(ge=0, le=23)] = 14
-    settle_after_hours: Annotated[float, Field(ge=0)] = 6.0
+    """Average hour of delivery on the due day (each parcel varies by up to 3 h either way)."""
+    settle_after_hours: Annotated[float, Field(ge=0, le=720)] = 6.0
+    """Hours after delivery the TMS settles the freight."""
+    exception_rate: Rate = 0.0
+    """Share of parcels with an exception on the road (an ``exception`` scan); such a
+    parcel continues and is delivered later."""
+    exception_delay_days: Annotated[int, Field(ge=1, le=14)] = 1
+    """Days an exception adds to the parcel's transit."""
+
+
+class ClockSettings(Strict):
+    """How virtual time moves: lockstep for CI and replays, realtime for load and timers."""
+
+    mode: Literal["lockstep", "realtime"] = "lockstep"
+    factor: Annotated[float, Field(gt=0, le=100_000)] = 60.0  # realtime: virtual s per wall s
+    resolution_s: Annotated[float, Field(ge=0, le=3600)] = 0.0  # lockstep: step granularity
 
 
 class Expect(Strict):
@@ -112,7 +331,9 @@ class Scenario(Strict):
     catalogue: Catalogue = Catalogue()
     warehouse: Warehouse = Warehouse()
     carrier: Carrier = Carrier()
+    stock: Stock = Stock()
     stack: Stack = Stack()
+    clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()
 
     @field_validator("start")

@@ -8,7 +8,9 @@ the worker should do with it (``classify``).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,8 +53,10 @@ class Vendors:
         *,
         connections: int = 32,
         timeout_s: float = TIMEOUT_S,
+        jitter_ms: float = 0.0,
     ) -> None:
         self.urls = dict(urls)
+        self.jitter_s = jitter_ms / 1000
         limits = httpx.Limits(
             max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30
         )
@@ -80,6 +84,8 @@ class Vendors:
             content = orjson.dumps(body)
         if key is not None:
             headers["idempotency-key"] = key
+        if self.jitter_s:  # a stack whose calls take unpredictably long (tests perturb timing)
+            await asyncio.sleep(random.uniform(0, self.jitter_s))
         try:
             response = await self._http.request(
                 method, self.urls[system] + path, content=content, headers=headers, params=params

@@ -33,6 +33,7 @@ class Config:
     retry_max_s: float = 5.0
     max_attempts: int = 8
     workers: int = 16
+    call_jitter_ms: float = 0.0  # a random delay before each vendor call (timing perturbation)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -50,6 +51,7 @@ class Config:
             retry_max_s=_number(env, "REFSTACK_RETRY_MAX_S", 5.0, float, low=0.0),
             max_attempts=_number(env, "REFSTACK_MAX_ATTEMPTS", 8, int, low=1),
             workers=_number(env, "REFSTACK_WORKERS", 16, int, low=1),
+            call_jitter_ms=_number(env, "REFSTACK_CALL_JITTER_MS", 0.0, float, low=0.0),
         )
 
     def database(self) -> Path:

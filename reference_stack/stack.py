@@ -26,7 +26,9 @@ class Stack:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = Store(config.database())
-        self.vendors = Vendors(config.vendor_urls, connections=config.workers + 4)
+        self.vendors = Vendors(
+            config.vendor_urls, connections=config.workers + 4, jitter_ms=config.call_jitter_ms
+        )
         self.worker = Worker(
             self.store,
             Steps(self.store, self.vendors).run,

@@ -29,7 +29,7 @@ def render(outcome: RunOutcome, console: Console) -> None:
     console.print(
         f"{counts.get('released', 0)} orders released, {counts.get('shipped', 0)} shipped, "
         f"{counts.get('delivered', 0)} delivered; {outcome.virtual_s / 3600:.1f} virtual hours "
-        f"in {outcome.wall_s:.1f} s wall ({outcome.steps} lockstep steps)"
+        f"in {outcome.wall_s:.1f} s wall ({outcome.steps} {outcome.scenario.clock.mode} steps)"
     )
     for note in outcome.notes[:10]:
         console.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,71 @@
+"""Customers and where they live: Faker, once per run, then cheap keyed draws.
+
+Faker costs tens of microseconds a call (and reseeding it per order far more), so each run
+builds pools of first names, last names, streets and towns once, from a generator keyed by
+the scenario seed, and every order draws from the pools with its own keyed draws. Per-order
+cost stays a few microseconds and the same seed still gives the same customer to the same
+order. Pools are cached per seed for the life of the process.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from faker import Faker
+
+from harness.world.randomness import Draws, keyed
+
+LOCALE = "de_DE"
+COUNTRY = "DE"
+POOL = 256  # of each kind: 256 x 256 names, 256 streets x 199 house numbers, 256 towns
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", " ": ".", "'": ""})
+
+
+def _ascii(text: str) -> str:
+    folded = text.lower().translate(_FOLD)
+    return unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class People:
+    first_names: tuple[tuple[str, str], ...]  # (as written, as in an e-mail address)
+    last_names: tuple[tuple[str, str], ...]
+    streets: tuple[str, ...]
+    towns: tuple[tuple[str, str], ...]  # (postal code, city)
+    domains: tuple[str, ...]
+
+    def customer(self, draws: Draws) -> tuple[dict[str, str], dict[str, str]]:
+        """A customer and their ship-to address (always six draws)."""
+        first, first_mail = self.first_names[int(draws.random() * len(self.first_names))]
+        last, last_mail = self.last_names[int(draws.random() * len(self.last_names))]
+        street = self.streets[int(draws.random() * len(self.streets))]
+        number = 1 + int(draws.random() * 199)
+        postal_code, city = self.towns[int(draws.random() * len(self.towns))]
+        domain = self.domains[int(draws.random() * len(self.domains))]
+        name = f"{first} {last}"
+        customer = {"name": name, "email": f"{first_mail}.{last_mail}@{domain}"}
+        ship_to = {
+            "name": name,
+            "street": f"{street} {number}",
+            "city": city,
+            "postal_code": postal_code,
+            "country": COUNTRY,
+        }
+        return customer, ship_to
+
+
+@lru_cache(maxsize=16)
+def people(seed: int) -> People:
+    """The run's pools, keyed by the scenario seed."""
+    fake: Any = Faker(LOCALE)
+    fake.seed_instance(keyed(seed, "people", "pools").getrandbits(64))
+    return People(
+        first_names=tuple((n, _ascii(n)) for n in (fake.first_name() for _ in range(POOL))),
+        last_names=tuple((n, _ascii(n)) for n in (fake.last_name() for _ in range(POOL))),
+        streets=tuple(fake.street_name() for _ in range(POOL)),
+        towns=tuple((fake.postcode(), fake.city()) for _ in range(POOL)),
+        domains=tuple(sorted({fake.free_email_domain() for _ in range(32)})),
+    )

@@ -1,0 +1,137 @@
+"""The one clock: lockstep waits for a quiet system, realtime keeps its ratio."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import simpy
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from harness.clock import LockstepClock, RealtimeClock
+from harness.lockstep import Lockstep
+from harness.realtime import Realtime
+from harness.stack import StackProbe
+from simulators.common.clock import DEFAULT_EPOCH
+from tests.support import serving
+
+
+class FakeStack:
+    """A stack whose idle probe says what the test wants, and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.busy = True
+        self.asked = 0
+        self.app = Starlette(routes=[Route("/_stack/idle", self._idle)])
+
+    async def _idle(self, request) -> JSONResponse:
+        self.asked += 1
+        return JSONResponse({"idle": not self.busy, "scheduled": 0})
+
+
+def _world(env: simpy.Environment, at: list[float], log: list[float]) -> None:
+    def happen(t: float):
+        yield env.timeout(t)
+        log.append(env.now)
+
+    for t in at:
+        env.process(happen(t))
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+def test_lockstep_timers_wake_in_order_and_time_never_goes_back():
+    async def scenario():
+        clock = LockstepClock(DEFAULT_EPOCH)
+        woke: list[str] = []
+
+        async def sleeper(name: str, t: float) -> None:
+            await clock.sleep_until(t)
+            woke.append(name)
+
+        tasks = [asyncio.create_task(sleeper(n, t)) for n, t in (("b", 20), ("a", 10))]
+        await asyncio.sleep(0)
+        assert clock.next_timer() == 10
+        clock.advance_to(15)
+        await asyncio.sleep(0)
+        assert woke == ["a"] and clock.next_timer() == 20
+        clock.advance_to(20)
+        await asyncio.gather(*tasks)
+        assert woke == ["a", "b"] and clock.iso() == "2026-11-23T00:00:20Z"
+        with pytest.raises(ValueError):
+            clock.advance_to(5)
+
+    asyncio.run(scenario())
+
+
+async def test_lockstep_holds_the_clock_while_the_stack_is_busy():
+    stack = FakeStack()
+    async with serving(stack.app) as url:
+        env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
+        _world(env, [100.0], log)
+        probe = StackProbe(url, "/_stack/idle")
+        driver = Lockstep(env, clock, [], probe, horizon_s=1000)
+        running = asyncio.create_task(driver.run())
+        await _until(lambda: stack.asked >= 5)  # asked again and again while busy...
+        assert clock.now() == 0 and log == []  # ...and the world did not move
+        stack.busy = False
+        await asyncio.wait_for(running, 10)
+        await probe.close()
+    assert log == [100.0] and clock.now() == 100.0
+
+
+async def test_lockstep_skips_empty_stretches_and_groups_by_resolution():
+    stack = FakeStack()
+    stack.busy = False
+    async with serving(stack.app) as url:
+        # processes start at t=0 (one step), then one step per distinct moment, or per window
+        for resolution, steps in ((0.0, 5), (60.0, 2)):
+            env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
+            _world(env, [10, 20, 50, 86_000], log)
+            probe = StackProbe(url, "/_stack/idle")
+            driver = Lockstep(env, clock, [], probe, horizon_s=90_000, resolution_s=resolution)
+            await driver.run()
+            await probe.close()
+            assert log == [10, 20, 50, 86_000]  # every event at its own virtual time
+            assert driver.steps == steps
+
+
+def test_realtime_clock_runs_at_its_factor():
+    wall = [1000.0]
+    clock = RealtimeClock(DEFAULT_EPOCH, factor=60, start=3600, wall=lambda: wall[0])
+    assert clock.now() == 3600
+    wall[0] += 2.5
+    assert clock.now() == 3600 + 150
+    assert clock.iso() == "2026-11-23T01:02:30Z"
+    with pytest.raises(ValueError):
+        RealtimeClock(DEFAULT_EPOCH, factor=0)
+
+
+async def test_realtime_driver_plays_events_when_the_clock_reaches_them():
+    stack = FakeStack()
+    stack.busy = False
+    async with serving(stack.app) as url:
+        factor = 3600.0  # an hour a second
+        env, clock = simpy.Environment(), RealtimeClock(DEFAULT_EPOCH, factor)
+        seen: list[tuple[float, float]] = []
+
+        def world():
+            for t in (600.0, 1200.0):
+                yield env.timeout(t - env.now)
+                seen.append((t, clock.now()))
+
+        env.process(world())
+        probe = StackProbe(url, "/_stack/idle")
+        await Realtime(env, clock, [], probe, horizon_s=5000).run()
+        await probe.close()
+    assert [t for t, _ in seen] == [600.0, 1200.0]
+    for scheduled, played in seen:
+        assert played >= scheduled  # never early
+        assert played - scheduled < 0.5 * factor  # late by at most half a wall second
