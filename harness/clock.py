@@ -27,7 +27,7 @@ class LockstepClock:
         self.epoch = epoch
         self._now = 0.0
         self._iso = IsoFormatter(epoch)
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
@@ -36,17 +36,21 @@ class LockstepClock:
     def iso(self, t: float | None = None) -> str:
         return self._iso(self._now if t is None else t)
 
+    def call_at(self, t: float, callback: Callable[[], None]) -> None:
+        if t <= self._now:
+            callback()
+            return
+        heapq.heappush(self._timers, (t, next(self._order), callback))
+
     async def sleep_until(self, t: float) -> None:
         if t <= self._now:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (t, next(self._order), future))
+        self.call_at(t, lambda: future.done() or future.set_result(None))
         await future
 
     def next_timer(self) -> float | None:
-        """When the earliest live timer is due, or None."""
-        while self._timers and self._timers[0][2].done():  # cancelled sleepers
-            heapq.heappop(self._timers)
+        """When the earliest timer is due, or None."""
         return self._timers[0][0] if self._timers else None
 
     def advance_to(self, t: float) -> None:
@@ -54,9 +58,8 @@ class LockstepClock:
             raise ValueError(f"the clock cannot go back from {self._now} to {t}")
         self._now = t
         while self._timers and self._timers[0][0] <= t:
-            _, _, future = heapq.heappop(self._timers)
-            if not future.done():
-                future.set_result(None)
+            _, _, callback = heapq.heappop(self._timers)
+            callback()
 
 
 class RealtimeClock:
@@ -88,3 +91,6 @@ class RealtimeClock:
         delay = (t - self.now()) / self.factor
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_later(max((t - self.now()) / self.factor, 0.0), callback)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -26,6 +27,10 @@ class Clock(Protocol):
 
     async def sleep_until(self, t: float) -> None:
         """Return once virtual time has reached ``t``."""
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once virtual time reaches ``t``; registered before this returns,
+        so whoever asks next what is scheduled already sees it."""
 
 
 class IsoFormatter:
@@ -71,6 +76,22 @@ class ManualClock:
         while self._now < t:
             await asyncio.sleep(0.01)
 
+    def call_at(self, t: float, callback: Callable[[], None]) -> None:
+        async def later() -> None:
+            await self.sleep_until(t)
+            callback()
+
+        _keep(asyncio.get_running_loop().create_task(later()))
+
+
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a reference until the task is done (the loop keeps only weak ones)."""
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
 
 class WallClock:
     """Virtual time = wall time since start, offset to the epoch; for ``twinyard sims``."""
@@ -92,3 +113,6 @@ class WallClock:
         delay = t - self.now()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def call_at(self, t: float, callback: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_later(max(t - self.now(), 0.0), callback)

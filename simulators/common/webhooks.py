@@ -108,7 +108,8 @@ class WebhookDispatcher:
         self._delivery_ids = Ids("DL")
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._sending = 0
-        self._timers: set[asyncio.Task[None]] = set()
+        self._scheduled = 0  # retries waiting for their time on the clock
+        self._generation = 0  # bumped by clear(): retries scheduled before it are dropped
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self.on_settle: Callable[[], None] = _nothing  # called when a delivery attempt ends
@@ -160,7 +161,7 @@ class WebhookDispatcher:
 
     @property
     def scheduled(self) -> int:
-        return len(self._timers)
+        return self._scheduled
 
     # -- the delivery loop ---------------------------------------------------------------
     async def start(self) -> None:
@@ -169,11 +170,11 @@ class WebhookDispatcher:
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._timers]:
+        self._generation += 1
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._timers, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        self._timers.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -229,18 +230,25 @@ class WebhookDispatcher:
         elif delivery.attempts > len(self.backoff_s):
             delivery.status = "failed"
         else:
-            due = virtual_time + self.backoff_s[delivery.attempts - 1]
-            timer = asyncio.create_task(self._retry_at(delivery, due))
-            self._timers.add(timer)
-            timer.add_done_callback(self._timers.discard)
+            self._schedule_retry(delivery, virtual_time + self.backoff_s[delivery.attempts - 1])
 
-    async def _retry_at(self, delivery: Delivery, due: float) -> None:
-        await self.clock.sleep_until(due)
-        self._queue.put_nowait(delivery)
+    def _schedule_retry(self, delivery: Delivery, due: float) -> None:
+        """On the clock before the attempt counts as finished, so a quiet dispatcher never
+        hides a retry from the lockstep clock."""
+        generation = self._generation
+        self._scheduled += 1
+
+        def retry() -> None:
+            if generation != self._generation:
+                return  # reset or stopped since
+            self._scheduled -= 1
+            self._queue.put_nowait(delivery)
+
+        self.clock.call_at(due, retry)
 
     def clear(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        self._generation += 1
+        self._scheduled = 0
         self.subscriptions.clear()
         self.deliveries.clear()
         while not self._queue.empty():
