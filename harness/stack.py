@@ -15,7 +15,8 @@ import sys
 from enum import Enum
 from pathlib import Path
 
-import httpx
+import aiohttp
+import orjson
 
 REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
 
@@ -78,9 +79,21 @@ class StackProbe:
         self.base_url = base_url.rstrip("/")
         self.idle_path = idle_path
         self.health_path = health_path
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=5.0)
+        self._session: aiohttp.ClientSession | None = None
         self.has_probe = True
         self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
+
+    def _client(self) -> aiohttp.ClientSession:
+        """Made on first use, inside the running loop (aiohttp binds sessions to it)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                base_url=self.base_url, timeout=aiohttp.ClientTimeout(total=5.0)
+            )
+        return self._session
+
+    async def _get(self, path: str) -> tuple[int, bytes]:
+        async with self._client().get(path) as response:
+            return response.status, await response.read()
 
     async def wait_ready(self, timeout_s: float, process: StackProcess | None = None) -> None:
         """Until the stack answers its health route (503 means: still starting)."""
@@ -93,11 +106,11 @@ class StackProbe:
                     f"(its output: {process.log_path})"
                 )
             try:
-                response = await self._client.get(self.health_path)
-                if response.status_code != 503 and response.status_code < 500:
+                status, _ = await self._get(self.health_path)
+                if status != 503 and status < 500:
                     return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
+                last = f"HTTP {status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 last = type(exc).__name__
             await asyncio.sleep(0.05)
         raise StackError(
@@ -108,18 +121,21 @@ class StackProbe:
         if not self.has_probe:
             return Idle.UNKNOWN
         try:
-            response = await self._client.get(self.idle_path)
-        except httpx.HTTPError:
+            status, body = await self._get(self.idle_path)
+        except (aiohttp.ClientError, TimeoutError):
             return Idle.DOWN
-        if response.status_code == 404:
+        if status == 404:
             self.has_probe = False
             return Idle.UNKNOWN
         try:
-            answer = response.json()
-        except ValueError:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return Idle.NO
+        if not isinstance(answer, dict):
             return Idle.NO
         self.scheduled = int(answer.get("scheduled") or 0)
         return Idle.YES if answer.get("idle") else Idle.NO
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
