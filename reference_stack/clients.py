@@ -57,13 +57,19 @@ class Vendors:
     ) -> None:
         self.urls = dict(urls)
         self.jitter_s = jitter_ms / 1000
+        per_vendor = max(2, connections // max(len(self.urls), 1))
         limits = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30
+            max_connections=per_vendor, max_keepalive_connections=per_vendor, keepalive_expiry=30
         )
-        self._http = httpx.AsyncClient(timeout=timeout_s, limits=limits)
+        # One small pool per vendor: httpcore scans every pooled connection on each request
+        # (and polls each socket), so four pools of a quarter the size cost a quarter as much.
+        self._http = {
+            system: httpx.AsyncClient(timeout=timeout_s, limits=limits) for system in self.urls
+        }
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._http.values():
+            await client.aclose()
 
     async def request(
         self,
@@ -87,7 +93,7 @@ class Vendors:
         if self.jitter_s:  # a stack whose calls take unpredictably long (tests perturb timing)
             await asyncio.sleep(random.uniform(0, self.jitter_s))
         try:
-            response = await self._http.request(
+            response = await self._http[system].request(
                 method, self.urls[system] + path, content=content, headers=headers, params=params
             )
         except httpx.TransportError as exc:  # timeouts, refused connections, broken streams
