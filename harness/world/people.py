@@ -20,7 +20,7 @@ from harness.world.randomness import Draws, keyed
 
 LOCALE = "de_DE"
 COUNTRY = "DE"
-POOL = 256  # of each kind: 256 x 256 names, 256 streets x 199 house numbers, 256 towns
+POOL = 256  # of each kind (one byte of a draw picks one): 65,536 names, 256 streets, 256 towns
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", " ": ".", "'": ""})
 
 
@@ -38,13 +38,14 @@ class People:
     domains: tuple[str, ...]
 
     def customer(self, draws: Draws) -> tuple[dict[str, str], dict[str, str]]:
-        """A customer and their ship-to address (always six draws)."""
-        first, first_mail = self.first_names[int(draws.random() * len(self.first_names))]
-        last, last_mail = self.last_names[int(draws.random() * len(self.last_names))]
-        street = self.streets[int(draws.random() * len(self.streets))]
-        number = 1 + int(draws.random() * 199)
-        postal_code, city = self.towns[int(draws.random() * len(self.towns))]
-        domain = self.domains[int(draws.random() * len(self.domains))]
+        """A customer and their ship-to address, from one 64-bit draw cut into bytes."""
+        bits = draws.bits()
+        first, first_mail = self.first_names[bits & 0xFF]
+        last, last_mail = self.last_names[(bits >> 8) & 0xFF]
+        street = self.streets[(bits >> 16) & 0xFF]
+        number = 1 + ((bits >> 24) & 0xFFFF) % 199
+        postal_code, city = self.towns[(bits >> 40) & 0xFF]
+        domain = self.domains[((bits >> 48) & 0xFFFF) % len(self.domains)]
         name = f"{first} {last}"
         customer = {"name": name, "email": f"{first_mail}.{last_mail}@{domain}"}
         ship_to = {

@@ -64,6 +64,15 @@ class Draws:
         self._index = index + 1
         return (self._buffer[index] >> 11) * _SCALE
 
+    def bits(self) -> int:
+        """One raw 64-bit draw, for code that splits it into several small choices."""
+        index = self._index
+        if index == _WORDS:
+            self.random()
+            return self._buffer[0]
+        self._index = index + 1
+        return self._buffer[index]
+
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
 

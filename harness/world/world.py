@@ -1,7 +1,19 @@
-"""The world: one SimPy environment holding demand, the warehouse floor and the road."""
+"""The world: one SimPy environment holding the customers, the floor, the shelves and the road.
+
+It decides what happens and when, and acts only through the simulators' models: an order
+reaches the floor only once the stack has created it in the WMS (the world hears of it from
+``wms.observe``), and every change to stock the books should know about goes through the WMS.
+
+What is keyed, and what that buys (ARCHITECTURE principle 3), is written up in
+``harness/world/README.md``; in short, with the same seed every order gets the same customer, lines,
+picks, shorts, ship day and delivery minute whatever order a stack makes its calls in, as
+long as it creates each WMS order within ``waves.lead_minutes`` of release and labels each
+parcel by cut-off.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -9,8 +21,12 @@ import simpy
 
 from harness.scenario import Scenario
 from harness.world.catalogue import Catalogue
-from harness.world.demand import demand
-from harness.world.warehouse import fulfil
+from harness.world.demand import Customers
+from harness.world.parcels import Road
+from harness.world.stock import Shelves
+from harness.world.warehouse import Floor
+
+MAX_INCIDENTS = 1_000  # kept verbatim; the rest are counted
 
 
 class World:
@@ -20,16 +36,18 @@ class World:
         self.scenario = scenario
         self.seed = scenario.seed
         self.env = env
+        self.days = math.ceil(scenario.horizon_days)
         self.erp, self.wms = models["erp"], models["wms"]
         self.tms, self.carrier = models["tms"], models["carrier"]
         self.catalogue = catalogue_of(scenario)
-        self.pickers = simpy.Resource(env, scenario.warehouse.pickers)
-        self.packers = simpy.Resource(env, scenario.warehouse.packers)
         self.counts: Counter[str] = Counter()
         self.incidents: list[str] = []
-        self._label_waits: dict[str, simpy.Event] = {}
+        self.expected: set[str] = set()  # released sales orders the WMS has not heard of yet
+        self.shelves = Shelves(self)
+        self.road = Road(self)
+        self.floor = Floor(self)
+        self.customers = Customers(self)
         self.wms.observe(self._on_wms)
-        env.process(demand(self))
 
     def entity_key(self, fo: Any) -> str:
         """The business identity random draws are keyed by: the ERP order, or, for a
@@ -37,19 +55,36 @@ class World:
         first = self.wms.by_ref.get(fo.order_ref, [fo.id])[0]
         return fo.order_ref if first == fo.id else fo.id
 
-    def label_event(self, fo_id: str) -> simpy.Event:
-        event = self.env.event()
-        self._label_waits[fo_id] = event
-        return event
+    def floor_needed(self) -> bool:
+        """Is there, or will there be, work for pickers and packers?"""
+        return self.customers.arriving or bool(self.expected) or self.floor.on_floor > 0
+
+    def busy(self) -> bool:
+        """Is any business still open: orders, parcels on the road, purchases on the way?"""
+        return (
+            self.floor_needed()
+            or bool(self.floor.dock)
+            or self.road.on_road > 0
+            or bool(self.shelves.on_order)
+        )
+
+    def incident(self, text: str) -> None:
+        self.counts["incidents"] += 1
+        if len(self.incidents) < MAX_INCIDENTS:
+            self.incidents.append(text)
 
     def _on_wms(self, what: str, fo: Any) -> None:
         if what == "created":
-            self.env.process(fulfil(self, fo.id))
-        elif what in ("labelled", "cancelled"):
-            event = self._label_waits.pop(fo.id, None)
-            if event is not None and not event.triggered:
-                event.succeed(what)
+            self.expected.discard(fo.order_ref)
+            self.floor.arrived(fo)
+        elif what == "cancelled":
+            before = fo.status_history[-2]["status"] if len(fo.status_history) > 1 else None
+            if before in ("picked", "packed", "labelled"):
+                self.shelves.put_back(fo)  # the WMS put the picked goods back; so do we
+            self.floor.cancelled(fo)
+            self.counts["wms_cancelled"] += 1
 
 
 def catalogue_of(scenario: Scenario) -> Catalogue:
-    return Catalogue.build(scenario.catalogue.skus, scenario.catalogue.initial_stock)
+    c = scenario.catalogue
+    return Catalogue.build(c.skus, c.initial_stock, c.popularity, c.stock_by_popularity)

@@ -205,7 +205,7 @@ class WmsModel(SimModel):
         for i, x in enumerate(lines):
             if x["qty"] < 1:
                 raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
-        unknown = sorted({x["sku"] for x in lines} - self.stock.keys())
+        unknown = sorted({x["sku"] for x in lines if x["sku"] not in self.stock})
         if unknown:
             raise unprocessable("unknown_sku", f"unknown SKU: {', '.join(unknown)}", skus=unknown)
 

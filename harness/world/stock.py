@@ -1,0 +1,203 @@
+"""The shelves: what is physically there, which the WMS only knows from what it is told.
+
+The WMS's ``stock`` is the system (book) quantity. The world keeps the truth per SKU:
+
+- ``good``: sellable units on the shelf; pickers take from here and come up short when it
+  holds less than the WMS thinks.
+- ``damaged``: units broken on the shelf (``stock.damage_rate``); the next picker at that
+  shelf, or a counter, reports them to the WMS (``inventory.adjusted``, reason ``damage``).
+- Shrink (``stock.shrink_rate``) simply vanishes from ``good``: only a cycle count finds it
+  (reason ``cycle_count``).
+
+Cycle counts compare the shelf with the WMS and report the difference; purchasing reorders a
+SKU when its shelf falls below the reorder point, and the goods arrive at the dock after a
+lead time (``receipt.confirmed``; the shelf fills too). Every change to the books goes
+through the WMS model, so the stack carries it to the ERP and the books stay reconcilable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from harness.world.randomness import Draws
+from harness.world.warehouse import DAY, seconds_of_day
+from simulators.common.errors import SimError
+
+if TYPE_CHECKING:
+    from harness.world.world import World
+
+HOUR = 3_600.0
+_HALF = 1.0 / (1 << 32)  # scales 32 random bits into [0, 1)
+
+
+class Shelves:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.env = world.env
+        self.wms = world.wms
+        settings = world.scenario.stock
+        self.skus = world.catalogue.skus  # most popular first
+        self.good: dict[str, int] = {sku: world.wms.stock.get(sku, 0) for sku in self.skus}
+        self.damaged: dict[str, int] = dict.fromkeys(self.skus, 0)
+        self.short_pick_rate = world.scenario.warehouse.short_pick_rate
+        refill = settings.replenishment
+        self.reorder_point: dict[str, int] = {}
+        self.order_up_to: dict[str, int] = {}
+        if refill.reorder_at > 0:
+            for sku, units in self.good.items():
+                point = math.ceil(refill.reorder_at * units)
+                if point > 0:
+                    self.reorder_point[sku] = point
+                    self.order_up_to[sku] = max(point + 1, round(refill.order_up_to * units))
+        self.lead_time_s = refill.lead_time_hours * HOUR
+        self.on_order: dict[str, str] = {}  # SKU -> receipt reference of the open purchase
+        self.purchases: Counter[str] = Counter()
+        if settings.damage_rate or settings.shrink_rate:
+            self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
+        if settings.cycle_count.share_per_day > 0:
+            self.env.process(self._cycle_counts())
+
+    # -- picking -------------------------------------------------------------------------
+    def take(self, fo: Any, draws: Draws) -> dict[int, int]:
+        """What the picker finds and takes per line: the whole qty unless they mis-pick or
+        the shelf holds less. One 64-bit draw per line, always, in line order: its high half
+        says whether the picker slips, its low half how much they then take."""
+        world, wms, good = self.world, self.wms, self.good
+        counts = world.counts
+        picked: dict[int, int] = {}
+        taken: dict[str, int] = {}  # by this order, for an order that names a SKU twice
+        for line in fo.lines:
+            bits = draws.bits()
+            sku, want = line.sku, line.qty
+            if (bits >> 32) * _HALF < self.short_pick_rate:
+                want = int((bits & 0xFFFFFFFF) * _HALF * line.qty)  # 0 .. qty-1
+                counts["mis_picks"] += 1
+            if self.damaged.get(sku):
+                self._report_damage(sku)
+            on_shelf = min(good.get(sku, 0), wms.stock.get(sku, 0) - taken.get(sku, 0))
+            qty = max(0, min(want, on_shelf))
+            if qty < want:
+                counts["shelf_short_lines"] += 1
+            if qty < line.qty:
+                counts["short_lines"] += 1
+            if qty:
+                good[sku] -= qty
+                taken[sku] = taken.get(sku, 0) + qty
+            self._check(sku)  # a picker at a low (or empty) shelf: time to reorder?
+            picked[line.line] = qty
+        counts["lines_picked"] += len(fo.lines)
+        return picked
+
+    def put_back(self, fo: Any, picked: dict[int, int] | None = None) -> None:
+        """Goods go back on the shelf (a refused pick, or an order cancelled after picking)."""
+        for line in fo.lines:
+            qty = line.picked_qty if picked is None else picked.get(line.line, 0)
+            if qty and line.sku in self.good:
+                self.good[line.sku] += qty
+
+    # -- losses --------------------------------------------------------------------------
+    def _wear_and_tear(self, damage_rate: float, shrink_rate: float) -> Generator[Any, Any, None]:
+        """Every day, some units break and some vanish, at keyed times, shelf by shelf."""
+        env, world, seed = self.env, self.world, self.world.seed
+        day = 0
+        while day < world.days and world.busy():
+            start = day * DAY
+            if start > env.now:
+                yield env.timeout(start - env.now)
+            incidents = []
+            for index, sku in enumerate(self.skus):
+                units = self.good[sku]
+                if units <= 0:
+                    continue
+                draws = Draws(seed, sku, day, "losses")
+                broken, lost = (
+                    draws.poisson(units * damage_rate),
+                    draws.poisson(units * shrink_rate),
+                )
+                at_broken, at_lost = draws.random(), draws.random()
+                if broken:
+                    incidents.append((start + at_broken * DAY, index, 0, broken))
+                if lost:
+                    incidents.append((start + at_lost * DAY, index, 1, lost))
+            incidents.sort()
+            for at, index, cause, units in incidents:
+                if at > env.now:
+                    yield env.timeout(at - env.now)
+                sku = self.skus[index]
+                units = min(units, self.good[sku])
+                self.good[sku] -= units
+                if cause == 0:
+                    self.damaged[sku] += units
+                    world.counts["units_damaged"] += units
+                else:
+                    world.counts["units_shrunk"] += units
+                self._check(sku)
+            day += 1
+
+    def _report_damage(self, sku: str) -> None:
+        units, self.damaged[sku] = self.damaged[sku], 0
+        self._adjust(sku, -units, "damage")
+
+    # -- cycle counts --------------------------------------------------------------------
+    def _cycle_counts(self) -> Generator[Any, Any, None]:
+        """Counters count the next block of SKUs every day: the most popular first, then on
+        down the list, and round again."""
+        env, world, skus = self.env, self.world, self.skus
+        settings = world.scenario.stock.cycle_count
+        block = max(1, min(len(skus), round(settings.share_per_day * len(skus))))
+        at = seconds_of_day(settings.at)
+        day = 0
+        while day < world.days and world.busy():
+            when = day * DAY + at
+            if when >= env.now:
+                yield env.timeout(when - env.now)
+                first = day * block
+                for offset in range(block):
+                    self.count(skus[(first + offset) % len(skus)])
+            day += 1
+
+    def count(self, sku: str) -> None:
+        """Count one shelf and tell the WMS what it got wrong."""
+        self.world.counts["skus_counted"] += 1
+        if self.damaged[sku]:
+            self._report_damage(sku)
+        difference = self.good[sku] - self.wms.stock.get(sku, 0)
+        if difference:
+            self._adjust(sku, difference, "cycle_count" if difference < 0 else "found")
+
+    def _adjust(self, sku: str, delta: int, reason: str) -> None:
+        try:
+            self.wms.adjust(sku, delta, reason)
+        except SimError as exc:
+            self.world.incident(f"{sku}: the WMS refused an adjustment: {exc.code}: {exc.message}")
+            return
+        self.world.counts[f"adjusted_{reason}"] += 1
+
+    # -- replenishment -------------------------------------------------------------------
+    def _check(self, sku: str) -> None:
+        point = self.reorder_point.get(sku)
+        if point is not None and self.good[sku] < point and sku not in self.on_order:
+            self.purchases[sku] += 1
+            reference = f"RC-{sku}-{self.purchases[sku]:03d}"
+            self.on_order[sku] = reference
+            self.env.process(self._purchase(sku, reference))
+
+    def _purchase(self, sku: str, reference: str) -> Generator[Any, Any, None]:
+        """A purchase for one SKU: ordered now, at the dock after the lead time."""
+        world = self.world
+        qty = max(1, self.order_up_to[sku] - self.good[sku])
+        world.counts["purchases"] += 1
+        draws = Draws(world.seed, reference, "lead_time")
+        yield self.env.timeout(self.lead_time_s * draws.uniform(0.75, 1.25))
+        del self.on_order[sku]
+        try:
+            self.wms.receive(reference, [{"sku": sku, "qty": qty}])
+        except SimError as exc:
+            world.incident(f"{reference}: the WMS refused the receipt: {exc.code}: {exc.message}")
+            return
+        self.good[sku] += qty
+        world.counts["receipts"] += 1
+        self._check(sku)

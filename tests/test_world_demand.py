@@ -1,0 +1,154 @@
+"""Demand: arrivals follow the curve, orders look like orders, customers cancel only in time.
+
+Statistical checks run over many seeds; tolerances are stated as standard deviations of the
+binomial count they test (4 sigma: a correct world fails about once in 16,000 runs, and
+every seed is fixed, so a run that passes once passes always).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from harness import scenario
+from harness.world.catalogue import Catalogue
+from harness.world.curves import PROFILES, hourly_weights, segments
+from harness.world.demand import arrival_times
+from harness.world.integrator import play
+from harness.world.people import people
+from harness.world.randomness import Draws
+
+SIGMAS = 4.0
+
+
+def within(observed: int, trials: int, p: float) -> bool:
+    sigma = math.sqrt(trials * p * (1 - p)) or 1.0
+    return abs(observed - trials * p) <= SIGMAS * sigma
+
+
+def hourly_counts(demand, seeds: range) -> tuple[Counter[int], int]:
+    counts: Counter[int] = Counter()
+    total = 0
+    for seed in seeds:
+        times = arrival_times(seed, demand)
+        assert times == sorted(times) and len(times) == demand.orders
+        counts.update(int(t // 3600) for t in times)
+        total += len(times)
+    return counts, total
+
+
+@pytest.mark.parametrize("curve", ["flat", "peak_monday", "evening"])
+def test_arrivals_per_hour_follow_the_named_curve_within_4_sigma(curve):
+    demand = scenario.parse(
+        f'demand: {{orders: 2000, open: "00:00", close: "23:59", curve: {curve}}}'
+    ).demand
+    counts, total = hourly_counts(demand, range(40))
+    stretches = segments(PROFILES[curve], 0, 23 * 3600 + 59 * 60)
+    mass = sum(m for _, _, m in stretches)
+    for start, _, weight in stretches:
+        hour = int(start // 3600)
+        assert within(counts[hour], total, weight / mass), (hour, counts[hour], total)
+
+
+def test_arrivals_only_where_the_curve_has_weight_and_the_shop_is_open():
+    weights = [1.0] * 24
+    weights[12] = 0.0  # nobody orders over lunch
+    weights[9] = 5.0
+    text = f'demand: {{orders: 3000, open: "07:30", close: "17:15", curve: {weights}}}'
+    demand = scenario.parse(text).demand
+    counts, total = hourly_counts(demand, range(10))
+    assert counts[12] == 0
+    assert set(counts) == set(range(7, 18)) - {12}
+    for seed in range(10):
+        times = arrival_times(seed, demand)
+        assert times[0] >= 7.5 * 3600 and times[-1] < 17.25 * 3600
+    # The clipped half hour at 07:30 and quarter at 17:00 get their share of the weight.
+    mass = sum(m for _, _, m in segments(hourly_weights(weights), 7.5 * 3600, 17.25 * 3600))
+    assert within(counts[7], total, 1800 / mass)
+    assert within(counts[9], total, 5 * 3600 / mass)
+    assert within(counts[17], total, 900 / mass)
+
+
+def test_orders_have_lines_qty_and_service_levels_as_the_scenario_says():
+    day = scenario.parse(
+        "seed: 3\ndemand: {orders: 50, lines_per_order: {min: 2, max: 4}, "
+        "qty_per_line: {min: 1, max: 5}, express_share: 0.25}\ncatalogue: {skus: 60}"
+    )
+    played = play(day, until=1.0)  # the world built, nothing arrived yet
+    customers = played.world.customers
+    orders = [customers.order(n) for n in range(1, 4001)]
+    for order in orders:
+        skus = [line["sku"] for line in order["lines"]]
+        assert 2 <= len(skus) <= 4 and len(set(skus)) == len(skus)
+        assert all(1 <= line["qty"] <= 5 for line in order["lines"])
+        to = order["ship_to"]
+        assert to["country"] == "DE" and to["postal_code"].strip() and to["street"] and to["city"]
+        assert order["customer"]["email"].isascii() and "@" in order["customer"]["email"]
+    express = sum(o["service_level"] == "express" for o in orders)
+    assert within(express, len(orders), 0.25)
+    assert customers.order(17) == customers.order(17)  # keyed by its place in the day
+
+
+@pytest.mark.parametrize("s", [0.0, 1.0, 1.5])
+def test_sku_popularity_is_zipf_within_4_sigma(s):
+    catalogue = Catalogue.build(40, 500, zipf_s=s)
+    draws = [catalogue.draw_skus(Draws(7, "popularity", n), 1)[0] for n in range(20_000)]
+    counts = Counter(draws)
+    for index in (0, 1, 2, 10, 39):
+        assert within(counts[catalogue.skus[index]], len(draws), catalogue.share(index)), index
+
+
+def test_stock_can_follow_popularity():
+    even = Catalogue.build(50, 200).stock()
+    deep = Catalogue.build(50, 200, by_popularity=True).stock()
+    assert set(even.values()) == {200}
+    assert deep["SKU-00001"] > 10 * deep["SKU-00050"] >= 10
+    assert sum(deep.values()) == pytest.approx(50 * 200, rel=0.01)
+
+
+def test_customer_pools_are_built_once_per_seed_and_keyed_by_it():
+    assert people(1) is people(1)
+    assert people(1).first_names != people(2).first_names
+    one = people(1).customer(Draws(1, "order", 5, "content"))
+    assert one == people(1).customer(Draws(1, "order", 5, "content"))
+
+
+CANCELLING = """
+seed: {seed}
+demand:
+  orders: 600
+  cancel_rate: 0.3
+  cancel_after: {{min_minutes: 1, mean_minutes: 25, max_minutes: 240}}
+warehouse:
+  waves: {{every_minutes: {every}, lead_minutes: 10}}
+"""
+
+
+@pytest.mark.parametrize("every", [30, 0], ids=["waves", "no-waves"])
+def test_cancellations_are_accepted_only_before_picking_starts(every):
+    calls = accepted = 0
+    for seed in range(4):
+        played = play(scenario.parse(CANCELLING.format(seed=seed, every=every)))
+        assert played.failed_oracles() == {}
+        erp, wms, counts = played.models["erp"], played.models["wms"], played.world.counts
+        for ref, order in erp.orders.items():
+            if order.status != "cancelled":
+                continue
+            for fo_id in wms.by_ref.get(ref, []):
+                history = [h["status"] for h in wms.orders[fo_id].status_history]
+                assert history == ["accepted", "cancelled"], (ref, history)
+        assert counts["cancel_refused"] > 0, "some customers call after picking started"
+        calls += counts["cancelled"] + counts["cancel_refused"]
+        accepted += counts["cancelled"]
+    assert within(calls, 4 * 600, 0.3)
+    assert accepted > 0
+
+
+def test_a_customer_calling_after_the_order_shipped_is_told_no():
+    played = play(scenario.parse("seed: 2\ndemand: {orders: 20}"))
+    customers, erp = played.world.customers, played.models["erp"]
+    shipped = next(ref for ref, o in erp.orders.items() if o.status == "delivered")
+    assert not customers.call_to_cancel(shipped)
+    assert erp.orders[shipped].status == "delivered"

@@ -1,0 +1,112 @@
+"""Stock: the shelves know the truth, the WMS learns it from pickers, counters and receipts,
+and the ERP's books follow through the stack."""
+
+from __future__ import annotations
+
+from harness import scenario
+from harness.world.integrator import play
+
+HOUR = 3_600
+
+
+def adjustments(model, sku: str) -> list[tuple[int, str]]:
+    return [(a["delta"], a["reason"]) for a in model.adjustments if a["sku"] == sku]
+
+
+def test_a_cycle_count_turns_shrink_into_an_adjustment_the_erp_books():
+    day = scenario.parse("seed: 1\ndemand: {orders: 100}\nstock: {cycle_count: {share_per_day: 0}}")
+    played = play(day, until=4 * HOUR)
+    shelves, wms, erp = played.world.shelves, played.models["wms"], played.models["erp"]
+    shelves.good["SKU-00007"] -= 7  # seven units walk out of the building overnight
+    assert wms.stock["SKU-00007"] - shelves.good["SKU-00007"] == 7
+    shelves.count("SKU-00007")
+    assert adjustments(wms, "SKU-00007") == [(-7, "cycle_count")]
+    played.env.run()
+    booked = [a for a in erp.adjustments.values() if a.sku == "SKU-00007"]
+    assert [(a.delta, a.reason) for a in booked] == [(-7, "cycle_count")]
+    assert booked[0].reference == wms.adjustments[0]["adjustment_id"]
+    assert played.failed_oracles() == {}
+
+
+def test_damage_is_reported_by_the_next_picker_at_that_shelf():
+    day = scenario.parse("seed: 1\ndemand: {orders: 150}\nstock: {cycle_count: {share_per_day: 0}}")
+    played = play(day, until=1.0)
+    shelves, wms = played.world.shelves, played.models["wms"]
+    shelves.good["SKU-00001"] -= 3  # a pallet jack clips the most popular shelf
+    shelves.damaged["SKU-00001"] += 3
+    played.env.run()
+    assert adjustments(wms, "SKU-00001") == [(-3, "damage")]
+    assert played.failed_oracles() == {}
+
+
+def test_an_empty_shelf_the_wms_thinks_full_makes_short_picks_until_refilled():
+    day = scenario.parse(
+        "seed: 2\ndemand: {orders: 300}\ncatalogue: {skus: 10, initial_stock: 400}\n"
+        "stock: {cycle_count: {share_per_day: 0}, replenishment: {reorder_at: 0.1, "
+        "lead_time_hours: 4}}"
+    )
+    played = play(day, until=7 * HOUR)
+    shelves, wms = played.world.shelves, played.models["wms"]
+    shelves.good["SKU-00001"] = 0  # the whole bin was stolen: the WMS still says ~400
+    played.env.run()
+    assert played.world.counts["shelf_short_lines"] > 0
+    shorts = [
+        line
+        for fo in wms.orders.values()
+        for line in fo.lines
+        if line.sku == "SKU-00001" and line.short_qty
+    ]
+    assert shorts
+    refills = [r for r in wms.receipts if r["lines"][0]["sku"] == "SKU-00001"]
+    assert refills and refills[0]["receipt_id"] == "RC-SKU-00001-001"
+    assert played.failed_oracles() == {}
+
+
+def test_replenishment_receipts_arrive_and_reach_the_erp():
+    day = scenario.parse(
+        "seed: 3\ndemand: {orders: 800}\ncatalogue: {skus: 20, initial_stock: 40}\n"
+        "stock: {replenishment: {reorder_at: 0.5, order_up_to: 1.5, lead_time_hours: 3}}"
+    )
+    played = play(day)
+    wms, erp, shelves = played.models["wms"], played.models["erp"], played.world.shelves
+    counts = played.world.counts
+    assert counts["purchases"] > 20 and counts["receipts"] == counts["purchases"]
+    assert not shelves.on_order
+    wms_receipts = {r["receipt_id"]: r["lines"] for r in wms.receipts}
+    erp_receipts = {r.reference: r.lines for r in erp.receipts.values()}
+    assert wms_receipts == erp_receipts
+    for sku, point in shelves.reorder_point.items():
+        assert shelves.good[sku] >= point, sku  # every low shelf was refilled
+    assert played.failed_oracles() == {}
+
+
+def test_every_unit_lost_is_either_booked_or_still_waiting_to_be_found():
+    day = scenario.parse(
+        "seed: 4\ndemand: {orders: 600}\n"
+        "stock: {damage_rate: 0.01, shrink_rate: 0.01, cycle_count: {share_per_day: 0.5}}"
+    )
+    played = play(day)
+    wms, shelves, counts = played.models["wms"], played.world.shelves, played.world.counts
+    assert counts["units_damaged"] > 50 and counts["units_shrunk"] > 50
+    assert counts["adjusted_damage"] and counts["adjusted_cycle_count"]
+    booked = -sum(a["delta"] for a in wms.adjustments)
+    unfound = sum(wms.stock[s] - shelves.good[s] - shelves.damaged[s] for s in shelves.good)
+    assert all(wms.stock[s] >= shelves.good[s] + shelves.damaged[s] for s in shelves.good)
+    still_broken = sum(shelves.damaged.values())  # on the shelf, not yet reported
+    assert booked + unfound + still_broken == counts["units_damaged"] + counts["units_shrunk"]
+    assert played.failed_oracles() == {}
+
+
+def test_cycle_counts_rotate_through_the_catalogue_most_popular_first():
+    day = scenario.parse(
+        "seed: 5\ndemand: {orders: 50}\ncatalogue: {skus: 40}\n"
+        'stock: {cycle_count: {share_per_day: 0.25, at: "05:00"}}'
+    )
+    played = play(day, until=5 * HOUR + 1)
+    shelves, counted = played.world.shelves, []
+    shelves.count = counted.append  # watch the counters instead of letting them count
+    played.env.run(until=24 * HOUR + 5 * HOUR + 1)
+    assert counted == [f"SKU-{i:05d}" for i in range(11, 21)]  # day 2: the next ten
+    played.env.run(until=2 * 24 * HOUR + 5 * HOUR + 1)
+    assert counted[10:] == [f"SKU-{i:05d}" for i in range(21, 31)]
+    assert played.world.counts["skus_counted"] == 10  # day 1: SKU-00001 .. SKU-00010
