@@ -135,3 +135,16 @@ async def test_realtime_driver_plays_events_when_the_clock_reaches_them():
     for scheduled, played in seen:
         assert played >= scheduled  # never early
         assert played - scheduled < 0.5 * factor  # late by at most half a wall second
+
+
+async def test_a_stack_without_idle_probe_gets_a_settle_window_of_silence():
+    silent = Starlette(routes=[])  # answers 404 to the idle probe: it has none
+    async with serving(silent) as url:
+        env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
+        _world(env, [10.0, 20.0], log)
+        probe = StackProbe(url, "/_stack/idle")
+        driver = Lockstep(env, clock, [], probe, horizon_s=100, settle_s=0.01)
+        await driver.run()
+        await probe.close()
+    assert probe.has_probe is False  # learnt once, then the settle window is used
+    assert log == [10.0, 20.0]
