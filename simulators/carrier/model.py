@@ -12,7 +12,7 @@ from typing import Any
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
-from simulators.common.model import Ids, SimModel
+from simulators.common.model import Ids, SimModel, lookup
 from simulators.common.schemas import money
 
 SERVED_COUNTRIES = frozenset(
@@ -144,10 +144,7 @@ class CarrierModel(SimModel):
         return label
 
     def get(self, label_id: str) -> Label:
-        label = self.labels.get(label_id)
-        if label is None:
-            raise not_found("label", label_id)
-        return label
+        return lookup(self.labels, "label", label_id)
 
     def track(self, tracking_number: str) -> Label:
         label_id = self.by_tracking.get(tracking_number)

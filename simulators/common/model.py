@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from simulators.common.clock import Clock
+from simulators.common.errors import not_found
+
+T = TypeVar("T")
 
 Emit = Callable[[str, dict[str, Any], str | None], None]
 Observer = Callable[[str, Any], None]
+
+
+def lookup(table: Mapping[str, T], kind: str, ident: str) -> T:
+    """The entity with this id, or the vendor's 404 naming what was missing."""
+    found = table.get(ident)
+    if found is None:
+        raise not_found(kind, ident)
+    return found
 
 
 class Ids:

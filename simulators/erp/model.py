@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
-from simulators.common.model import Ids, SimModel
+from simulators.common.model import Ids, SimModel, lookup
 
 ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "cancelled")
 TRACKING_STATUSES = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
@@ -177,16 +177,10 @@ class ErpModel(SimModel):
 
     # -- reading -------------------------------------------------------------------------
     def order(self, order_id: str) -> SalesOrder:
-        order = self.orders.get(order_id)
-        if order is None:
-            raise not_found("sales order", order_id)
-        return order
+        return lookup(self.orders, "sales order", order_id)
 
     def backorder(self, backorder_id: str) -> Backorder:
-        backorder = self.backorders.get(backorder_id)
-        if backorder is None:
-            raise not_found("backorder", backorder_id)
-        return backorder
+        return lookup(self.backorders, "backorder", backorder_id)
 
     def on_hand(self, sku: str) -> int:
         if sku not in self.stock:

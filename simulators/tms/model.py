@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from simulators.common.clock import Clock
-from simulators.common.errors import conflict, not_found, unprocessable
-from simulators.common.model import Ids, SimModel
+from simulators.common.errors import conflict, unprocessable
+from simulators.common.model import Ids, SimModel, lookup
 from simulators.common.schemas import money
 
 CARRIER = "parcelco"
@@ -131,10 +131,7 @@ class TmsModel(SimModel):
         return shipment
 
     def get(self, shipment_id: str) -> Shipment:
-        shipment = self.shipments.get(shipment_id)
-        if shipment is None:
-            raise not_found("shipment", shipment_id)
-        return shipment
+        return lookup(self.shipments, "shipment", shipment_id)
 
     def cancel(self, shipment_id: str) -> Shipment:
         shipment = self._expect(shipment_id, "cancel", "planned")

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
-from simulators.common.model import Ids, SimModel
+from simulators.common.model import Ids, SimModel, lookup
 
 STATUSES = ("accepted", "picked", "packed", "labelled", "shipped", "short_closed", "cancelled")
 CANCELLABLE = frozenset({"accepted", "picked", "packed", "labelled"})
@@ -151,10 +151,7 @@ class WmsModel(SimModel):
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, fo_id: str) -> FulfilmentOrder:
-        order = self.orders.get(fo_id)
-        if order is None:
-            raise not_found("fulfilment order", fo_id)
-        return order
+        return lookup(self.orders, "fulfilment order", fo_id)
 
     def find(self, order_ref: str | None = None) -> list[FulfilmentOrder]:
         if order_ref is None:
