@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from harness.clock import LockstepClock
+from harness.driving import Driver
 from harness.stack import Idle, StackProbe
 from simulators.common.simulator import Simulator
 
 
-class Lockstep:
+class Lockstep(Driver):
     def __init__(
         self,
         env: simpy.Environment,
@@ -35,19 +36,13 @@ class Lockstep:
         drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
     ) -> None:
-        self.env = env
+        super().__init__(
+            env, sims, probe, horizon_s=horizon_s, drain_timeout_s=drain_timeout_s, on_step=on_step
+        )
         self.clock = clock
-        self.sims = sims
-        self.probe = probe
-        self.horizon_s = horizon_s
         self.resolution_s = resolution_s
         self.settle_s = settle_s
         self.stall_timeout_s = stall_timeout_s
-        self.drain_timeout_s = drain_timeout_s
-        self.on_step = on_step
-        self.steps = 0
-        self.stalls: list[str] = []
-        self.stack_down = False
         self._settled = asyncio.Event()
         for sim in sims:
             sim.on_settle = self._settled.set
@@ -84,9 +79,7 @@ class Lockstep:
                 self._play_until(t)
                 timer = clock.next_timer()
                 t = min(env.peek(), math.inf if timer is None else timer)
-            self.steps += 1
-            if self.on_step is not None:
-                self.on_step()
+            self.stepped()
 
     def _play_until(self, t: float) -> None:
         """Move the clock and the world to ``t`` and play everything due at ``t``."""

@@ -15,13 +15,14 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from harness.clock import RealtimeClock
+from harness.driving import Driver
 from harness.stack import Idle, StackProbe
 from simulators.common.simulator import Simulator
 
 TICK_S = 0.01  # wall seconds between looks at the world: the world lags at most this x factor
 
 
-class Realtime:
+class Realtime(Driver):
     def __init__(
         self,
         env: simpy.Environment,
@@ -33,16 +34,10 @@ class Realtime:
         drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
     ) -> None:
-        self.env = env
+        super().__init__(
+            env, sims, probe, horizon_s=horizon_s, drain_timeout_s=drain_timeout_s, on_step=on_step
+        )
         self.clock = clock
-        self.sims = sims
-        self.probe = probe
-        self.horizon_s = horizon_s
-        self.drain_timeout_s = drain_timeout_s
-        self.on_step = on_step
-        self.steps = 0
-        self.stalls: list[str] = []
-        self.stack_down = False
 
     async def run(self) -> None:
         env, clock = self.env, self.clock
@@ -53,9 +48,7 @@ class Realtime:
                     env.run(until=now)
                 while env.peek() <= now:
                     env.step()
-                self.steps += 1
-                if self.on_step is not None:
-                    self.on_step()
+                self.stepped()
             elif now > env.now:
                 env.run(until=now)  # keep the world's present with the clock's
             if now >= self.horizon_s:
