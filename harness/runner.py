@@ -154,6 +154,10 @@ async def run(config: RunConfig) -> RunOutcome:
     env = simpy.Environment()
     stock = catalogue_of(scenario).stock()
     sims = {s: simulators.build(s, clock, stock=stock) for s in simulators.SYSTEMS}
+    for sim in sims.values():
+        sim.faults.seed = scenario.seed
+    for fault in scenario.faults:
+        sims[fault.system].faults.add(fault)
     ports = [0] * 4 if config.port_base is None else [config.port_base + i for i in range(4)]
     try:
         hosted = await hosting.serve(list(sims.values()), ports)
@@ -199,14 +203,24 @@ async def run(config: RunConfig) -> RunOutcome:
     notes += driver.stalls + world.incidents
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
+    counts = dict(world.counts) | {
+        "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
+    }
+    if scenario.faults:
+        counts["faults_applied"] = sum(sum(sim.faults.applied) for sim in sims.values())
+        applied = [
+            f"{s} {label} x{n}"
+            for s, sim in sims.items()
+            for label, n in sorted(sim.faults.by_label.items())
+        ]
+        notes.append(f"faults applied: {', '.join(applied) or 'none'}")
     snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
     view = oracles.SystemsView(snapshots)
     return RunOutcome(
         scenario=scenario,
         scenario_path=config.scenario_path,
         results=oracles.judge(view, scenario.expect.oracles),
-        counts=dict(world.counts)
-        | {"exchanges": sum(len(sim.journal.entries) for sim in sims.values())},
+        counts=counts,
         wall_s=time.perf_counter() - started,
         virtual_s=clock.now(),
         steps=driver.steps,

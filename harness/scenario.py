@@ -6,6 +6,7 @@ silently ignored); every error is reported as ``file:line: field.path: message``
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
+from simulators.common.faults import Fault
 
 
 class Strict(BaseModel):
@@ -33,9 +35,9 @@ class Strict(BaseModel):
 
 
 def _time_of_day(value: Any) -> Any:
-    # YAML 1.1 reads an unquoted 06:00 as the base-60 integer 360: refuse it, never guess.
+    # A bare number is ambiguous (seconds? minutes? hours?): refuse it, never guess.
     if isinstance(value, int):
-        raise ValueError('write a time of day in quotes, like "06:00"')
+        raise ValueError("write a time of day as HH:MM, like 06:00")
     return value
 
 
@@ -335,6 +337,8 @@ class Scenario(Strict):
     stack: Stack = Stack()
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()
+    faults: tuple[Fault, ...] = ()
+    """Faults the simulators inject into their answers (see docs/choreography.md#faults)."""
 
     @field_validator("start")
     @classmethod
@@ -360,6 +364,23 @@ class ScenarioError(Exception):
         self.lines = lines
 
 
+class ScenarioLoader(yaml.SafeLoader):
+    """Reads ``17:00`` as the text "17:00", as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, where an unquoted 17:00 is the base-60 integer 1020: a cut-off
+    or a fault window would silently move to 00:17. Times work quoted or not here.
+    """
+
+
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+ScenarioLoader.yaml_implicit_resolvers = {
+    first: [("tag:yaml.org,2002:str", _SEXAGESIMAL), *resolvers]
+    if first in "+-0123456789"
+    else list(resolvers)
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load(path: str | Path) -> Scenario:
     file = Path(path)
     try:
@@ -373,7 +394,7 @@ def load(path: str | Path) -> Scenario:
 
 def parse(text: str, filename: str = "<scenario>") -> Scenario:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=ScenarioLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename

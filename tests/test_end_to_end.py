@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -10,6 +11,7 @@ import uvloop
 from harness import oracles, scenario
 from harness.cli import main
 from harness.runner import RunConfig, run
+from harness.world.integrator import play
 
 pytestmark = pytest.mark.e2e
 
@@ -88,11 +90,16 @@ def test_unreachable_stack_url_is_one_line_exit_2(tmp_path, capsys):
     assert f"the stack at http://127.0.0.1:{port} was not ready" in err
 
 
-def _world_outcomes(outcome) -> dict[str, tuple]:
-    """Per ERP order: how it ended, what was picked and short, when it shipped and arrived."""
-    view = oracles.SystemsView(outcome.snapshots)
+def _world_outcomes(view: oracles.SystemsView) -> dict[str, tuple]:
+    """Per ERP order: how it ended, what was picked and short, when it shipped and arrived.
+
+    A cancelled order is just "cancelled": whether its WMS order existed yet is the stack's
+    timing, not the world's decision."""
     result = {}
     for order in view.erp_orders.values():
+        if order["status"] == "cancelled":
+            result[order["id"]] = ("cancelled",)
+            continue
         fos = view.wms_by_ref.get(order["id"], [])
         fo = fos[0] if fos else None
         picks = (
@@ -119,8 +126,20 @@ def test_same_seed_same_world_however_the_stack_times_its_calls(tmp_path):
         stack_env={"REFSTACK_CALL_JITTER_MS": "15", "REFSTACK_WORKERS": "3"},
     )
     assert steady.passed and jittery.passed
-    assert _world_outcomes(steady) == _world_outcomes(jittery)
+    steady_world = _world_outcomes(oracles.SystemsView(steady.snapshots))
+    assert steady_world == _world_outcomes(oracles.SystemsView(jittery.snapshots))
     assert any(
-        picks and any(short for _, _, short in picks)
-        for _, picks, _, _ in _world_outcomes(steady).values()
-    )  # shorts were exercised
+        len(outcome) > 1 and any(short for _, _, short in outcome[1])
+        for outcome in steady_world.values()
+    )  # short picks were exercised
+
+
+def test_the_happy_day_over_http_is_the_day_the_in_process_integrator_plays(tmp_path):
+    """The in-process integrator (benchmarks, world tests) stands in faithfully for a stack."""
+    day = scenario.load(Path(__file__).resolve().parent.parent / "scenarios" / "happy_day.yaml")
+    over_http = uvloop.run(run(RunConfig(scenario=day, report_dir=tmp_path)))
+    in_process = play(day)
+    assert over_http.passed and not in_process.failed_oracles()
+    assert _world_outcomes(oracles.SystemsView(over_http.snapshots)) == _world_outcomes(
+        in_process.view()
+    )

@@ -17,7 +17,6 @@ EXPECTED = {
     "unknown_key.yaml": ("4", "warehouse.short_pick_rat", "unknown field"),
     "negative_rate.yaml": ("3", "warehouse.short_pick_rate", "greater than or equal to 0"),
     "bad_yaml.yaml": ("3", None, "not valid YAML"),
-    "unquoted_time.yaml": ("3", "warehouse.cutoff", 'in quotes, like "06:00"'),
     "closed_window.yaml": ("2", "demand", "close must be after open"),
 }
 
@@ -62,3 +61,23 @@ def test_defaults_fill_an_almost_empty_scenario():
     loaded = scenario.parse("name: tiny\ndemand:\n  orders: 3\n", "tiny.yaml")
     assert loaded.demand.orders == 3 and loaded.warehouse.pickers == 8
     assert loaded.with_seed(7).seed == 7
+
+
+def test_unquoted_times_are_times_not_base_60_numbers():
+    # YAML 1.1 would read 17:00 as 1020; a cut-off or a fault window would move to 00:17
+    loaded = scenario.parse(
+        "warehouse:\n  cutoff: 17:00\nfaults:\n  - {system: wms, kind: outage, at: 9:30}\n"
+    )
+    assert loaded.warehouse.cutoff.hour == 17 and loaded.warehouse.cutoff.minute == 0
+    assert loaded.faults[0].at == 9 * 3600 + 30 * 60
+
+
+def test_a_time_of_day_given_as_a_number_is_refused_not_guessed(capsys):
+    try:
+        scenario.parse("warehouse:\n  cutoff: 1020\n", "numbers.yaml")
+    except scenario.ScenarioError as exc:
+        (line,) = exc.lines
+        assert line.startswith("numbers.yaml:2: warehouse.cutoff: ")
+        assert line.endswith("write a time of day as HH:MM, like 06:00")
+    else:
+        raise AssertionError("a number was taken for a time of day")

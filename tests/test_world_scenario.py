@@ -74,12 +74,6 @@ def test_defaults_keep_the_simple_world():
             "warehouse.shifts.0.name",
             "at least 1 character",
         ),
-        (
-            "warehouse:\n  shifts:\n    - {name: x, start: 06:00, end: 14:00, pickers: 2}\n",
-            3,
-            "warehouse.shifts.0.end",
-            "in quotes",
-        ),
         ("warehouse:\n  waves: {every_minutes: -5}\n", 2, "warehouse.waves.every_minutes", ">= 0"),
         ("stock:\n  shrink_rat: 0.1\n", 2, "stock.shrink_rat", "unknown field"),
         ("stock:\n  damage_rate: 0.9\n", 2, "stock.damage_rate", "less than or equal to 0.5"),

@@ -20,7 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import SimError
-from simulators.common.http import Endpoint, error_response, parse_body, resource, respond
+from simulators.common.fault_injection import FaultInjection, FaultPlan
+from simulators.common.faults import Fault
+from simulators.common.http import (
+    Endpoint,
+    error_response,
+    parse_body,
+    read_json,
+    resource,
+    respond,
+    validate,
+)
 from simulators.common.idempotency import IdempotencyStore
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import SimModel
@@ -55,6 +65,7 @@ class Simulator:
             self.system, self.clock, self.journal, model.event_types, workers=delivery_workers
         )
         self.idempotency = IdempotencyStore()
+        self.faults = FaultPlan()  # empty: business requests go straight to the app
         self.honour_idempotency = honour_idempotency
         self.inflight = 0  # requests being handled now
         self.activity = 0  # requests ever started: lets the clock see that something happened
@@ -119,6 +130,10 @@ class Simulator:
             Route("/_sim/journal", self._journal, methods=["GET"]),
             Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
             Route("/_sim/reset", self._reset, methods=["POST"]),
+            resource(
+                "/_sim/faults",
+                {"GET": self._list_faults, "POST": self._add_fault, "DELETE": self._clear_faults},
+            ),
         ]
         return Starlette(
             routes=routes,
@@ -174,6 +189,27 @@ class Simulator:
         items = [d.public() for d in self.webhooks.deliveries if not status or d.status == status]
         return respond({"items": items})
 
+    async def _list_faults(self, request: Request) -> Response:
+        return respond(self.faults.public())
+
+    async def _add_fault(self, request: Request) -> Response:
+        data = await read_json(request)
+        data.setdefault("system", self.system)
+        fault = validate(Fault, data)
+        if fault.system != self.system:
+            raise SimError(
+                422,
+                "validation_failed",
+                "the request body is invalid",
+                errors=[{"field": "system", "message": f"this simulator is {self.system}"}],
+            )
+        index = self.faults.add(fault)
+        return respond({"id": index, **fault.public(), "applied": 0}, 201)
+
+    async def _clear_faults(self, request: Request) -> Response:
+        self.faults.clear()
+        return Response(status_code=204)
+
     async def _reset(self, request: Request) -> Response:
         self.reset()
         return Response(status_code=204)
@@ -204,6 +240,7 @@ class JournalMiddleware:
 
     def __init__(self, app: ASGIApp, sim: Simulator) -> None:
         self.app = app
+        self.faulty = FaultInjection(app, sim)  # used only while the fault plan has faults
         self.sim = sim
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -245,7 +282,8 @@ class JournalMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_body, send_status)
+            app = self.faulty if sim.faults.faults else self.app
+            await app(scope, receive_body, send_status)
         finally:
             CORRELATION_ID.reset(token)
             sim.inflight -= 1
@@ -261,4 +299,5 @@ class JournalMiddleware:
                 digest=body_digest(b"".join(chunks)),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 ref=state.get("ref"),
+                fault=state.get("fault"),
             )

@@ -1,0 +1,276 @@
+"""Applying a simulator's fault plan to its business requests (a pure ASGI middleware).
+
+``Simulator.faults`` is a ``FaultPlan``; while it is empty the journal middleware calls the
+business app directly, so an empty plan costs one truthiness test per request. With faults,
+``FaultInjection`` sits between the journal and the business app and, per request:
+
+1. keeps the faults whose route matches and whose window is open on the simulator's clock;
+2. if any remain, reads the whole body (to match ``match`` and to key the randomness) and
+   replays it to the app, so handlers and the journal see the same bytes;
+3. keeps those whose ``match`` is in the body and whose keyed draw falls under ``rate``;
+4. sleeps for every latency fault kept (on the WALL clock with ``asyncio.sleep``: this is
+   latency the client sees; it never blocks other requests and never moves virtual time);
+5. applies the first of the other kinds kept, in plan order (``rate_limit`` takes a token
+   only for the requests it sees, and answers 429 only when its bucket is empty);
+6. names what it did on the journal entry (``scope["state"]["fault"]``), e.g. ``error:503``
+   or ``latency:120ms+outage``, and counts it on the plan.
+
+``lost_response``: the business app runs to completion (the write is committed, events are
+emitted, an ``Idempotency-Key`` remembers the real answer) and its response is discarded.
+ASGI has no way to close an HTTP connection without answering (uvicorn answers 500 to an
+app that returns or raises without starting a response), so the client gets
+``504 gateway_timeout``, as from a vendor's API gateway that gave up on its backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from simulators.common.faults import Fault, keyed_unit
+from simulators.common.journal import body_digest
+
+if TYPE_CHECKING:
+    from simulators.common.simulator import Simulator
+
+_ERRORS = {
+    500: ("internal_error", "An unexpected error occurred. Please try again later."),
+    502: ("bad_gateway", "The upstream service returned an invalid response."),
+    503: ("service_unavailable", "The service is temporarily unavailable."),
+}
+# A truncated answer: starts like a real one, stops mid-string (never parseable JSON).
+MALFORMED_BODY = b'{"id": "'
+OUTAGE_RETRY_AFTER_S = 60  # an outage with no end says "try in a minute"
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float  # virtual time of the last refill
+
+
+@dataclass
+class FaultPlan:
+    """A simulator's faults and what they did: counts, rate-limit buckets, attempts seen."""
+
+    seed: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    applied: list[int] = field(default_factory=list)  # per fault, in plan order
+    by_label: Counter[str] = field(default_factory=Counter)  # "error:503": 3, "latency": 9
+    _buckets: dict[int, _Bucket] = field(default_factory=dict)
+    _attempts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def add(self, fault: Fault) -> int:
+        self.faults.append(fault)
+        self.applied.append(0)
+        return len(self.faults) - 1
+
+    def clear(self) -> None:
+        self.faults.clear()
+        self.applied.clear()
+        self.by_label.clear()
+        self._buckets.clear()
+        self._attempts.clear()
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "items": [
+                {"id": i, **f.public(), "applied": n}
+                for i, (f, n) in enumerate(zip(self.faults, self.applied, strict=True))
+            ],
+            "applied": dict(self.by_label),
+        }
+
+    # -- deciding ------------------------------------------------------------------------
+    def candidates(self, method: str, path: str, now: float) -> list[int]:
+        """Faults whose route and window fit (cheap: no body needed yet)."""
+        return [
+            i for i, f in enumerate(self.faults) if f.open_at(now) and f.applies_to(method, path)
+        ]
+
+    def select(
+        self, system: str, indexes: list[int], method: str, path: str, body: bytes
+    ) -> tuple[list[int], str]:
+        """Of ``indexes``, those this request's body and keyed draw let through."""
+        digest = body_digest(body)
+        attempt = self._attempts[(method, path, digest)]
+        self._attempts[(method, path, digest)] = attempt + 1
+        hit = []
+        for i in indexes:
+            fault = self.faults[i]
+            if fault.match is not None and fault.match.encode() not in body:
+                continue
+            if fault.rate < 1.0 and (
+                keyed_unit(self.seed, system, i, method, path, digest, attempt) >= fault.rate
+            ):
+                continue
+            hit.append(i)
+        return hit, f"{digest}|{attempt}"
+
+    def latency_ms(self, system: str, index: int, key: str) -> int:
+        ms = self.faults[index].ms
+        if isinstance(ms, int):
+            return ms
+        assert ms is not None
+        draw = keyed_unit(self.seed, system, index, "latency", key)
+        return ms.min_ms + int(draw * (ms.max_ms - ms.min_ms + 1))
+
+    def take_token(self, index: int, now: float) -> float:
+        """Take a token from fault ``index``'s bucket: 0 if taken, else seconds to wait."""
+        fault = self.faults[index]
+        rate = fault.per_second or 1.0
+        size = fault.bucket_size
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = _Bucket(float(size), now)
+        bucket.tokens = min(size, bucket.tokens + max(0.0, now - bucket.at) * rate)
+        bucket.at = max(bucket.at, now)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / rate
+
+    def count(self, index: int, label: str) -> None:
+        self.applied[index] += 1
+        self.by_label["latency" if label.startswith("latency:") else label] += 1
+
+
+class FaultInjection:
+    """Applies ``sim.faults`` to business requests; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sim = self.sim
+        plan = sim.faults
+        method: str = scope["method"]
+        path: str = scope["path"]
+        now = sim.clock.now()
+        indexes = plan.candidates(method, path, now)
+        if not indexes:
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _buffer(receive)
+        hit, key = plan.select(sim.system, indexes, method, path, body)
+        labels: list[str] = []
+        try:
+            terminal = None
+            for i in hit:
+                fault = plan.faults[i]
+                if fault.kind == "latency":
+                    ms = plan.latency_ms(sim.system, i, key)
+                    label = f"latency:{ms}ms"
+                    plan.count(i, label)
+                    labels.append(label)
+                    await asyncio.sleep(ms / 1000)
+                elif fault.kind == "rate_limit":
+                    wait = plan.take_token(i, now)
+                    if wait and terminal is None:
+                        terminal = (i, math.ceil(wait))
+                elif terminal is None:
+                    terminal = (i, 0)
+            if terminal is None:
+                await self.app(scope, receive, send)
+                return
+            index, wait_s = terminal
+            label = await self._apply(plan.faults[index], wait_s, now, scope, receive, send)
+            plan.count(index, label)
+            labels.append(label)
+        finally:
+            if labels:
+                scope.setdefault("state", {})["fault"] = "+".join(labels)
+
+    async def _apply(
+        self, fault: Fault, wait_s: int, now: float, scope: Scope, receive: Receive, send: Send
+    ) -> str:
+        kind = fault.kind
+        if kind == "error":
+            status = fault.status or 503
+            code, message = _ERRORS[status]
+            await _send(send, status, _error(code, message))
+            return f"error:{status}"
+        if kind == "rate_limit":
+            body = _error(
+                "rate_limited",
+                "We have received too many requests in a short duration. "
+                "Please wait a while to try again.",
+                retry_after_s=wait_s,
+            )
+            await _send(send, 429, body, {"retry-after": str(wait_s)})
+            return "rate_limit"
+        if kind == "outage":
+            until = fault.until
+            retry = OUTAGE_RETRY_AFTER_S if until is None else max(1, math.ceil(until - now))
+            body = _error(
+                "service_unavailable",
+                "The service is down for maintenance.",
+                retry_after_s=retry,
+            )
+            await _send(send, 503, body, {"retry-after": str(retry)})
+            return "outage"
+        if kind == "malformed":
+            status = 201 if scope["method"] == "POST" else 200
+            await _send(send, status, MALFORMED_BODY)
+            return "malformed"
+        assert kind == "lost_response"
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)  # the vendor commits; the answer is lost
+        await _send(
+            send,
+            504,
+            _error("gateway_timeout", "The upstream service did not respond in time."),
+        )
+        return "lost_response"
+
+
+async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body; return it and a ``receive`` that replays it once."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _error(code: str, message: str, **details: Any) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+async def _send(
+    send: Send, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,186 @@
+"""The fault model: what can go wrong with a vendor's answers, as data (ARCHITECTURE principle 6).
+
+A ``Fault`` says which system, which requests (``route``, ``match``), when (``at``, ``for``),
+how often (``rate``) and what happens (``kind`` and its parameters). The same model is the
+``faults:`` section of a scenario and the body of ``POST /_sim/faults``. Applying faults is
+``simulators.common.fault_injection``'s job; nothing here has state.
+
+Which requests a ``rate`` below 1 hits is decided by keyed randomness (``keyed_unit``): a
+hash of (scenario seed, system, fault index, method, path, body digest, attempt number of
+that same request), never a shared random stream. So:
+
+- deterministic: the same seed, the same plan and the same requests (same method, path and
+  body, in the same number of attempts) get the same hits and the same latencies, whatever
+  else happens concurrently and in whatever order requests arrive;
+- not deterministic: anything the client makes different on the wire (a generated id or
+  timestamp in the body changes its digest), and the rate-limit bucket, which depends on
+  how many requests arrive in a virtual-time span, i.e. on the client's pacing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+System = Literal["erp", "wms", "tms", "carrier"]
+Kind = Literal["latency", "error", "rate_limit", "outage", "malformed", "lost_response"]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control plane, webhooks
+
+_HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _virtual_seconds(value: Any) -> Any:
+    """``at``: virtual seconds, or ``"HH:MM"`` of day 0 (scenario files read an unquoted
+    17:00 as this text, never as YAML 1.1's base-60 number)."""
+    if isinstance(value, str):
+        found = _HH_MM.match(value.strip())
+        if found is None:
+            raise ValueError('give virtual seconds (a number) or a time of day "HH:MM"')
+        return int(found.group(1)) * 3600 + int(found.group(2)) * 60
+    return value
+
+
+At = Annotated[
+    float,
+    BeforeValidator(_virtual_seconds),
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^([01]\d|2[0-3]):([0-5]\d)$"},
+            ]
+        }
+    ),
+]
+
+
+class _Data(BaseModel):
+    # Strict: a rate or a status sent as a string is a client bug, as the contract says.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+
+class LatencyRange(_Data):
+    min_ms: Annotated[int, Field(ge=0, le=600_000)]
+    max_ms: Annotated[int, Field(ge=0, le=600_000)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyRange:
+        if self.max_ms < self.min_ms:
+            raise ValueError(f"max_ms ({self.max_ms}) is below min_ms ({self.min_ms})")
+        return self
+
+
+# Which parameters belong to which kind: any other kind given one is refused.
+_PARAMETERS = {
+    "ms": "latency",
+    "status": "error",
+    "per_second": "rate_limit",
+    "burst": "rate_limit",
+}
+
+
+class Fault(_Data):
+    """One fault: which requests of one system, when, how often, and what goes wrong."""
+
+    system: System
+    route: Annotated[str, Field(max_length=200)] = ""
+    """A path prefix (``/labels``) or ``"METHOD /path"`` prefix (``POST /labels``); empty =
+    every business route. The control plane (``/_sim/``) and ``/webhooks`` are never faulted."""
+    kind: Kind
+    ms: Annotated[int, Field(ge=0, le=600_000)] | LatencyRange | None = None
+    """latency: extra delay, fixed or ``{min_ms, max_ms}``."""
+    status: Literal[500, 502, 503] | None = None
+    """error: the status answered (default 503)."""
+    per_second: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    """rate_limit: tokens added per virtual second."""
+    burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """rate_limit: bucket size (default: per_second rounded up)."""
+    at: At = 0.0
+    """Window start: virtual seconds or "HH:MM" of day 0."""
+    for_: Annotated[float | None, Field(alias="for", gt=0)] = None
+    """Window length in virtual seconds; absent = to the end of the run."""
+    rate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    """Share of matching requests affected."""
+    match: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """A substring the request body must contain (an order id, a SKU)."""
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        method, _, path = value.rpartition(" ")
+        if method and method.upper() not in METHODS:
+            raise ValueError(f"unknown method {method!r}; write 'POST /labels' or '/labels'")
+        if not path.startswith("/"):
+            raise ValueError("a route is a path starting with / (optionally after a method)")
+        if path.startswith(EXCLUDED_PREFIXES):
+            raise ValueError("the control plane (/_sim/) and /webhooks are never faulted")
+        return f"{method.upper()} {path}" if method else path
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Fault:
+        for name, kind in _PARAMETERS.items():
+            if getattr(self, name) is not None and self.kind != kind:
+                raise ValueError(f"{name} applies to kind {kind}, not {self.kind}")
+        if self.kind == "latency" and self.ms is None:
+            raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
+        if self.kind == "rate_limit" and self.per_second is None:
+            raise ValueError("a rate_limit fault needs per_second")
+        return self
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def method(self) -> str | None:
+        return self.route.split(" ", 1)[0] if " " in self.route else None
+
+    @property
+    def path_prefix(self) -> str:
+        return self.route.split(" ", 1)[-1]
+
+    @property
+    def until(self) -> float | None:
+        return None if self.for_ is None else self.at + self.for_
+
+    @property
+    def bucket_size(self) -> int:
+        if self.burst is not None:
+            return self.burst
+        return max(1, int(-(-(self.per_second or 1) // 1)))
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Route filter; ``/labels`` matches ``/labels`` and ``/labels/LB-1``, not ``/labelsx``."""
+        if path.startswith(EXCLUDED_PREFIXES):
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        prefix = self.path_prefix.rstrip("/")
+        return not prefix or path == prefix or path.startswith(prefix + "/")
+
+    def open_at(self, now: float) -> bool:
+        until = self.until
+        return self.at <= now and (until is None or now < until)
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def keyed_unit(*parts: object) -> float:
+    """A number in [0, 1) from the parts alone: the same parts always give the same number."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
