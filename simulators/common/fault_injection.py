@@ -116,6 +116,24 @@ class FaultPlan:
             hit.append(i)
         return hit, f"{digest}|{attempt}"
 
+    def select_event(self, system: str, event_type: str, body: bytes, now: float) -> int | None:
+        """The event fault (first in plan order) that hits this event, or None.
+
+        Keyed like requests: (seed, system, fault index, "event", event type, body digest);
+        the body carries the event id, so each event gets its own draw."""
+        digest = None
+        for i, fault in enumerate(self.faults):
+            if not (fault.applies_to_event(event_type) and fault.open_at(now)):
+                continue
+            if fault.match is not None and fault.match.encode() not in body:
+                continue
+            if fault.rate < 1.0:
+                digest = digest or body_digest(body)
+                if keyed_unit(self.seed, system, i, "event", event_type, digest) >= fault.rate:
+                    continue
+            return i
+        return None
+
     def latency_ms(self, system: str, index: int, key: str) -> int:
         ms = self.faults[index].ms
         if isinstance(ms, int):

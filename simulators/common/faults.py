@@ -5,6 +5,10 @@ how often (``rate``) and what happens (``kind`` and its parameters). The same mo
 ``faults:`` section of a scenario and the body of ``POST /_sim/faults``. Applying faults is
 ``simulators.common.fault_injection``'s job; nothing here has state.
 
+Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``replayed``,
+``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
+type rather than a route, and ``simulators.common.webhooks`` applies them.
+
 Which requests a ``rate`` below 1 hits is decided by keyed randomness (``keyed_unit``): a
 hash of (scenario seed, system, fault index, method, path, body digest, attempt number of
 that same request), never a shared random stream. So:
@@ -34,8 +38,27 @@ from pydantic import (
 )
 
 System = Literal["erp", "wms", "tms", "carrier"]
-Kind = Literal["latency", "error", "rate_limit", "outage", "malformed", "lost_response"]
+Kind = Literal[
+    "latency",
+    "error",
+    "rate_limit",
+    "outage",
+    "malformed",
+    "lost_response",
+    # event (webhook delivery) faults: matched by ``event``, applied by the WebhookDispatcher
+    "duplicate",
+    "reorder",
+    "late",
+    "give_up",
+    "forged",
+    "replayed",
+    "burst",
+]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+EVENT_KINDS = frozenset({"duplicate", "reorder", "late", "give_up", "forged", "replayed", "burst"})
+DEFAULT_COPIES = 2
+DEFAULT_HOLD_S = 600.0  # reorder
+DEFAULT_DELAY_S = 600.0  # late, replayed: past a 300 s replay window
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control plane, webhooks
 
@@ -84,12 +107,16 @@ class LatencyRange(_Data):
         return self
 
 
-# Which parameters belong to which kind: any other kind given one is refused.
-_PARAMETERS = {
-    "ms": "latency",
-    "status": "error",
-    "per_second": "rate_limit",
-    "burst": "rate_limit",
+# Which parameters belong to which kinds: any other kind given one is refused.
+_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "ms": ("latency",),
+    "status": ("error",),
+    "per_second": ("rate_limit",),
+    "burst": ("rate_limit",),
+    "copies": ("duplicate",),
+    "spacing_s": ("duplicate",),
+    "hold_s": ("reorder",),
+    "delay_s": ("late", "replayed"),
 }
 
 
@@ -109,6 +136,16 @@ class Fault(_Data):
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """rate_limit: bucket size (default: per_second rounded up)."""
+    event: Annotated[str, Field(max_length=100)] | None = None
+    """Event kinds: the event type faulted (``tracking.updated``); absent or empty = all."""
+    copies: Annotated[int, Field(ge=2, le=20)] | None = None
+    """duplicate: how many deliveries of the event in all (default 2)."""
+    spacing_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    """duplicate: virtual seconds between copies (default 0: back to back)."""
+    hold_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
+    """reorder: virtual seconds an event is held (default 600)."""
+    delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
+    """late: virtual seconds before delivery; replayed: before the replay (default 600)."""
     at: At = 0.0
     """Window start: virtual seconds or "HH:MM" of day 0."""
     for_: Annotated[float | None, Field(alias="for", gt=0)] = None
@@ -135,9 +172,15 @@ class Fault(_Data):
 
     @model_validator(mode="after")
     def _parameters(self) -> Fault:
-        for name, kind in _PARAMETERS.items():
-            if getattr(self, name) is not None and self.kind != kind:
-                raise ValueError(f"{name} applies to kind {kind}, not {self.kind}")
+        for name, kinds in _PARAMETERS.items():
+            if getattr(self, name) is not None and self.kind not in kinds:
+                raise ValueError(f"{name} applies to kind {' or '.join(kinds)}, not {self.kind}")
+        if self.is_event and self.route:
+            raise ValueError(f"{self.kind} is an event fault: give event, not route")
+        if not self.is_event and self.event:
+            raise ValueError(f"{self.kind} faults answers: give route, not event")
+        if self.kind == "burst" and self.for_ is None:
+            raise ValueError("a burst fault needs for: its events are released at the window end")
         if self.kind == "latency" and self.ms is None:
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
@@ -145,6 +188,23 @@ class Fault(_Data):
         return self
 
     # -- derived -------------------------------------------------------------------------
+    @property
+    def is_event(self) -> bool:
+        return self.kind in EVENT_KINDS
+
+    def applies_to_event(self, event_type: str) -> bool:
+        return self.is_event and (not self.event or self.event == event_type)
+
+    def event_label(self) -> str:
+        """What the journal says: ``duplicate:2``, ``reorder:600s``, ``forged`` ..."""
+        if self.kind == "duplicate":
+            return f"duplicate:{self.copies or DEFAULT_COPIES}"
+        if self.kind == "reorder":
+            return f"reorder:{self.hold_s or DEFAULT_HOLD_S:g}s"
+        if self.kind in ("late", "replayed"):
+            return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s"
+        return self.kind
+
     @property
     def method(self) -> str | None:
         return self.route.split(" ", 1)[0] if " " in self.route else None
@@ -165,6 +225,8 @@ class Fault(_Data):
 
     def applies_to(self, method: str, path: str) -> bool:
         """Route filter; ``/labels`` matches ``/labels`` and ``/labels/LB-1``, not ``/labelsx``."""
+        if self.is_event:
+            return False
         if path.startswith(EXCLUDED_PREFIXES):
             return False
         if self.method is not None and self.method != method:

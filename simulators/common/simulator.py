@@ -66,6 +66,7 @@ class Simulator:
         )
         self.idempotency = IdempotencyStore()
         self.faults = FaultPlan()  # empty: business requests go straight to the app
+        self.webhooks.faults = self.faults  # event faults apply to deliveries
         self.honour_idempotency = honour_idempotency
         self.inflight = 0  # requests being handled now
         self.activity = 0  # requests ever started: lets the clock see that something happened
@@ -202,6 +203,14 @@ class Simulator:
                 "validation_failed",
                 "the request body is invalid",
                 errors=[{"field": "system", "message": f"this simulator is {self.system}"}],
+            )
+        if fault.event and fault.event not in self.webhooks.event_types:
+            known = ", ".join(sorted(self.webhooks.event_types))
+            raise SimError(
+                422,
+                "validation_failed",
+                "the request body is invalid",
+                errors=[{"field": "event", "message": f"{self.system} sends only: {known}"}],
             )
         index = self.faults.add(fault)
         return respond({"id": index, **fault.public(), "applied": 0}, 201)

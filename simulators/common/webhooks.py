@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -14,9 +16,13 @@ import orjson
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import not_found, unprocessable
+from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
 from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
+
+if TYPE_CHECKING:
+    from simulators.common.fault_injection import FaultPlan
 
 # Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
@@ -61,6 +67,11 @@ class Delivery:
     last_status: int | None = None
     last_error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    fault: str | None = None  # the event fault applied, journalled on every attempt
+    probe: bool = False  # a forged or replayed copy: sent once, never retried or listed
+    signing_secret: str | None = None  # forged: signed with this (wrong) secret
+    replay_of: Delivery | None = None  # replayed: resend this delivery's first headers
+    first_headers: dict[str, str] | None = None  # the signed headers of attempt 1
 
     def public(self) -> dict[str, Any]:
         return {
@@ -75,6 +86,7 @@ class Delivery:
             "last_status": self.last_status,
             "last_error": self.last_error,
             "history": self.history,
+            "fault": self.fault,
         }
 
 
@@ -108,7 +120,11 @@ class WebhookDispatcher:
         self._delivery_ids = Ids("DL")
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._sending = 0
-        self._scheduled = 0  # retries waiting for their time on the clock
+        self._scheduled = 0  # retries and held deliveries waiting for their time on the clock
+        self._due: list[tuple[float, int]] = []  # (due, token) of those, a heap
+        self._fired: set[int] = set()  # tokens already on the queue (lazily off the heap)
+        self._tokens = itertools.count()
+        self.faults: FaultPlan | None = None  # the simulator's plan: event faults apply here
         self._generation = 0  # bumped by clear(): retries scheduled before it are dropped
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -147,17 +163,82 @@ class WebhookDispatcher:
         }
         body = orjson.dumps(envelope)
         correlation_id = CORRELATION_ID.get()
+        plan = self.faults
+        index = None
+        if plan:  # one truthiness test when the plan is empty
+            index = plan.select_event(self.system, event_type, body, self.clock.now())
         for sub in self.subscriptions.values():
             if sub.wants(event_type):
                 delivery = Delivery(
                     self._delivery_ids.next(), sub, event_id, event_type, body, correlation_id, ref
                 )
                 self.deliveries.append(delivery)
-                self._queue.put_nowait(delivery)
+                if index is None:
+                    self._queue.put_nowait(delivery)
+                else:
+                    assert plan is not None
+                    label = self._apply_fault(plan.faults[index], delivery)
+                    plan.count(index, label)
         return event_id
 
+    def _apply_fault(self, fault: Fault, delivery: Delivery) -> str:
+        """Send (or hold, or drop) one delivery as the event fault says; return its label."""
+        kind, now, label = fault.kind, self.clock.now(), fault.event_label()
+        delivery.fault = label
+        if kind == "give_up":  # the vendor dropped it: listed as failed, never sent
+            delivery.status = "failed"
+            delivery.last_error = "given up by the vendor (give_up fault)"
+            return label
+        if kind == "reorder":
+            self._schedule(delivery, now + (fault.hold_s or DEFAULT_HOLD_S))
+        elif kind == "late":
+            self._schedule(delivery, now + (fault.delay_s or DEFAULT_DELAY_S))
+        elif kind == "burst":
+            assert fault.until is not None  # the model requires for
+            self._schedule(delivery, fault.until)
+        else:
+            self._queue.put_nowait(delivery)
+        if kind == "duplicate":
+            for k in range(1, fault.copies or DEFAULT_COPIES):
+                copy = self._copy(delivery, fault=label)
+                self.deliveries.append(copy)
+                self._schedule(copy, now + k * (fault.spacing_s or 0.0))
+        elif kind == "forged":
+            delivery.fault = None  # the genuine delivery is untouched
+            envelope = orjson.loads(delivery.body)
+            envelope["data"] = {**envelope["data"], "tampered": True}
+            forged = self._copy(delivery, fault=label, probe=True)
+            forged.body = orjson.dumps(envelope)
+            forged.signing_secret = "not-" + delivery.subscription.secret
+            self._queue.put_nowait(forged)
+        elif kind == "replayed":
+            delivery.fault = None
+            replay = self._copy(delivery, fault=label, probe=True)
+            replay.replay_of = delivery
+            self._schedule(replay, now + (fault.delay_s or DEFAULT_DELAY_S))
+        return label
+
+    def _copy(self, delivery: Delivery, *, fault: str, probe: bool = False) -> Delivery:
+        return Delivery(
+            self._delivery_ids.next(),
+            delivery.subscription,
+            delivery.event_id,
+            delivery.event_type,
+            delivery.body,
+            delivery.correlation_id,
+            delivery.ref,
+            fault=fault,
+            probe=probe,
+        )
+
     def quiet(self) -> bool:
-        return self._queue.empty() and self._sending == 0
+        """Nothing queued, nothing on the wire, nothing on the clock that is due now."""
+        if not self._queue.empty() or self._sending:
+            return False
+        due = self._due
+        while due and due[0][1] in self._fired:
+            self._fired.discard(heapq.heappop(due)[1])
+        return not due or due[0][0] > self.clock.now()
 
     @property
     def scheduled(self) -> int:
@@ -175,6 +256,8 @@ class WebhookDispatcher:
 
     async def stop(self) -> None:
         self._generation += 1
+        self._due.clear()
+        self._fired.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -196,7 +279,13 @@ class WebhookDispatcher:
     async def _attempt(self, delivery: Delivery) -> None:
         assert self._session is not None
         sub = delivery.subscription
-        headers = signed_headers(sub.secret, delivery.body)
+        original = delivery.replay_of
+        if original is not None and original.first_headers is not None:
+            headers = dict(original.first_headers)  # the old timestamp and signature
+        else:
+            headers = signed_headers(delivery.signing_secret or sub.secret, delivery.body)
+        if delivery.attempts == 0:
+            delivery.first_headers = dict(headers)
         headers["content-type"] = "application/json"
         headers[EVENT_ID_HEADER] = delivery.event_id
         headers[EVENT_TYPE_HEADER] = delivery.event_type
@@ -224,6 +313,7 @@ class WebhookDispatcher:
             duration_ms=duration_ms,
             event_type=delivery.event_type,
             ref=delivery.ref,
+            fault=delivery.fault,
         )
         delivery.last_status = status or None
         delivery.last_error = error or (None if 200 <= status < 300 else f"HTTP {status}")
@@ -232,6 +322,8 @@ class WebhookDispatcher:
         )
         if 200 <= status < 300:
             delivery.status = "delivered"
+        elif delivery.probe:
+            delivery.status = "failed"  # a probe is sent once: refusing it is the point
         elif delivery.attempts > len(self.backoff_s):
             delivery.status = "failed"
         else:
@@ -240,20 +332,30 @@ class WebhookDispatcher:
     def _schedule_retry(self, delivery: Delivery, due: float) -> None:
         """On the clock before the attempt counts as finished, so a quiet dispatcher never
         hides a retry from the lockstep clock."""
-        generation = self._generation
-        self._scheduled += 1
+        self._schedule(delivery, due)
 
-        def retry() -> None:
+    def _schedule(self, delivery: Delivery, due: float) -> None:
+        """Queue ``delivery`` at virtual time ``due``: a timer on the clock until then (seen
+        by lockstep's ``next_timer``), and ``quiet()`` is false once it is due."""
+        generation = self._generation
+        token = next(self._tokens)
+        self._scheduled += 1
+        heapq.heappush(self._due, (due, token))
+
+        def release() -> None:
             if generation != self._generation:
                 return  # reset or stopped since
             self._scheduled -= 1
+            self._fired.add(token)
             self._queue.put_nowait(delivery)
 
-        self.clock.call_at(due, retry)
+        self.clock.call_at(due, release)
 
     def clear(self) -> None:
         self._generation += 1
         self._scheduled = 0
+        self._due.clear()
+        self._fired.clear()
         self.subscriptions.clear()
         self.deliveries.clear()
         while not self._queue.empty():

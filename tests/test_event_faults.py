@@ -1,0 +1,269 @@
+"""Event faults: webhook deliveries duplicated, held, late, dropped, forged, replayed, bursty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+from starlette.testclient import TestClient
+
+import simulators
+from harness.clock import LockstepClock
+from simulators.common.clock import DEFAULT_EPOCH, ManualClock
+from simulators.common.fault_injection import FaultPlan
+from simulators.common.faults import Fault
+from simulators.common.journal import Journal
+from simulators.common.signing import verify
+from simulators.common.webhooks import WebhookDispatcher
+from tests.support import Receiver, serving
+
+SECRET = "s3cr3t"
+EVENTS = ["tracking.updated", "label.created"]
+
+
+class Rig:
+    def __init__(self, clock: LockstepClock, dispatcher: WebhookDispatcher, receiver: Receiver):
+        self.clock, self.dispatcher, self.receiver = clock, dispatcher, receiver
+
+    def publish(self, ref: str, event_type: str = "tracking.updated") -> str:
+        return self.dispatcher.publish(event_type, {"tracking_number": ref}, ref=ref)
+
+    async def settle(self) -> None:
+        """Until nothing is queued or on the wire (timers may still wait on the clock)."""
+        await _until(self.dispatcher.quiet)
+
+    async def advance(self, t: float) -> None:
+        self.clock.advance_to(t)
+        await self.settle()
+
+    def refs(self) -> list[str]:
+        return [orjson.loads(body)["data"]["tracking_number"] for _, body in self.receiver.requests]
+
+    def journal_faults(self) -> list[str | None]:
+        return [e.fault for e in self.dispatcher.journal.entries]
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def rig(*faults: dict[str, Any], seed: int = 7) -> AsyncIterator[Rig]:
+    clock = LockstepClock(DEFAULT_EPOCH)
+    receiver = Receiver()
+    plan = FaultPlan(seed=seed)
+    for f in faults:
+        plan.add(Fault.model_validate({"system": "carrier", **f}))
+    async with serving(receiver.app) as url:
+        dispatcher = WebhookDispatcher("carrier", clock, Journal("carrier"), EVENTS)
+        dispatcher.faults = plan
+        dispatcher.subscribe(f"{url}/hook", ["*"], SECRET)
+        await dispatcher.start()
+        try:
+            yield Rig(clock, dispatcher, receiver)
+        finally:
+            await dispatcher.stop()
+
+
+def _verifies(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
+    return (
+        verify(secret, body, headers["x-twinyard-timestamp"], headers["x-twinyard-signature"])
+        is None
+    )
+
+
+# -- the model ---------------------------------------------------------------------------
+
+
+def test_event_fault_fields_are_validated():
+    f = Fault.model_validate({"system": "carrier", "kind": "reorder", "event": "tracking.updated"})
+    assert f.is_event and f.event_label() == "reorder:600s"
+    assert f.applies_to_event("tracking.updated") and not f.applies_to_event("label.created")
+    assert not f.applies_to("POST", "/labels")  # never touches answers
+    assert Fault.model_validate(
+        {"system": "erp", "kind": "duplicate", "copies": 3}
+    ).event_label() == ("duplicate:3")
+    bad = [
+        {"system": "erp", "kind": "duplicate", "route": "/orders"},  # event kinds take event
+        {"system": "erp", "kind": "error", "event": "order.released"},  # answer kinds take route
+        {"system": "erp", "kind": "burst"},  # no window end
+        {"system": "erp", "kind": "late", "hold_s": 5},  # hold_s is reorder's
+        {"system": "erp", "kind": "duplicate", "copies": 1},
+        {"system": "erp", "kind": "reorder", "hold_s": 0},
+        {"system": "erp", "kind": "forged", "delay_s": 10},
+    ]
+    for data in bad:
+        with pytest.raises(ValidationError):
+            Fault.model_validate(data)
+
+
+# -- each kind ---------------------------------------------------------------------------
+
+
+async def test_duplicate_sends_copies_with_one_event_id_spaced_on_the_clock():
+    async with rig({"kind": "duplicate", "copies": 3, "spacing_s": 10}) as r:
+        event_id = r.publish("PC1")
+        await r.settle()
+        assert len(r.receiver.requests) == 1
+        assert r.clock.next_timer() == 10.0  # the copies are timers lockstep can see
+        await r.advance(10.0)
+        assert len(r.receiver.requests) == 2
+        await r.advance(20.0)
+        assert len(r.receiver.requests) == 3
+        assert r.clock.next_timer() is None
+    ids = {h["x-twinyard-event-id"] for h, _ in r.receiver.requests}
+    assert ids == {event_id}
+    assert all(_verifies(h, b) for h, b in r.receiver.requests)  # each freshly signed
+    assert r.journal_faults() == ["duplicate:3"] * 3
+    assert r.dispatcher.faults is not None
+    assert r.dispatcher.faults.applied == [1]
+    assert r.dispatcher.faults.public()["applied"] == {"duplicate:3": 1}
+
+
+async def test_reorder_holds_an_event_so_a_later_one_overtakes_it():
+    async with rig({"kind": "reorder", "hold_s": 600, "match": "PC1"}) as r:
+        r.publish("PC1")
+        r.publish("PC2")
+        await r.settle()
+        assert r.refs() == ["PC2"]
+        await r.advance(599.0)
+        assert r.refs() == ["PC2"]
+        await r.advance(600.0)
+        assert r.refs() == ["PC2", "PC1"]
+    assert sorted(r.journal_faults(), key=lambda f: f or "") == [None, "reorder:600s"]
+
+
+async def test_late_arrives_only_after_virtual_time_passes():
+    async with rig({"kind": "late", "delay_s": 120, "event": "tracking.updated"}) as r:
+        r.publish("PC1")
+        r.publish("LB1", "label.created")  # another event type: untouched
+        await r.settle()
+        assert r.refs() == ["LB1"]
+        assert not r.dispatcher.quiet() or r.clock.next_timer() == 120.0
+        await asyncio.sleep(0.05)  # wall time passing changes nothing
+        assert r.refs() == ["LB1"]
+        await r.advance(120.0)
+        assert r.refs() == ["LB1", "PC1"]
+    [late] = [e for e in r.dispatcher.journal.entries if e.fault]
+    assert (late.fault, late.virtual_time) == ("late:120s", 120.0)
+
+
+async def test_give_up_never_sends_and_lists_the_delivery_as_failed():
+    async with rig({"kind": "give_up", "match": "PC1"}) as r:
+        r.publish("PC1")
+        r.publish("PC2")
+        await r.settle()
+        assert r.clock.next_timer() is None  # nothing will ever come
+    assert r.refs() == ["PC2"]
+    failed = [d.public() for d in r.dispatcher.deliveries if d.status == "failed"]
+    assert len(failed) == 1
+    assert (failed[0]["ref"], failed[0]["attempts"], failed[0]["fault"]) == ("PC1", 0, "give_up")
+    assert r.dispatcher.faults is not None and r.dispatcher.faults.by_label == {"give_up": 1}
+
+
+async def test_forged_copy_does_not_verify_while_the_genuine_one_does():
+    async with rig({"kind": "forged"}) as r:
+        event_id = r.publish("PC1")
+        await _until(lambda: len(r.receiver.requests) == 2 and r.dispatcher.quiet())
+    genuine = [(h, b) for h, b in r.receiver.requests if _verifies(h, b)]
+    forged = [(h, b) for h, b in r.receiver.requests if not _verifies(h, b)]
+    assert len(genuine) == 1 and len(forged) == 1
+    (gh, gb), (fh, fb) = genuine[0], forged[0]
+    assert (
+        orjson.loads(fb)["data"]["tampered"] is True and "tampered" not in orjson.loads(gb)["data"]
+    )
+    assert gh["x-twinyard-event-id"] == fh["x-twinyard-event-id"] == event_id
+    assert sorted(r.journal_faults(), key=lambda f: f or "") == [None, "forged"]
+    assert len(r.dispatcher.deliveries) == 1  # the probe is journalled, not a delivery
+
+
+async def test_replayed_copy_carries_the_original_timestamp_and_signature():
+    async with rig({"kind": "replayed", "delay_s": 900}) as r:
+        r.publish("PC1")
+        await r.settle()
+        assert len(r.receiver.requests) == 1
+        assert r.clock.next_timer() == 900.0
+        await asyncio.sleep(1.1)  # a fresh signature now would carry a later timestamp
+        await r.advance(900.0)
+        assert len(r.receiver.requests) == 2
+    (first, body1), (again, body2) = r.receiver.requests
+    assert body1 == body2
+    assert again["x-twinyard-timestamp"] == first["x-twinyard-timestamp"]
+    assert again["x-twinyard-signature"] == first["x-twinyard-signature"]
+    ts = int(first["x-twinyard-timestamp"])  # a 300 s replay window refuses it once it is old
+    assert "replay window" in verify(
+        SECRET, body2, again["x-twinyard-timestamp"], again["x-twinyard-signature"], now=ts + 900
+    )
+    assert r.journal_faults() == [None, "replayed:900s"]
+
+
+async def test_burst_releases_held_events_together_at_the_window_end():
+    async with rig({"kind": "burst", "at": 100, "for": 200}) as r:
+        r.publish("PC0")  # before the window
+        await r.settle()
+        r.clock.advance_to(100.0)
+        for i in range(1, 4):
+            await r.advance(100.0 + 50 * i)
+            r.publish(f"PC{i}")
+            await r.settle()
+        assert r.refs() == ["PC0"]
+        assert r.clock.next_timer() == 300.0
+        await r.advance(300.0)
+        assert sorted(r.refs()) == ["PC0", "PC1", "PC2", "PC3"]
+        r.publish("PC4")  # after the window
+        await r.settle()
+    assert r.refs()[-1] == "PC4"
+    burst = [e for e in r.dispatcher.journal.entries if e.fault == "burst"]
+    assert len(burst) == 3 and {e.virtual_time for e in burst} == {300.0}
+
+
+async def test_quiet_is_false_while_a_held_delivery_is_due():
+    async with rig({"kind": "late", "delay_s": 60}) as r:
+        r.publish("PC1")
+        await r.settle()
+        assert r.dispatcher.quiet() and r.dispatcher.scheduled == 1
+        r.clock._now = 60.0  # time has reached the timer, but it has not fired yet
+        assert not r.dispatcher.quiet()
+        r.clock.advance_to(60.0)
+        await r.settle()
+        assert r.refs() == ["PC1"] and r.dispatcher.scheduled == 0
+
+
+# -- rate and determinism ----------------------------------------------------------------
+
+
+async def test_rate_half_hits_about_half_deterministically():
+    async def run() -> list[str | None]:
+        async with rig({"kind": "give_up", "rate": 0.5}) as r:
+            for i in range(100):
+                r.publish(f"PC{i}")
+            await r.settle()
+        return [d.fault for d in r.dispatcher.deliveries]
+
+    first, second = await run(), await run()
+    assert first == second
+    assert 35 <= first.count("give_up") <= 65
+
+
+# -- through a simulator: control plane, journal -----------------------------------------
+
+
+def test_control_plane_takes_event_faults_and_checks_the_event_type():
+    sim = simulators.build("carrier", ManualClock())
+    http = TestClient(sim.app)
+    r = http.post("/_sim/faults", json={"kind": "late", "event": "tracking.updated", "delay_s": 30})
+    assert r.status_code == 201
+    assert r.json()["kind"] == "late" and r.json()["event"] == "tracking.updated"
+    r = http.post("/_sim/faults", json={"kind": "late", "event": "order.teleported"})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["errors"][0]["field"] == "event"
+    assert http.get("/tracking/X").status_code == 404  # answers untouched by event faults
+    assert [e.fault for e in sim.journal.entries] == [None]
