@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import orjson
 
+from reference_stack.defects import DROP_CORRELATION
+
 TIMEOUT_S = 10.0
 
 # (HTTP status, the vendor's "error" object) -> the refusal means the work is already done.
@@ -54,8 +56,10 @@ class Vendors:
         connections: int = 32,
         timeout_s: float = TIMEOUT_S,
         jitter_ms: float = 0.0,
+        defects: frozenset[str] = frozenset(),
     ) -> None:
         self.urls = dict(urls)
+        self.correlate = DROP_CORRELATION not in defects
         self.jitter_s = jitter_ms / 1000
         per_vendor = max(2, connections // max(len(self.urls), 1))
         limits = httpx.Limits(
@@ -83,7 +87,9 @@ class Vendors:
         params: dict[str, str] | None = None,
         already_done: AlreadyDone | None = None,
     ) -> Outcome:
-        headers = {"x-correlation-id": correlation_id, "accept": "application/json"}
+        headers = {"accept": "application/json"}
+        if self.correlate:
+            headers["x-correlation-id"] = correlation_id
         content = None
         if body is not None:
             headers["content-type"] = "application/json"
@@ -151,7 +157,9 @@ class Vendors:
             "tms", "POST", "/shipments", body=body, key=key, correlation_id=correlation_id
         )
 
-    async def buy_label(self, body: dict[str, Any], *, key: str, correlation_id: str) -> Outcome:
+    async def buy_label(
+        self, body: dict[str, Any], *, key: str | None, correlation_id: str
+    ) -> Outcome:
         return await self.request(
             "carrier", "POST", "/labels", body=body, key=key, correlation_id=correlation_id
         )

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from reference_stack import defects as known_defects
+
 T = TypeVar("T", int, float)
 
 SYSTEMS = ("erp", "wms", "tms", "carrier")
 URL_VARS = {system: f"TWINYARD_{system.upper()}_URL" for system in SYSTEMS}
 SECRET_VAR = "TWINYARD_WEBHOOK_SECRET"
+DEFECTS_VAR = "REFSTACK_DEFECTS"
 
 
 class ConfigError(Exception):
@@ -34,6 +37,7 @@ class Config:
     max_attempts: int = 8
     workers: int = 16
     call_jitter_ms: float = 0.0  # a random delay before each vendor call (timing perturbation)
+    defects: frozenset[str] = frozenset()  # known bugs switched on (reference_stack.defects)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -52,6 +56,7 @@ class Config:
             max_attempts=_number(env, "REFSTACK_MAX_ATTEMPTS", 8, int, low=1),
             workers=_number(env, "REFSTACK_WORKERS", 16, int, low=1),
             call_jitter_ms=_number(env, "REFSTACK_CALL_JITTER_MS", 0.0, float, low=0.0),
+            defects=_defects(env),
         )
 
     def database(self) -> Path:
@@ -66,6 +71,13 @@ def _url(env: Mapping[str, str], var: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{var} must be an http(s) URL, got {value!r}")
     return value.rstrip("/")
+
+
+def _defects(env: Mapping[str, str]) -> frozenset[str]:
+    try:
+        return known_defects.parse(env.get(DEFECTS_VAR, ""))
+    except ValueError as exc:
+        raise ConfigError(f"{DEFECTS_VAR}: {exc}") from None
 
 
 def _number(

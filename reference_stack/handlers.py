@@ -1,9 +1,10 @@
 """Events to jobs: the choreography, one handler per event the stack consumes.
 
 Handlers only read and write the store (no I/O), inside the transaction that marks the event
-processed, and return the jobs they created. The behaviours a defect flag could later switch
-off each live in one function here: ``enqueue_once`` (dedup), ``correlation`` (one id per
-order) and ``is_stale`` (out-of-order tracking).
+processed, and return the jobs they created. Each gets the stack's defects (see
+``reference_stack.defects``); the behaviours they switch live in one function each here:
+``enqueue_once`` (dedup), ``is_stale`` (out-of-order tracking), ``issued_qty`` (what a goods
+issue posts) and ``handle`` (which events are mapped at all).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any
 
 from reference_stack import steps
 from reference_stack.config import SYSTEMS
+from reference_stack.defects import DOUBLE_GOODS_ISSUE, ORDERED_QTY, STALE_EVENTS, ignored_events
 from reference_stack.steps import JobSpec
 from reference_stack.store import Event, Job, Order, Store
 
-Handler = Callable[[Store, Event], list[Job]]
+Defects = frozenset[str]
+Handler = Callable[[Store, Event, Defects], list[Job]]
 
 
 def new_correlation_id(ref: str) -> str:
@@ -31,16 +34,26 @@ def correlation(event: Event, order: Order | None = None, ref: str = "") -> str:
     return order.correlation_id if order is not None else new_correlation_id(ref or event.id)
 
 
-def enqueue_once(store: Store, spec: JobSpec, correlation_id: str) -> list[Job]:
+def enqueue_once(store: Store, spec: JobSpec, correlation_id: str, defects: Defects) -> list[Job]:
     """Dedup: one job per business action however many events (or duplicates) ask for it."""
-    if store.has_job(spec.key):
+    if steps.deduplicated(spec.kind, defects) and store.has_job(spec.key):
         return []
     return [store.add_job(*spec, correlation_id=correlation_id)]
 
 
-def is_stale(order: Order, sequence: int) -> bool:
+def is_stale(order: Order, sequence: int, defects: Defects) -> bool:
     """A scan at or before the last one applied must not move the ERP's status backwards."""
+    if STALE_EVENTS in defects:
+        return False
     return order.last_tracking_seq is not None and sequence <= order.last_tracking_seq
+
+
+def issued_qty(order: Order, line: dict[str, Any], defects: Defects) -> int:
+    """What a goods issue posts for a shipped line: the qty shipped, which is the qty picked."""
+    picked = (order.picked or {}).get(str(line["line"]))
+    if ORDERED_QTY in defects and picked is not None:
+        return picked["picked_qty"] + picked["short_qty"]  # what the customer ordered
+    return line["qty"]
 
 
 def _order(store: Store, event: Event, ref: str) -> Order:
@@ -48,27 +61,28 @@ def _order(store: Store, event: Event, ref: str) -> Order:
 
 
 # -- ERP -------------------------------------------------------------------------------------
-def order_released(store: Store, event: Event) -> list[Job]:
+def order_released(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref = event.data["id"]
     order = _order(store, event, ref)
-    if order.cancelled or order.fulfilment_order_id:
+    if order.cancelled:
         return []
-    return enqueue_once(store, steps.create_fulfilment_order(event.data), correlation(event, order))
+    spec = steps.create_fulfilment_order(event.data)
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
-def order_cancelled(store: Store, event: Event) -> list[Job]:
+def order_cancelled(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref = event.data["order_id"]
     order = _order(store, event, ref)
     store.update_order(ref, cancelled=True)
     # A create still queued will skip itself; one already sent needs its order cancelled.
     if order.fulfilment_order_id or store.has_job(steps.key(steps.CREATE_FO, ref)):
         spec = steps.cancel_fulfilment_order(ref)
-        return enqueue_once(store, spec, correlation(event, order))
+        return enqueue_once(store, spec, correlation(event, order), defects)
     return []
 
 
 # -- WMS -------------------------------------------------------------------------------------
-def order_picked(store: Store, event: Event) -> list[Job]:
+def order_picked(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref, lines = event.data["order_ref"], event.data["lines"]
     order = _order(store, event, ref)
     picked = {
@@ -80,56 +94,61 @@ def order_picked(store: Store, event: Event) -> list[Job]:
     # Nothing picked: nothing will ship. Posting zero turns the whole order into a backorder.
     body = {"lines": [{"line": x["line"], "qty": 0} for x in lines]}
     spec = steps.goods_issue(ref, event.data["fulfilment_order_id"], body)
-    return enqueue_once(store, spec, correlation(event, order))
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
-def order_packed(store: Store, event: Event) -> list[Job]:
+def order_packed(store: Store, event: Event, defects: Defects) -> list[Job]:
     order = _order(store, event, event.data["order_ref"])
     if order.cancelled:
         return []
-    return enqueue_once(store, steps.plan_shipment(event.data), correlation(event, order))
+    spec = steps.plan_shipment(event.data)
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
-def order_shipped(store: Store, event: Event) -> list[Job]:
+def order_shipped(store: Store, event: Event, defects: Defects) -> list[Job]:
     data = event.data
     ref = data["order_ref"]
     order = _order(store, event, ref)
     body: dict[str, Any] = {
-        "lines": [{"line": x["line"], "qty": x["qty"]} for x in data["lines"]],
+        "lines": [{"line": x["line"], "qty": issued_qty(order, x, defects)} for x in data["lines"]],
         "tracking_number": data["tracking_number"],
         "carrier": data["carrier"],
         "shipment_id": order.shipment_id,
     }
     spec = steps.goods_issue(ref, data["fulfilment_order_id"], body)
-    return enqueue_once(store, spec, correlation(event, order))
+    if DOUBLE_GOODS_ISSUE in defects:  # keyed by the event, not by the picking it reports
+        spec = spec._replace(key=f"{spec.key}-{event.id}")
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
-def inventory_adjusted(store: Store, event: Event) -> list[Job]:
+def inventory_adjusted(store: Store, event: Event, defects: Defects) -> list[Job]:
     spec = steps.inventory_adjustment(event.data)
-    return enqueue_once(store, spec, correlation(event, ref=event.data["adjustment_id"]))
+    return enqueue_once(store, spec, correlation(event, ref=event.data["adjustment_id"]), defects)
 
 
-def receipt_confirmed(store: Store, event: Event) -> list[Job]:
+def receipt_confirmed(store: Store, event: Event, defects: Defects) -> list[Job]:
     spec = steps.goods_receipt(event.data)
-    return enqueue_once(store, spec, correlation(event, ref=event.data["receipt_id"]))
+    return enqueue_once(store, spec, correlation(event, ref=event.data["receipt_id"]), defects)
 
 
 # -- TMS and carrier -------------------------------------------------------------------------
-def freight_settled(store: Store, event: Event) -> list[Job]:
+def freight_settled(store: Store, event: Event, defects: Defects) -> list[Job]:
     order = _order(store, event, event.data["order_ref"])
-    return enqueue_once(store, steps.freight_accrual(event.data), correlation(event, order))
+    spec = steps.freight_accrual(event.data)
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
-def tracking_updated(store: Store, event: Event) -> list[Job]:
+def tracking_updated(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref = store.order_ref_for_tracking(event.data["tracking_number"])
     if ref is None:
         return []  # a parcel this stack did not label
     order = _order(store, event, ref)
     sequence = int(event.data["sequence"])
-    if is_stale(order, sequence):
+    if is_stale(order, sequence, defects):
         return []
     store.update_order(ref, last_tracking_seq=sequence)
-    return enqueue_once(store, steps.post_tracking(ref, event.data), correlation(event, order))
+    spec = steps.post_tracking(ref, event.data)
+    return enqueue_once(store, spec, correlation(event, order), defects)
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {
@@ -150,7 +169,10 @@ CONSUMED: dict[str, list[str]] = {
 }
 
 
-def handle(store: Store, event: Event) -> list[Job]:
-    """The jobs an event calls for (none for an event type the stack does not consume)."""
+def handle(store: Store, event: Event, defects: Defects) -> list[Job]:
+    """The jobs an event calls for (none for an event type the stack does not consume, or
+    one a defect leaves unmapped: acknowledged, then dropped)."""
+    if (event.system, event.type) in ignored_events(defects):
+        return []
     handler = HANDLERS.get((event.system, event.type))
-    return handler(store, event) if handler is not None else []
+    return handler(store, event, defects) if handler is not None else []

@@ -27,15 +27,19 @@ class Stack:
         self.config = config
         self.store = Store(config.database())
         self.vendors = Vendors(
-            config.vendor_urls, connections=config.workers + 4, jitter_ms=config.call_jitter_ms
+            config.vendor_urls,
+            connections=config.workers + 4,
+            jitter_ms=config.call_jitter_ms,
+            defects=config.defects,
         )
         self.worker = Worker(
             self.store,
-            Steps(self.store, self.vendors).run,
+            Steps(self.store, self.vendors, config.defects).run,
             workers=config.workers,
             max_attempts=config.max_attempts,
             retry_base_s=config.retry_base_s,
             retry_max_s=config.retry_max_s,
+            defects=config.defects,
         )
         self.inbox = 0  # events received and not yet turned into jobs
         self.subscribed = False
@@ -72,7 +76,7 @@ class Stack:
     def _handle(self, event: Event) -> None:
         try:
             with self.store.transaction():
-                jobs = handlers.handle(self.store, event)
+                jobs = handlers.handle(self.store, event, self.config.defects)
                 self.store.mark_processed(event.id)
         except Exception as exc:  # malformed data (or a bug): keep the event, never wedge
             jobs = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from reference_stack.clients import Outcome, Vendors, Verdict
+from reference_stack.defects import BLIND_RETRY, DOUBLE_GOODS_ISSUE, NO_DEDUP, NO_RETRY_WMS
 from reference_stack.store import Job, Order, Store
 
 CREATE_FO = "create_fulfilment_order"
@@ -44,6 +45,25 @@ KEY_PREFIX = {
 
 # Steps that push an order towards shipping: none of them runs once the order is cancelled.
 FORWARD = frozenset({CREATE_FO, PLAN_SHIPMENT, BUY_LABEL, ATTACH_LABEL})
+
+# What a step records on the order when it succeeds; a step that finds it recorded skips the
+# call (a second job for the same action, however it came about, does nothing).
+RECORDED = {
+    CREATE_FO: ("fulfilment_order_id", "fulfilment order already created"),
+    PLAN_SHIPMENT: ("shipment_id", "shipment already planned"),
+    BUY_LABEL: ("label_id", "label already bought"),
+    ATTACH_LABEL: ("label_attached", "label already attached"),
+    GOODS_ISSUE: ("goods_issue_id", "goods issue already posted"),
+}
+
+# The defects that take away the once-only guarantee of one kind of job.
+UNDEDUPLICATED = {NO_DEDUP: CREATE_FO, DOUBLE_GOODS_ISSUE: GOODS_ISSUE}
+
+
+def deduplicated(kind: str, defects: frozenset[str]) -> bool:
+    """Whether a job of this kind is done once per business action (always, bar a defect):
+    ``handlers.enqueue_once`` and ``Steps.run`` both ask here."""
+    return all(UNDEDUPLICATED[name] != kind for name in defects if name in UNDEDUPLICATED)
 
 
 def key(kind: str, identity: str) -> str:
@@ -190,9 +210,10 @@ def skipped(reason: str) -> Completion:
 
 
 class Steps:
-    def __init__(self, store: Store, vendors: Vendors) -> None:
+    def __init__(self, store: Store, vendors: Vendors, defects: frozenset[str] = frozenset()):
         self.store = store
         self.vendors = vendors
+        self.defects = defects
         self._runners: dict[str, Callable[[Job], Awaitable[Completion]]] = {
             CREATE_FO: self._create_fulfilment_order,
             CANCEL_FO: self._cancel_fulfilment_order,
@@ -209,6 +230,11 @@ class Steps:
     async def run(self, job: Job) -> Completion:
         if job.kind in FORWARD and self._order(job).cancelled:
             return skipped("order cancelled")
+        recorded = RECORDED.get(job.kind)
+        if recorded is not None and deduplicated(job.kind, self.defects):
+            field, reason = recorded
+            if getattr(self._order(job), field):
+                return skipped(reason)
         return await self._runners[job.kind](job)
 
     def _order(self, job: Job) -> Order:
@@ -221,9 +247,6 @@ class Steps:
     # -- WMS -----------------------------------------------------------------------------
     async def _create_fulfilment_order(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]
-        if self._order(job).fulfilment_order_id:
-            return skipped("fulfilment order already created")
-
         # After any earlier attempt (failed, cut off, or dead and replayed), look first for the
         # order that attempt may have created.
         retrying = job.attempts > 1 or job.last_error is not None
@@ -234,6 +257,9 @@ class Steps:
             outcome = await self.vendors.create_fulfilment_order(
                 job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
             )
+        if NO_RETRY_WMS in self.defects and outcome.verdict is Verdict.RETRY:
+            # fire and forget: the failure is logged with the job and the order is dropped
+            return Completion(Outcome(Verdict.DONE, outcome.status, {"dropped": outcome.error}))
 
         def record() -> list[Job]:
             self.store.update_order(ref, fulfilment_order_id=outcome.body["id"])
@@ -265,8 +291,6 @@ class Steps:
 
     async def _attach_label(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]
-        if self._order(job).label_attached:
-            return skipped("label already attached")
         outcome = await self.vendors.attach_label(
             job.payload["fulfilment_order_id"],
             job.payload["body"],
@@ -283,8 +307,6 @@ class Steps:
     # -- TMS and carrier -----------------------------------------------------------------
     async def _plan_shipment(self, job: Job) -> Completion:
         ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
-        if self._order(job).shipment_id:
-            return skipped("shipment already planned")
         outcome = await self.vendors.plan_shipment(
             job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
         )
@@ -304,10 +326,11 @@ class Steps:
     async def _buy_label(self, job: Job) -> Completion:
         ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
         carrier = job.payload["carrier"]
-        if self._order(job).label_id:
-            return skipped("label already bought")
+        blind = BLIND_RETRY in self.defects  # no key: a retry is a new purchase to the carrier
         outcome = await self.vendors.buy_label(
-            job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            job.payload["body"],
+            key=None if blind else job.send_key,
+            correlation_id=job.correlation_id,
         )
 
         def record() -> list[Job]:
@@ -324,8 +347,6 @@ class Steps:
     # -- ERP -----------------------------------------------------------------------------
     async def _goods_issue(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]
-        if self._order(job).goods_issue_id:
-            return skipped("goods issue already posted")
         outcome = await self.vendors.goods_issue(
             ref, job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
         )

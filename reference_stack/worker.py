@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 
 from reference_stack.clients import Outcome, Verdict
+from reference_stack.defects import IGNORE_RETRY_AFTER
 from reference_stack.steps import Completion
 from reference_stack.store import DEAD, DONE, PENDING, Job, Store
 
@@ -59,6 +60,7 @@ class Worker:
         max_attempts: int,
         retry_base_s: float,
         retry_max_s: float,
+        defects: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.run = run
@@ -66,6 +68,7 @@ class Worker:
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        self.honour_retry_after = IGNORE_RETRY_AFTER not in defects
         self.running = 0
         self.due = 0
         self.scheduled = 0
@@ -174,7 +177,7 @@ class Worker:
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
         """Retry-After when the vendor sent one; else exponential backoff with jitter, capped."""
         if retry_after is not None:
-            return retry_after
+            return retry_after if self.honour_retry_after else 0.0
         ceiling = min(self.retry_max_s, self.retry_base_s * 2 ** min(attempts - 1, 32))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 

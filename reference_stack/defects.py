@@ -1,0 +1,65 @@
+"""Known defects the reference stack can be started with (``REFSTACK_DEFECTS``).
+
+Each name switches one real integration bug on, at the one place that behaviour lives; an
+empty set is the correct stack. docs/defects.md tells the incident each imitates and the
+business invariant that should catch it.
+"""
+
+from __future__ import annotations
+
+NO_DEDUP = "no-dedup"
+BLIND_RETRY = "blind-retry"
+NO_RETRY_WMS = "no-retry-wms"
+STALE_EVENTS = "stale-events"
+ORDERED_QTY = "ordered-qty"
+IGNORE_ADJUSTMENTS = "ignore-adjustments"
+NO_WMS_CANCEL = "no-wms-cancel"
+DOUBLE_GOODS_ISSUE = "double-goods-issue"
+IGNORE_RETRY_AFTER = "ignore-retry-after"
+SKIP_SIGNATURE = "skip-signature"
+DROP_CORRELATION = "drop-correlation"
+DROP_FREIGHT = "drop-freight"
+DEAD_LETTER_NO_REPLAY = "dead-letter-no-replay"
+
+DESCRIPTIONS: dict[str, str] = {
+    NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
+    "WMS order",
+    BLIND_RETRY: "labels are bought without an Idempotency-Key: a lost response buys a second "
+    "label",
+    NO_RETRY_WMS: "a WMS create that fails (5xx, 429, timeout) is dropped, not retried",
+    STALE_EVENTS: "tracking scans older than the last one applied are applied too",
+    ORDERED_QTY: "the goods issue posts the ordered qty instead of the picked qty",
+    IGNORE_ADJUSTMENTS: "inventory.adjusted is ignored: adjustments never reach the ERP",
+    NO_WMS_CANCEL: "order.cancelled is ignored: the WMS never hears of a cancellation",
+    DOUBLE_GOODS_ISSUE: "a duplicate order.shipped posts the goods issue again, under a fresh "
+    "Idempotency-Key",
+    IGNORE_RETRY_AFTER: "a Retry-After is ignored: the call is retried at once",
+    SKIP_SIGNATURE: "webhook signatures are not verified",
+    DROP_CORRELATION: "outbound calls carry no X-Correlation-Id",
+    DROP_FREIGHT: "freight.settled is ignored: freight is never accrued in the ERP",
+    DEAD_LETTER_NO_REPLAY: "dead letters cannot be replayed (the replay route answers 409)",
+}
+
+NAMES = frozenset(DESCRIPTIONS)
+
+# The defects that are a missing event mapping: the event is acknowledged and then dropped.
+IGNORED_EVENTS: dict[str, tuple[str, str]] = {
+    IGNORE_ADJUSTMENTS: ("wms", "inventory.adjusted"),
+    NO_WMS_CANCEL: ("erp", "order.cancelled"),
+    DROP_FREIGHT: ("tms", "freight.settled"),
+}
+
+
+def parse(raw: str) -> frozenset[str]:
+    """A comma-separated list of names (blanks ignored); ValueError names an unknown one."""
+    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
+    unknown = sorted(names - NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(sorted(NAMES))}"
+        )
+    return names
+
+
+def ignored_events(defects: frozenset[str]) -> frozenset[tuple[str, str]]:
+    return frozenset(IGNORED_EVENTS[name] for name in defects if name in IGNORED_EVENTS)

@@ -1,0 +1,287 @@
+"""REFSTACK_DEFECTS: each known defect, driven in process, is there with its flag and not without.
+
+Same set-up as tests/test_refstack_flow.py (ASGI app, respx vendors, signed webhooks); every
+test runs twice, once on the correct stack and once with the one defect switched on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from reference_stack import defects
+from reference_stack.app import build_app
+from reference_stack.config import Config, ConfigError
+from reference_stack.stack import Stack
+from tests.test_refstack_flow import (
+    LABEL,
+    ORDER,
+    PACKED,
+    SHIPPED,
+    URLS,
+    Sut,
+    body,
+    make_config,
+    router,  # noqa: F401  (the fixture)
+    vendor_error,
+    vendor_routes,
+)
+
+ON_OFF = pytest.mark.parametrize("defective", [False, True], ids=["correct", "defective"])
+
+
+@asynccontextmanager
+async def running(path: Path, mock: respx.MockRouter, *names: str) -> AsyncIterator[Sut]:
+    config = dataclasses.replace(make_config(path / "stack.db"), defects=frozenset(names))
+    routes = vendor_routes(mock)
+    stack = Stack(config)
+    await stack.start()
+    await stack.subscribe()
+    transport = httpx.ASGITransport(app=build_app(stack))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://stack") as client:
+            yield Sut(stack, client, mock, routes)
+    finally:
+        await stack.stop()
+
+
+def stack_with(defect: str, defective: bool, tmp_path: Path, mock: respx.MockRouter):
+    return running(tmp_path, mock, *([defect] if defective else []))
+
+
+async def order(sut: Sut) -> dict:
+    return (await sut.client.get("/_stack/orders/SO-000001")).json()
+
+
+# -- configuration ----------------------------------------------------------------------------
+BASE_ENV = {f"TWINYARD_{s.upper()}_URL": url for s, url in URLS.items()} | {
+    "TWINYARD_WEBHOOK_SECRET": "x"
+}
+
+
+def test_defects_are_read_from_the_environment() -> None:
+    assert Config.from_env(BASE_ENV).defects == frozenset()
+    env = BASE_ENV | {"REFSTACK_DEFECTS": " no-dedup, skip-signature ,,"}
+    assert Config.from_env(env).defects == {"no-dedup", "skip-signature"}
+    assert Config.from_env(BASE_ENV | {"REFSTACK_DEFECTS": ""}).defects == frozenset()
+
+
+def test_an_unknown_defect_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"REFSTACK_DEFECTS: unknown defect.*no-such-bug"):
+        Config.from_env(BASE_ENV | {"REFSTACK_DEFECTS": "no-dedup,no-such-bug"})
+
+
+def test_every_defect_is_documented() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "defects.md").read_text()
+    for name in defects.NAMES:
+        assert f"## `{name}`" in text
+
+
+# -- the defects ------------------------------------------------------------------------------
+@ON_OFF
+async def test_no_dedup(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.NO_DEDUP, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "order.released", ORDER)
+        await sut.deliver("erp", "order.released", ORDER)  # released again (a new event id)
+        await sut.settle()
+        await sut.deliver("erp", "order.released", ORDER)  # and again, once it was created
+        await sut.settle()
+        assert len(sut.requests("create")) == (3 if defective else 1)
+
+
+@ON_OFF
+async def test_blind_retry(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.BLIND_RETRY, defective, tmp_path, router) as sut:
+        bought: dict[str | None, dict] = {}
+        serial = itertools.count(1)
+
+        def carrier(request: httpx.Request) -> httpx.Response:
+            """A carrier honouring Idempotency-Key; the first answer is lost on the way back."""
+            key = request.headers.get("idempotency-key")
+            if key is None or key not in bought:
+                label = LABEL | {"id": f"LB-{next(serial):06d}"}
+                bought[key or f"anonymous-{len(bought)}"] = label
+                if len(bought) == 1:
+                    raise httpx.ReadTimeout("the response was lost")
+            return httpx.Response(201, json=bought.get(key, label))
+
+        sut.routes["label"].side_effect = carrier
+        await sut.deliver("wms", "order.packed", PACKED)
+        await sut.settle()
+        assert len(sut.requests("label")) == 2
+        assert len(bought) == (2 if defective else 1)  # labels the carrier charged for
+
+
+@ON_OFF
+async def test_no_retry_wms(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.NO_RETRY_WMS, defective, tmp_path, router) as sut:
+        sut.routes["create"].side_effect = [
+            vendor_error(503, "unavailable"),
+            httpx.Response(201, json={"id": "FO-000001"}),
+        ]
+        await sut.deliver("erp", "order.released", ORDER)
+        probe = await sut.settle()
+        known = await order(sut)
+        assert probe["dead"] == 0  # not even a dead letter: the order is silently lost
+        assert len(sut.requests("create")) == (1 if defective else 2)
+        created = known["order"]["fulfilment_order_id"]
+        assert created == (None if defective else "FO-000001")
+        assert [job["status"] for job in known["jobs"]] == ["done"]
+
+
+@ON_OFF
+async def test_stale_events(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.STALE_EVENTS, defective, tmp_path, router) as sut:
+        await sut.deliver("wms", "order.packed", PACKED)  # buys the label PC000000001
+        await sut.settle()
+        scan = {"tracking_number": "PC000000001", "occurred_at": "2026-11-24T10:00:00Z"}
+        await sut.deliver(
+            "carrier", "tracking.updated", scan | {"sequence": 2, "status": "delivered"}
+        )
+        await sut.deliver(
+            "carrier", "tracking.updated", scan | {"sequence": 1, "status": "in_transit"}
+        )
+        await sut.settle()
+        statuses = [body(r)["status"] for r in sut.requests("tracking")]
+        assert statuses == (["delivered", "in_transit"] if defective else ["delivered"])
+
+
+@ON_OFF
+async def test_ordered_qty(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.ORDERED_QTY, defective, tmp_path, router) as sut:
+        await sut.ship_order()  # line 1: 3 ordered, 2 picked (1 short)
+        [issue] = sut.requests("issue")
+        qty = [line["qty"] for line in body(issue)["lines"]]
+        assert qty == ([3, 1] if defective else [2, 1])
+
+
+@ON_OFF
+async def test_ignore_adjustments(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.IGNORE_ADJUSTMENTS, defective, tmp_path, router) as sut:
+        adjusted = {"adjustment_id": "ADJ-000001", "sku": "A-100", "delta": -2, "reason": "damage"}
+        response = await sut.deliver("wms", "inventory.adjusted", adjusted)
+        assert response.status_code == 202  # acknowledged either way
+        await sut.settle()
+        assert len(sut.requests("adjust")) == (0 if defective else 1)
+
+
+@ON_OFF
+async def test_no_wms_cancel(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.NO_WMS_CANCEL, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "order.released", ORDER)
+        await sut.settle()
+        await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+        await sut.settle()
+        assert len(sut.requests("cancel")) == (0 if defective else 1)
+
+
+@ON_OFF
+async def test_double_goods_issue(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.DOUBLE_GOODS_ISSUE, defective, tmp_path, router) as sut:
+        await sut.ship_order()
+        await sut.deliver("wms", "order.shipped", SHIPPED)  # redelivered under a new event id
+        await sut.settle()
+        issues = sut.requests("issue")
+        assert len(issues) == (2 if defective else 1)
+        keys = {r.headers["idempotency-key"] for r in issues}
+        assert len(keys) == len(issues)  # a fresh key each time, so the ERP cannot tell
+        assert all(key.startswith("gi-FO-000001") for key in keys)
+
+
+@ON_OFF
+async def test_ignore_retry_after(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.IGNORE_RETRY_AFTER, defective, tmp_path, router) as sut:
+        sut.routes["create"].side_effect = [
+            httpx.Response(429, headers={"Retry-After": "30"}),
+            httpx.Response(201, json={"id": "FO-000001"}),
+        ]
+        await sut.deliver("erp", "order.released", ORDER)
+        if defective:
+            await sut.settle()  # retried at once
+            assert len(sut.requests("create")) == 2
+        else:
+            await sut.wait_until_scheduled(1)
+            await asyncio.sleep(0.02)
+            assert len(sut.requests("create")) == 1  # waiting the 30 s it was asked to
+
+
+@ON_OFF
+async def test_skip_signature(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.SKIP_SIGNATURE, defective, tmp_path, router) as sut:
+        forged = await sut.deliver("erp", "order.released", ORDER, secret="guess")
+        assert forged.status_code == (202 if defective else 401)
+        await sut.settle()
+        assert len(sut.requests("create")) == (1 if defective else 0)
+
+
+@ON_OFF
+async def test_drop_correlation(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.DROP_CORRELATION, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "order.released", ORDER, correlation_id="corr-world-1")
+        await sut.settle()
+        [create] = sut.requests("create")
+        assert create.headers.get("x-correlation-id") == (None if defective else "corr-world-1")
+
+
+@ON_OFF
+async def test_drop_freight(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.DROP_FREIGHT, defective, tmp_path, router) as sut:
+        settled = {
+            "shipment_id": "SH-000001",
+            "order_ref": "SO-000001",
+            "amount": {"amount": "7.40", "currency": "EUR"},
+            "settled_at": "2026-11-23T22:00:00Z",
+        }
+        await sut.deliver("tms", "freight.settled", settled)
+        await sut.settle()
+        assert len(sut.requests("accrual")) == (0 if defective else 1)
+
+
+@ON_OFF
+async def test_dead_letter_no_replay(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.DEAD_LETTER_NO_REPLAY, defective, tmp_path, router) as sut:
+        sut.routes["create"].side_effect = [
+            vendor_error(422, "validation_failed"),
+            httpx.Response(201, json={"id": "FO-000001"}),
+        ]
+        await sut.deliver("erp", "order.released", ORDER)
+        await sut.settle()
+        [dead] = (await sut.client.get("/_stack/dead-letters")).json()["items"]
+        replayed = await sut.client.post(f"/_stack/dead-letters/{dead['id']}/replay")
+        probe = await sut.settle()
+        assert replayed.status_code == (409 if defective else 200)
+        assert len(sut.requests("create")) == (1 if defective else 2)
+        assert probe["dead"] == (1 if defective else 0)
+
+
+def test_every_defect_has_a_test() -> None:
+    tested = {
+        name.removeprefix("test_").replace("_", "-")
+        for name in globals()
+        if name.startswith("test_")
+    }
+    assert tested >= defects.NAMES
