@@ -101,25 +101,14 @@ def one_run(scenario_path: str, orders: int, gc_mode: str) -> dict[str, Any]:
     import simpy
 
     from harness import oracles, scenario
-    from harness.world.integrator import Integrator, SimClock
+    from harness.world.integrator import Integrator, in_process_models
     from harness.world.people import people
-    from harness.world.world import World, catalogue_of
-    from simulators.carrier.model import CarrierModel
-    from simulators.erp.model import ErpModel
-    from simulators.tms.model import TmsModel
-    from simulators.wms.model import WmsModel
+    from harness.world.world import World
 
     day = scaled(scenario.load(scenario_path), orders)
     people(day.seed)  # Faker's pools: built once per seed and process, ~40 ms; not per order
     env = simpy.Environment()
-    clock = SimClock(env, day.epoch)
-    stock = catalogue_of(day).stock()
-    models = {
-        "erp": ErpModel(clock, stock),
-        "wms": WmsModel(clock, stock),
-        "tms": TmsModel(clock),
-        "carrier": CarrierModel(clock),
-    }
+    models = in_process_models(env, day)
     integrator = Integrator(env, models, immediate=True)
     if gc_mode == "tuned":
         from harness.hosting import tune_gc
@@ -177,23 +166,12 @@ def profile(scenario_path: str, orders: int) -> None:
     import simpy
 
     from harness import scenario
-    from harness.world.integrator import Integrator, SimClock
-    from harness.world.world import World, catalogue_of
-    from simulators.carrier.model import CarrierModel
-    from simulators.erp.model import ErpModel
-    from simulators.tms.model import TmsModel
-    from simulators.wms.model import WmsModel
+    from harness.world.integrator import Integrator, in_process_models
+    from harness.world.world import World
 
     day = scaled(scenario.load(scenario_path), orders)
     env = simpy.Environment()
-    clock = SimClock(env, day.epoch)
-    stock = catalogue_of(day).stock()
-    models = {
-        "erp": ErpModel(clock, stock),
-        "wms": WmsModel(clock, stock),
-        "tms": TmsModel(clock),
-        "carrier": CarrierModel(clock),
-    }
+    models = in_process_models(env, day)
     Integrator(env, models, immediate=True)
     gc.disable()
     profiler = cProfile.Profile()

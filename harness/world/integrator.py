@@ -307,24 +307,31 @@ class Played:
         return {r.name: r.findings[:3] for r in oracles.judge(self.view()) if not r.passed}
 
 
-def play(scenario: Any, *, until: float | None = None, **options: Any) -> Played:
-    """Build the four models, bind an ``Integrator(**options)``, and play the world until it
-    ends by itself (or until virtual second ``until``)."""
-    from harness.world.world import World, catalogue_of
+def in_process_models(env: simpy.Environment, scenario: Any) -> dict[str, Any]:
+    """The four simulator models on SimPy's clock, stocked from the scenario's catalogue."""
+    from harness.world.world import catalogue_of
     from simulators.carrier.model import CarrierModel
     from simulators.erp.model import ErpModel
     from simulators.tms.model import TmsModel
     from simulators.wms.model import WmsModel
 
-    env = simpy.Environment()
     clock = SimClock(env, scenario.epoch)
     stock = catalogue_of(scenario).stock()
-    models = {
+    return {
         "erp": ErpModel(clock, stock),
         "wms": WmsModel(clock, stock),
         "tms": TmsModel(clock),
         "carrier": CarrierModel(clock),
     }
+
+
+def play(scenario: Any, *, until: float | None = None, **options: Any) -> Played:
+    """Build the four models, bind an ``Integrator(**options)``, and play the world until it
+    ends by itself (or until virtual second ``until``)."""
+    from harness.world.world import World
+
+    env = simpy.Environment()
+    models = in_process_models(env, scenario)
     integrator = Integrator(env, models, **options)
     world = World(scenario, env, models)
     env.run(until=until)
