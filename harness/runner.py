@@ -215,7 +215,10 @@ async def run(config: RunConfig) -> RunOutcome:
         ]
         notes.append(f"faults applied: {', '.join(applied) or 'none'}")
     snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
-    view = oracles.SystemsView(snapshots)
+    journals = None
+    if any(o.needs_journals for o in oracles.select(scenario.expect.oracles)):
+        journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
+    view = oracles.SystemsView(snapshots, journals)
     return RunOutcome(
         scenario=scenario,
         scenario_path=config.scenario_path,

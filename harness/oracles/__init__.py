@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from harness.oracles import orders, shipping, stock  # noqa: F401  (registers the oracles)
+# Importing registers the oracles; registration order is report order.
+# isort: off
+from harness.oracles import orders, shipping, stock  # noqa: F401
+from harness.oracles import money, integrity  # noqa: F401
+
+# isort: on
 from harness.oracles.base import REGISTRY, Oracle, OracleResult
 from harness.oracles.view import SystemsView
 

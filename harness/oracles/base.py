@@ -70,6 +70,7 @@ class Oracle:
     name: str
     protects: str
     rule: Rule
+    needs_journals: bool = False  # the runner builds journals only when one selected oracle does
 
     def judge(self, view: SystemsView) -> OracleResult:
         judgement = self.rule(view)
@@ -79,9 +80,9 @@ class Oracle:
 REGISTRY: dict[str, Oracle] = {}
 
 
-def oracle(name: str, protects: str) -> Callable[[Rule], Rule]:
+def oracle(name: str, protects: str, *, needs_journals: bool = False) -> Callable[[Rule], Rule]:
     def register(rule: Rule) -> Rule:
-        REGISTRY[name] = Oracle(name, protects, rule)
+        REGISTRY[name] = Oracle(name, protects, rule, needs_journals)
         return rule
 
     return register

@@ -36,6 +36,35 @@ class SystemsView:
         self.labels_by_tracking = {
             label["tracking_number"]: label for label in _items(carrier.get("labels"))
         }
+        self.backorders_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for bo in _items(erp.get("backorders")):
+            self.backorders_by_order[bo["order_id"]].append(bo)
+        self.accruals_by_shipment: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for accrual in _items(erp.get("accruals")):
+            self.accruals_by_shipment[accrual["shipment_id"]].append(accrual)
+        tms = snapshots.get("tms") or {}
+        self.tms_shipments = {s["id"]: s for s in _items(tms.get("shipments"))}
+
+    def order_of(self, ref: str | None) -> str | None:
+        """The ERP order a business reference concerns (an order, WMS order or TMS shipment
+        id), or None when it names something else (a SKU, a receipt) or nothing known."""
+        if ref is None:
+            return None
+        if ref in self.erp_orders:
+            return ref
+        for index in (self.tms_shipments, self.wms_orders):
+            if ref in index:
+                return index[ref]["order_ref"]
+        return None
+
+    def labels_by_order(self) -> dict[str, list[dict[str, Any]]]:
+        """Carrier labels per ERP order (label.shipment_ref -> TMS shipment -> order_ref); a
+        label whose shipment the TMS does not know is filed under its shipment ref."""
+        by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for label in self.labels_by_tracking.values():
+            ref = label["shipment_ref"]
+            by_order[self.order_of(ref) or ref].append(label)
+        return by_order
 
     def released_orders(self) -> list[dict[str, Any]]:
         """ERP orders that were released to fulfilment at some point."""
