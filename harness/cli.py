@@ -153,7 +153,8 @@ def schema_command() -> None:
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="twinyard", standalone_mode=False)
+        # Without standalone mode click *returns* the code of a typer.Exit instead of raising.
+        code = command.main(args=argv, prog_name="twinyard", standalone_mode=False)
     except Usage as exc:
         print(f"twinyard: error: {exc}", file=sys.stderr)
         return 2
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         print(f"twinyard: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

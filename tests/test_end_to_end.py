@@ -154,3 +154,11 @@ def test_the_happy_day_over_http_is_the_day_the_in_process_integrator_plays(tmp_
     assert _world_outcomes(oracles.SystemsView(over_http.snapshots)) == _world_outcomes(
         in_process.view()
     )
+
+
+def test_the_command_exits_1_when_an_oracle_fails_and_0_when_all_pass(tmp_path, monkeypatch):
+    day = tmp_path / "day.yaml"
+    day.write_text("name: tiny\nseed: 3\ndemand: {orders: 15}\n")
+    assert main(["run", str(day), "--quiet", "--report-dir", str(tmp_path / "clean")]) == 0
+    monkeypatch.setenv("REFSTACK_DEFECTS", "drop-correlation")  # the launched stack inherits it
+    assert main(["run", str(day), "--quiet", "--report-dir", str(tmp_path / "broken")]) == 1
