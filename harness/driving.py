@@ -32,6 +32,13 @@ class Driver:
         self.stalls: list[str] = []  # notes for the verdict: where the run did not settle
         self.stack_down = False
 
+    def horizon_reached(self) -> None:
+        """The run stops at the horizon even if the world still has work: say so."""
+        self.stalls.append(
+            f"the horizon ({self.horizon_s / 86_400:g} days) ended the run with work still "
+            "scheduled in the world: orders in flight then are judged as they stood"
+        )
+
     def stepped(self) -> None:
         self.steps += 1
         if self.on_step is not None:

@@ -54,8 +54,6 @@ class Lockstep(Driver):
             await self.wait_quiet()
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
-            if t > self.horizon_s:
-                return
             if t == math.inf:
                 # Nothing left in the world; the stack may still hold work for a retry timer
                 # of its own (wall clock). Wait for it, or its outcome would be judged early.
@@ -70,6 +68,9 @@ class Lockstep(Driver):
                     return
                 await asyncio.sleep(0.05)
                 continue
+            if t > self.horizon_s:
+                self.horizon_reached()
+                return
             draining_since = None
             # With a resolution, everything due within the window is played before the system
             # is asked to be quiet again: fewer, larger steps, and the stack sees the world

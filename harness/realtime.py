@@ -52,6 +52,8 @@ class Realtime(Driver):
             elif now > env.now:
                 env.run(until=now)  # keep the world's present with the clock's
             if now >= self.horizon_s:
+                if env.peek() != math.inf:
+                    self.horizon_reached()
                 return
             upcoming = env.peek()
             if upcoming == math.inf and await self._finished():

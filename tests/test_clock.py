@@ -148,3 +148,17 @@ async def test_a_stack_without_idle_probe_gets_a_settle_window_of_silence():
         await probe.close()
     assert probe.has_probe is False  # learnt once, then the settle window is used
     assert log == [10.0, 20.0]
+
+
+async def test_a_run_cut_off_by_the_horizon_says_so():
+    stack = FakeStack()
+    stack.busy = False
+    async with serving(stack.app) as url:
+        env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
+        _world(env, [10.0, 5_000.0], log)  # the second event lies beyond the horizon
+        probe = StackProbe(url, "/_stack/idle")
+        driver = Lockstep(env, clock, [], probe, horizon_s=1_000)
+        await driver.run()
+        await probe.close()
+    assert log == [10.0]
+    assert any("horizon" in note for note in driver.stalls)
