@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -59,16 +58,6 @@ class Catalogue:
         for sku in skus:
             if len(chosen) >= n:
                 break
-            if sku not in chosen:
-                chosen.append(sku)
-        return chosen
-
-    def pick_skus(self, rng: random.Random, n: int) -> list[str]:
-        """``n`` distinct SKUs drawn with a ``random.Random`` (kept for callers that have one)."""
-        n = min(n, len(self.skus))
-        chosen: list[str] = []
-        while len(chosen) < n:
-            sku = rng.choices(self.skus, cum_weights=self.cumulative_weights)[0]
             if sku not in chosen:
                 chosen.append(sku)
         return chosen

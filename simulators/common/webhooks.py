@@ -120,8 +120,7 @@ class WebhookDispatcher:
         self._delivery_ids = Ids("DL")
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._sending = 0
-        self._scheduled = 0  # retries and held deliveries waiting for their time on the clock
-        self._due: list[tuple[float, int]] = []  # (due, token) of those, a heap
+        self._due: list[tuple[float, int]] = []  # (due, token) of held deliveries, a heap
         self._fired: set[int] = set()  # tokens already on the queue (lazily off the heap)
         self._tokens = itertools.count()
         self.faults: FaultPlan | None = None  # the simulator's plan: event faults apply here
@@ -242,7 +241,8 @@ class WebhookDispatcher:
 
     @property
     def scheduled(self) -> int:
-        return self._scheduled
+        """Retries and held deliveries still waiting for their time on the clock."""
+        return len(self._due) - len(self._fired)
 
     # -- the delivery loop ---------------------------------------------------------------
     async def start(self) -> None:
@@ -327,25 +327,20 @@ class WebhookDispatcher:
         elif delivery.attempts > len(self.backoff_s):
             delivery.status = "failed"
         else:
-            self._schedule_retry(delivery, virtual_time + self.backoff_s[delivery.attempts - 1])
-
-    def _schedule_retry(self, delivery: Delivery, due: float) -> None:
-        """On the clock before the attempt counts as finished, so a quiet dispatcher never
-        hides a retry from the lockstep clock."""
-        self._schedule(delivery, due)
+            # on the clock before the attempt counts as finished, so a quiet dispatcher
+            # never hides a retry from the lockstep clock
+            self._schedule(delivery, virtual_time + self.backoff_s[delivery.attempts - 1])
 
     def _schedule(self, delivery: Delivery, due: float) -> None:
         """Queue ``delivery`` at virtual time ``due``: a timer on the clock until then (seen
         by lockstep's ``next_timer``), and ``quiet()`` is false once it is due."""
         generation = self._generation
         token = next(self._tokens)
-        self._scheduled += 1
         heapq.heappush(self._due, (due, token))
 
         def release() -> None:
             if generation != self._generation:
                 return  # reset or stopped since
-            self._scheduled -= 1
             self._fired.add(token)
             self._queue.put_nowait(delivery)
 
@@ -353,7 +348,6 @@ class WebhookDispatcher:
 
     def clear(self) -> None:
         self._generation += 1
-        self._scheduled = 0
         self._due.clear()
         self._fired.clear()
         self.subscriptions.clear()
