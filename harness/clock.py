@@ -4,6 +4,8 @@ Two modes (ARCHITECTURE principle 2):
 
 - ``LockstepClock``: virtual time moves only when the driver advances it, which it does
   once the whole system is quiet; timers (webhook retries) are woken as time passes them.
+  While the stack waits on retry timers of its own (wall clock), the driver advances at
+  ``pace`` virtual seconds per wall second, and simulators advertise Retry-After at that pace.
 - ``RealtimeClock``: virtual time runs at ``factor`` x wall time, for load tests and for
   stacks with wall-clock timers of their own.
 """
@@ -23,8 +25,11 @@ from simulators.common.clock import IsoFormatter
 class LockstepClock:
     mode = "lockstep"
 
-    def __init__(self, epoch: datetime) -> None:
+    def __init__(self, epoch: datetime, pace: float = 300.0) -> None:
+        if pace <= 0:
+            raise ValueError("the lockstep pace must be positive")
         self.epoch = epoch
+        self.pace = pace  # virtual s per wall s while the stack waits on its own timers
         self._now = 0.0
         self._iso = IsoFormatter(epoch)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -48,6 +53,9 @@ class LockstepClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.call_at(t, lambda: future.done() or future.set_result(None))
         await future
+
+    def wall_seconds(self, virtual_s: float) -> float:
+        return virtual_s / self.pace
 
     def next_timer(self) -> float | None:
         """When the earliest timer is due, or None."""
@@ -94,3 +102,6 @@ class RealtimeClock:
 
     def call_at(self, t: float, callback: Callable[[], None]) -> None:
         asyncio.get_running_loop().call_later(max((t - self.now()) / self.factor, 0.0), callback)
+
+    def wall_seconds(self, virtual_s: float) -> float:
+        return virtual_s / self.factor

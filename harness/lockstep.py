@@ -3,6 +3,13 @@
 Quiet means no request in flight at any simulator, no webhook delivery queued or on the
 wire, and the stack idle by its probe (or, without a probe, silent for a settle window).
 Stretches with nothing scheduled cost no wall time: the clock jumps straight over them.
+
+Except one: a stack waiting on retry timers of its own (its probe reports ``scheduled``
+work) lives on the wall clock, and jumping would let the world run past an outage, a cut-off
+or the end of the day before the stack tried again. While it waits, virtual time moves at the
+clock's ``pace`` (virtual seconds per wall second), the same rate the simulators use to turn a
+virtual wait into the wall-second Retry-After they send; so a stack that honours Retry-After
+comes back just as the window it was told about has passed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from harness.clock import LockstepClock
 from harness.driving import Driver
 from harness.stack import Idle, StackProbe
 from simulators.common.simulator import Simulator
+
+PACE_TICK_S = 0.02  # wall seconds between paced steps while the stack waits on its timers
 
 
 class Lockstep(Driver):
@@ -49,29 +58,44 @@ class Lockstep(Driver):
 
     async def run(self) -> None:
         env, clock = self.env, self.clock
-        draining_since: float | None = None
+        paced_from: float | None = None  # wall time of the last paced step
+        self._draining_since: float | None = None
         while True:
             await self.wait_quiet()
+            if self.actions:
+                await self.run_actions()
+                continue
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
+            if self.probe.scheduled and not self.stack_down:
+                # The stack waits on wall-clock timers: let virtual time flow at the pace.
+                wall = time.monotonic()
+                if paced_from is None:
+                    paced_from = wall
+                    await asyncio.sleep(PACE_TICK_S)
+                    continue
+                target = min(clock.now() + (wall - paced_from) * clock.pace, self.horizon_s)
+                paced_from = wall
+                if clock.now() < target < t:
+                    self._play_until(target)
+                if target < t and target < self.horizon_s:
+                    if t == math.inf and self._drain_expired():
+                        return
+                    await asyncio.sleep(PACE_TICK_S)
+                    continue
+            else:
+                paced_from = None
             if t == math.inf:
                 # Nothing left in the world; the stack may still hold work for a retry timer
                 # of its own (wall clock). Wait for it, or its outcome would be judged early.
-                if self.probe.scheduled == 0 or self.stack_down:
-                    return
-                draining_since = draining_since or time.monotonic()
-                if time.monotonic() - draining_since > self.drain_timeout_s:
-                    self.stalls.append(
-                        f"the stack still held {self.probe.scheduled} retries "
-                        f"{self.drain_timeout_s:.0f} s after the world ended"
-                    )
+                if self.probe.scheduled == 0 or self.stack_down or self._drain_expired():
                     return
                 await asyncio.sleep(0.05)
                 continue
             if t > self.horizon_s:
                 self.horizon_reached()
                 return
-            draining_since = None
+            self._draining_since = None
             # With a resolution, everything due within the window is played before the system
             # is asked to be quiet again: fewer, larger steps, and the stack sees the world
             # at most resolution_s late. Zero: one step per distinct moment.
@@ -81,6 +105,19 @@ class Lockstep(Driver):
                 timer = clock.next_timer()
                 t = min(env.peek(), math.inf if timer is None else timer)
             self.stepped()
+
+    def _drain_expired(self) -> bool:
+        """The world has ended and the stack still holds retries: give it drain_timeout_s."""
+        now = time.monotonic()
+        if self._draining_since is None:
+            self._draining_since = now
+        if now - self._draining_since <= self.drain_timeout_s:
+            return False
+        self.stalls.append(
+            f"the stack still held {self.probe.scheduled} retries "
+            f"{self.drain_timeout_s:.0f} s after the world ended"
+        )
+        return True
 
     def _play_until(self, t: float) -> None:
         """Move the clock and the world to ``t`` and play everything due at ``t``."""

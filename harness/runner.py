@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from typing import Any
 import simpy
 
 import simulators
-from harness import hosting, oracles
+from harness import hosting, operator, oracles
 from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
+from harness.operator import OnCall
 from harness.oracles.base import OracleResult
 from harness.realtime import Realtime
 from harness.report.progress import ProgressView
@@ -149,7 +151,7 @@ async def run(config: RunConfig) -> RunOutcome:
     clock: LockstepClock | RealtimeClock = (
         RealtimeClock(scenario.epoch, settings.factor)
         if settings.mode == "realtime"
-        else LockstepClock(scenario.epoch)
+        else LockstepClock(scenario.epoch, settings.pace)
     )
     env = simpy.Environment()
     stock = catalogue_of(scenario).stock()
@@ -193,7 +195,13 @@ async def run(config: RunConfig) -> RunOutcome:
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
             on_step = _step_hook(config, world, process, clock, list(sims.values()))
             driver = _driver(scenario, env, clock, list(sims.values()), probe, on_step)
+            on_call = OnCall(base, scenario.stack.dead_letters_path)
+            for moment in scenario.on_call.replay_dead_letters_at:
+                at = moment.hour * 3600 + moment.minute * 60 + moment.second
+                action = functools.partial(on_call.replay_dead_letters, moment.strftime("%H:%M"))
+                operator.schedule(env, at, action, driver.actions)
             await driver.run()
+            notes += on_call.notes
         finally:
             await probe.close()
     finally:

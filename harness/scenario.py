@@ -308,12 +308,17 @@ class ClockSettings(Strict):
     mode: Literal["lockstep", "realtime"] = "lockstep"
     factor: Annotated[float, Field(gt=0, le=100_000)] = 60.0  # realtime: virtual s per wall s
     resolution_s: Annotated[float, Field(ge=0, le=3600)] = 0.0  # lockstep: step granularity
+    # lockstep: virtual s per wall s while the stack waits on its own retry timers
+    pace: Annotated[float, Field(gt=0, le=100_000)] = 300.0
 
 
 class Expect(Strict):
     """Which oracles judge this scenario (default: all of them)."""
 
     oracles: list[str] | None = None
+    catches: list[str] = []
+    """Reference-stack defects (docs/defects.md) this scenario is built to catch: ``twinyard
+    selftest`` fails when one of them gets through."""
 
 
 class Stack(Strict):
@@ -321,6 +326,15 @@ class Stack(Strict):
 
     idle_path: str = "/_stack/idle"
     settle_ms: Annotated[int, Field(ge=0, le=60_000)] = 50
+    dead_letters_path: str = "/_stack/dead-letters"
+    """Where the on-call lists dead letters (GET) and replays one (POST {path}/{id}/replay)."""
+
+
+class OnCall(Strict):
+    """What the stack's on-call engineer does during the day."""
+
+    replay_dead_letters_at: tuple[TimeOfDay, ...] = ()
+    """Times of day 0 when every dead letter is replayed (after the vendor's fix)."""
 
 
 class Scenario(Strict):
@@ -337,6 +351,7 @@ class Scenario(Strict):
     stack: Stack = Stack()
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()
+    on_call: OnCall = OnCall()
     faults: tuple[Fault, ...] = ()
     """Faults the simulators inject into their answers (see docs/choreography.md#faults)."""
 

@@ -32,6 +32,10 @@ class Clock(Protocol):
         """Call ``callback`` once virtual time reaches ``t``; registered before this returns,
         so whoever asks next what is scheduled already sees it."""
 
+    def wall_seconds(self, virtual_s: float) -> float:
+        """How long a client waiting on its own wall-clock timer must wait for ``virtual_s``
+        to pass: what a simulator writes in Retry-After (the stack's timers are wall time)."""
+
 
 class IsoFormatter:
     """Formats virtual seconds as ISO timestamps, caching the last whole second (hot path)."""
@@ -83,6 +87,9 @@ class ManualClock:
 
         _keep(asyncio.get_running_loop().create_task(later()))
 
+    def wall_seconds(self, virtual_s: float) -> float:
+        return virtual_s
+
 
 _PENDING: set[asyncio.Task[None]] = set()
 
@@ -116,3 +123,6 @@ class WallClock:
 
     def call_at(self, t: float, callback: Callable[[], None]) -> None:
         asyncio.get_running_loop().call_later(max(t - self.now(), 0.0), callback)
+
+    def wall_seconds(self, virtual_s: float) -> float:
+        return virtual_s

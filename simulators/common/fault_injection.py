@@ -46,7 +46,7 @@ _ERRORS = {
 }
 # A truncated answer: starts like a real one, stops mid-string (never parseable JSON).
 MALFORMED_BODY = b'{"id": "'
-OUTAGE_RETRY_AFTER_S = 60  # an outage with no end says "try in a minute"
+OUTAGE_RETRY_AFTER_S = 60  # an outage with no end says "try in a (virtual) minute"
 
 
 @dataclass
@@ -195,7 +195,7 @@ class FaultInjection:
                 elif fault.kind == "rate_limit":
                     wait = plan.take_token(i, now)
                     if wait and terminal is None:
-                        terminal = (i, math.ceil(wait))
+                        terminal = (i, _retry_after(sim, wait))
                 elif terminal is None:
                     terminal = (i, 0)
             if terminal is None:
@@ -229,7 +229,7 @@ class FaultInjection:
             return "rate_limit"
         if kind == "outage":
             until = fault.until
-            retry = OUTAGE_RETRY_AFTER_S if until is None else max(1, math.ceil(until - now))
+            retry = _retry_after(self.sim, OUTAGE_RETRY_AFTER_S if until is None else until - now)
             body = _error(
                 "service_unavailable",
                 "The service is down for maintenance.",
@@ -253,6 +253,12 @@ class FaultInjection:
             _error("gateway_timeout", "The upstream service did not respond in time."),
         )
         return "lost_response"
+
+
+def _retry_after(sim: Simulator, virtual_s: float) -> int:
+    """Retry-After in whole WALL seconds (at least 1): the client waits on its own timers, so
+    the virtual wait is converted by the clock in force (lockstep pace or realtime factor)."""
+    return max(1, math.ceil(sim.clock.wall_seconds(virtual_s)))
 
 
 async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
