@@ -28,14 +28,17 @@ def _run(tmp_path, text=SMALL_DAY, **kwargs):
     return uvloop.run(run(config))
 
 
-# Cancellations and forged ERP webhooks too, so that every oracle has something to judge.
+# Cancellations, forged ERP webhooks and a short WMS outage (answered with Retry-After) too,
+# so that every oracle has something to judge.
 EVERY_ORACLE_DAY = """
 name: every_oracle_day
 seed: 7
 demand: {orders: 60, cancel_rate: 0.1}
 warehouse: {short_pick_rate: 0.15}
+clock: {pace: 3000}
 faults:
   - {system: erp, kind: forged, rate: 0.2}
+  - {system: wms, kind: outage, at: "10:00", for: 1800}
 """
 
 

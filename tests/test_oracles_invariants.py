@@ -95,7 +95,12 @@ def test_every_oracle_passes_on_a_clean_day_and_has_something_to_judge(clean):
 
 def test_only_the_journal_oracles_ask_for_journals():
     needing = {name for name, o in oracles.REGISTRY.items() if o.needs_journals}
-    assert needing == {"correlation_id_kept", "forged_events_refused"}
+    assert needing == {
+        "correlation_id_kept",
+        "forged_events_refused",
+        "goods_issue_posted_once",
+        "retry_after_respected",
+    }
 
 
 # -- status_never_regresses --------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 # Importing registers the oracles; registration order is report order.
 # isort: off
 from harness.oracles import orders, shipping, stock  # noqa: F401
-from harness.oracles import money, integrity  # noqa: F401
+from harness.oracles import money, integrity, retries  # noqa: F401
 
 # isort: on
 from harness.oracles.base import REGISTRY, Oracle, OracleResult

@@ -32,6 +32,9 @@ class JournalEntry:
     event_type: str | None = None
     ref: str | None = None
     fault: str | None = None
+    error: str | None = None  # the vendor error code of a 4xx/5xx answer (``already_issued``)
+    retry_after: float | None = None  # seconds the answer's Retry-After asked the client to wait
+    query: str = ""  # the raw query string (``order_ref=SO-1``), which ``path`` leaves out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,9 @@ class JournalEntry:
             "event_type": self.event_type,
             "ref": self.ref,
             "fault": self.fault,
+            "error": self.error,
+            "retry_after": self.retry_after,
+            "query": self.query,
         }
 
 
@@ -71,6 +77,9 @@ class Journal:
         event_type: str | None = None,
         ref: str | None = None,
         fault: str | None = None,
+        error: str | None = None,
+        retry_after: float | None = None,
+        query: str = "",
     ) -> JournalEntry:
         entry = JournalEntry(
             len(self.entries) + 1,
@@ -87,6 +96,9 @@ class Journal:
             event_type,
             ref,
             fault,
+            error,
+            retry_after,
+            query,
         )
         self.entries.append(entry)
         return entry

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -273,6 +274,8 @@ class JournalMiddleware:
         token = CORRELATION_ID.set(correlation_id)
         chunks: list[bytes] = []
         status = 0
+        error_body: list[bytes] = []  # an error answer's body, for its vendor error code
+        retry_after: float | None = None
 
         async def receive_body() -> Message:
             message = await receive()
@@ -281,13 +284,17 @@ class JournalMiddleware:
             return message
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, retry_after
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400:
+                    retry_after = _retry_after(message.get("headers", []))
                 if correlation_id is not None:
                     headers = list(message.get("headers", []))
                     headers.append((b"x-correlation-id", correlation_id.encode("latin-1")))
                     message = {**message, "headers": headers}
+            elif status >= 400 and sum(map(len, error_body)) < ERROR_BODY_LIMIT:
+                error_body.append(message.get("body", b""))
             await send(message)
 
         try:
@@ -309,4 +316,31 @@ class JournalMiddleware:
                 duration_ms=(time.perf_counter() - started) * 1000,
                 ref=state.get("ref"),
                 fault=state.get("fault"),
+                error=_error_code(b"".join(error_body)) if error_body else None,
+                retry_after=retry_after,
+                query=scope.get("query_string", b"").decode("latin-1"),
             )
+
+
+ERROR_BODY_LIMIT = 4096  # vendor error bodies are small; a huge one is not parsed
+
+
+def _retry_after(headers: list[tuple[bytes, bytes]]) -> float | None:
+    for name, value in headers:
+        if name.lower() == b"retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _error_code(body: bytes) -> str | None:
+    """``error.code`` of a vendor error body, or None for anything else."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None

@@ -1,0 +1,84 @@
+"""Oracles about how a stack retries: politely, and never doing one business action twice.
+
+Judged from the journals (what the stack sent and what each vendor answered), so without
+journals (an in-process day) they check nothing and pass.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from harness.oracles.base import Judgement, oracle
+from harness.oracles.view import SystemsView
+
+# A client's timer and the journal's clock are not the same instant: a retry this much
+# before its Retry-After has passed is still on time.
+RETRY_AFTER_SLACK_S = 0.25
+
+
+@oracle(
+    "goods_issue_posted_once",
+    "One goods issue per shipment: the stack never posts a second one for an order the ERP "
+    "has already issued (an ERP without SAP's 'already issued' guard would book stock twice)",
+    needs_journals=True,
+)
+def goods_issue_posted_once(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for entry in view.journals.get("erp", []):
+        if entry["direction"] != "in" or not _is_goods_issue(entry):
+            continue
+        judgement.checked += 1
+        if entry["error"] == "already_issued":
+            order = entry["path"].split("/")[2]
+            judgement.fail(
+                order,
+                f"a second goods issue was posted (ERP journal #{entry['seq']}, answered "
+                f"409 already_issued): the stack books a shipment twice on an ERP that allows it",
+                expected=1,
+                actual=2,
+            )
+    return judgement
+
+
+@oracle(
+    "retry_after_respected",
+    "A vendor that answers 429 or 503 with Retry-After is not called again for the same "
+    "request before that time has passed (a client that hammers is throttled harder, or blocked)",
+    needs_journals=True,
+)
+def retry_after_respected(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for system, entries in view.journals.items():
+        waiting: dict[tuple[str, ...], dict[str, Any]] = {}  # a request -> its last refusal
+        early: dict[str, list[str]] = defaultdict(list)
+        for entry in entries:
+            if entry["direction"] != "in":
+                continue
+            key = (entry["method"], entry["path"], entry["query"], entry["body_digest"])
+            refusal = waiting.pop(key, None)
+            if refusal is not None:
+                judgement.checked += 1
+                started = entry["wall_time"] - entry["duration_ms"] / 1000
+                due = refusal["wall_time"] + refusal["retry_after"]
+                if started < due - RETRY_AFTER_SLACK_S:
+                    entity = view.order_of(entry.get("ref")) or f"{system} {entry['path']}"
+                    early[entity].append(
+                        f"{entry['method']} {entry['path']} #{entry['seq']} came "
+                        f"{due - started:.1f} s before the Retry-After of #{refusal['seq']} "
+                        f"({refusal['retry_after']:g} s)"
+                    )
+            if entry["status"] in (429, 503) and entry["retry_after"] is not None:
+                waiting[key] = entry
+        for entity, messages in sorted(early.items()):
+            judgement.fail(
+                entity,
+                f"{len(messages)} call(s) to {system} before Retry-After (first: {messages[0]})",
+                expected="no call before Retry-After",
+                actual=len(messages),
+            )
+    return judgement
+
+
+def _is_goods_issue(entry: dict[str, Any]) -> bool:
+    return entry["method"] == "POST" and entry["path"].endswith("/goods-issue")
