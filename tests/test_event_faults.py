@@ -128,6 +128,21 @@ async def test_duplicate_sends_copies_with_one_event_id_spaced_on_the_clock():
     assert r.dispatcher.faults.public()["applied"] == {"duplicate:3": 1}
 
 
+async def test_duplicate_with_new_ids_resends_the_same_business_event_under_new_ids():
+    async with rig({"kind": "duplicate", "copies": 3, "new_ids": True}) as r:
+        event_id = r.publish("PC1")
+        await r.settle()
+    assert len(r.receiver.requests) == 3
+    envelopes = [orjson.loads(body) for _, body in r.receiver.requests]
+    ids = [h["x-twinyard-event-id"] for h, _ in r.receiver.requests]
+    assert ids[0] == event_id
+    assert len(set(ids)) == 3  # each copy is a new event to an event-id dedup
+    assert [e["id"] for e in envelopes] == ids  # header and envelope agree
+    assert {orjson.dumps(e["data"]) for e in envelopes} == {b'{"tracking_number":"PC1"}'}
+    assert all(_verifies(h, b) for h, b in r.receiver.requests)
+    assert r.journal_faults() == ["duplicate:3+new-ids"] * 3
+
+
 async def test_reorder_holds_an_event_so_a_later_one_overtakes_it():
     async with rig({"kind": "reorder", "hold_s": 600, "match": "PC1"}) as r:
         r.publish("PC1")

@@ -115,6 +115,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "burst": ("rate_limit",),
     "copies": ("duplicate",),
     "spacing_s": ("duplicate",),
+    "new_ids": ("duplicate",),
     "hold_s": ("reorder",),
     "delay_s": ("late", "replayed"),
 }
@@ -142,6 +143,9 @@ class Fault(_Data):
     """duplicate: how many deliveries of the event in all (default 2)."""
     spacing_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
     """duplicate: virtual seconds between copies (default 0: back to back)."""
+    new_ids: bool | None = None
+    """duplicate: the copies are re-sent as new events, each with a new event id (an ERP
+    whose outbox re-sends, a user who releases twice): dedup by event id cannot catch them."""
     hold_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """reorder: virtual seconds an event is held (default 600)."""
     delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
@@ -198,7 +202,8 @@ class Fault(_Data):
     def event_label(self) -> str:
         """What the journal says: ``duplicate:2``, ``reorder:600s``, ``forged`` ..."""
         if self.kind == "duplicate":
-            return f"duplicate:{self.copies or DEFAULT_COPIES}"
+            resent = "+new-ids" if self.new_ids else ""
+            return f"duplicate:{self.copies or DEFAULT_COPIES}{resent}"
         if self.kind == "reorder":
             return f"reorder:{self.hold_s or DEFAULT_HOLD_S:g}s"
         if self.kind in ("late", "replayed"):

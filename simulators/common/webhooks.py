@@ -200,6 +200,8 @@ class WebhookDispatcher:
         if kind == "duplicate":
             for k in range(1, fault.copies or DEFAULT_COPIES):
                 copy = self._copy(delivery, fault=label)
+                if fault.new_ids:
+                    self._resend_as_new_event(copy)
                 self.deliveries.append(copy)
                 self._schedule(copy, now + k * (fault.spacing_s or 0.0))
         elif kind == "forged":
@@ -216,6 +218,12 @@ class WebhookDispatcher:
             replay.replay_of = delivery
             self._schedule(replay, now + (fault.delay_s or DEFAULT_DELAY_S))
         return label
+
+    def _resend_as_new_event(self, delivery: Delivery) -> None:
+        """The same business event under a new event id (and so a new signature)."""
+        envelope = orjson.loads(delivery.body)
+        envelope["id"] = delivery.event_id = self._event_ids.next()
+        delivery.body = orjson.dumps(envelope)
 
     def _copy(self, delivery: Delivery, *, fault: str, probe: bool = False) -> Delivery:
         return Delivery(
