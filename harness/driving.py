@@ -3,7 +3,7 @@ and the record of how the run went (steps, stalls, whether the stack went away).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import simpy
 
@@ -31,6 +31,13 @@ class Driver:
         self.steps = 0
         self.stalls: list[str] = []  # notes for the verdict: where the run did not settle
         self.stack_down = False
+        # Things a person does at a moment of the day (the on-call replaying dead letters):
+        # queued by the world when their time comes, run by the driver once the system is quiet.
+        self.actions: list[Callable[[], Awaitable[None]]] = []
+
+    async def run_actions(self) -> None:
+        while self.actions:
+            await self.actions.pop(0)()
 
     def horizon_reached(self) -> None:
         """The run stops at the horizon even if the world still has work: say so."""

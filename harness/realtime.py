@@ -49,6 +49,8 @@ class Realtime(Driver):
                 while env.peek() <= now:
                     env.step()
                 self.stepped()
+                if self.actions:
+                    await self.run_actions()
             elif now > env.now:
                 env.run(until=now)  # keep the world's present with the clock's
             if now >= self.horizon_s:

@@ -1,0 +1,68 @@
+"""The on-call engineer: the one person in a scenario who touches the stack, not a vendor.
+
+A scenario may say when the on-call replays the stack's dead letters (after the vendor fixed
+whatever killed them). The stack exposes them the way the reference stack does, if it can:
+``GET {dead_letters_path}`` lists ``{"items": [{"id": ...}, ...]}`` and
+``POST {dead_letters_path}/{id}/replay`` puts one back to work. A stack without that route
+cannot be helped by its on-call, and the verdict says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import orjson
+import simpy
+
+Action = Callable[[], Awaitable[None]]
+
+
+class OnCall:
+    def __init__(self, base_url: str, dead_letters_path: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.path = "/" + dead_letters_path.strip("/")
+        self.notes: list[str] = []
+
+    async def replay_dead_letters(self, when: str) -> None:
+        """List the dead letters and replay each; note what happened in the verdict."""
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        async with aiohttp.ClientSession(base_url=self.base_url, timeout=timeout) as http:
+            try:
+                async with http.get(self.path) as response:
+                    if response.status != 200:
+                        self.notes.append(
+                            f"on-call at {when}: cannot list dead letters "
+                            f"(GET {self.path} answered {response.status})"
+                        )
+                        return
+                    items = orjson.loads(await response.read()).get("items", [])
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError):
+                self.notes.append(f"on-call at {when}: cannot list dead letters ({self.path})")
+                return
+            answers: Counter[int] = Counter()
+            for item in items:
+                try:
+                    async with http.post(f"{self.path}/{item['id']}/replay") as response:
+                        answers[response.status] += 1
+                except (aiohttp.ClientError, TimeoutError):
+                    answers[0] += 1
+        replayed = sum(n for status, n in answers.items() if 200 <= status < 300)
+        refused = ", ".join(
+            f"{n} answered {s or 'nothing'}" for s, n in answers.items() if s >= 300 or not s
+        )
+        self.notes.append(
+            f"on-call at {when}: replayed {replayed} of {len(items)} dead letters"
+            + (f" ({refused})" if refused else "")
+        )
+
+
+def schedule(env: simpy.Environment, at: float, action: Action, queue: list[Action]) -> None:
+    """At virtual time ``at``, hand ``action`` to the driver, which runs it once quiet."""
+
+    def process() -> simpy.events.ProcessGenerator:
+        yield env.timeout(at)
+        queue.append(action)
+
+    env.process(process())
