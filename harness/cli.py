@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "happy_day.yaml"
+DEFAULT_LIBRARY = DEFAULT_SCENARIO.parent / "incidents"
 SYSTEM_PORTS = 7101  # erp 7101, wms 7102, tms 7103, carrier 7104 for `twinyard sims`
 
 
@@ -88,6 +90,64 @@ def run_command(
     written = verdict_json.write(outcome, report_dir)
     console.print(f"report: {written}")
     raise typer.Exit(0 if outcome.passed else 1)
+
+
+@app.command("selftest")
+def selftest_command(
+    scenarios_dir: Annotated[
+        Path, typer.Option("--scenarios", help="folder of scenario files")
+    ] = DEFAULT_LIBRARY,
+    defect: Annotated[
+        list[str] | None, typer.Option(help="only this defect (repeatable); default: all")
+    ] = None,
+    clean_only: Annotated[
+        bool, typer.Option("--clean-only", help="only the clean stack (no false alarms)")
+    ] = False,
+    seeds: Annotated[
+        int, typer.Option(min=0, help="clean runs on seeds 1..N too (0: the scenarios' own)")
+    ] = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="runs side by side")] = 4,
+    report_dir: Annotated[Path, typer.Option(help="where reports go")] = Path("reports/selftest"),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the matrix as JSON")
+    ] = None,
+) -> None:
+    """Run every reference-stack defect against a scenario library and print the matrix."""
+    from harness import selftest
+    from harness.report import matrix as matrix_view
+
+    if not scenarios_dir.is_dir():
+        raise Usage(f"no scenario folder {scenarios_dir}")
+    try:
+        files = selftest.library(scenarios_dir)
+    except scenarios.ScenarioError as exc:
+        raise Usage("\n".join(exc.lines)) from None
+    if not files:
+        raise Usage(f"no scenario files (*.yaml) in {scenarios_dir}")
+    unknown = sorted(set(defect or ()) - set(selftest.DEFECTS))
+    if unknown:
+        raise Usage(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(selftest.DEFECTS)}")
+    defects = [] if clean_only else list(defect or selftest.DEFECTS)
+    clean_seeds: list[int | None] = [None, *range(1, seeds + 1)]
+    cells = selftest.plan(files, defects, clean_seeds)
+    console = Console()
+    console.print(f"{len(cells)} runs, {jobs} side by side ...")
+
+    def progress_line(result: selftest.Result) -> None:
+        verdict = {0: "pass", 1: "FAIL"}.get(result.exit_code, "ERROR")
+        console.print(f"  {result.cell.name}: {verdict} ({result.wall_s:.1f} s)", highlight=False)
+
+    started = time.perf_counter()
+    results = uvloop.run(selftest.run_cells(cells, report_dir, jobs, progress_line))
+    matrix = selftest.Matrix(
+        [f.stem for f in files], defects, results, selftest.declared_catches(files)
+    )
+    matrix.wall_s = time.perf_counter() - started
+    matrix_view.render(matrix, console)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(matrix.to_dict(), indent=2))
+    raise typer.Exit(0 if matrix.ok else 1)
 
 
 @app.command("sims")

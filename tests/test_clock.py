@@ -23,12 +23,13 @@ class FakeStack:
 
     def __init__(self) -> None:
         self.busy = True
+        self.scheduled = 0  # jobs waiting on a retry timer of the stack's own
         self.asked = 0
         self.app = Starlette(routes=[Route("/_stack/idle", self._idle)])
 
     async def _idle(self, request) -> JSONResponse:
         self.asked += 1
-        return JSONResponse({"idle": not self.busy, "scheduled": 0})
+        return JSONResponse({"idle": not self.busy, "scheduled": self.scheduled})
 
 
 def _world(env: simpy.Environment, at: list[float], log: list[float]) -> None:
@@ -162,3 +163,45 @@ async def test_a_run_cut_off_by_the_horizon_says_so():
         await probe.close()
     assert log == [10.0]
     assert any("horizon" in note for note in driver.stalls)
+
+
+async def test_lockstep_paces_virtual_time_while_the_stack_waits_on_its_own_timers():
+    stack = FakeStack()
+    stack.busy, stack.scheduled = False, 1
+    async with serving(stack.app) as url:
+        env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=100.0), []
+        _world(env, [10_000.0], log)
+        probe = StackProbe(url, "/_stack/idle")
+        driver = Lockstep(env, clock, [], probe, horizon_s=20_000)
+        task = asyncio.create_task(driver.run())
+        await _until(lambda: clock.now() > 0)
+        # A retry timer is pending: no jump to 10,000; time flows at about 100 s per wall s.
+        assert clock.now() < 1_000 and not log
+        moved = clock.now()
+        await _until(lambda: clock.now() > moved)
+        stack.scheduled = 0  # the retry ran: nothing held, so the clock may jump again
+        await asyncio.wait_for(task, 10)
+        await probe.close()
+    assert log == [10_000.0]
+
+
+async def test_lockstep_lets_virtual_time_pass_for_retries_after_the_world_has_ended():
+    stack = FakeStack()
+    stack.busy, stack.scheduled = False, 1
+    async with serving(stack.app) as url:
+        env, clock = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=1_000.0)
+        probe = StackProbe(url, "/_stack/idle")
+        driver = Lockstep(env, clock, [], probe, horizon_s=50_000)
+        task = asyncio.create_task(driver.run())
+        await _until(lambda: clock.now() > 100)  # an outage window can close meanwhile
+        stack.scheduled = 0
+        await asyncio.wait_for(task, 10)
+        await probe.close()
+    assert driver.stalls == []
+
+
+def test_each_clock_converts_a_virtual_wait_to_the_wall_seconds_a_client_waits():
+    assert LockstepClock(DEFAULT_EPOCH, pace=300.0).wall_seconds(1800) == 6.0
+    assert RealtimeClock(DEFAULT_EPOCH, factor=60.0).wall_seconds(1800) == 30.0
+    with pytest.raises(ValueError):
+        LockstepClock(DEFAULT_EPOCH, pace=0)

@@ -155,6 +155,22 @@ def test_rate_limit_empties_its_bucket_then_recovers():
     assert faults_in_journal(sim) == [None, None, "rate_limit", "rate_limit", None]
 
 
+def test_retry_after_is_in_wall_seconds_at_the_lockstep_pace():
+    """A stack's retry timer runs on the wall clock: 1,800 virtual s at pace 300 is 6 s."""
+    from harness.clock import LockstepClock
+
+    clock = LockstepClock(ManualClock().epoch, pace=300.0)
+    sim = simulators.build("carrier", clock)
+    sim.faults.add(Fault.model_validate({"system": "carrier", "kind": "outage", "for": 1800}))
+    with TestClient(sim.app) as http:
+        r = http.post("/labels", json=label())
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "6"
+    assert r.json()["error"]["details"]["retry_after_s"] == 6
+    entry = sim.journal.entries[-1]
+    assert (entry.error, entry.retry_after) == ("service_unavailable", 6.0)
+
+
 def test_outage_only_inside_its_window():
     sim, clock, http = carrier({"kind": "outage", "at": 100, "for": 50})
     assert http.post("/labels", json=label()).status_code == 201

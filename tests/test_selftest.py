@@ -1,0 +1,71 @@
+"""The scenario library catches every known defect, and the clean stack passes all of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from harness import selftest
+from harness.cli import DEFAULT_LIBRARY, main
+
+# How many seeds the clean library runs on in the suite, besides each scenario's own; the
+# full false-alarm sweep is TWINYARD_CLEAN_SEEDS=20 (or `twinyard selftest --seeds 20`).
+CLEAN_SEEDS = int(os.environ.get("TWINYARD_CLEAN_SEEDS", "2"))
+
+
+def _result(scenario: str, defect: str, code: int, failed=None) -> selftest.Result:
+    return selftest.Result(selftest.Cell(Path(f"{scenario}.yaml"), defect), code, 1.0, failed or {})
+
+
+def test_the_matrix_fails_on_a_false_alarm_a_missed_defect_or_a_missed_declared_catch():
+    good = [
+        _result("a", selftest.CLEAN, 0),
+        _result("a", "x", 1, {"orders_terminal": ["SO-1"]}),
+        _result("a", "y", 0),
+        _result("b", selftest.CLEAN, 0),
+        _result("b", "x", 0),
+        _result("b", "y", 1, {"stock_reconciled": ["SKU-1"]}),
+    ]
+    matrix = selftest.Matrix(["a", "b"], ["x", "y"], good, {"a": ["x"], "b": ["y"]})
+    assert matrix.ok
+    alarm = selftest.Matrix(["a", "b"], ["x", "y"], [*good[1:], _result("a", "", 1)], {})
+    assert not alarm.ok and alarm.clean_failures()
+    missed = selftest.Matrix(["a", "b"], ["x", "y"], [*good[:5], _result("b", "y", 0)], {})
+    assert missed.missed_defects() == ["y"] and not missed.ok
+    undeclared = selftest.Matrix(["a", "b"], ["x", "y"], good, {"b": ["x"]})
+    assert undeclared.missed_declared() == [("b", "x")] and not undeclared.ok
+
+
+def test_every_defect_is_declared_by_some_library_scenario():
+    declared = selftest.declared_catches(selftest.library(DEFAULT_LIBRARY))
+    assert {d for ds in declared.values() for d in ds} == set(selftest.DEFECTS)
+    assert len(declared) >= 10
+
+
+@pytest.mark.e2e
+def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_the_library(tmp_path):
+    files = selftest.library(DEFAULT_LIBRARY)
+    declared = selftest.declared_catches(files)
+    seeds: list[int | None] = [None, *range(1, CLEAN_SEEDS + 1)]
+    cells = [selftest.Cell(f, selftest.CLEAN, s) for s in seeds for f in files]
+    cells += [selftest.Cell(f, d) for f in files for d in declared[f.stem]]
+    results = uvloop.run(selftest.run_cells(cells, tmp_path, jobs=3))
+    errors = [(r.cell.name, r.error) for r in results if r.exit_code not in (0, 1)]
+    assert not errors
+    false_alarms = [(r.cell.name, r.failed) for r in results if not r.cell.defect and not r.passed]
+    assert not false_alarms
+    missed = [r.cell.name for r in results if r.cell.defect and not r.caught]
+    assert not missed
+    for r in results:
+        if r.cell.defect:  # a catch names the oracle and the entities that broke it
+            assert r.failed and all(entities for entities in r.failed.values())
+
+
+def test_selftest_misuse_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["selftest", "--scenarios", str(tmp_path / "nowhere")]) == 2
+    assert main(["selftest", "--defect", "no-such-bug"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("twinyard: error: ") for line in err)
