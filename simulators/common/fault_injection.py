@@ -11,7 +11,8 @@ business app directly, so an empty plan costs one truthiness test per request. W
 4. sleeps for every latency fault kept (on the WALL clock with ``asyncio.sleep``: this is
    latency the client sees; it never blocks other requests and never moves virtual time);
 5. applies the first of the other kinds kept, in plan order (``rate_limit`` takes a token
-   only for the requests it sees, and answers 429 only when its bucket is empty);
+   only for the requests it sees, and answers 429 only when its bucket is empty;
+   ``schema_drift`` counts only the answers it rewrote);
 6. names what it did on the journal entry (``scope["state"]["fault"]``), e.g. ``error:503``
    or ``latency:120ms+outage``, and counts it on the plan.
 
@@ -20,6 +21,13 @@ emitted, an ``Idempotency-Key`` remembers the real answer) and its response is d
 ASGI has no way to close an HTTP connection without answering (uvicorn answers 500 to an
 app that returns or raises without starting a response), so the client gets
 ``504 gateway_timeout``, as from a vendor's API gateway that gave up on its backend.
+
+``schema_drift``: the business app runs as usual (state is committed, an ``Idempotency-Key``
+remembers the answer as the app gave it) and a 2xx JSON object answer is reshaped on its way
+out, as by a vendor that shipped a new version of its API: fields renamed, removed, given new
+values, added, in that order, on the answer and on each object of its top-level ``items``
+list. Any other answer (an error, an empty or non-JSON body) passes through untouched and
+the fault is not counted for it, so the journal names only the answers that drifted.
 """
 
 from __future__ import annotations
@@ -203,15 +211,17 @@ class FaultInjection:
                 return
             index, wait_s = terminal
             label = await self._apply(plan.faults[index], wait_s, now, scope, receive, send)
-            plan.count(index, label)
-            labels.append(label)
+            if label is not None:
+                plan.count(index, label)
+                labels.append(label)
         finally:
             if labels:
                 scope.setdefault("state", {})["fault"] = "+".join(labels)
 
     async def _apply(
         self, fault: Fault, wait_s: int, now: float, scope: Scope, receive: Receive, send: Send
-    ) -> str:
+    ) -> str | None:
+        """Answer as the fault says; the journal label, or None when it changed nothing."""
         kind = fault.kind
         if kind == "error":
             status = fault.status or 503
@@ -241,6 +251,9 @@ class FaultInjection:
             status = 201 if scope["method"] == "POST" else 200
             await _send(send, status, MALFORMED_BODY)
             return "malformed"
+        if kind == "schema_drift":
+            drifted = await _run_drifting(self.app, fault, scope, receive, send)
+            return "schema_drift" if drifted else None
         assert kind == "lost_response"
 
         async def swallow(message: Message) -> None:
@@ -253,6 +266,89 @@ class FaultInjection:
             _error("gateway_timeout", "The upstream service did not respond in time."),
         )
         return "lost_response"
+
+
+async def _run_drifting(
+    app: ASGIApp, fault: Fault, scope: Scope, receive: Receive, send: Send
+) -> bool:
+    """Run the app; hold a 2xx JSON answer back until it is complete, then send it drifted.
+    Anything else streams through as the app sends it. Whether the answer was rewritten."""
+    held: Message | None = None  # the response start of an answer that may drift
+    chunks: list[bytes] = []
+
+    async def hold(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and _may_drift(message):
+            held = message
+        elif held is not None and message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+        else:
+            await send(message)
+
+    await app(scope, receive, hold)
+    if held is None:
+        return False
+    original = b"".join(chunks)
+    drifted = drift_body(fault, original)
+    body = original if drifted is None else drifted
+    await send({**held, "headers": _with_length(held["headers"], len(body))})
+    await send({"type": "http.response.body", "body": body})
+    return drifted is not None
+
+
+def _may_drift(start: Message) -> bool:
+    """A 2xx answer that says it is JSON: the only kind a vendor's new version reshapes."""
+    if not 200 <= start["status"] < 300:
+        return False
+    for name, value in start.get("headers", ()):
+        if name.lower() == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def _with_length(headers: Any, length: int) -> list[tuple[bytes, bytes]]:
+    """The response headers with content-length fitted to the new body."""
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    return [*kept, (b"content-length", str(length).encode())]
+
+
+def drift_body(fault: Fault, body: bytes) -> bytes | None:
+    """The answer as the drifted vendor sends it, or None when it is not a JSON object or the
+    drift changes nothing in it (then the original bytes go out as they were)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    drifted = drift(fault, data)
+    return None if drifted == data else orjson.dumps(drifted)
+
+
+def drift(fault: Fault, data: dict[str, Any]) -> dict[str, Any]:
+    """Drift the answer object and each object of its top-level ``items`` list (list answers
+    are ``{"items": [...]}``); the items first, so a drift of the key ``items`` comes last."""
+    items = data.get("items")
+    if isinstance(items, list):
+        data = {**data, "items": [_drift(fault, x) if isinstance(x, dict) else x for x in items]}
+    return _drift(fault, data)
+
+
+def _drift(fault: Fault, obj: dict[str, Any]) -> dict[str, Any]:
+    """One object: renamed, removed, new values, added, in that order. A rename keeps the
+    field's place, and replaces a field already called by the new name."""
+    renames = {old: new for old, new in (fault.rename_fields or {}).items() if old in obj}
+    replaced = set(renames.values()) - set(renames)
+    removed = set(fault.remove_fields or ())
+    out = {
+        renames.get(name, name): value
+        for name, value in obj.items()
+        if name not in replaced and renames.get(name, name) not in removed
+    }
+    out.update({name: v for name, v in (fault.set_values or {}).items() if name in out})
+    out.update(fault.add_fields or {})
+    return out
 
 
 def _retry_after(sim: Simulator, virtual_s: float) -> int:

@@ -5,6 +5,11 @@ how often (``rate``) and what happens (``kind`` and its parameters). The same mo
 ``faults:`` section of a scenario and the body of ``POST /_sim/faults``. Applying faults is
 ``simulators.common.fault_injection``'s job; nothing here has state.
 
+``schema_drift`` imitates a vendor release that changed the shape of its answers: the request
+runs as usual and the answer's fields are added, renamed, removed or given new values, so a
+client that reads strictly (or reads a field that moved) breaks although the vendor did the
+work.
+
 Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``replayed``,
 ``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
 type rather than a route, and ``simulators.common.webhooks`` applies them.
@@ -32,6 +37,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -45,6 +51,7 @@ Kind = Literal[
     "outage",
     "malformed",
     "lost_response",
+    "schema_drift",
     # event (webhook delivery) faults: matched by ``event``, applied by the WebhookDispatcher
     "duplicate",
     "reorder",
@@ -62,6 +69,8 @@ DEFAULT_DELAY_S = 600.0  # late, replayed: past a 300 s replay window
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control plane, webhooks
 
+DRIFT_PARAMETERS = ("add_fields", "rename_fields", "remove_fields", "set_values")
+
 _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -74,6 +83,14 @@ def _virtual_seconds(value: Any) -> Any:
             raise ValueError('give virtual seconds (a number) or a time of day "HH:MM"')
         return int(found.group(1)) * 3600 + int(found.group(2)) * 60
     return value
+
+
+# A field name of a drifted answer: a top-level key (of the answer, or of each of its items).
+FieldName = Annotated[str, Field(min_length=1, max_length=100)]
+# Drift parameters: given means non-empty (an empty mapping would be a drift that drifts nothing).
+FieldValues = Annotated[dict[FieldName, JsonValue], Field(min_length=1, max_length=50)]
+FieldNames = Annotated[list[FieldName], Field(min_length=1, max_length=50)]
+Renames = Annotated[dict[FieldName, FieldName], Field(min_length=1, max_length=50)]
 
 
 At = Annotated[
@@ -118,6 +135,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "new_ids": ("duplicate",),
     "hold_s": ("reorder",),
     "delay_s": ("late", "replayed"),
+    **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
 
 
@@ -150,6 +168,15 @@ class Fault(_Data):
     """reorder: virtual seconds an event is held (default 600)."""
     delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """late: virtual seconds before delivery; replayed: before the replay (default 600)."""
+    add_fields: FieldValues | None = None
+    """schema_drift: fields added to the answer (name -> JSON value), unknown to old clients."""
+    rename_fields: Renames | None = None
+    """schema_drift: fields renamed (old name -> new name); a field absent is left alone."""
+    remove_fields: FieldNames | None = None
+    """schema_drift: fields removed from the answer."""
+    set_values: FieldValues | None = None
+    """schema_drift: new values of fields the answer carries (a new enum value, a new format);
+    a field absent stays absent."""
     at: At = 0.0
     """Window start: virtual seconds or "HH:MM" of day 0."""
     for_: Annotated[float | None, Field(alias="for", gt=0)] = None
@@ -174,6 +201,14 @@ class Fault(_Data):
             raise ValueError("the control plane (/_sim/) and /webhooks are never faulted")
         return f"{method.upper()} {path}" if method else path
 
+    @field_validator("rename_fields")
+    @classmethod
+    def _renames(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        """Two fields renamed to one name would leave which value survives to dict order."""
+        if value is not None and len(set(value.values())) < len(value):
+            raise ValueError("two fields are renamed to the same name")
+        return value
+
     @model_validator(mode="after")
     def _parameters(self) -> Fault:
         for name, kinds in _PARAMETERS.items():
@@ -189,6 +224,10 @@ class Fault(_Data):
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
             raise ValueError("a rate_limit fault needs per_second")
+        if self.kind == "schema_drift" and not self.drifts:
+            raise ValueError(
+                "a schema_drift fault needs at least one of " + ", ".join(DRIFT_PARAMETERS)
+            )
         return self
 
     # -- derived -------------------------------------------------------------------------
@@ -209,6 +248,11 @@ class Fault(_Data):
         if self.kind in ("late", "replayed"):
             return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s"
         return self.kind
+
+    @property
+    def drifts(self) -> bool:
+        """Whether any schema_drift parameter is given (the validator refuses a drift without)."""
+        return any(getattr(self, name) is not None for name in DRIFT_PARAMETERS)
 
     @property
     def method(self) -> str | None:
