@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
+import orjson
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
 from simulators.common.clock import ManualClock
@@ -24,6 +28,14 @@ ORDER = {
     "lines": [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 1}],
 }
 SUBSCRIPTION = {"url": "http://127.0.0.1:9/hook", "events": ["order.released"], "secret": "s3cr3t"}
+NEW_SHIP_TO = {
+    "name": "Ada Lovelace",
+    "street": "7 Difference Engine Street",
+    "city": "Hamburg",
+    "postal_code": "20095",
+    "country": "DE",
+}
+SPEC = Path(__file__).resolve().parent.parent / "contracts" / "openapi" / "erp.yaml"
 
 
 @pytest.fixture
@@ -131,6 +143,119 @@ def test_release_and_cancel_conflicts_carry_the_status(client: TestClient) -> No
     assert client.post(f"/orders/{order['id']}/cancel").json()["status"] == "cancelled"
     err = error(client.post(f"/orders/{order['id']}/cancel"), 409, "invalid_status")
     assert err["details"]["status"] == "cancelled"
+
+
+# -- ship-to changes -------------------------------------------------------------------------
+@pytest.mark.parametrize("release_first", [False, True])
+def test_patch_changes_the_ship_to_and_get_shows_it(
+    client: TestClient, sim: Simulator, release_first: bool
+) -> None:
+    order = released(client) if release_first else create(client)
+    assert order["updated_at"] is None
+    sim.clock.advance(90)  # type: ignore[attr-defined]
+    response = client.patch(f"/orders/{order['id']}", json={"ship_to": NEW_SHIP_TO})
+    assert response.status_code == 200, response.text
+    changed = response.json()
+    assert changed["ship_to"] == NEW_SHIP_TO
+    assert changed["updated_at"] == "2026-11-23T00:01:30Z"
+    assert changed["status"] == order["status"]
+    assert changed["status_history"] == order["status_history"]
+    assert client.get(f"/orders/{order['id']}").json() == changed
+
+
+def test_patch_emits_order_updated_once_with_the_new_address(
+    client: TestClient, sim: Simulator
+) -> None:
+    client.post("/webhooks", json={**SUBSCRIPTION, "events": ["order.updated"]})
+    order = released(client)
+    headers = {"X-Correlation-Id": "corr-addr"}
+    client.patch(f"/orders/{order['id']}", json={"ship_to": NEW_SHIP_TO}, headers=headers)
+    deliveries = client.get("/_sim/deliveries").json()["items"]
+    assert [(d["event_type"], d["ref"]) for d in deliveries] == [("order.updated", order["id"])]
+    (delivery,) = sim.webhooks.deliveries
+    event = orjson.loads(delivery.body)
+    assert event["data"] == {
+        "order_id": order["id"],
+        "ship_to": NEW_SHIP_TO,
+        "changed": ["ship_to"],
+        "updated_at": "2026-11-23T00:00:00Z",
+    }
+    assert delivery.correlation_id == "corr-addr"
+    # The event schemas are plain JSON Schema (no ``nullable`` in this one): Draft 4 reads it.
+    components = yaml.safe_load(SPEC.read_text())["components"]
+    validator = jsonschema_rs.Draft4Validator(
+        {"$ref": "#/components/schemas/Event", "components": components}
+    )
+    validator.validate(event)
+
+
+def test_patch_after_shipping_or_cancelling_is_409(client: TestClient) -> None:
+    shipped = released(client)
+    client.post(f"/orders/{shipped['id']}/goods-issue", json={"lines": [{"line": 1, "qty": 3}]})
+    cancelled = create(client)
+    client.post(f"/orders/{cancelled['id']}/cancel")
+    for order, status in ((shipped, "shipped"), (cancelled, "cancelled")):
+        response = client.patch(f"/orders/{order['id']}", json={"ship_to": NEW_SHIP_TO})
+        err = error(response, 409, "invalid_status")
+        assert err["details"] == {"status": status, "order_id": order["id"]}
+        unchanged = client.get(f"/orders/{order['id']}").json()
+        assert unchanged["ship_to"] == ORDER["ship_to"] and unchanged["updated_at"] is None
+
+
+def test_patch_an_unknown_order_is_404_whatever_the_body(client: TestClient) -> None:
+    error(client.patch("/orders/SO-999999", json={"ship_to": NEW_SHIP_TO}), 404, "not_found")
+    error(client.patch("/orders/SO-999999", json={"ship_to": None}), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "ship_to"),
+        ({"ship_to": None}, "ship_to"),
+        ({"ship_to": {**NEW_SHIP_TO, "country": "Germany"}}, "ship_to.country"),
+        ({"ship_to": {**NEW_SHIP_TO, "street": ""}}, "ship_to.street"),
+        ({"ship_to": {k: v for k, v in NEW_SHIP_TO.items() if k != "city"}}, "ship_to.city"),
+        ({"ship_to": {**NEW_SHIP_TO, "postal_code": 20095}}, "ship_to.postal_code"),
+    ],
+)
+def test_patch_with_a_bad_body_is_422_and_changes_nothing(
+    client: TestClient, sim: Simulator, body: dict[str, Any], field: str
+) -> None:
+    order = create(client)
+    response = client.patch(f"/orders/{order['id']}", json=body)
+    err = error(response, 422, "validation_failed")
+    assert field in [e["field"] for e in err["details"]["errors"]]
+    assert client.get(f"/orders/{order['id']}").json() == order
+    assert sim.model.emitted == []  # type: ignore[attr-defined]
+
+
+def test_patch_with_malformed_json_is_400(client: TestClient) -> None:
+    order = create(client)
+    response = client.patch(
+        f"/orders/{order['id']}", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    error(response, 400, "malformed_json")
+
+
+def test_patch_honours_idempotency_key(client: TestClient, sim: Simulator) -> None:
+    client.post("/webhooks", json={**SUBSCRIPTION, "events": ["order.updated"]})
+    order = create(client)
+    path, headers = f"/orders/{order['id']}", {"Idempotency-Key": "addr-1"}
+    first = client.patch(path, json={"ship_to": NEW_SHIP_TO}, headers=headers)
+    replay = client.patch(path, json={"ship_to": NEW_SHIP_TO}, headers=headers)
+    assert (first.status_code, replay.status_code) == (200, 200)
+    assert replay.content == first.content
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert len(sim.webhooks.deliveries) == 1  # the replay did not change the order again
+    other = {"ship_to": {**NEW_SHIP_TO, "city": "Munich"}}
+    error(client.patch(path, json=other, headers=headers), 422, "idempotency_key_reused")
+    assert client.get(path).json()["ship_to"]["city"] == "Hamburg"
+
+
+def test_order_path_allows_get_and_patch(client: TestClient) -> None:
+    response = client.put("/orders/SO-000001")
+    error(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH"}
 
 
 # -- postings -------------------------------------------------------------------------------

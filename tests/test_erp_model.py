@@ -128,6 +128,93 @@ def test_cancel_shipped_or_cancelled_is_a_conflict(erp: ErpModel) -> None:
     refusal(409, "invalid_status", erp.release, cancelled.id)
 
 
+# -- ship-to changes -------------------------------------------------------------------------
+NEW_SHIP_TO = {
+    "name": "Ada Lovelace",
+    "street": "7 Difference Engine Street",
+    "city": "Hamburg",
+    "postal_code": "20095",
+    "country": "DE",
+}
+
+
+@pytest.mark.parametrize("release_first", [False, True])
+def test_change_ship_to_replaces_the_address_and_emits_once(
+    erp: ErpModel, clock: ManualClock, release_first: bool
+) -> None:
+    seen: list[tuple[str, Any]] = []
+    erp.observe(lambda what, obj: seen.append((what, obj)))
+    so = released(erp) if release_first else order(erp)
+    assert so.updated_at is None and so.to_dict()["updated_at"] is None
+    status, history = so.status, list(so.status_history)
+    emitted_before = len(erp.emitted)
+    clock.advance(120)
+    assert erp.change_ship_to(so.id, NEW_SHIP_TO) is so
+    assert so.ship_to == NEW_SHIP_TO
+    assert so.updated_at == "2026-11-23T00:02:00Z"
+    assert (so.status, so.status_history) == (status, history)  # not a status change
+    assert erp.emitted[emitted_before:] == [
+        (
+            "order.updated",
+            {
+                "order_id": so.id,
+                "ship_to": NEW_SHIP_TO,
+                "changed": ["ship_to"],
+                "updated_at": "2026-11-23T00:02:00Z",
+            },
+            so.id,
+        )
+    ]
+    assert seen[-1] == ("updated", so)
+    assert erp.order(so.id).to_dict()["ship_to"] == NEW_SHIP_TO
+
+
+def test_change_ship_to_keeps_no_alias_of_the_caller_dict(erp: ErpModel) -> None:
+    so = order(erp)
+    given = dict(NEW_SHIP_TO)
+    erp.change_ship_to(so.id, given)
+    given["city"] = "Munich"
+    _, data, _ = erp.emitted[-1]
+    assert so.ship_to["city"] == data["ship_to"]["city"] == "Hamburg"
+
+
+def test_change_to_the_same_address_is_still_announced(erp: ErpModel) -> None:
+    so = order(erp)
+    erp.change_ship_to(so.id, SHIP_TO)
+    erp.change_ship_to(so.id, SHIP_TO)
+    assert [kind for kind, _, _ in erp.emitted] == ["order.updated", "order.updated"]
+    assert so.ship_to == SHIP_TO
+
+
+@pytest.mark.parametrize("prepare", ["shipped", "backordered", "delivered", "cancelled"])
+def test_change_ship_to_after_goods_issue_or_cancel_is_a_conflict(
+    erp: ErpModel, prepare: str
+) -> None:
+    so = order(erp) if prepare == "cancelled" else released(erp)
+    if prepare == "cancelled":
+        erp.cancel(so.id)
+    else:
+        issued = [] if prepare == "backordered" else [{"line": 1, "qty": 3}]
+        erp.goods_issue(so.id, issued, "PC1", "parcelco", None)
+    if prepare == "delivered":
+        erp.post_tracking(so.id, "PC1", "delivered", "2026-11-24T14:02:00Z")
+    assert so.status == prepare
+    emitted_before = list(erp.emitted)
+    err = refusal(409, "invalid_status", erp.change_ship_to, so.id, NEW_SHIP_TO)
+    assert err.details == {"status": prepare, "order_id": so.id}
+    assert so.ship_to == SHIP_TO and so.updated_at is None
+    assert erp.emitted == emitted_before
+
+
+def test_change_ship_to_of_an_unknown_order_is_not_found(erp: ErpModel) -> None:
+    refusal(404, "not_found", erp.change_ship_to, "SO-999999", NEW_SHIP_TO)
+    assert erp.emitted == []
+
+
+def test_order_updated_is_a_published_event_type() -> None:
+    assert "order.updated" in ErpModel.event_types
+
+
 # -- goods issue ----------------------------------------------------------------------------
 def test_full_goods_issue_ships_and_takes_stock(erp: ErpModel) -> None:
     seen: list[tuple[str, Any]] = []

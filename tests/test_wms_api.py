@@ -31,6 +31,13 @@ ORDER = {
 }
 SPEC = Path(__file__).resolve().parent.parent / "contracts" / "openapi" / "wms.yaml"
 LABEL = {"tracking_number": "PC000000001", "carrier": "parcelco", "label_id": "LB-000001"}
+NEW_SHIP_TO = {
+    "name": "Grace Hopper",
+    "street": "9 Harbour Quay",
+    "city": "Amsterdam",
+    "postal_code": "1011 AB",
+    "country": "NL",
+}
 
 
 def make(dedupe: bool = False) -> tuple[Simulator, TestClient]:
@@ -173,6 +180,76 @@ def test_label_body_is_validated(sim: Simulator, client: TestClient) -> None:
     assert response.status_code == 422
     fields = {e["field"] for e in error(response)["details"]["errors"]}
     assert fields == {"tracking_number", "label_id"}
+
+
+# -- ship-to changes ---------------------------------------------------------------------
+def test_patch_changes_the_ship_to_and_get_shows_it(client: TestClient, sim: Simulator) -> None:
+    created = client.post("/fulfilment-orders", json=ORDER).json()
+    response = client.patch("/fulfilment-orders/FO-000001", json={"ship_to": NEW_SHIP_TO})
+    assert response.status_code == 200, response.text
+    changed = response.json()
+    assert changed == {**created, "ship_to": NEW_SHIP_TO}  # status and history untouched
+    assert client.get("/fulfilment-orders/FO-000001").json() == changed
+    assert model(sim).emitted == []  # the WMS announces nothing
+    entry = client.get("/_sim/journal", params={"path": "/fulfilment-orders/"}).json()["items"]
+    assert [(e["method"], e["status"], e["ref"]) for e in entry] == [
+        ("PATCH", 200, "SO-000001"),
+        ("GET", 200, "SO-000001"),
+    ]
+
+
+def test_patch_a_packed_order_then_label_it(sim: Simulator, client: TestClient) -> None:
+    fo_id = packed_order(sim, client)
+    path = f"/fulfilment-orders/{fo_id}"
+    assert client.patch(path, json={"ship_to": NEW_SHIP_TO}).status_code == 200
+    assert client.post(f"{path}/label", json=LABEL).json()["ship_to"] == NEW_SHIP_TO
+
+
+def test_patch_after_the_label_is_409(sim: Simulator, client: TestClient) -> None:
+    fo_id = packed_order(sim, client)
+    path = f"/fulfilment-orders/{fo_id}"
+    client.post(f"{path}/label", json=LABEL)
+    response = client.patch(path, json={"ship_to": NEW_SHIP_TO})
+    assert response.status_code == 409
+    err = error(response)
+    assert err["code"] == "invalid_transition"
+    assert err["details"] == {"id": fo_id, "status": "labelled"}
+    assert client.get(path).json()["ship_to"] == ORDER["ship_to"]
+
+
+def test_patch_an_unknown_order_is_404_whatever_the_body(client: TestClient) -> None:
+    for body in ({"ship_to": NEW_SHIP_TO}, {}):
+        response = client.patch("/fulfilment-orders/FO-999999", json=body)
+        assert response.status_code == 404
+        assert error(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "ship_to"),
+        ({"ship_to": "2 Compiler Lane"}, "ship_to"),
+        ({"ship_to": {**NEW_SHIP_TO, "country": "nl"}}, "ship_to.country"),
+        ({"ship_to": {**NEW_SHIP_TO, "name": ""}}, "ship_to.name"),
+        ({"ship_to": {k: v for k, v in NEW_SHIP_TO.items() if k != "street"}}, "ship_to.street"),
+    ],
+)
+def test_patch_with_a_bad_body_is_422_and_changes_nothing(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    created = client.post("/fulfilment-orders", json=ORDER).json()
+    response = client.patch("/fulfilment-orders/FO-000001", json=body)
+    assert response.status_code == 422
+    err = error(response)
+    assert err["code"] == "validation_failed"
+    assert field in [e["field"] for e in err["details"]["errors"]]
+    assert client.get("/fulfilment-orders/FO-000001").json() == created
+
+
+def test_order_path_allows_get_and_patch(client: TestClient) -> None:
+    response = client.put("/fulfilment-orders/FO-000001")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH"}
 
 
 # -- inventory --------------------------------------------------------------------------

@@ -332,6 +332,78 @@ def test_unknown_order_is_not_found(wms: WmsModel) -> None:
         assert refusal(call, "FO-999999").status == 404
 
 
+# -- ship-to changes ---------------------------------------------------------------------
+NEW_SHIP_TO = {
+    "name": "Grace Hopper",
+    "street": "9 Harbour Quay",
+    "city": "Amsterdam",
+    "postal_code": "1011 AB",
+    "country": "NL",
+}
+
+
+def at_stage(wms: WmsModel, stage: str) -> FulfilmentOrder:
+    """A fresh order moved to ``stage`` the way the floor and the API would."""
+    if stage == "short_closed":
+        fo = create(wms)
+        wms.pick(fo.id, {})
+        return fo
+    if stage in ("labelled", "shipped"):
+        fo = to_labelled(wms)
+        return wms.ship(fo.id) if stage == "shipped" else fo
+    fo = create(wms)
+    if stage == "cancelled":
+        return wms.cancel(fo.id)
+    if stage in ("picked", "packed"):
+        wms.pick(fo.id, {1: 3, 2: 2})
+    if stage == "packed":
+        wms.pack(fo.id)
+    return fo
+
+
+@pytest.mark.parametrize("stage", ["accepted", "picked", "packed"])
+def test_change_ship_to_before_the_label(wms: WmsModel, clock: ManualClock, stage: str) -> None:
+    seen: list[tuple[str, Any]] = []
+    wms.observe(lambda what, obj: seen.append((what, obj)))
+    fo = at_stage(wms, stage)
+    history, emitted = list(fo.status_history), list(wms.emitted)
+    clock.advance(30)
+    given = dict(NEW_SHIP_TO)
+    assert wms.change_ship_to(fo.id, given) is fo
+    given["city"] = "Utrecht"  # the order keeps its own copy
+    assert fo.ship_to == NEW_SHIP_TO
+    assert wms.get(fo.id).to_dict()["ship_to"] == NEW_SHIP_TO
+    assert (fo.status, fo.status_history) == (stage, history)  # not a transition
+    assert wms.emitted == emitted  # the WMS announces nothing
+    assert seen[-1] == ("updated", fo)
+
+
+def test_packed_event_after_a_change_carries_the_new_address(wms: WmsModel) -> None:
+    fo = create(wms)
+    wms.change_ship_to(fo.id, NEW_SHIP_TO)
+    wms.pick(fo.id, {1: 3, 2: 2})
+    wms.pack(fo.id)
+    ((packed, _),) = events(wms, "order.packed")
+    assert packed["ship_to"] == NEW_SHIP_TO
+
+
+@pytest.mark.parametrize("stage", ["labelled", "shipped", "short_closed", "cancelled"])
+def test_change_ship_to_once_labelled_or_closed_is_refused(wms: WmsModel, stage: str) -> None:
+    fo = at_stage(wms, stage)
+    assert fo.status == stage
+    before = (wms.snapshot(), list(wms.emitted))
+    err = refusal(wms.change_ship_to, fo.id, NEW_SHIP_TO)
+    assert (err.status, err.code) == (409, "invalid_transition")
+    assert err.details == {"id": fo.id, "status": stage}
+    assert (wms.snapshot(), list(wms.emitted)) == before
+    assert fo.ship_to == SHIP_TO
+
+
+def test_change_ship_to_of_an_unknown_order_is_not_found(wms: WmsModel) -> None:
+    err = refusal(wms.change_ship_to, "FO-999999", NEW_SHIP_TO)
+    assert (err.status, err.code) == (404, "not_found")
+
+
 # -- stock ------------------------------------------------------------------------------
 def test_adjust_changes_stock_and_emits(wms: WmsModel) -> None:
     result = wms.adjust("A-100", -2, "damage")

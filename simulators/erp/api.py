@@ -52,6 +52,10 @@ class CreateOrder(Body):
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
 
+class ShipToChange(Body):
+    ship_to: Address
+
+
 class IssuedLine(Body):
     line: LineNumber
     qty: IssuedQty
@@ -152,6 +156,12 @@ class ErpHandlers:
     async def get_order(self, request: Request) -> Response:
         return respond(self.model.order(_order_id(request)).to_dict())
 
+    async def change_order(self, request: Request) -> Response:
+        order_id = _order_id(request)
+        self.model.order(order_id)  # an unknown order is a 404 whatever the body says
+        body = await parse_body(request, ShipToChange)
+        return respond(self.model.change_ship_to(order_id, body.ship_to.to_dict()).to_dict())
+
     async def release(self, request: Request) -> Response:
         return respond(self.model.release(_order_id(request)).to_dict())
 
@@ -212,14 +222,14 @@ class ErpHandlers:
 
 
 def routes(sim: Simulator) -> list[Route]:
-    """The ERP's business routes; every POST honours ``Idempotency-Key``."""
+    """The ERP's business routes; every POST and PATCH honours ``Idempotency-Key``."""
     h = ErpHandlers(sim.model)  # type: ignore[arg-type]
 
     idem = sim.idempotent
 
     table: dict[str, dict[str, Endpoint]] = {
         "/orders": {"POST": idem(h.create_order), "GET": h.list_orders},
-        "/orders/{order_id}": {"GET": h.get_order},
+        "/orders/{order_id}": {"GET": h.get_order, "PATCH": idem(h.change_order)},
         "/orders/{order_id}/release": {"POST": idem(h.release)},
         "/orders/{order_id}/cancel": {"POST": idem(h.cancel)},
         "/orders/{order_id}/goods-issue": {"POST": idem(h.goods_issue)},

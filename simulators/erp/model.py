@@ -18,6 +18,7 @@ ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "ca
 TRACKING_STATUSES = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
 ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
 CANCELLABLE = ("open", "released")
+CHANGEABLE = ("open", "released")  # the ship-to can change until goods are issued
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class SalesOrder:
     tracking_status: str | None = None
     tracking_history: list[dict[str, Any]] = field(default_factory=list)
     status_history: list[dict[str, str]] = field(default_factory=list)
+    updated_at: str | None = None  # the last change after creation (ship-to), None until then
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy: event data must not change when the order does later."""
@@ -54,6 +56,7 @@ class SalesOrder:
             "tracking_status": self.tracking_status,
             "tracking_history": [dict(entry) for entry in self.tracking_history],
             "status_history": [dict(entry) for entry in self.status_history],
+            "updated_at": self.updated_at,
         }
 
 
@@ -157,7 +160,7 @@ class ErpModel(SimModel):
     """The system of record: what was ordered, released, shipped, backordered and accrued."""
 
     system: ClassVar[str] = "erp"
-    event_types: ClassVar[tuple[str, ...]] = ("order.released", "order.cancelled")
+    event_types: ClassVar[tuple[str, ...]] = ("order.released", "order.cancelled", "order.updated")
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
         super().__init__(clock)
@@ -240,6 +243,27 @@ class ErpModel(SimModel):
         self._set_status(order, "cancelled")
         self.emit("order.cancelled", {"order_id": order.id, "cancelled_at": self.now()}, order.id)
         self.notify("cancelled", order)
+        return order
+
+    def change_ship_to(self, order_id: str, ship_to: dict) -> SalesOrder:
+        """Replace the delivery address of an open or released order; emits ``order.updated``.
+
+        The ERP is the system of record, so it announces the change for the integration to
+        carry to the WMS. An address identical to the current one is still a change: it is
+        recorded and announced all the same (no comparison, as a simple ERP would do).
+        """
+        order = self.order(order_id)
+        _require_status(order, CHANGEABLE, "only an open or released order can change its ship-to")
+        order.ship_to = dict(ship_to)
+        order.updated_at = self.now()
+        data = {
+            "order_id": order.id,
+            "ship_to": dict(order.ship_to),
+            "changed": ["ship_to"],
+            "updated_at": order.updated_at,
+        }
+        self.emit("order.updated", data, order.id)
+        self.notify("updated", order)
         return order
 
     # -- postings ------------------------------------------------------------------------
@@ -354,7 +378,7 @@ class ErpModel(SimModel):
     def seed_examples(self) -> None:
         """The catalogue and documents the OpenAPI examples name, in the states they need.
 
-        SO-000001 released (read, goods issue, freight), SO-000002 open (release),
+        SO-000001 released (read, goods issue, freight), SO-000002 open (release, change),
         SO-000003 open (cancel), SO-000004 shipped short (tracking) with GI-000001 and
         BO-000001.
         The seeded SKUs join the initial catalogue, so ``reset()`` keeps them.

@@ -41,6 +41,10 @@ class FulfilmentOrderRequest(WmsBody):
     lines: Annotated[list[OrderLine], Field(min_length=1)]
 
 
+class ShipToChange(WmsBody):
+    ship_to: Address
+
+
 class LabelRequest(WmsBody):
     tracking_number: NonEmpty
     carrier: NonEmpty
@@ -71,6 +75,11 @@ def routes(sim: Simulator) -> list[Route]:
     async def get_order(request: Request) -> Response:
         return respond(_order(request, model).to_dict())
 
+    async def change_order(request: Request) -> Response:
+        fo = _order(request, model)
+        body = await parse_body(request, ShipToChange)
+        return respond(model.change_ship_to(fo.id, body.ship_to.to_dict()).to_dict())
+
     async def cancel_order(request: Request) -> Response:
         fo = _order(request, model)
         return respond(model.cancel(fo.id).to_dict())
@@ -92,7 +101,7 @@ def routes(sim: Simulator) -> list[Route]:
 
     return [
         resource("/fulfilment-orders", {"POST": sim.idempotent(create_order), "GET": list_orders}),
-        resource("/fulfilment-orders/{fo_id}", {"GET": get_order}),
+        resource("/fulfilment-orders/{fo_id}", {"GET": get_order, "PATCH": change_order}),
         resource("/fulfilment-orders/{fo_id}/cancel", {"POST": cancel_order}),
         resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
         resource("/inventory", {"GET": list_inventory}),

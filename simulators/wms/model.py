@@ -16,6 +16,7 @@ from simulators.common.model import Ids, SimModel, lookup
 
 STATUSES = ("accepted", "picked", "packed", "labelled", "shipped", "short_closed", "cancelled")
 CANCELLABLE = frozenset({"accepted", "picked", "packed", "labelled"})
+ADDRESS_CHANGEABLE = frozenset({"accepted", "picked", "packed"})  # no label printed yet
 HOLDS_PICKED_STOCK = frozenset({"picked", "packed", "labelled"})
 ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
 KG_PER_UNIT = 0.4
@@ -216,6 +217,19 @@ class WmsModel(SimModel):
                 self.stock[sku] += qty
         fo.move_to("cancelled", self.now())
         self.notify("cancelled", fo)
+        return fo
+
+    def change_ship_to(self, fo_id: str, ship_to: dict[str, Any]) -> FulfilmentOrder:
+        """Take a new delivery address before the parcel is labelled; announces nothing.
+
+        The address is told to the WMS (by the integration, from the ERP), so no event goes
+        back. It is not a status change, so ``status_history`` stays as it is.
+        """
+        fo = self.get(fo_id)
+        if fo.status not in ADDRESS_CHANGEABLE:
+            raise illegal(fo, "change the ship-to address")
+        fo.ship_to = dict(ship_to)
+        self.notify("updated", fo)
         return fo
 
     def attach_label(
