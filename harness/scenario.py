@@ -137,6 +137,16 @@ class Demand(Section):
     only while the warehouse has not started on the order; later requests are refused."""
     cancel_after: Delay = Delay()
     """How long after release a cancelling customer calls."""
+    address_error_rate: Rate = 0.0
+    """Share of orders placed with a ship-to the carrier refuses (no postal code). Customer
+    service corrects it in the ERP ``address_fix_after`` the release, while not shipped."""
+    address_fix_after: Delay = Delay(min_minutes=30, mean_minutes=180, max_minutes=600)
+    """How long after release customer service corrects a refused address."""
+    address_change_rate: Rate = 0.0
+    """Share of customers who change the delivery address after release. Customer service
+    accepts only while the warehouse has not started on the order, as for cancellations."""
+    address_change_after: Delay = Delay()
+    """How long after release a customer calls to change the address."""
 
     @model_validator(mode="after")
     def _window(self) -> Demand:

@@ -4,6 +4,10 @@ One keep-alive ``httpx.AsyncClient`` for all four. Each call carries ``X-Correla
 each write carries the ``Idempotency-Key`` its job derived from business identity, so a retry
 can never buy a second label or post twice. The answer is classified once, here, into what
 the worker should do with it (``classify``).
+
+The stack is a tolerant reader: a field it does not know in an answer is ignored, so a vendor
+that adds one in a minor release breaks nothing. ``KNOWN_FIELDS`` lists the fields each answer
+had when the stack was written, for the ``strict-parsing`` defect, which refuses the others.
 """
 
 from __future__ import annotations
@@ -20,12 +24,62 @@ from typing import Any
 import httpx
 import orjson
 
-from reference_stack.defects import DROP_CORRELATION
+from reference_stack.defects import DROP_CORRELATION, STRICT_PARSING
 
 TIMEOUT_S = 10.0
 
 # (HTTP status, the vendor's "error" object) -> the refusal means the work is already done.
 AlreadyDone = Callable[[int, dict[str, Any]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a client generated from a vendor's v1 contract knows of one answer: its top-level
+    fields, and for a list answer, those of its items."""
+
+    name: str
+    fields: frozenset[str]
+    items: Answer | None = None
+
+
+def _answer(name: str, fields: str, items: Answer | None = None) -> Answer:
+    return Answer(name, frozenset(fields.split()), items)
+
+
+# The answers to the calls the stack makes, field for field as the simulators give them
+# (``to_dict`` of their models) and as contracts/openapi/*.yaml documents them. Only the
+# strict-parsing defect reads this table; the stack itself ignores fields it does not know.
+FULFILMENT_ORDER = _answer(
+    "fulfilment order",
+    "id order_ref ship_to service_level lines status packages label created_at status_history",
+)
+KNOWN_FIELDS: dict[str, Answer] = {
+    "fulfilment_order": FULFILMENT_ORDER,
+    "fulfilment_orders": _answer("fulfilment order list", "items", FULFILMENT_ORDER),
+    "shipment": _answer(
+        "shipment",
+        "id order_ref fulfilment_order_id ship_to service_level packages carrier service rate "
+        "status created_at settled_at",
+    ),
+    "label": _answer(
+        "label",
+        "id tracking_number shipment_ref service ship_to packages cost status created_at events",
+    ),
+    "goods_issue": _answer(
+        "goods issue",
+        "id order_id lines tracking_number carrier shipment_id backorder_id posted_at",
+    ),
+    "sales_order": _answer(
+        "sales order",
+        "id customer ship_to service_level lines status created_at released_at goods_issues "
+        "backorders tracking_number tracking_status tracking_history status_history updated_at",
+    ),
+    "freight_accrual": _answer("freight accrual", "id order_id shipment_id amount posted_at"),
+    "inventory_adjustment": _answer(
+        "inventory adjustment", "id sku delta reason reference on_hand posted_at"
+    ),
+    "goods_receipt": _answer("goods receipt", "id reference lines posted_at"),
+}
 
 
 class Verdict(StrEnum):
@@ -60,6 +114,7 @@ class Vendors:
     ) -> None:
         self.urls = dict(urls)
         self.correlate = DROP_CORRELATION not in defects
+        self.strict = STRICT_PARSING in defects
         self.jitter_s = jitter_ms / 1000
         per_vendor = max(2, connections // max(len(self.urls), 1))
         limits = httpx.Limits(
@@ -86,7 +141,10 @@ class Vendors:
         key: str | None = None,
         params: dict[str, str] | None = None,
         already_done: AlreadyDone | None = None,
+        answer: str | None = None,
     ) -> Outcome:
+        """One call. ``answer`` names the answer expected (a key of ``KNOWN_FIELDS``): only the
+        strict-parsing defect reads it."""
         headers = {"accept": "application/json"}
         if self.correlate:
             headers["x-correlation-id"] = correlation_id
@@ -104,14 +162,23 @@ class Vendors:
             )
         except httpx.TransportError as exc:  # timeouts, refused connections, broken streams
             return Outcome(Verdict.RETRY, error=f"{system} {method} {path}: {_describe(exc)}")
-        return classify(response, already_done)
+        outcome = classify(response, already_done)
+        if self.strict and answer is not None:
+            return parse_strictly(outcome, KNOWN_FIELDS[answer], response)
+        return outcome
 
     # -- WMS -----------------------------------------------------------------------------
     async def create_fulfilment_order(
         self, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:
         return await self.request(
-            "wms", "POST", "/fulfilment-orders", body=body, key=key, correlation_id=correlation_id
+            "wms",
+            "POST",
+            "/fulfilment-orders",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="fulfilment_order",
         )
 
     async def find_fulfilment_orders(self, order_ref: str, *, correlation_id: str) -> Outcome:
@@ -121,6 +188,7 @@ class Vendors:
             "/fulfilment-orders",
             params={"order_ref": order_ref},
             correlation_id=correlation_id,
+            answer="fulfilment_orders",
         )
 
     async def cancel_fulfilment_order(
@@ -134,6 +202,7 @@ class Vendors:
             key=key,
             correlation_id=correlation_id,
             already_done=_status_is("cancelled"),
+            answer="fulfilment_order",
         )
 
     async def attach_label(
@@ -147,6 +216,7 @@ class Vendors:
             key=key,
             correlation_id=correlation_id,
             already_done=_label_already_attached(body["tracking_number"]),
+            answer="fulfilment_order",
         )
 
     # -- TMS and carrier -----------------------------------------------------------------
@@ -154,14 +224,26 @@ class Vendors:
         self, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:
         return await self.request(
-            "tms", "POST", "/shipments", body=body, key=key, correlation_id=correlation_id
+            "tms",
+            "POST",
+            "/shipments",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="shipment",
         )
 
     async def buy_label(
         self, body: dict[str, Any], *, key: str | None, correlation_id: str
     ) -> Outcome:
         return await self.request(
-            "carrier", "POST", "/labels", body=body, key=key, correlation_id=correlation_id
+            "carrier",
+            "POST",
+            "/labels",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="label",
         )
 
     # -- ERP -----------------------------------------------------------------------------
@@ -176,6 +258,7 @@ class Vendors:
             key=key,
             correlation_id=correlation_id,
             already_done=_code_is("already_issued"),
+            answer="goods_issue",
         )
 
     async def post_tracking(
@@ -188,13 +271,20 @@ class Vendors:
             body=body,
             key=key,
             correlation_id=correlation_id,
+            answer="sales_order",
         )
 
     async def freight_accrual(
         self, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:
         return await self.request(
-            "erp", "POST", "/freight-accruals", body=body, key=key, correlation_id=correlation_id
+            "erp",
+            "POST",
+            "/freight-accruals",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="freight_accrual",
         )
 
     async def inventory_adjustment(
@@ -207,13 +297,20 @@ class Vendors:
             body=body,
             key=key,
             correlation_id=correlation_id,
+            answer="inventory_adjustment",
         )
 
     async def goods_receipt(
         self, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:
         return await self.request(
-            "erp", "POST", "/goods-receipts", body=body, key=key, correlation_id=correlation_id
+            "erp",
+            "POST",
+            "/goods-receipts",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="goods_receipt",
         )
 
 
@@ -235,6 +332,38 @@ def classify(response: httpx.Response, already_done: AlreadyDone | None = None) 
     if already_done is not None and already_done(status, error):
         return Outcome(Verdict.DONE, status, body)
     return Outcome(Verdict.REFUSED, status, body, error=summary)
+
+
+def parse_strictly(outcome: Outcome, answer: Answer, response: httpx.Response) -> Outcome:
+    """The strict-parsing defect: a 2xx answer with a field the v1 contract did not have fails
+    to deserialise (Jackson's FAIL_ON_UNKNOWN_PROPERTIES, pydantic's ``extra="forbid"``), so
+    the call is refused although the vendor did the work. Other outcomes are left alone."""
+    if outcome.verdict is not Verdict.OK:
+        return outcome
+    unknown = unknown_fields(outcome.body, answer)
+    if not unknown:
+        return outcome
+    request = response.request
+    error = (
+        f"{request.method} {request.url.path} -> HTTP {outcome.status}: cannot parse the "
+        f"{answer.name}: unknown field{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(repr(name) for name in unknown)}"
+    )
+    return Outcome(Verdict.REFUSED, outcome.status, outcome.body, error=error)
+
+
+def unknown_fields(body: Any, answer: Answer) -> list[str]:
+    """The fields of a JSON object answer (and of its ``items``, for a list) that ``answer``
+    does not know, sorted; none for a body that is not an object."""
+    if not isinstance(body, dict):
+        return []
+    unknown = set(body) - answer.fields
+    items = body.get("items")
+    if answer.items is not None and isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                unknown |= set(item) - answer.items.fields
+    return sorted(unknown)
 
 
 def _code_is(code: str) -> AlreadyDone:

@@ -20,6 +20,8 @@ SKIP_SIGNATURE = "skip-signature"
 DROP_CORRELATION = "drop-correlation"
 DROP_FREIGHT = "drop-freight"
 DEAD_LETTER_NO_REPLAY = "dead-letter-no-replay"
+STRICT_PARSING = "strict-parsing"
+IGNORE_ORDER_UPDATES = "ignore-order-updates"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -38,6 +40,10 @@ DESCRIPTIONS: dict[str, str] = {
     DROP_CORRELATION: "outbound calls carry no X-Correlation-Id",
     DROP_FREIGHT: "freight.settled is ignored: freight is never accrued in the ERP",
     DEAD_LETTER_NO_REPLAY: "dead letters cannot be replayed (the replay route answers 409)",
+    STRICT_PARSING: "a vendor answer with a field the stack does not know is refused, although "
+    "the vendor did the work",
+    IGNORE_ORDER_UPDATES: "order.updated is ignored: a new ship-to never reaches the WMS, and a "
+    "label refused for its address is never bought again",
 }
 
 NAMES = frozenset(DESCRIPTIONS)
@@ -47,6 +53,7 @@ IGNORED_EVENTS: dict[str, tuple[str, str]] = {
     IGNORE_ADJUSTMENTS: ("wms", "inventory.adjusted"),
     NO_WMS_CANCEL: ("erp", "order.cancelled"),
     DROP_FREIGHT: ("tms", "freight.settled"),
+    IGNORE_ORDER_UPDATES: ("erp", "order.updated"),
 }
 
 

@@ -81,6 +81,18 @@ def order_cancelled(store: Store, event: Event, defects: Defects) -> list[Job]:
     return []
 
 
+def order_updated(store: Store, event: Event, defects: Defects) -> list[Job]:
+    """A new ship-to after release: remember it, and carry it to the WMS order."""
+    data = event.data
+    ref = data["order_id"]
+    order = _order(store, event, ref)
+    if "ship_to" not in data.get("changed", ["ship_to"]) or order.cancelled:
+        return []
+    store.update_order(ref, ship_to=data["ship_to"])
+    spec = steps.change_address(ref, data["ship_to"], data["updated_at"])
+    return enqueue_once(store, spec, correlation(event, order), defects)
+
+
 # -- WMS -------------------------------------------------------------------------------------
 def order_picked(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref, lines = event.data["order_ref"], event.data["lines"]
@@ -154,6 +166,7 @@ def tracking_updated(store: Store, event: Event, defects: Defects) -> list[Job]:
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("erp", "order.released"): order_released,
     ("erp", "order.cancelled"): order_cancelled,
+    ("erp", "order.updated"): order_updated,
     ("wms", "order.picked"): order_picked,
     ("wms", "order.packed"): order_packed,
     ("wms", "order.shipped"): order_shipped,

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 
 from reference_stack.clients import Outcome, Vendors, Verdict
 from reference_stack.defects import BLIND_RETRY, DOUBLE_GOODS_ISSUE, NO_DEDUP, NO_RETRY_WMS
-from reference_stack.store import Job, Order, Store
+from reference_stack.store import DEAD, Job, Order, Store
 
 CREATE_FO = "create_fulfilment_order"
 CANCEL_FO = "cancel_fulfilment_order"
+CHANGE_ADDRESS = "change_fulfilment_address"
 PLAN_SHIPMENT = "plan_shipment"
 BUY_LABEL = "buy_label"
 ATTACH_LABEL = "attach_label"
@@ -33,6 +34,7 @@ GOODS_RECEIPT = "goods_receipt"
 KEY_PREFIX = {
     CREATE_FO: "wms-create",
     CANCEL_FO: "wms-cancel",
+    CHANGE_ADDRESS: "wms-address",
     PLAN_SHIPMENT: "shipment",
     BUY_LABEL: "label",
     ATTACH_LABEL: "wms-label",
@@ -94,6 +96,14 @@ def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
 def cancel_fulfilment_order(order_ref: str) -> JobSpec:
     """Keyed by order: the fulfilment order may not exist yet when the cancellation arrives."""
     return JobSpec(CANCEL_FO, order_ref, key(CANCEL_FO, order_ref), {"order_ref": order_ref})
+
+
+def change_address(order_ref: str, ship_to: dict[str, Any], changed_at: str) -> JobSpec:
+    """Keyed by order and the time of the change: each change of address is its own action."""
+    payload = {"order_ref": order_ref, "body": {"ship_to": ship_to}}
+    return JobSpec(
+        CHANGE_ADDRESS, order_ref, key(CHANGE_ADDRESS, f"{order_ref}-{changed_at}"), payload
+    )
 
 
 def plan_shipment(packed: dict[str, Any]) -> JobSpec:
@@ -217,6 +227,7 @@ class Steps:
         self._runners: dict[str, Callable[[Job], Awaitable[Completion]]] = {
             CREATE_FO: self._create_fulfilment_order,
             CANCEL_FO: self._cancel_fulfilment_order,
+            CHANGE_ADDRESS: self._change_address,
             PLAN_SHIPMENT: self._plan_shipment,
             BUY_LABEL: self._buy_label,
             ATTACH_LABEL: self._attach_label,
@@ -288,6 +299,39 @@ class Steps:
             fo_id, key=job.send_key, correlation_id=job.correlation_id
         )
         return Completion(outcome)
+
+    async def _change_address(self, job: Job) -> Completion:
+        """Carry the ERP's new ship-to to the WMS order; if the carrier had refused the old
+        address (a dead label job), buy the label again for the new one."""
+        order = self._order(job)
+        if order.cancelled:
+            return skipped("order cancelled")
+        fo_id = order.fulfilment_order_id
+        if fo_id is None:
+            return skipped("no fulfilment order yet")
+        body = job.payload["body"]
+        outcome = await self.vendors.request(
+            "wms",
+            "PATCH",
+            f"/fulfilment-orders/{fo_id}",
+            body=body,
+            key=job.send_key,
+            correlation_id=job.correlation_id,
+        )
+
+        def record() -> list[Job]:
+            refused = self.store.job_by_key(key(BUY_LABEL, fo_id))
+            if order.label_id is not None or refused is None or refused.status != DEAD:
+                return []
+            if refused.last_status != 422:
+                return []  # dead for another reason: the on-call's to replay, not ours
+            payload = {**refused.payload, "body": {**refused.payload["body"], **body}}
+            spec = JobSpec(
+                BUY_LABEL, refused.entity, f"{refused.idempotency_key}-{job.id}", payload
+            )
+            return [self._add(spec, job)]
+
+        return Completion(outcome, record)
 
     async def _attach_label(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS orders (
     label_attached INTEGER NOT NULL DEFAULT 0,
     goods_issue_id TEXT,
     cancelled INTEGER NOT NULL DEFAULT 0,
-    last_tracking_seq INTEGER
+    last_tracking_seq INTEGER,
+    ship_to TEXT
 );
 
 CREATE TABLE IF NOT EXISTS tracking (
@@ -129,12 +130,14 @@ class Order:
     goods_issue_id: str | None = None
     cancelled: bool = False
     last_tracking_seq: int | None = None
+    ship_to: dict[str, Any] | None = None  # the latest address the ERP announced a change to
 
     def public(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 ORDER_COLUMNS = frozenset(f.name for f in fields(Order)) - {"order_ref"}
+JSON_COLUMNS = frozenset({"picked", "ship_to"})
 
 
 class Store:
@@ -282,6 +285,13 @@ class Store:
     def count_dead(self) -> int:
         return self._db.execute("SELECT count(*) FROM jobs WHERE status = ?", (DEAD,)).fetchone()[0]
 
+    def job_by_key(self, key: str) -> Job | None:
+        """The latest job for this business action, if any."""
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE idempotency_key = ? ORDER BY id DESC LIMIT 1", (key,)
+        ).fetchone()
+        return _job(row) if row else None
+
     def jobs_for(self, entity: str) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs WHERE entity = ? ORDER BY id", (entity,))
         return [_job(r) for r in rows.fetchall()]
@@ -292,7 +302,8 @@ class Store:
         if row is None:
             return None
         values = dict(row)
-        values["picked"] = orjson.loads(values["picked"]) if values["picked"] else None
+        for name in JSON_COLUMNS:
+            values[name] = orjson.loads(values[name]) if values[name] else None
         values["label_attached"] = bool(values["label_attached"])
         values["cancelled"] = bool(values["cancelled"])
         return Order(**values)
@@ -311,8 +322,8 @@ class Store:
         unknown = set(values) - ORDER_COLUMNS
         if unknown:
             raise ValueError(f"orders has no column(s) {sorted(unknown)}")
-        if "picked" in values:
-            values["picked"] = orjson.dumps(values["picked"]).decode()
+        for name in JSON_COLUMNS & values.keys():
+            values[name] = orjson.dumps(values[name]).decode()
         columns = ", ".join(f"{name} = ?" for name in values)
         self._db.execute(
             f"UPDATE orders SET {columns} WHERE order_ref = ?", (*values.values(), order_ref)

@@ -278,10 +278,31 @@ async def test_dead_letter_no_replay(
         assert probe["dead"] == (1 if defective else 0)
 
 
+@ON_OFF
+async def test_ignore_order_updates(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    moved = {**ORDER["ship_to"], "street": "Neue Strasse 9"}
+    async with stack_with(defects.IGNORE_ORDER_UPDATES, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "order.released", ORDER)
+        await sut.settle()
+        changed = {"ship_to": moved, "changed": ["ship_to"], "updated_at": "T1"}
+        await sut.deliver("erp", "order.updated", {"order_id": "SO-000001", **changed})
+        await sut.settle()
+        patches = sut.requests("readdress")
+        assert len(patches) == (0 if defective else 1)
+        if not defective:
+            assert body(patches[0]) == {"ship_to": moved}
+
+
 def test_every_defect_has_a_test() -> None:
+    from tests import test_refstack_strict_parsing as strict_parsing
+
     tested = {
         name.removeprefix("test_").replace("_", "-")
-        for name in globals()
+        for name in [*globals(), *vars(strict_parsing)]
         if name.startswith("test_")
     }
     assert tested >= defects.NAMES

@@ -177,6 +177,7 @@ def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
         "create": router.post(f"{WMS}/fulfilment-orders").respond(201, json=fo),
         "find": router.get(f"{WMS}/fulfilment-orders").respond(200, json={"items": []}),
         "cancel": router.post(f"{WMS}/fulfilment-orders/FO-000001/cancel").respond(200, json=fo),
+        "readdress": router.patch(f"{WMS}/fulfilment-orders/FO-000001").respond(200, json=fo),
         "attach": router.post(f"{WMS}/fulfilment-orders/FO-000001/label").respond(200, json=fo),
         "plan": router.post(f"{TMS}/shipments").respond(201, json=SHIPMENT),
         "label": router.post(f"{CARRIER}/labels").respond(201, json=LABEL),
@@ -239,7 +240,7 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
     }
     assert subscriptions["erp"] == {
         "url": f"http://127.0.0.1:{PORT}/webhooks/erp",
-        "events": ["order.released", "order.cancelled"],
+        "events": ["order.released", "order.cancelled", "order.updated"],
         "secret": SECRET,
     }
     assert set(subscriptions["wms"]["events"]) == {

@@ -131,3 +131,34 @@ def one_paid_label_per_shipment(view: SystemsView) -> Judgement:
                 actual=len(paid),
             )
     return judgement
+
+
+@oracle(
+    "parcel_goes_to_current_address",
+    "Every paid label ships to the address the ERP holds for the order: a change of address "
+    "after release (or a corrected one) reaches the parcel",
+)
+def parcel_goes_to_current_address(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for ref, labels in sorted(view.labels_by_order().items()):
+        order = view.erp_orders.get(ref)
+        if order is None:
+            continue
+        for label in labels:
+            if label["status"] == "voided":
+                continue
+            judgement.checked += 1
+            wrong = {
+                name: (label["ship_to"].get(name), value)
+                for name, value in order["ship_to"].items()
+                if label["ship_to"].get(name) != value
+            }
+            if wrong:
+                judgement.fail(
+                    ref,
+                    f"label {label['id']} ships to an old address: "
+                    + ", ".join(f"{k} {old!r} (ERP: {new!r})" for k, (old, new) in wrong.items()),
+                    expected=order["ship_to"],
+                    actual=label["ship_to"],
+                )
+    return judgement

@@ -19,16 +19,20 @@ def render(matrix: Matrix, console: Console) -> None:
     table.add_column("defect")
     for i in range(1, len(columns) + 1):
         table.add_column(str(i), justify="center")
-    table.add_column("caught by (first oracle)")
+    table.add_column("caught", justify="right")
     clean = [_clean_mark(matrix, s) for s in columns]
     table.add_row("(clean stack)", *clean, _clean_summary(matrix))
     for defect in matrix.defects:
         marks = [_mark(matrix, s, defect) for s in columns]
-        table.add_row(defect, *marks, _caught_by(matrix, defect))
+        caught = sum(r.caught for r in matrix.results if r.cell.defect == defect)
+        table.add_row(defect, *marks, f"{caught}/{len(columns)}")
     console.print(table)
+    for defect in matrix.defects:
+        console.print(f"{defect}: {_caught_by(matrix, defect)}", highlight=False)
     console.print(
         f"{CAUGHT_AS_DECLARED} caught where the scenario says it should, {CAUGHT} caught, "
-        f"{MISSED} not caught, {MISSED_DECLARED} missed a declared catch, {ERROR} run error"
+        f"{MISSED} not caught, {MISSED_DECLARED} missed a declared catch, {ERROR} run error",
+        highlight=False,
     )
     _problems(matrix, console)
     runs = len(matrix.results)
@@ -63,7 +67,7 @@ def _clean_mark(matrix: Matrix, scenario: str) -> str:
 def _clean_summary(matrix: Matrix) -> str:
     runs = [r for r in matrix.results if r.cell.defect == CLEAN]
     passed = sum(r.passed for r in runs)
-    return f"{passed}/{len(runs)} runs pass"
+    return f"{passed}/{len(runs)} pass"
 
 
 def _caught_by(matrix: Matrix, defect: str) -> str:
@@ -72,8 +76,8 @@ def _caught_by(matrix: Matrix, defect: str) -> str:
         return "NOT CAUGHT"
     declared = [r for r in caught if defect in matrix.declared.get(r.cell.scenario.stem, [])]
     first = (declared or caught)[0]
-    oracle, entities = next(iter(first.failed.items()))
-    return f"{len(caught)} scenarios; {first.cell.scenario.stem}: {oracle} ({', '.join(entities)})"
+    entities = next(iter(first.failed.values()))
+    return f"{first.cell.scenario.stem} -> {', '.join(first.failed)} ({', '.join(entities)})"
 
 
 def _problems(matrix: Matrix, console: Console) -> None:

@@ -1,5 +1,6 @@
 """Demand: customers order over the day, the ERP releases their orders, and now and then a
-customer calls to cancel.
+customer calls to cancel or to change the delivery address, or customer service corrects an
+address the carrier will refuse.
 
 Arrivals follow the scenario's curve (hourly weights clipped to opening hours). Everything
 about the ``n``-th order of the day (customer, address, lines, service level) is drawn from
@@ -20,7 +21,7 @@ from harness.world.warehouse import seconds_of_day
 from simulators.common.errors import SimError
 
 if TYPE_CHECKING:
-    from harness.scenario import Demand
+    from harness.scenario import Delay, Demand
     from harness.world.world import World
 
 MINUTE = 60.0
@@ -55,6 +56,7 @@ class Customers:
         self.people = people(world.seed)
         self.released_at: dict[str, float] = {}  # sales order -> when it was released
         self.numbers: dict[str, int] = {}  # sales order -> its place in the day's arrivals
+        self.true_addresses: dict[str, dict[str, Any]] = {}  # orders placed with a typo
         self.arriving = demand.orders > 0
         self.env.process(self._day())
 
@@ -63,6 +65,9 @@ class Customers:
         demand, world = self.demand, self.world
         draws = Draws(world.seed, "order", number, "content")
         customer, ship_to = self.people.customer(draws)
+        typo = Draws(world.seed, "order", number, "address").chance(demand.address_error_rate)
+        if typo:  # the customer left the postal code out: the carrier will refuse the label
+            ship_to = {**ship_to, "postal_code": ""}
         express = draws.chance(demand.express_share)
         n_lines = draws.randint(demand.lines_per_order.min, demand.lines_per_order.max)
         low, high = demand.qty_per_line.min, demand.qty_per_line.max
@@ -82,7 +87,11 @@ class Customers:
         for number, at in enumerate(arrival_times(world.seed, demand), start=1):
             if at > env.now:
                 yield env.timeout(at - env.now)
-            order = erp.create_order(**self.order(number))
+            content = self.order(number)
+            order = erp.create_order(**content)
+            if not content["ship_to"]["postal_code"]:
+                self.true_addresses[order.id] = self.order_address(number)
+                self._later(order.id, demand.address_fix_after, "fix", self.correct_address)
             self.released_at[order.id] = env.now
             self.numbers[order.id] = number
             world.expected.add(order.id)
@@ -95,7 +104,59 @@ class Customers:
                         wait.min_minutes, wait.mean_minutes, wait.max_minutes
                     )
                     env.process(self._changes_mind(order.id, minutes * MINUTE))
+            if demand.address_change_rate:
+                draws = Draws(world.seed, order.id, "moves")
+                if draws.chance(demand.address_change_rate):
+                    self._later(order.id, demand.address_change_after, "move", self.change_address)
         self.arriving = False
+
+    def order_address(self, number: int) -> dict[str, Any]:
+        """The address the ``number``-th order should have had (what its draws give)."""
+        return self.people.customer(Draws(self.world.seed, "order", number, "content"))[1]
+
+    def _later(self, order_id: str, wait: Delay, purpose: str, call: Any) -> None:
+        """Call ``call(order_id)`` after a delay drawn for this order and purpose."""
+        draws = Draws(self.world.seed, order_id, purpose)
+        minutes = draws.exponential_cut(wait.min_minutes, wait.mean_minutes, wait.max_minutes)
+
+        def process() -> Generator[Any, Any, None]:
+            yield self.env.timeout(minutes * MINUTE)
+            call(order_id)
+
+        self.env.process(process())
+
+    def correct_address(self, order_id: str) -> bool:
+        """Customer service puts the missing postal code in, unless the order has left or
+        the customer has given a whole new address meanwhile."""
+        order = self.erp.orders.get(order_id)
+        if order is not None and order.ship_to.get("postal_code"):
+            self.world.counts["address_corrected_already"] += 1
+            return False
+        return self._new_ship_to(order_id, self.true_addresses[order_id], "address_corrected")
+
+    def change_address(self, order_id: str) -> bool:
+        """A customer moves the delivery: accepted only before the warehouse starts on it."""
+        if not self.world.floor.may_cancel(order_id):
+            self.world.counts["address_change_refused"] += 1
+            return False
+        number = self.numbers[order_id]
+        moved = self.people.customer(Draws(self.world.seed, "order", number, "moved"))[1]
+        current = self.erp.orders[order_id].ship_to
+        new = {**moved, "name": current["name"], "postal_code": moved["postal_code"]}
+        return self._new_ship_to(order_id, new, "address_changed")
+
+    def _new_ship_to(self, order_id: str, ship_to: dict[str, Any], counter: str) -> bool:
+        order = self.erp.orders.get(order_id)
+        if order is None or order.status not in ("open", "released"):
+            self.world.counts[f"{counter}_too_late"] += 1
+            return False
+        try:
+            self.erp.change_ship_to(order_id, ship_to)
+        except SimError as exc:
+            self.world.incident(f"{order_id}: the ERP refused an address change: {exc.message}")
+            return False
+        self.world.counts[counter] += 1
+        return True
 
     def _changes_mind(self, order_id: str, after: float) -> Generator[Any, Any, None]:
         yield self.env.timeout(after)
