@@ -152,3 +152,37 @@ def test_a_customer_calling_after_the_order_shipped_is_told_no():
     shipped = next(ref for ref, o in erp.orders.items() if o.status == "delivered")
     assert not customers.call_to_cancel(shipped)
     assert erp.orders[shipped].status == "delivered"
+
+
+ADDRESSES = """
+seed: {seed}
+demand:
+  orders: 200
+  address_error_rate: 0.2
+  address_change_rate: 0.2
+  address_change_after: {{min_minutes: 1, mean_minutes: 20, max_minutes: 120}}
+warehouse: {{waves: {{every_minutes: 30, lead_minutes: 10}}}}
+"""
+
+
+def test_refused_addresses_are_corrected_and_moves_accepted_only_before_picking():
+    errors = corrected = changed = refused = 0
+    for seed in range(3):
+        played = play(scenario.parse(ADDRESSES.format(seed=seed)))
+        assert played.failed_oracles() == {}
+        erp, carrier, counts = played.models["erp"], played.models["carrier"], played.world.counts
+        customers = played.world.customers
+        errors += len(customers.true_addresses)
+        corrected += counts["address_corrected"]
+        changed += counts["address_changed"]
+        refused += counts["address_change_refused"]
+        for ref, true_address in customers.true_addresses.items():
+            order = erp.orders[ref]
+            assert order.ship_to["postal_code"], f"{ref} was never corrected"
+            if order.ship_to["street"] == true_address["street"]:
+                assert order.ship_to == true_address  # corrected, not moved
+        # every label goes to the address the ERP holds (the oracle checks it too)
+        for label in carrier.labels.values():
+            assert label.ship_to["postal_code"]
+    assert within(errors, 600, 0.2)
+    assert corrected > 0 and changed > 0 and refused > 0

@@ -9,6 +9,7 @@ directly, doing what the reference stack does:
 | --- | --- |
 | ``order.released`` | WMS create fulfilment order (unless cancelled or already created) |
 | ``order.cancelled`` | WMS cancel, if the fulfilment order exists; else the create is skipped |
+| ``order.updated`` | WMS ship-to change; a label the carrier refused is bought again |
 | ``order.picked`` with nothing picked | ERP goods issue of zeros (the order is backordered) |
 | ``order.packed`` | TMS plan, carrier label, WMS attach label (three steps) |
 | ``order.shipped`` | ERP goods issue with the picked qty, tracking number and shipment |
@@ -91,6 +92,8 @@ class _Order:
     tracking_number: str | None = None
     last_sequence: int = 0
     goods_issued: bool = False
+    ship_to: dict[str, Any] | None = None  # the latest address the ERP announced
+    refused_label: dict[str, Any] | None = None  # the buy_label step the carrier refused
 
 
 @dataclass
@@ -115,6 +118,7 @@ class Integrator:
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "order.released": self._released,
             "order.cancelled": self._cancelled,
+            "order.updated": self._updated,
             "order.picked": self._picked,
             "order.packed": self._packed,
             "order.shipped": self._shipped,
@@ -206,6 +210,16 @@ class Integrator:
         if order.fulfilment_order_id:
             self.wms.cancel(order.fulfilment_order_id)
 
+    def _updated(self, data: dict[str, Any]) -> None:
+        order = self._order(data["order_id"])
+        order.ship_to = data["ship_to"]
+        if order.cancelled or order.fulfilment_order_id is None:
+            return
+        self.wms.change_ship_to(order.fulfilment_order_id, data["ship_to"])
+        if order.refused_label is not None:
+            step, order.refused_label = order.refused_label, None
+            self._later(("buy_label", step))
+
     # -- WMS -----------------------------------------------------------------------------
     def _picked(self, data: dict[str, Any]) -> None:
         lines = data["lines"]
@@ -235,9 +249,15 @@ class Integrator:
         order, shipment, packed = self._order(data["ref"]), data["shipment"], data["packed"]
         if order.cancelled or order.tracking_number:
             return
-        label = self.carrier.create_label(
-            shipment.id, shipment.service, packed["ship_to"], packed["packages"]
-        )
+        ship_to = order.ship_to or packed["ship_to"]
+        try:
+            label = self.carrier.create_label(
+                shipment.id, shipment.service, ship_to, packed["packages"]
+            )
+        except SimError as exc:
+            if exc.code == "address_invalid":
+                order.refused_label = data  # bought again once the ERP corrects the address
+            raise
         order.tracking_number = label.tracking_number
         self.by_tracking[label.tracking_number] = data["ref"]
         step = {
