@@ -205,6 +205,19 @@ class Vendors:
             answer="fulfilment_order",
         )
 
+    async def change_ship_to(
+        self, fulfilment_order_id: str, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        return await self.request(
+            "wms",
+            "PATCH",
+            f"/fulfilment-orders/{fulfilment_order_id}",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="fulfilment_order",
+        )
+
     async def attach_label(
         self, fulfilment_order_id: str, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:

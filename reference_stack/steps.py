@@ -310,13 +310,8 @@ class Steps:
         if fo_id is None:
             return skipped("no fulfilment order yet")
         body = job.payload["body"]
-        outcome = await self.vendors.request(
-            "wms",
-            "PATCH",
-            f"/fulfilment-orders/{fo_id}",
-            body=body,
-            key=job.send_key,
-            correlation_id=job.correlation_id,
+        outcome = await self.vendors.change_ship_to(
+            fo_id, body, key=job.send_key, correlation_id=job.correlation_id
         )
 
         def record() -> list[Job]:
