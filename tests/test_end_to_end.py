@@ -165,3 +165,55 @@ def test_the_command_exits_1_when_an_oracle_fails_and_0_when_all_pass(tmp_path, 
     assert main(["run", str(day), "--quiet", "--report-dir", str(tmp_path / "clean")]) == 0
     monkeypatch.setenv("REFSTACK_DEFECTS", "drop-correlation")  # the launched stack inherits it
     assert main(["run", str(day), "--quiet", "--report-dir", str(tmp_path / "broken")]) == 1
+
+
+PROBED_DAY = """
+name: probed_day
+seed: 9
+demand: {orders: 40, cancel_rate: 0.1}
+warehouse: {short_pick_rate: 0.1}
+stock: {damage_rate: 0.01, shrink_rate: 0.01, cycle_count: {share_per_day: 1.0}}
+"""
+# Forged copies and replays (an hour later, past the 300 s signature window) of half of every
+# system's events: a security probe that a correct stack must answer without acting on.
+PROBES = """
+faults:
+  - {system: erp, kind: forged, rate: 0.5}
+  - {system: wms, kind: forged, rate: 0.5}
+  - {system: tms, kind: replayed, delay_s: 3600, rate: 0.5}
+  - {system: carrier, kind: replayed, delay_s: 3600, rate: 0.5}
+  - {system: erp, kind: replayed, delay_s: 3600, rate: 0.5, at: 40000}
+"""
+
+
+def _business_state(view: oracles.SystemsView) -> dict[str, object]:
+    """Everything a forged or replayed event could change: per order its outcome, WMS orders,
+    goods issues, labels, accruals and tracking; stock in both books."""
+    labels = view.labels_by_order()
+    return {
+        "orders": _world_outcomes(view),
+        "wms_orders": {ref: len(fos) for ref, fos in view.wms_by_ref.items()},
+        "goods_issues": {
+            ref: [gi["lines"] for gi in issues]
+            for ref, issues in view.goods_issues_by_order.items()
+        },
+        "labels": {ref: [label["ship_to"] for label in found] for ref, found in labels.items()},
+        "accruals": {ref: len(found) for ref, found in view.accruals_by_shipment.items()},
+        "tracking": {o["id"]: o["tracking_history"] for o in view.erp_orders.values()},
+        "stock": (view.erp_stock, view.wms_stock),
+    }
+
+
+def test_forged_and_replayed_events_change_no_simulator_state_through_a_correct_stack(tmp_path):
+    plain = _run(tmp_path / "plain", PROBED_DAY)
+    probed = _run(tmp_path / "probed", PROBED_DAY + PROBES)
+    assert plain.passed and probed.passed
+    assert probed.counts["faults_applied"] > 20  # the probes were sent
+    expected = _business_state(oracles.SystemsView(plain.snapshots))
+    assert _business_state(oracles.SystemsView(probed.snapshots)) == expected
+    # and the comparison can fail: a stack that skips the check ships to the attacker
+    open_door = _run(
+        tmp_path / "open", PROBED_DAY + PROBES, stack_env={"REFSTACK_DEFECTS": "skip-signature"}
+    )
+    changed = _business_state(oracles.SystemsView(open_door.snapshots))
+    assert changed["labels"] != expected["labels"] and changed["stock"] != expected["stock"]

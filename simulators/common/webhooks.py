@@ -29,6 +29,28 @@ BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 DELIVERY_TIMEOUT_S = 10.0
 
 
+# Where a forged parcel goes: an address that is deliverable, and not the customer's.
+ATTACKER_ADDRESS = {
+    "name": "M. Allory",
+    "street": "Hafenstrasse 1",
+    "city": "Hamburg",
+    "postal_code": "20459",
+    "country": "DE",
+}
+
+
+def tamper(data: dict[str, Any]) -> dict[str, Any]:
+    """What an attacker changes in a copied event: where the parcel goes, how much stock
+    moved (under a new adjustment id, so a stack's dedup by business key cannot absorb it)."""
+    forged = {**data, "tampered": True}
+    if "ship_to" in forged:
+        forged["ship_to"] = dict(ATTACKER_ADDRESS)
+    if "delta" in forged and "adjustment_id" in forged:
+        forged["adjustment_id"] = f"{forged['adjustment_id']}-X"
+        forged["delta"] = -abs(int(forged["delta"])) * 10 or -10
+    return forged
+
+
 def _nothing() -> None:
     return None
 
@@ -195,7 +217,7 @@ class WebhookDispatcher:
         elif kind == "burst":
             assert fault.until is not None  # the model requires for
             self._schedule(delivery, fault.until)
-        else:
+        elif kind != "forged":  # a forgery goes out first, then the genuine event
             self._queue.put_nowait(delivery)
         if kind == "duplicate":
             for k in range(1, fault.copies or DEFAULT_COPIES):
@@ -206,12 +228,17 @@ class WebhookDispatcher:
                 self._schedule(copy, now + k * (fault.spacing_s or 0.0))
         elif kind == "forged":
             delivery.fault = None  # the genuine delivery is untouched
+            # An attacker's event, sent just ahead of the genuine one: the vendor's data with
+            # what matters changed (see ``tamper``), under an id of its own, so only the
+            # signature check (not dedup by event id or by business key) stands in its way.
             envelope = orjson.loads(delivery.body)
-            envelope["data"] = {**envelope["data"], "tampered": True}
+            envelope["data"] = tamper(envelope["data"])
             forged = self._copy(delivery, fault=label, probe=True)
+            envelope["id"] = forged.event_id = self._event_ids.next()
             forged.body = orjson.dumps(envelope)
             forged.signing_secret = "not-" + delivery.subscription.secret
             self._queue.put_nowait(forged)
+            self._queue.put_nowait(delivery)
         elif kind == "replayed":
             delivery.fault = None
             replay = self._copy(delivery, fault=label, probe=True)
