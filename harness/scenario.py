@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+import simulators
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
 from simulators.common.faults import Fault
 
@@ -347,6 +349,17 @@ class OnCall(Strict):
     """Times of day 0 when every dead letter is replayed (after the vendor's fix)."""
 
 
+def _known_event(fault: Fault) -> Fault:
+    """An event fault must name an event its system sends, or it would never apply."""
+    if fault.is_event and fault.event:
+        sent = simulators.event_types(fault.system)
+        if fault.event not in sent:
+            raise ValueError(
+                f"{fault.system} sends no event {fault.event!r}; it sends {', '.join(sent)}"
+            )
+    return fault
+
+
 class Scenario(Strict):
     name: str = "unnamed"
     description: str = ""
@@ -362,7 +375,8 @@ class Scenario(Strict):
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()
     on_call: OnCall = OnCall()
-    faults: tuple[Fault, ...] = ()
+    faults: tuple[Annotated[Fault, AfterValidator(_known_event)], ...] = ()
+
     """Faults the simulators inject into their answers (see docs/choreography.md#faults)."""
 
     @field_validator("start")

@@ -25,3 +25,14 @@ def build(
     if stock is not None and system in STOCK_KEEPERS:
         options["stock"] = stock
     return importlib.import_module(f"simulators.{system}.api").build(clock, **options)
+
+
+MODEL_CLASSES = {"erp": "ErpModel", "wms": "WmsModel", "tms": "TmsModel", "carrier": "CarrierModel"}
+
+
+def event_types(system: str) -> tuple[str, ...]:
+    """The webhook event types ``system`` sends (what an event fault may name)."""
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
+    module = importlib.import_module(f"simulators.{system}.model")
+    return tuple(getattr(module, MODEL_CLASSES[system]).event_types)
