@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from simulators.common.clock import ManualClock
 from simulators.common.simulator import Simulator
 from simulators.erp.api import build
+from tests.test_erp_model import NEW_SHIP_TO
 
 ORDER = {
     "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
@@ -28,13 +29,6 @@ ORDER = {
     "lines": [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 1}],
 }
 SUBSCRIPTION = {"url": "http://127.0.0.1:9/hook", "events": ["order.released"], "secret": "s3cr3t"}
-NEW_SHIP_TO = {
-    "name": "Ada Lovelace",
-    "street": "7 Difference Engine Street",
-    "city": "Hamburg",
-    "postal_code": "20095",
-    "country": "DE",
-}
 SPEC = Path(__file__).resolve().parent.parent / "contracts" / "openapi" / "erp.yaml"
 
 

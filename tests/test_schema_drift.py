@@ -20,19 +20,7 @@ from simulators.common.fault_injection import FaultInjection, drift
 from simulators.common.faults import Fault
 from simulators.common.simulator import Simulator
 from tests.test_faults import carrier, faults_in_journal, label
-
-FO = {
-    "order_ref": "SO-000001",
-    "ship_to": {
-        "name": "Grace Hopper",
-        "street": "2 Compiler Lane",
-        "city": "Rotterdam",
-        "postal_code": "3011 AA",
-        "country": "NL",
-    },
-    "service_level": "express",
-    "lines": [{"line": 1, "sku": "A-100", "qty": 3}],
-}
+from tests.test_wms_api import ORDER as FO
 
 
 def wms(*faults: dict[str, Any]) -> tuple[Simulator, TestClient]:

@@ -15,6 +15,7 @@ from simulators.common.clock import ManualClock
 from simulators.common.simulator import Simulator
 from simulators.wms.api import build
 from simulators.wms.model import WmsModel
+from tests.test_wms_model import NEW_SHIP_TO
 
 STOCK = {"A-100": 10, "B-200": 5}
 ORDER = {
@@ -31,13 +32,6 @@ ORDER = {
 }
 SPEC = Path(__file__).resolve().parent.parent / "contracts" / "openapi" / "wms.yaml"
 LABEL = {"tracking_number": "PC000000001", "carrier": "parcelco", "label_id": "LB-000001"}
-NEW_SHIP_TO = {
-    "name": "Grace Hopper",
-    "street": "9 Harbour Quay",
-    "city": "Amsterdam",
-    "postal_code": "1011 AB",
-    "country": "NL",
-}
 
 
 def make(dedupe: bool = False) -> tuple[Simulator, TestClient]:
