@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test selftest lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)  ## a 200-order day against the bundled reference stack, with its
 
 test: $(STAMP) lint  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
 	$(BIN)/pytest -q -n auto -p no:cacheprovider
+
+selftest: $(STAMP)  ## the detection matrix: every reference-stack defect x the incident library
+	$(BIN)/twinyard selftest --json reports/selftest.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
