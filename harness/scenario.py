@@ -312,6 +312,9 @@ class Carrier(Section):
     parcel continues and is delivered later."""
     exception_delay_days: Annotated[int, Field(ge=1, le=14)] = 1
     """Days an exception adds to the parcel's transit."""
+    express_capacity_per_day: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    """Express parcels the carrier takes per day (none: no cap). Beyond it the TMS rejects
+    express tenders (422 tender_rejected, reason capacity_exhausted, ground available)."""
 
 
 class ClockSettings(Strict):

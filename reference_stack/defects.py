@@ -22,6 +22,7 @@ DROP_FREIGHT = "drop-freight"
 DEAD_LETTER_NO_REPLAY = "dead-letter-no-replay"
 STRICT_PARSING = "strict-parsing"
 IGNORE_ORDER_UPDATES = "ignore-order-updates"
+NO_TENDER_FALLBACK = "no-tender-fallback"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -44,6 +45,8 @@ DESCRIPTIONS: dict[str, str] = {
     "the vendor did the work",
     IGNORE_ORDER_UPDATES: "order.updated is ignored: a new ship-to never reaches the WMS, and a "
     "label refused for its address is never bought again",
+    NO_TENDER_FALLBACK: "an express tender the carrier declines for capacity is dead-lettered "
+    "instead of shipped ground",
 }
 
 NAMES = frozenset(DESCRIPTIONS)

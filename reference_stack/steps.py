@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from reference_stack.clients import Outcome, Vendors, Verdict
-from reference_stack.defects import BLIND_RETRY, DOUBLE_GOODS_ISSUE, NO_DEDUP, NO_RETRY_WMS
+from reference_stack.defects import (
+    BLIND_RETRY,
+    DOUBLE_GOODS_ISSUE,
+    NO_DEDUP,
+    NO_RETRY_WMS,
+    NO_TENDER_FALLBACK,
+)
 from reference_stack.store import DEAD, Job, Order, Store
 
 CREATE_FO = "create_fulfilment_order"
@@ -349,6 +355,8 @@ class Steps:
         outcome = await self.vendors.plan_shipment(
             job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
         )
+        if _express_declined(outcome) and NO_TENDER_FALLBACK not in self.defects:
+            return self._plan_ground_instead(job, outcome)
 
         def record() -> list[Job]:
             shipment = outcome.body
@@ -361,6 +369,18 @@ class Steps:
             return [self._add(buy_label(ref, fo_id, shipment, job.payload), job)]
 
         return Completion(outcome, record)
+
+    def _plan_ground_instead(self, job: Job, declined: Outcome) -> Completion:
+        """The business rule when the carrier's express capacity is taken: ship today by
+        ground rather than hold the parcel (a late parcel costs more than a slower one)."""
+        payload = {**job.payload, "body": {**job.payload["body"], "service_level": "standard"}}
+        fallback = JobSpec(PLAN_SHIPMENT, job.entity, f"{job.idempotency_key}-ground", payload)
+
+        def record() -> list[Job]:
+            return [self._add(fallback, job)]
+
+        done = Outcome(Verdict.DONE, declined.status, declined.body, error=declined.error)
+        return Completion(done, record)
 
     async def _buy_label(self, job: Job) -> Completion:
         ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
@@ -429,3 +449,16 @@ class Steps:
                 job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
             )
         )
+
+
+def _express_declined(outcome: Outcome) -> bool:
+    """The TMS declined an express tender for capacity and offers ground."""
+    if outcome.verdict is not Verdict.REFUSED or not isinstance(outcome.body, dict):
+        return False
+    error = outcome.body.get("error") or {}
+    details = error.get("details") or {}
+    return (
+        error.get("code") == "tender_rejected"
+        and details.get("reason") == "capacity_exhausted"
+        and "ground" in details.get("available", [])
+    )

@@ -25,6 +25,7 @@ from tests.test_refstack_flow import (
     LABEL,
     ORDER,
     PACKED,
+    SHIPMENT,
     SHIPPED,
     URLS,
     Sut,
@@ -295,6 +296,39 @@ async def test_ignore_order_updates(
         assert len(patches) == (0 if defective else 1)
         if not defective:
             assert body(patches[0]) == {"ship_to": moved}
+
+
+@ON_OFF
+async def test_no_tender_fallback(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    declined = {
+        "error": {
+            "code": "tender_rejected",
+            "message": "the carrier's express capacity for 2026-11-23 (8 parcels) is taken",
+            "details": {
+                "reason": "capacity_exhausted",
+                "service": "express",
+                "available": ["ground"],
+            },
+        }
+    }
+    express = {**PACKED, "service_level": "express"}
+    async with stack_with(defects.NO_TENDER_FALLBACK, defective, tmp_path, router) as sut:
+        sut.routes["plan"].side_effect = [
+            httpx.Response(422, json=declined),
+            httpx.Response(201, json=SHIPMENT),
+        ]
+        await sut.deliver("wms", "order.packed", express)
+        probe = await sut.settle()
+        plans = [body(r) for r in sut.requests("plan")]
+        if defective:
+            assert len(plans) == 1 and probe["dead"] == 1
+        else:
+            assert [p["service_level"] for p in plans] == ["express", "standard"]
+            assert probe["dead"] == 0 and len(sut.requests("label")) == 1
 
 
 def test_every_defect_has_a_test() -> None:

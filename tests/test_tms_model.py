@@ -60,6 +60,26 @@ def test_express_service_level_books_express_on_total_weight(tms: TmsModel) -> N
     assert shipment.rate["amount"] == "13.50"  # 9.90 + 0.80 * 4.5, no float noise
 
 
+def test_express_beyond_the_days_capacity_is_declined_with_ground_offered(
+    tms: TmsModel, clock: ManualClock
+) -> None:
+    tms.express_capacity_per_day = 2
+    plan(tms, service_level="express")
+    cancelled = plan(tms, service_level="express")
+    tms.cancel(cancelled.id)  # a cancelled tender gives its capacity back
+    plan(tms, service_level="express")
+    err = refusal(lambda: plan(tms, service_level="express"))
+    assert (err.status, err.code) == (422, "tender_rejected")
+    assert err.details == {
+        "reason": "capacity_exhausted",
+        "service": "express",
+        "available": ["ground"],
+    }
+    assert plan(tms).service == "ground"  # ground is not capped
+    clock.advance(86_400)  # a new day, a new allowance
+    assert plan(tms, service_level="express").service == "express"
+
+
 def test_rate_is_rounded_to_cents(tms: TmsModel) -> None:
     assert plan(tms, 0.333).rate["amount"] == "5.17"  # 4.90 + 0.2664
 

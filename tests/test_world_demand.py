@@ -186,3 +186,21 @@ def test_refused_addresses_are_corrected_and_moves_accepted_only_before_picking(
             assert label.ship_to["postal_code"]
     assert within(errors, 600, 0.2)
     assert corrected > 0 and changed > 0 and refused > 0
+
+
+def test_express_over_the_carriers_daily_capacity_ships_ground_the_same_day():
+    text = (
+        "seed: 4\ndemand: {orders: 80, express_share: 0.6}\ncarrier: {express_capacity_per_day: 5}"
+    )
+    played = play(scenario.parse(text))
+    assert played.failed_oracles() == {}
+    shipments = played.models["tms"].shipments.values()
+    express_by_day = Counter(s.created_at[:10] for s in shipments if s.service == "express")
+    assert express_by_day and max(express_by_day.values()) == 5
+    erp = played.models["erp"]
+    downgraded = [
+        s
+        for s in shipments
+        if s.service == "ground" and erp.orders[s.order_ref].service_level == "express"
+    ]
+    assert downgraded  # the rest of the express orders went ground

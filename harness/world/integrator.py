@@ -11,7 +11,7 @@ directly, doing what the reference stack does:
 | ``order.cancelled`` | WMS cancel, if the fulfilment order exists; else the create is skipped |
 | ``order.updated`` | WMS ship-to change; a label the carrier refused is bought again |
 | ``order.picked`` with nothing picked | ERP goods issue of zeros (the order is backordered) |
-| ``order.packed`` | TMS plan, carrier label, WMS attach label (three steps) |
+| ``order.packed`` | TMS plan (ground if express is full), carrier label, WMS attach label |
 | ``order.shipped`` | ERP goods issue with the picked qty, tracking number and shipment |
 | ``tracking.updated`` | ERP tracking (stale sequences dropped) |
 | ``freight.settled`` | ERP freight accrual |
@@ -234,14 +234,18 @@ class Integrator:
         order = self._order(ref)
         if order.cancelled or order.shipment_id:
             return
-        packages = data["packages"]
-        shipment = self.tms.plan(
-            ref,
+        weights = [{"weight_kg": p["weight_kg"]} for p in data["packages"]]
+        fo_id, ship_to, service_level = (
             data["fulfilment_order_id"],
             data["ship_to"],
             data["service_level"],
-            [{"weight_kg": p["weight_kg"]} for p in packages],
         )
+        try:
+            shipment = self.tms.plan(ref, fo_id, ship_to, service_level, weights)
+        except SimError as exc:
+            if exc.details.get("reason") != "capacity_exhausted":
+                raise
+            shipment = self.tms.plan(ref, fo_id, ship_to, "standard", weights)  # ground instead
         order.shipment_id = shipment.id
         self._later(("buy_label", {"ref": ref, "shipment": shipment, "packed": data}))
 

@@ -39,6 +39,7 @@ class World:
         self.days = math.ceil(scenario.horizon_days)
         self.erp, self.wms = models["erp"], models["wms"]
         self.tms, self.carrier = models["tms"], models["carrier"]
+        self.tms.express_capacity_per_day = scenario.carrier.express_capacity_per_day
         self.catalogue = catalogue_of(scenario)
         self.counts: Counter[str] = Counter()
         self.incidents: list[str] = []

@@ -98,6 +98,9 @@ class TmsModel(SimModel):
         self.reset()
 
     def reset(self) -> None:
+        # Express parcels the carrier takes per day (None: no cap). At peak, carriers cap each
+        # shipper's express volume; tenders beyond the cap are declined until the next day.
+        self.express_capacity_per_day: int | None = None
         self.shipments: dict[str, Shipment] = {}
         self.by_order_ref: dict[str, list[str]] = {}
         self._ids = Ids("SH")
@@ -113,6 +116,8 @@ class TmsModel(SimModel):
         """Tender the shipment to the carrier and book it at the rate-card price."""
         check_tender(ship_to, packages)
         service = "express" if service_level == "express" else "ground"
+        if service == "express":
+            self._check_express_capacity()
         weights = [{"weight_kg": p["weight_kg"]} for p in packages]
         shipment = Shipment(
             id=self._ids.next(),
@@ -129,6 +134,26 @@ class TmsModel(SimModel):
         self.by_order_ref.setdefault(order_ref, []).append(shipment.id)
         self.notify("planned", shipment)
         return shipment
+
+    def _check_express_capacity(self) -> None:
+        """Refuse an express tender once today's express capacity is taken."""
+        cap = self.express_capacity_per_day
+        if cap is None:
+            return
+        today = self.now()[:10]
+        taken = sum(
+            1
+            for s in self.shipments.values()
+            if s.service == "express" and s.status != "cancelled" and s.created_at[:10] == today
+        )
+        if taken >= cap:
+            raise unprocessable(
+                "tender_rejected",
+                f"the carrier's express capacity for {today} ({cap} parcels) is taken",
+                reason="capacity_exhausted",
+                service="express",
+                available=["ground"],
+            )
 
     def get(self, shipment_id: str) -> Shipment:
         return lookup(self.shipments, "shipment", shipment_id)
