@@ -1,33 +1,163 @@
-"""Serving the four simulators from one process, one event loop, one port each."""
+"""Serving the four simulators from one process, one event loop, one port each.
+
+Hosting owns the sockets, so it plays the outages that happen at the connection level (an
+``outage`` fault with ``mode: down``, a vendor whose process crashed): when the window opens
+on the simulator's clock the listener is closed, so new connections are refused, and every
+open connection is reset; when it closes the simulator listens again on the same port, with
+its state as it was. Faults of the scenario are armed when serving starts, faults added live
+through ``POST /_sim/faults`` through ``Simulator.on_fault_added``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import logging
 import socket
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from simulators.common.faults import Fault
 from simulators.common.simulator import Simulator
 
 LOOPBACK = "127.0.0.1"
+REBIND_PAUSE_S = 0.05  # wall seconds between tries when the port is not free to listen again
+REBIND_TRIES = 100
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
+
+logger = logging.getLogger(__name__)
 
 
 class PortInUse(Exception):
     """A port the user asked for is taken (a usage error, not a crash)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Hosted:
     sim: Simulator
     server: uvicorn.Server
-    sock: socket.socket
+    sock: socket.socket  # the listening socket: a new one each time the simulator comes back
+    host: str = field(init=False)
+    port: int = field(init=False)
+    down: int = 0  # down outages open now; not listening while above 0
+    closed: bool = False  # shut down: never listens again
+    _generation: int = 0  # one per coming back: an older opening still under way gives up
+    _openings: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.host, self.port = self.sock.getsockname()[:2]
 
     @property
     def url(self) -> str:
-        host, port = self.sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.port}"
+
+    # -- outages at the connection level ------------------------------------------------
+    def arm_outages(self) -> None:
+        """Arm the down outages already in the plan, and from now on those added live."""
+        for index, fault in enumerate(self.sim.faults.faults):
+            self.arm(index, fault)
+        self.sim.on_fault_added = self.arm
+
+    def arm(self, index: int, fault: Fault) -> None:
+        """Down at ``at``, back at ``at + for``, on the simulator's clock (at once when the
+        window is open already); counted on the plan as ``outage:down`` when it opens."""
+        if not fault.is_down:
+            return
+        clock = self.sim.clock
+        until = fault.until
+        assert until is not None  # the model refuses a down outage without for
+        if until <= clock.now():
+            return  # the window has passed already
+        opened = False
+
+        def go_down() -> None:
+            nonlocal opened
+            plan = self.sim.faults
+            if self.closed or index >= len(plan.faults) or plan.faults[index] is not fault:
+                return  # shut down, or the plan was cleared before the window opened
+            opened = True
+            plan.count(index, "outage:down")
+            self.take_down()
+
+        def come_back() -> None:
+            if opened:
+                self.bring_back()
+
+        clock.call_at(fault.at, go_down)
+        clock.call_at(until, come_back)
+
+    def take_down(self) -> None:
+        self.down += 1
+        if self.down == 1:
+            self._silence()
+
+    def bring_back(self) -> None:
+        self.down -= 1
+        if self.down or self.closed:
+            return
+        self._generation += 1
+        try:  # listening at once: a connection made now waits in the backlog, not refused
+            sock: socket.socket | None = bind(self.host, self.port)
+        except PortInUse:
+            sock = None  # tried again from the opening task
+        task = asyncio.get_running_loop().create_task(self._listen(sock, self._generation))
+        self._openings.add(task)
+        task.add_done_callback(self._openings.discard)
+
+    def _silence(self) -> None:
+        """Stop listening (connections are refused) and reset every open connection."""
+        for server in self.server.servers:
+            server.close()  # closes its listening socket too
+        self.sock.close()
+        for connection in list(self.server.server_state.connections):
+            _reset(connection)
+
+    async def _listen(self, sock: socket.socket | None, generation: int) -> None:
+        """Serve again on the same port (uvicorn's startup with the new socket)."""
+
+        def wanted() -> bool:
+            return generation == self._generation and not self.down and not self.closed
+
+        tries = 0
+        while sock is None and wanted() and tries < REBIND_TRIES:
+            tries += 1
+            await asyncio.sleep(REBIND_PAUSE_S)
+            with contextlib.suppress(PortInUse):
+                sock = bind(self.host, self.port)
+        if sock is None:
+            if wanted():
+                logger.error(
+                    "%s could not listen on %s again: it stays down", self.sim.system, self.url
+                )
+            return
+        if not wanted():
+            sock.close()
+            return
+        await self.server.startup(sockets=[sock])
+        self.sock = sock
+        if not wanted():
+            self._silence()  # down again, or shut down, while it was opening
+
+    async def settle(self) -> None:
+        """Wait for openings under way (before shutting down)."""
+        while self._openings:
+            await asyncio.gather(*self._openings, return_exceptions=True)
+
+
+def _reset(connection: object) -> None:
+    """Abort a uvicorn connection with a TCP reset, as a crashed process's socket would."""
+    transport = getattr(connection, "transport", None)
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,6 +194,8 @@ async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -
         await sim.start()
         hosted.append(Hosted(sim, server, sock))
     tune_gc()
+    for item in hosted:
+        item.arm_outages()
     return hosted
 
 
@@ -81,6 +213,9 @@ async def start_server(app: ASGIApp, sock: socket.socket) -> uvicorn.Server:
 
 async def shutdown(hosted: list[Hosted]) -> None:
     for item in hosted:
+        item.closed = True  # a down outage's window may end later: it stays closed
+        item.sim.on_fault_added = None
+        await item.settle()
         await item.sim.stop()
         item.server.should_exit = True
         await item.server.shutdown(sockets=[item.sock])

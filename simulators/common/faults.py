@@ -10,6 +10,11 @@ runs as usual and the answer's fields are added, renamed, removed or given new v
 client that reads strictly (or reads a field that moved) breaks although the vendor did the
 work.
 
+An ``outage`` in ``mode: down`` is not an answer at all: the simulator's process is "down",
+so its listener refuses connections and open ones are reset for the window. No request reaches
+the simulator then, so nothing here or in ``fault_injection`` applies it (``applies_to`` is
+False for it); ``harness.hosting``, which owns the sockets, does, on the simulator's clock.
+
 Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``replayed``,
 ``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
 type rather than a route, and ``simulators.common.webhooks`` applies them.
@@ -135,6 +140,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "new_ids": ("duplicate",),
     "hold_s": ("reorder",),
     "delay_s": ("late", "replayed"),
+    "mode": ("outage",),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
 
@@ -155,6 +161,9 @@ class Fault(_Data):
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """rate_limit: bucket size (default: per_second rounded up)."""
+    mode: Literal["unavailable", "down"] | None = None
+    """outage: ``unavailable`` (default) answers 503 with Retry-After; ``down`` refuses and
+    resets connections for the window, as a crashed process does (needs ``for``, no route)."""
     event: Annotated[str, Field(max_length=100)] | None = None
     """Event kinds: the event type faulted (``tracking.updated``); absent or empty = all."""
     copies: Annotated[int, Field(ge=2, le=20)] | None = None
@@ -220,6 +229,8 @@ class Fault(_Data):
             raise ValueError(f"{self.kind} faults answers: give route, not event")
         if self.kind == "burst" and self.for_ is None:
             raise ValueError("a burst fault needs for: its events are released at the window end")
+        if self.is_down:
+            self._check_down()
         if self.kind == "latency" and self.ms is None:
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
@@ -230,10 +241,31 @@ class Fault(_Data):
             )
         return self
 
+    def _check_down(self) -> None:
+        """A down outage takes a whole process away, and gives it back."""
+        if self.for_ is None:
+            raise ValueError(
+                "an outage with mode down needs for: a vendor that never comes back tests nothing"
+            )
+        if self.route:
+            raise ValueError(
+                "an outage with mode down takes the whole simulator down: give no route "
+                "(for one route, use mode unavailable)"
+            )
+        if self.match is not None or self.rate != 1.0:
+            raise ValueError(
+                "an outage with mode down refuses every connection: give no match or rate"
+            )
+
     # -- derived -------------------------------------------------------------------------
     @property
     def is_event(self) -> bool:
         return self.kind in EVENT_KINDS
+
+    @property
+    def is_down(self) -> bool:
+        """An outage at the connection level: applied by hosting, never to a request."""
+        return self.kind == "outage" and self.mode == "down"
 
     def applies_to_event(self, event_type: str) -> bool:
         return self.is_event and (not self.event or self.event == event_type)
@@ -273,8 +305,9 @@ class Fault(_Data):
         return max(1, int(-(-(self.per_second or 1) // 1)))
 
     def applies_to(self, method: str, path: str) -> bool:
-        """Route filter; ``/labels`` matches ``/labels`` and ``/labels/LB-1``, not ``/labelsx``."""
-        if self.is_event:
+        """Route filter; ``/labels`` matches ``/labels`` and ``/labels/LB-1``, not ``/labelsx``.
+        False for event faults and for a down outage (no request reaches a process that is down)."""
+        if self.is_event or self.is_down:
             return False
         if path.startswith(EXCLUDED_PREFIXES):
             return False

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,6 +74,9 @@ class Simulator:
         self.activity = 0  # requests ever started: lets the clock see that something happened
         model.bind(self.webhooks.publish)
         self.on_settle: Callable[[], None] = lambda: None  # a request or delivery just ended
+        # Told of each fault added live (POST /_sim/faults), after its 201 has been sent:
+        # hosting arms down outages here. None: not served by hosting, a down outage is refused.
+        self.on_fault_added: Callable[[int, Fault], None] | None = None
         self.webhooks.on_settle = lambda: self.on_settle()
         self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
 
@@ -213,8 +217,30 @@ class Simulator:
                 "the request body is invalid",
                 errors=[{"field": "event", "message": f"{self.system} sends only: {known}"}],
             )
+        if fault.is_down and self.on_fault_added is None:
+            raise SimError(
+                422,
+                "validation_failed",
+                "the request body is invalid",
+                errors=[
+                    {
+                        "field": "mode",
+                        "message": "this simulator is not served over its own sockets, "
+                        "so it cannot go down; use mode unavailable",
+                    }
+                ],
+            )
         index = self.faults.add(fault)
-        return respond({"id": index, **fault.public(), "applied": 0}, 201)
+        response = respond({"id": index, **fault.public(), "applied": 0}, 201)
+        hook = self.on_fault_added
+        if hook is not None:
+            # Once the answer is sent (a window already open resets this very connection);
+            # async, so that it runs on the loop and not in Starlette's thread pool.
+            async def added() -> None:
+                hook(index, fault)
+
+            response.background = BackgroundTask(added)
+        return response
 
     async def _clear_faults(self, request: Request) -> Response:
         self.faults.clear()
