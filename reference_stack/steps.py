@@ -20,6 +20,7 @@ from reference_stack.defects import (
     NO_DEDUP,
     NO_RETRY_WMS,
     NO_TENDER_FALLBACK,
+    STALE_EVENTS,
 )
 from reference_stack.store import DEAD, Job, Order, Store
 
@@ -179,7 +180,7 @@ def post_tracking(order_ref: str, scan: dict[str, Any]) -> JobSpec:
         POST_TRACKING,
         order_ref,
         key(POST_TRACKING, identity),
-        {"order_ref": order_ref, "body": body},
+        {"order_ref": order_ref, "body": body, "sequence": sequence},
     )
 
 
@@ -421,13 +422,25 @@ class Steps:
         return Completion(outcome, record)
 
     async def _post_tracking(self, job: Job) -> Completion:
+        order, sequence = self._order(job), job.payload.get("sequence")
+        posted = order.posted_tracking_seq
+        stale = sequence is not None and posted is not None and sequence <= posted
+        if stale and STALE_EVENTS not in self.defects:
+            # A replayed dead letter (or a slow retry) must not undo a newer scan.
+            return skipped(f"scan {sequence} is older than scan {posted}, already posted")
         outcome = await self.vendors.post_tracking(
             job.payload["order_ref"],
             job.payload["body"],
             key=job.send_key,
             correlation_id=job.correlation_id,
         )
-        return Completion(outcome)
+
+        def record() -> list[Job]:
+            if sequence is not None and (posted is None or sequence > posted):
+                self.store.update_order(order.order_ref, posted_tracking_seq=sequence)
+            return []
+
+        return Completion(outcome, record)
 
     async def _freight_accrual(self, job: Job) -> Completion:
         return Completion(

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS orders (
     goods_issue_id TEXT,
     cancelled INTEGER NOT NULL DEFAULT 0,
     last_tracking_seq INTEGER,
+    posted_tracking_seq INTEGER,
     ship_to TEXT
 );
 
@@ -129,7 +130,8 @@ class Order:
     label_attached: bool = False
     goods_issue_id: str | None = None
     cancelled: bool = False
-    last_tracking_seq: int | None = None
+    last_tracking_seq: int | None = None  # the newest scan received
+    posted_tracking_seq: int | None = None  # the newest scan the ERP has been told of
     ship_to: dict[str, Any] | None = None  # the latest address the ERP announced a change to
 
     def public(self) -> dict[str, Any]:

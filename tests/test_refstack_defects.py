@@ -156,6 +156,40 @@ async def test_stale_events(defective: bool, tmp_path: Path, router: respx.MockR
 
 
 @ON_OFF
+async def test_stale_events_replayed_from_dead_letters(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    """A scan that died (ERP down) and is replayed after a newer scan was posted is dropped."""
+    async with stack_with(defects.STALE_EVENTS, defective, tmp_path, router) as sut:
+        await sut.deliver("wms", "order.packed", PACKED)
+        await sut.settle()
+        scan = {"tracking_number": "PC000000001", "occurred_at": "2026-11-24T10:00:00Z"}
+        sut.routes["tracking"].side_effect = [
+            vendor_error(422, "validation_failed"),
+            httpx.Response(200, json={}),
+            httpx.Response(200, json={}),
+        ]
+        await sut.deliver(
+            "carrier", "tracking.updated", scan | {"sequence": 1, "status": "picked_up"}
+        )
+        await sut.settle()
+        await sut.deliver(
+            "carrier", "tracking.updated", scan | {"sequence": 2, "status": "in_transit"}
+        )
+        await sut.settle()
+        [dead] = (await sut.client.get("/_stack/dead-letters")).json()["items"]
+        assert (
+            await sut.client.post(f"/_stack/dead-letters/{dead['id']}/replay")
+        ).status_code == 200
+        await sut.settle()
+        statuses = [body(r)["status"] for r in sut.requests("tracking")]
+        expected = ["picked_up", "in_transit"] + (["picked_up"] if defective else [])
+        assert statuses == expected
+
+
+@ON_OFF
 async def test_ordered_qty(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
     async with stack_with(defects.ORDERED_QTY, defective, tmp_path, router) as sut:
         await sut.ship_order()  # line 1: 3 ordered, 2 picked (1 short)
