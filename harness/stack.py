@@ -7,8 +7,11 @@ environment variables, and talks to it over HTTP like any other client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +56,7 @@ class StackProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except OSError as exc:
             self._log.close()
@@ -72,6 +76,16 @@ class StackProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the harness dies, however it dies (even
+    SIGKILL), so a killed run never leaves a stack behind holding ports and its database."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class StackProbe:
