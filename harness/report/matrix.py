@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,18 +16,24 @@ def render(matrix: Matrix, console: Console) -> None:
     console.print("scenarios:")
     for i, name in enumerate(columns, 1):
         console.print(f"  {i:>2} {name}")
-    table = Table(title="detection matrix", title_justify="left", show_lines=False)
-    table.add_column("defect")
+    table = Table(title="detection matrix", title_justify="left", box=box.SIMPLE, padding=(0, 1))
+    names = [*matrix.defects, "(clean stack)"]
+    table.add_column("defect", no_wrap=True, min_width=max(map(len, names)))
     for i in range(1, len(columns) + 1):
-        table.add_column(str(i), justify="center")
-    table.add_column("caught", justify="right")
+        table.add_column(str(i), justify="center", no_wrap=True)
+    table.add_column("caught", justify="right", no_wrap=True)
     clean = [_clean_mark(matrix, s) for s in columns]
     table.add_row("(clean stack)", *clean, _clean_summary(matrix))
     for defect in matrix.defects:
         marks = [_mark(matrix, s, defect) for s in columns]
         caught = sum(r.caught for r in matrix.results if r.cell.defect == defect)
         table.add_row(defect, *marks, f"{caught}/{len(columns)}")
+    # As wide as it needs: a matrix squeezed into 80 columns loses the columns it is about.
+    wanted = max(map(len, names)) + 5 * len(columns) + 16
+    width = console.width
+    console.width = max(width, wanted)
     console.print(table)
+    console.width = width
     for defect in matrix.defects:
         console.print(f"{defect}: {_caught_by(matrix, defect)}", highlight=False)
     console.print(
@@ -67,7 +74,7 @@ def _clean_mark(matrix: Matrix, scenario: str) -> str:
 def _clean_summary(matrix: Matrix) -> str:
     runs = [r for r in matrix.results if r.cell.defect == CLEAN]
     passed = sum(r.passed for r in runs)
-    return f"{passed}/{len(runs)} pass"
+    return f"{passed}/{len(runs)} ok"
 
 
 def _caught_by(matrix: Matrix, defect: str) -> str:
