@@ -22,23 +22,7 @@ from harness.clock import LockstepClock
 from simulators.common.clock import DEFAULT_EPOCH, ManualClock
 from simulators.common.faults import Fault
 from simulators.common.simulator import Simulator
-
-NL = {
-    "name": "Ada Lovelace",
-    "street": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postal_code": "1015 CJ",
-    "country": "NL",
-}
-
-
-def label(ref: str = "SH-000001") -> dict[str, Any]:
-    return {
-        "shipment_ref": ref,
-        "service": "ground",
-        "ship_to": NL,
-        "packages": [{"weight_kg": 2.5, "contents": [{"sku": "A-100", "qty": 3}]}],
-    }
+from tests.test_faults import label
 
 
 def down(**fields: Any) -> Fault:
