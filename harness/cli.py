@@ -19,7 +19,7 @@ from rich.console import Console
 
 from harness import hosting
 from harness import scenario as scenarios
-from harness.report import progress, terminal, verdict_json
+from harness.report import junit, progress, run_files, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import StackError
 
@@ -88,8 +88,28 @@ def run_command(
         raise Usage(str(exc)) from None
     terminal.render(outcome, console)
     written = verdict_json.write(outcome, report_dir)
+    junit.write(outcome, report_dir)
+    run_files.write(outcome, report_dir)
     console.print(f"report: {written}")
     raise typer.Exit(0 if outcome.passed else 1)
+
+
+@app.command("trace")
+def trace_command(
+    order_id: Annotated[str, typer.Argument(help="an ERP order id, e.g. SO-000042")],
+    run_dir: Annotated[Path, typer.Option("--run", help="the run's report folder")] = Path(
+        "reports/latest"
+    ),
+) -> None:
+    """Show one order's life across ERP, WMS, TMS and carrier from a finished run."""
+    from harness import trace
+    from harness.report import trace_view
+
+    try:
+        found = trace.load(run_dir, order_id)
+    except trace.TraceError as exc:
+        raise Usage(str(exc)) from None
+    trace_view.render(found, Console())
 
 
 @app.command("selftest")

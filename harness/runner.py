@@ -63,6 +63,7 @@ class RunOutcome:
     urls: dict[str, str] = field(default_factory=dict)
     stack_log: str | None = None
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # final simulator state
+    journals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every exchange
 
     @property
     def passed(self) -> bool:
@@ -223,9 +224,8 @@ async def run(config: RunConfig) -> RunOutcome:
         ]
         notes.append(f"faults applied: {', '.join(applied) or 'none'}")
     snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
-    journals = None
-    if any(o.needs_journals for o in oracles.select(scenario.expect.oracles)):
-        journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
+    # Kept for the journal file and `twinyard trace` as well as for the oracles that read them.
+    journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
     view = oracles.SystemsView(snapshots, journals)
     return RunOutcome(
         scenario=scenario,
@@ -239,4 +239,5 @@ async def run(config: RunConfig) -> RunOutcome:
         urls=urls,
         stack_log=str(process.log_path) if process else None,
         snapshots=snapshots,
+        journals=journals,
     )

@@ -70,7 +70,7 @@ class Oracle:
     name: str
     protects: str
     rule: Rule
-    needs_journals: bool = False  # the runner builds journals only when one selected oracle does
+    needs_journals: bool = False  # judges from journals: an in-process day (no journals) passes it
 
     def judge(self, view: SystemsView) -> OracleResult:
         judgement = self.rule(view)

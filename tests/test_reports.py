@@ -1,0 +1,70 @@
+"""A failing run's reports agree: the verdict, JUnit and the order's trace name the same orders."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+pytestmark = pytest.mark.e2e
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios" / "incidents"
+
+
+@pytest.fixture(scope="module")
+def failing_run(tmp_path_factory) -> Path:
+    """The short-pick incident against a stack that posts ordered instead of picked qty."""
+    report = tmp_path_factory.mktemp("failing")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REFSTACK_DEFECTS", "ordered-qty")
+    try:
+        scenario = str(LIBRARY / "short_pick_backorder.yaml")
+        assert main(["run", scenario, "--quiet", "--report-dir", str(report)]) == 1
+    finally:
+        mp.undo()
+    return report
+
+
+def test_junit_has_a_case_per_oracle_and_failures_carry_the_evidence(failing_run):
+    verdict = json.loads((failing_run / "verdict.json").read_text())
+    suite = ET.parse(failing_run / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert set(cases) == {o["name"] for o in verdict["oracles"]}
+    failed = {o["name"]: o for o in verdict["oracles"] if not o["passed"]}
+    assert "short_becomes_backorder" in failed
+    assert int(suite.get("failures") or 0) == len(failed)
+    for name, oracle in failed.items():
+        failure = cases[name].find("failure")
+        assert failure is not None and failure.text
+        for finding in oracle["findings"]:
+            assert finding["entity"] in failure.text  # the same ids in both reports
+    assert all(cases[name].find("failure") is None for name in set(cases) - set(failed))
+
+
+def test_trace_shows_a_failing_orders_life_in_virtual_time_order(failing_run, capsys):
+    verdict = json.loads((failing_run / "verdict.json").read_text())
+    [short] = [o for o in verdict["oracles"] if o["name"] == "goods_issue_matches_shipment"]
+    order_id = short["findings"][0]["entity"]
+    capsys.readouterr()
+    assert main(["trace", order_id, "--run", str(failing_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{order_id}: ERP ")
+    calls = ["order.released", "POST /fulfilment-orders", "order.picked", "order.packed"]
+    calls += ["POST /shipments", "POST /labels", "order.shipped", f"/orders/{order_id}/goods-issue"]
+    positions = [out.index(call) for call in calls]
+    assert positions == sorted(positions)  # in the order they happened
+    assert "correlation id: corr-" in out
+
+
+def test_trace_misuse_is_one_line_and_exit_2(failing_run, tmp_path, capsys):
+    assert main(["trace", "SO-999999", "--run", str(failing_run)]) == 2
+    assert main(["trace", "SO-000001", "--run", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("twinyard: error: no order SO-999999 in the run")
+    assert "no run in" in err[1]
