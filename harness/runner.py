@@ -64,6 +64,7 @@ class RunOutcome:
     stack_log: str | None = None
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # final simulator state
     journals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every exchange
+    faults_applied: dict[str, dict[str, int]] = field(default_factory=dict)  # system -> label -> n
 
     @property
     def passed(self) -> bool:
@@ -240,4 +241,9 @@ async def run(config: RunConfig) -> RunOutcome:
         stack_log=str(process.log_path) if process else None,
         snapshots=snapshots,
         journals=journals,
+        faults_applied={
+            s: dict(sorted(sim.faults.by_label.items()))
+            for s, sim in sims.items()
+            if sim.faults.by_label
+        },
     )

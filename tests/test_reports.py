@@ -68,3 +68,32 @@ def test_trace_misuse_is_one_line_and_exit_2(failing_run, tmp_path, capsys):
     assert len(err) == 2
     assert err[0].startswith("twinyard: error: no order SO-999999 in the run")
     assert "no run in" in err[1]
+
+
+def test_verdict_json_of_a_real_run_matches_its_documented_schema(failing_run):
+    import jsonschema_rs
+
+    schema = json.loads(
+        (Path(__file__).resolve().parent.parent / "docs" / "verdict.schema.json").read_text()
+    )
+    verdict = json.loads((failing_run / "verdict.json").read_text())
+    jsonschema_rs.validator_for(schema).validate(verdict)
+    broken = {**verdict, "oracles": [{**verdict["oracles"][0], "passed": "yes"}]}
+    assert not jsonschema_rs.validator_for(schema).is_valid(broken)  # the check can fail
+
+
+def test_faults_applied_are_reported_per_system_and_label(tmp_path):
+    import jsonschema_rs
+
+    scenario = str(LIBRARY / "forged_and_replayed_webhooks.yaml")
+    assert main(["run", scenario, "--quiet", "--report-dir", str(tmp_path)]) == 0
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    schema = json.loads(
+        (Path(__file__).resolve().parent.parent / "docs" / "verdict.schema.json").read_text()
+    )
+    jsonschema_rs.validator_for(schema).validate(verdict)
+    applied = verdict["faults_applied"]
+    assert set(applied) == {"erp", "wms", "carrier"}
+    assert applied["erp"]["forged"] > 0 and applied["carrier"]["replayed:3600s"] > 0
+    total = sum(n for labels in applied.values() for n in labels.values())
+    assert total == verdict["counts"]["faults_applied"]

@@ -1,4 +1,8 @@
-"""``verdict.json``: the run's outcome for machines (schema in docs/verdict.md)."""
+"""``verdict.json``: the run's outcome for machines.
+
+Documented in docs/verdict.md; docs/verdict.schema.json is its JSON Schema, and a test
+validates real output against it. Adding a field keeps ``schema_version``; renaming or
+removing one bumps it."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def verdict(outcome: RunOutcome) -> dict[str, Any]:
         "scenario": {"name": scenario.name, "file": outcome.scenario_path, "seed": scenario.seed},
         "oracles": [r.to_dict() for r in outcome.results],
         "counts": dict(sorted(outcome.counts.items())),
+        "faults_applied": outcome.faults_applied,
         "timing": {
             "wall_seconds": round(outcome.wall_s, 3),
             "virtual_seconds": round(outcome.virtual_s, 3),
