@@ -13,7 +13,7 @@ from typing import Any
 import simpy
 
 import simulators
-from harness import hosting, operator, oracles
+from harness import hosting, operator, oracles, slos
 from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
 from harness.operator import OnCall
@@ -21,6 +21,7 @@ from harness.oracles.base import OracleResult
 from harness.realtime import Realtime
 from harness.report.progress import ProgressView
 from harness.scenario import Scenario
+from harness.slos import ServiceLevel
 from harness.stack import REFERENCE_STACK_CMD, StackError, StackProbe, StackProcess, free_port
 from harness.world.world import World, catalogue_of
 from simulators.common.simulator import Simulator
@@ -65,10 +66,12 @@ class RunOutcome:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # final simulator state
     journals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every exchange
     faults_applied: dict[str, dict[str, int]] = field(default_factory=dict)  # system -> label -> n
+    service_levels: list[ServiceLevel] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        """Every oracle passed and every service level met its thresholds."""
+        return all(r.passed for r in self.results) and all(s.passed for s in self.service_levels)
 
 
 def simulator_env(urls: dict[str, str], secret: str, port: int) -> dict[str, str]:
@@ -241,6 +244,7 @@ async def run(config: RunConfig) -> RunOutcome:
         stack_log=str(process.log_path) if process else None,
         snapshots=snapshots,
         journals=journals,
+        service_levels=slos.measure(view, dict(scenario.expect.slos)),
         faults_applied={
             s: dict(sorted(sim.faults.by_label.items()))
             for s, sim in sims.items()

@@ -327,6 +327,10 @@ class ClockSettings(Strict):
     pace: Annotated[float, Field(gt=0, le=100_000)] = 300.0
 
 
+SloName = Literal["release_latency", "confirmation_latency", "tracking_latency"]
+SloStatistic = Literal["p50", "p95", "p99", "max"]
+
+
 class Expect(Strict):
     """Which oracles judge this scenario (default: all of them)."""
 
@@ -334,6 +338,10 @@ class Expect(Strict):
     catches: list[str] = []
     """Reference-stack defects (docs/defects.md) this scenario is built to catch: ``twinyard
     selftest`` fails when one of them gets through."""
+    slos: dict[SloName, dict[SloStatistic, Annotated[float, Field(ge=0)]]] = {}
+    """Service-level thresholds in virtual seconds, e.g. ``{release_latency: {p95: 300}}``:
+    release_latency, confirmation_latency, tracking_latency; p50, p95, p99, max. A measure
+    over its threshold fails the run like an oracle."""
 
 
 class Stack(Strict):

@@ -13,19 +13,24 @@ from pathlib import Path
 
 from harness.oracles.base import MAX_FINDINGS, OracleResult
 from harness.runner import RunOutcome
+from harness.slos import MEASURES, ServiceLevel
 
 
 def document(outcome: RunOutcome) -> ET.ElementTree:
     scenario = outcome.scenario
     suite_name = f"twinyard.{scenario.name}"
-    failures = sum(not r.passed for r in outcome.results)
-    suites = ET.Element("testsuites", name="twinyard", tests=str(len(outcome.results)))
+    judged_levels = [level for level in outcome.service_levels if level.thresholds]
+    tests = len(outcome.results) + len(judged_levels)
+    failures = sum(not r.passed for r in outcome.results) + sum(
+        not level.passed for level in judged_levels
+    )
+    suites = ET.Element("testsuites", name="twinyard", tests=str(tests))
     suites.set("failures", str(failures))
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=suite_name,
-        tests=str(len(outcome.results)),
+        tests=str(tests),
         failures=str(failures),
         errors="0",
         skipped="0",
@@ -41,6 +46,9 @@ def document(outcome: RunOutcome) -> ET.ElementTree:
         ET.SubElement(properties, "property", name=name, value=value)
     for result in outcome.results:
         suite.append(_case(suite_name, result))
+    for level in outcome.service_levels:
+        if level.thresholds:
+            suite.append(_slo_case(suite_name, level))
     ET.SubElement(suite, "system-out").text = "\n".join(outcome.notes)
     ET.indent(suites)
     return ET.ElementTree(suites)
@@ -66,6 +74,18 @@ def _case(suite_name: str, result: OracleResult) -> ET.Element:
         more = len(result.findings) - MAX_FINDINGS
         lines.append(f"... and {more} more (evidence is kept for the first {MAX_FINDINGS})")
     failure.text = "\n".join(lines)
+    return case
+
+
+def _slo_case(suite_name: str, level: ServiceLevel) -> ET.Element:
+    case = ET.Element("testcase", classname=suite_name, name=f"slo:{level.name}", time="0")
+    if level.passed:
+        return case
+    breaches = [f"{k} {v:g} s > {limit:g} s" for k, (v, limit) in level.breaches.items()]
+    failure = ET.SubElement(case, "failure", message="; ".join(breaches), type="SloFailed")
+    failure.text = f"{level.name} ({MEASURES[level.name]}), {len(level.samples)} samples: " + (
+        ", ".join(f"{k} {v:g} s" for k, v in level.stats.items() if v is not None)
+    )
     return case
 
 

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.runner import RunOutcome
+from harness.slos import STATISTICS
 
 
 def render(outcome: RunOutcome, console: Console) -> None:
@@ -25,6 +26,8 @@ def render(outcome: RunOutcome, console: Console) -> None:
             f"{first.entity}: {first.message}" if first else "",
         )
     console.print(table)
+    if any(level.samples for level in outcome.service_levels):
+        console.print(_service_levels(outcome))
     counts = outcome.counts
     console.print(
         f"{counts.get('released', 0)} orders released, {counts.get('shipped', 0)} shipped, "
@@ -35,3 +38,25 @@ def render(outcome: RunOutcome, console: Console) -> None:
         console.print(f"[yellow]note:[/] {note}")
     verdict = "[bold green]PASS[/]" if outcome.passed else "[bold red]FAIL[/]"
     console.print(f"verdict: {verdict}")
+
+
+def _service_levels(outcome: RunOutcome) -> Table:
+    table = Table(title="service levels (virtual seconds)")
+    table.add_column("measure")
+    table.add_column("n", justify="right")
+    for name in STATISTICS:
+        table.add_column(name, justify="right")
+    table.add_column("threshold")
+    table.add_column("result")
+    for level in outcome.service_levels:
+        stats = level.stats
+        limits = ", ".join(f"{k} <= {v:g}" for k, v in level.thresholds.items())
+        result = ("[green]pass[/]" if level.passed else "[bold red]FAIL[/]") if limits else ""
+        table.add_row(
+            level.name,
+            str(len(level.samples)),
+            *("" if stats[name] is None else f"{stats[name]:g}" for name in STATISTICS),
+            limits,
+            result,
+        )
+    return table

@@ -25,6 +25,7 @@ def verdict(outcome: RunOutcome) -> dict[str, Any]:
         "passed": outcome.passed,
         "scenario": {"name": scenario.name, "file": outcome.scenario_path, "seed": scenario.seed},
         "oracles": [r.to_dict() for r in outcome.results],
+        "service_levels": [level.to_dict() for level in outcome.service_levels],
         "counts": dict(sorted(outcome.counts.items())),
         "faults_applied": outcome.faults_applied,
         "timing": {

@@ -1,0 +1,102 @@
+"""Service levels: how long the stack takes to carry a business event to the next system,
+in virtual time, read from the simulators' final state (never from the stack).
+
+| measure | from | to |
+| --- | --- | --- |
+| ``release_latency`` | the ERP releases the order | the WMS has its fulfilment order |
+| ``confirmation_latency`` | the WMS ships the order | the ERP has its goods issue |
+| ``tracking_latency`` | the carrier scans the parcel | the ERP has the scan |
+
+Percentiles are nearest-rank over whole virtual seconds. In lockstep a stack that keeps up
+shows 0 s; time passes only while it retries (an outage, a rate limit) or when it is slower
+than a step. A scenario sets thresholds per measure and percentile (``expect.slos``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from harness.oracles.view import SystemsView
+
+MEASURES: dict[str, str] = {
+    "release_latency": "ERP release -> WMS fulfilment order",
+    "confirmation_latency": "WMS shipped -> ERP goods issue",
+    "tracking_latency": "carrier scan -> ERP tracking",
+}
+STATISTICS = ("p50", "p95", "p99", "max")
+
+
+@dataclass
+class ServiceLevel:
+    name: str
+    samples: list[float]
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stats(self) -> dict[str, float | None]:
+        ordered = sorted(self.samples)
+        return {name: _statistic(ordered, name) for name in STATISTICS}
+
+    @property
+    def breaches(self) -> dict[str, tuple[float, float]]:
+        """statistic -> (measured, threshold) for every threshold exceeded."""
+        stats = self.stats
+        return {
+            name: (value, limit)
+            for name, limit in self.thresholds.items()
+            if (value := stats[name]) is not None and value > limit
+        }
+
+    @property
+    def passed(self) -> bool:
+        return not self.breaches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "measures": MEASURES[self.name],
+            "count": len(self.samples),
+            **self.stats,
+            "thresholds": self.thresholds,
+            "passed": self.passed,
+        }
+
+
+def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[ServiceLevel]:
+    samples: dict[str, list[float]] = {name: [] for name in MEASURES}
+    for order in view.erp_orders.values():
+        fos = view.wms_by_ref.get(order["id"], [])
+        if order.get("released_at") and fos:
+            first = min(_seconds(fo["created_at"]) for fo in fos)
+            samples["release_latency"].append(first - _seconds(order["released_at"]))
+        for gi in view.goods_issues_by_order.get(order["id"], []):
+            shipped = _shipped_at(fos)
+            if shipped is not None and gi.get("tracking_number"):
+                samples["confirmation_latency"].append(_seconds(gi["posted_at"]) - shipped)
+        for scan in order.get("tracking_history", []):
+            posted = _seconds(scan["posted_at"]) - _seconds(scan["occurred_at"])
+            samples["tracking_latency"].append(posted)
+    return [ServiceLevel(name, samples[name], thresholds.get(name, {})) for name in MEASURES]
+
+
+def _shipped_at(fos: list[dict[str, Any]]) -> float | None:
+    times = [
+        _seconds(h["at"]) for fo in fos for h in fo["status_history"] if h["status"] == "shipped"
+    ]
+    return min(times) if times else None
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _statistic(ordered: list[float], name: str) -> float | None:
+    if not ordered:
+        return None
+    if name == "max":
+        return ordered[-1]
+    rank = math.ceil(int(name[1:]) / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
