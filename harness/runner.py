@@ -17,6 +17,7 @@ from harness import hosting, operator, oracles, slos
 from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
 from harness.operator import OnCall
+from harness.oracles import evidence
 from harness.oracles.base import OracleResult
 from harness.realtime import Realtime
 from harness.report.progress import ProgressView
@@ -234,7 +235,7 @@ async def run(config: RunConfig) -> RunOutcome:
     return RunOutcome(
         scenario=scenario,
         scenario_path=config.scenario_path,
-        results=oracles.judge(view, scenario.expect.oracles),
+        results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),
         counts=counts,
         wall_s=time.perf_counter() - started,
         virtual_s=clock.now(),

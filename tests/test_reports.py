@@ -46,6 +46,20 @@ def test_junit_has_a_case_per_oracle_and_failures_carry_the_evidence(failing_run
     assert all(cases[name].find("failure") is None for name in set(cases) - set(failed))
 
 
+def test_a_failing_orders_evidence_carries_the_journal_slice_that_shows_it(failing_run):
+    verdict = json.loads((failing_run / "verdict.json").read_text())
+    [gi] = [o for o in verdict["oracles"] if o["name"] == "goods_issue_matches_shipment"]
+    finding = gi["findings"][0]
+    order = finding["entity"]
+    calls = [x["call"] for x in finding["journal"]]
+    assert f"POST /orders/{order}/goods-issue" in calls  # the posting that was wrong
+    assert "order.shipped" in calls  # and the event it came from
+    times = [x["virtual_time"] for x in finding["journal"]]
+    assert times == sorted(times)
+    failures = ET.parse(failing_run / "junit.xml").getroot().iter("failure")
+    assert any(f"erp POST /orders/{order}/goods-issue -> 201" in (f.text or "") for f in failures)
+
+
 def test_trace_shows_a_failing_orders_life_in_virtual_time_order(failing_run, capsys):
     verdict = json.loads((failing_run / "verdict.json").read_text())
     [short] = [o for o in verdict["oracles"] if o["name"] == "goods_issue_matches_shipment"]

@@ -21,14 +21,18 @@ class Finding:
     message: str
     expected: Any = None
     actual: Any = None
+    journal: tuple[dict[str, Any], ...] = ()  # the exchanges about the entity (evidence.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "entity": self.entity,
             "message": self.message,
             "expected": self.expected,
             "actual": self.actual,
         }
+        if self.journal:
+            found["journal"] = list(self.journal)
+        return found
 
 
 @dataclass

@@ -70,6 +70,13 @@ def _case(suite_name: str, result: OracleResult) -> ET.Element:
         if finding.expected is not None or finding.actual is not None:
             lines.append(f"  expected: {finding.expected!r}")
             lines.append(f"  actual:   {finding.actual!r}")
+        for exchange in finding.journal:
+            answer = f"{exchange['status']} {exchange['error'] or ''}".strip()
+            fault = f" [{exchange['fault']}]" if exchange["fault"] else ""
+            lines.append(
+                f"    t={exchange['virtual_time']:.0f}s {exchange['system']} "
+                f"{exchange['call']} -> {answer}{fault}"
+            )
     if len(result.findings) > MAX_FINDINGS:
         more = len(result.findings) - MAX_FINDINGS
         lines.append(f"... and {more} more (evidence is kept for the first {MAX_FINDINGS})")
