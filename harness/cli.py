@@ -19,7 +19,7 @@ from rich.console import Console
 
 from harness import hosting
 from harness import scenario as scenarios
-from harness.report import junit, progress, run_files, terminal, verdict_json
+from harness.report import html, junit, progress, run_files, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import StackError
 
@@ -90,6 +90,7 @@ def run_command(
     written = verdict_json.write(outcome, report_dir)
     junit.write(outcome, report_dir)
     run_files.write(outcome, report_dir)
+    html.write(outcome, report_dir)
     console.print(f"report: {written}")
     raise typer.Exit(0 if outcome.passed else 1)
 

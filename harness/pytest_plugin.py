@@ -24,7 +24,7 @@ import uvloop
 
 from harness import scenario as scenarios
 from harness.oracles.base import OracleResult
-from harness.report import junit, run_files, verdict_json
+from harness.report import html, junit, run_files, verdict_json
 from harness.runner import RunConfig, RunOutcome, run
 from harness.slos import MEASURES, ServiceLevel
 
@@ -87,7 +87,7 @@ class ScenarioFile(pytest.File):
                     report_dir=self.report_dir,
                 )
             )
-            for report in (verdict_json, junit, run_files):
+            for report in (verdict_json, junit, run_files, html):
                 report.write(self.outcome, self.report_dir)
         return self.outcome
 

@@ -60,6 +60,23 @@ def test_a_failing_orders_evidence_carries_the_journal_slice_that_shows_it(faili
     assert any(f"erp POST /orders/{order}/goods-issue -> 201" in (f.text or "") for f in failures)
 
 
+def test_the_html_report_is_self_contained_and_names_the_same_failing_orders(failing_run):
+    page = (failing_run / "report.html").read_text()
+    verdict = json.loads((failing_run / "verdict.json").read_text())
+    junit_text = "".join(
+        f.text or "" for f in ET.parse(failing_run / "junit.xml").getroot().iter("failure")
+    )
+    failing = {f["entity"].split(" ", 1)[0] for o in verdict["oracles"] for f in o["findings"]}
+    assert failing
+    for order in failing:  # the same ids in all three reports
+        assert order in page and order in junit_text
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert page.count("<svg") >= 2 + 1  # two charts over the day, and swimlanes
+    assert "<polyline" in page and "FAIL" in page
+    swimlanes = [order for order in failing if f"id='{order}'" in page]
+    assert swimlanes  # a swimlane per failing order (up to eight)
+
+
 def test_trace_shows_a_failing_orders_life_in_virtual_time_order(failing_run, capsys):
     verdict = json.loads((failing_run / "verdict.json").read_text())
     [short] = [o for o in verdict["oracles"] if o["name"] == "goods_issue_matches_shipment"]
