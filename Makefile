@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test selftest lint format bench clean
+.PHONY: demo test selftest lint chromium format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## a 200-order day against the bundled reference stack, with its verdict
 	$(BIN)/twinyard run scenarios/happy_day.yaml --report-dir reports/demo
 
-test: $(STAMP) lint  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
+test: $(STAMP) lint chromium  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
 	$(BIN)/pytest -q -n auto -p no:cacheprovider
+
+chromium:  ## headless Chromium (Debian) for the report.html screenshot test
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 selftest: $(STAMP)  ## the detection matrix: every reference-stack defect x the incident library
 	$(BIN)/twinyard selftest --json reports/selftest.json

@@ -128,3 +128,46 @@ def test_faults_applied_are_reported_per_system_and_label(tmp_path):
     assert applied["erp"]["forged"] > 0 and applied["carrier"]["replayed:3600s"] > 0
     total = sum(n for labels in applied.values() for n in labels.values())
     assert total == verdict["counts"]["faults_applied"]
+
+
+def test_the_html_report_renders_in_headless_chromium_with_charts_and_swimlanes(
+    failing_run, tmp_path
+):
+    """A real browser draws it: the series colours of both charts and the swimlane dots are
+    on the screenshot, not just in the markup."""
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    from harness.report.html import COLOURS, OPEN_COLOUR
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "make test installs Debian's chromium; run `make chromium`"
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,5000",
+            f"--screenshot={shot}",
+            (failing_run / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 5000)
+    counts = {rgb: n for n, rgb in image.getcolors(maxcolors=1 << 20) or []}
+
+    def seen(hex_colour: str) -> int:
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        return counts.get(rgb, 0)
+
+    assert seen(OPEN_COLOUR) > 100  # the orders chart
+    assert seen(COLOURS["wms"]) > 100 and seen(COLOURS["erp"]) > 100  # traffic and swimlanes
+    assert seen("#c0392b") > 50  # the FAIL badge, failing results, error series

@@ -19,6 +19,7 @@ HOUR = 3600.0
 LANES = ("erp", "wms", "tms", "carrier", "stack")
 COLOURS = {"erp": "#3b6ea8", "wms": "#4c9a6a", "tms": "#c08a2d", "carrier": "#8a5aa8"}
 MAX_SWIMLANES = 8
+OPEN_COLOUR = "#d35400"  # orders still open: dashed, so the released line shows through
 
 CSS = """
 body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d2330;
@@ -156,7 +157,7 @@ def _day_chart(outcome: RunOutcome) -> str:
     series = {
         "released": (rel, "#3b6ea8"),
         "shipped": (shp, "#2e8b57"),
-        "open": ([r - s for r, s in zip(rel, shp, strict=True)], "#c0392b"),
+        "open": ([r - s for r, s in zip(rel, shp, strict=True)], OPEN_COLOUR),
     }
     return _chart(
         "Orders over virtual time (cumulative released and shipped, open)", series, hours, outcome
@@ -204,7 +205,10 @@ def _chart(
         )
     for values, colour in series.values():
         points = " ".join(f"{x(h):.1f},{y(v):.1f}" for h, v in enumerate(values))
-        shapes.append(f"<polyline fill=none stroke='{colour}' stroke-width=2 points='{points}'/>")
+        dash = " stroke-dasharray='5 4'" if colour == OPEN_COLOUR else ""
+        shapes.append(
+            f"<polyline fill=none stroke='{colour}' stroke-width=2{dash} points='{points}'/>"
+        )
     step = max(1, hours // 12)
     ticks = "".join(
         f"<text x={x(h):.1f} y={height - 6} text-anchor=middle>d{h // 24} {h % 24:02d}h</text>"
