@@ -4,7 +4,8 @@
 
 Prints the run's wall time (simulators, stack, world, oracles) and, apart, what judging
 extras and report writing add: service levels and evidence slices (recomputed on the
-outcome, as the runner computes them), verdict.json, junit.xml, journal.jsonl + state.json.
+outcome, as the runner computes them), verdict.json, junit.xml, report.html, journal.jsonl
+and state.json.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uvloop
 
 from harness import oracles, scenario, slos
 from harness.oracles import evidence
-from harness.report import junit, run_files, verdict_json
+from harness.report import html, junit, run_files, verdict_json
 from harness.runner import RunConfig, run
 
 
@@ -37,7 +38,11 @@ def main() -> None:
     t = time.perf_counter()
     evidence.attach(outcome.results, view)
     costs["evidence slices"] = time.perf_counter() - t
-    for name, writer in (("verdict.json", verdict_json), ("junit.xml", junit)):
+    for name, writer in (
+        ("verdict.json", verdict_json),
+        ("junit.xml", junit),
+        ("report.html", html),
+    ):
         t = time.perf_counter()
         writer.write(outcome, report)
         costs[name] = time.perf_counter() - t

@@ -34,6 +34,7 @@ class ServiceLevel:
     name: str
     samples: list[float]
     thresholds: dict[str, float] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)  # when each sample's event happened (epoch s)
 
     @property
     def stats(self) -> dict[str, float | None]:
@@ -66,20 +67,31 @@ class ServiceLevel:
 
 
 def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[ServiceLevel]:
-    samples: dict[str, list[float]] = {name: [] for name in MEASURES}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in MEASURES}
     for order in view.erp_orders.values():
         fos = view.wms_by_ref.get(order["id"], [])
         if order.get("released_at") and fos:
+            released = _seconds(order["released_at"])
             first = min(_seconds(fo["created_at"]) for fo in fos)
-            samples["release_latency"].append(first - _seconds(order["released_at"]))
+            samples["release_latency"].append((released, first - released))
         for gi in view.goods_issues_by_order.get(order["id"], []):
             shipped = _shipped_at(fos)
             if shipped is not None and gi.get("tracking_number"):
-                samples["confirmation_latency"].append(_seconds(gi["posted_at"]) - shipped)
+                samples["confirmation_latency"].append(
+                    (shipped, _seconds(gi["posted_at"]) - shipped)
+                )
         for scan in order.get("tracking_history", []):
-            posted = _seconds(scan["posted_at"]) - _seconds(scan["occurred_at"])
-            samples["tracking_latency"].append(posted)
-    return [ServiceLevel(name, samples[name], thresholds.get(name, {})) for name in MEASURES]
+            scanned = _seconds(scan["occurred_at"])
+            samples["tracking_latency"].append((scanned, _seconds(scan["posted_at"]) - scanned))
+    return [
+        ServiceLevel(
+            name,
+            [latency for _, latency in samples[name]],
+            thresholds.get(name, {}),
+            [at for at, _ in samples[name]],
+        )
+        for name in MEASURES
+    ]
 
 
 def _shipped_at(fos: list[dict[str, Any]]) -> float | None:
@@ -91,6 +103,11 @@ def _shipped_at(fos: list[dict[str, Any]]) -> float | None:
 
 def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def statistic(ordered: list[float], name: str) -> float | None:
+    """p50/p95/p99 (nearest rank) or max of values already sorted; None when there are none."""
+    return _statistic(ordered, name)
 
 
 def _statistic(ordered: list[float], name: str) -> float | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.oracles.base import MAX_FINDINGS, Finding
 from harness.runner import RunOutcome
-from harness.slos import MEASURES, STATISTICS
+from harness.slos import MEASURES, STATISTICS, statistic
 
 HOUR = 3600.0
 LANES = ("erp", "wms", "tms", "carrier", "stack")
@@ -50,6 +50,7 @@ def render(outcome: RunOutcome) -> str:
         _oracles(outcome),
         "<h2>The day over virtual time</h2>",
         _day_chart(outcome),
+        _latency_chart(outcome),
         _traffic_chart(outcome),
         "<h2>Service levels (virtual seconds)</h2>",
         _service_levels(outcome),
@@ -162,6 +163,36 @@ def _day_chart(outcome: RunOutcome) -> str:
     return _chart(
         "Orders over virtual time (cumulative released and shipped, open)", series, hours, outcome
     )
+
+
+LATENCY_COLOURS = {
+    "release_latency": "#3b6ea8",
+    "confirmation_latency": "#4c9a6a",
+    "tracking_latency": "#8a5aa8",
+}
+
+
+def _latency_chart(outcome: RunOutcome) -> str:
+    """p95 of each latency per hour of the event it measures (virtual seconds)."""
+    epoch = _epoch(outcome)
+    per_hour: dict[str, dict[int, list[float]]] = {}
+    last = 0
+    for level in outcome.service_levels:
+        hours: dict[int, list[float]] = {}
+        for at, value in zip(level.times, level.samples, strict=True):
+            hour = int((at - epoch) // HOUR)
+            hours.setdefault(hour, []).append(value)
+            last = max(last, hour)
+        per_hour[level.name] = hours
+    span = last + 2
+    series = {
+        f"{name} p95": (
+            [statistic(sorted(hours.get(h, [])), "p95") or 0.0 for h in range(span)],
+            LATENCY_COLOURS[name],
+        )
+        for name, hours in per_hour.items()
+    }
+    return _chart("Latency p95 per hour of virtual time (virtual seconds)", series, span, outcome)
 
 
 def _traffic_chart(outcome: RunOutcome) -> str:
