@@ -53,13 +53,15 @@ class Lockstep(Driver):
         self.settle_s = settle_s
         self.stall_timeout_s = stall_timeout_s
         self._settled = asyncio.Event()
+        self._paced_from: float | None = None  # wall time of the last paced step
+        self._draining_since: float | None = None  # wall time the world ended, retries held
         for sim in sims:
             sim.on_settle = self._settled.set
 
     async def run(self) -> None:
         env, clock = self.env, self.clock
-        paced_from: float | None = None  # wall time of the last paced step
-        self._draining_since: float | None = None
+        self._paced_from = None
+        self._draining_since = None
         while True:
             await self.wait_quiet()
             if self.actions:
@@ -68,23 +70,13 @@ class Lockstep(Driver):
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
             if self.probe.scheduled and not self.stack_down:
-                # The stack waits on wall-clock timers: let virtual time flow at the pace.
-                wall = time.monotonic()
-                if paced_from is None:
-                    paced_from = wall
-                    await asyncio.sleep(PACE_TICK_S)
-                    continue
-                target = min(clock.now() + (wall - paced_from) * clock.pace, self.horizon_s)
-                paced_from = wall
-                if clock.now() < target < t:
-                    self._play_until(target)
-                if target < t and target < self.horizon_s:
-                    if t == math.inf and self._drain_expired():
-                        return
-                    await asyncio.sleep(PACE_TICK_S)
+                paced = await self._pace(t)
+                if paced is None:
+                    return  # the world has ended and the stack's retries never drained
+                if paced:
                     continue
             else:
-                paced_from = None
+                self._paced_from = None
             if t == math.inf:
                 # Nothing left in the world; the stack may still hold work for a retry timer
                 # of its own (wall clock). Wait for it, or its outcome would be judged early.
@@ -105,6 +97,26 @@ class Lockstep(Driver):
                 timer = clock.next_timer()
                 t = min(env.peek(), math.inf if timer is None else timer)
             self.stepped()
+
+    async def _pace(self, t: float) -> bool | None:
+        """The stack waits on wall-clock timers: let virtual time flow at the clock's pace
+        towards ``t`` (the next thing due). True: paced, look again; False: ``t`` is due (or
+        the horizon reached), step as usual; None: stop, the drain timed out."""
+        clock, wall = self.clock, time.monotonic()
+        if self._paced_from is None:
+            self._paced_from = wall
+            await asyncio.sleep(PACE_TICK_S)
+            return True
+        target = min(clock.now() + (wall - self._paced_from) * clock.pace, self.horizon_s)
+        self._paced_from = wall
+        if clock.now() < target < t:
+            self._play_until(target)
+        if target >= t or target >= self.horizon_s:
+            return False
+        if t == math.inf and self._drain_expired():
+            return None
+        await asyncio.sleep(PACE_TICK_S)
+        return True
 
     def _drain_expired(self) -> bool:
         """The world has ended and the stack still holds retries: give it drain_timeout_s."""
