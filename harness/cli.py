@@ -171,6 +171,42 @@ def selftest_command(
     raise typer.Exit(0 if matrix.ok else 1)
 
 
+contracts_app = typer.Typer(
+    help="Vendor contracts: what changed between API versions.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("diff")
+def contracts_diff_command(
+    old: Annotated[Path, typer.Argument(help="the vendor's OpenAPI your stack was built on")],
+    new: Annotated[Path, typer.Argument(help="the vendor's new OpenAPI")],
+) -> None:
+    """List breaking and non-breaking changes between two OpenAPI versions (exit 1: breaking)."""
+    from rich.table import Table
+
+    from harness.contracts import openapi_diff
+
+    try:
+        changes = openapi_diff.diff(openapi_diff.load(old), openapi_diff.load(new))
+    except openapi_diff.SpecError as exc:
+        raise Usage(str(exc)) from None
+    console = Console()
+    if changes:
+        table = Table(title=f"{old} -> {new}", title_justify="left")
+        for name in ("", "operation", "where", "change"):
+            table.add_column(name)
+        for change in changes:
+            mark = "[bold red]BREAKING[/]" if change.breaking else "[green]ok[/]"
+            table.add_row(mark, change.operation, change.where, change.message)
+        console.print(table)
+    breaking = sum(c.breaking for c in changes)
+    console.print(f"{breaking} breaking, {len(changes) - breaking} non-breaking changes")
+    raise typer.Exit(1 if breaking else 0)
+
+
 @app.command("sims")
 def sims_command(
     port_base: Annotated[

@@ -1,0 +1,1 @@
+"""Contracts for vendor upgrades: comparing what a vendor publishes (OpenAPI) across versions."""
