@@ -71,18 +71,20 @@ def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[
     for order in view.erp_orders.values():
         fos = view.wms_by_ref.get(order["id"], [])
         if order.get("released_at") and fos:
-            released = _seconds(order["released_at"])
-            first = min(_seconds(fo["created_at"]) for fo in fos)
+            released = epoch_seconds(order["released_at"])
+            first = min(epoch_seconds(fo["created_at"]) for fo in fos)
             samples["release_latency"].append((released, first - released))
         for gi in view.goods_issues_by_order.get(order["id"], []):
             shipped = _shipped_at(fos)
             if shipped is not None and gi.get("tracking_number"):
                 samples["confirmation_latency"].append(
-                    (shipped, _seconds(gi["posted_at"]) - shipped)
+                    (shipped, epoch_seconds(gi["posted_at"]) - shipped)
                 )
         for scan in order.get("tracking_history", []):
-            scanned = _seconds(scan["occurred_at"])
-            samples["tracking_latency"].append((scanned, _seconds(scan["posted_at"]) - scanned))
+            scanned = epoch_seconds(scan["occurred_at"])
+            samples["tracking_latency"].append(
+                (scanned, epoch_seconds(scan["posted_at"]) - scanned)
+            )
     return [
         ServiceLevel(
             name,
@@ -96,12 +98,16 @@ def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[
 
 def _shipped_at(fos: list[dict[str, Any]]) -> float | None:
     times = [
-        _seconds(h["at"]) for fo in fos for h in fo["status_history"] if h["status"] == "shipped"
+        epoch_seconds(h["at"])
+        for fo in fos
+        for h in fo["status_history"]
+        if h["status"] == "shipped"
     ]
     return min(times) if times else None
 
 
-def _seconds(iso: str) -> float:
+def epoch_seconds(iso: str) -> float:
+    """A simulator timestamp (ISO-8601 UTC) as seconds since the Unix epoch."""
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 

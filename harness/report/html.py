@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from harness.oracles.base import MAX_FINDINGS, Finding
+from harness.oracles.view import SystemsView
 from harness.runner import RunOutcome
-from harness.slos import MEASURES, STATISTICS, statistic
+from harness.slos import MEASURES, STATISTICS, epoch_seconds, statistic
 
 HOUR = 3600.0
 LANES = ("erp", "wms", "tms", "carrier", "stack")
@@ -142,14 +142,11 @@ def _service_levels(outcome: RunOutcome) -> str:
 
 def _day_chart(outcome: RunOutcome) -> str:
     """Orders released, shipped and open per hour of virtual time."""
-    erp, wms = outcome.snapshots.get("erp", {}), outcome.snapshots.get("wms", {})
-    epoch = _epoch(outcome)
-    released = [
-        _at(o["released_at"], epoch) for o in _items(erp.get("orders")) if o.get("released_at")
-    ]
+    view, epoch = SystemsView(outcome.snapshots), _epoch(outcome)
+    released = [epoch_seconds(o["released_at"]) - epoch for o in view.released_orders()]
     shipped = [
-        _at(h["at"], epoch)
-        for fo in _items(wms.get("orders"))
+        epoch_seconds(h["at"]) - epoch
+        for fo in view.shipped_fulfilment_orders()
         for h in fo["status_history"]
         if h["status"] == "shipped"
     ]
@@ -316,18 +313,8 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _items(collection: Any) -> list[dict[str, Any]]:
-    if isinstance(collection, dict):
-        return list(collection.values())
-    return list(collection or [])
-
-
 def _epoch(outcome: RunOutcome) -> float:
     return outcome.scenario.epoch.timestamp()
-
-
-def _at(iso: str, epoch: float) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() - epoch
 
 
 def _cumulative(times: list[float], hours: int) -> list[float]:
