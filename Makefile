@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test selftest lint chromium format bench clean
+.PHONY: demo test selftest pacts lint chromium format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ chromium:  ## headless Chromium (Debian) for the report.html screenshot test
 
 selftest: $(STAMP)  ## the detection matrix: every reference-stack defect x the incident library
 	$(BIN)/twinyard selftest --json reports/selftest.json
+
+pacts: $(STAMP)  ## rewrite contracts/pacts from the reference stack's consumer tests
+	$(BIN)/python -m tests.pacts.record contracts/pacts
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

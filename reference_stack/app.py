@@ -50,7 +50,7 @@ def check_signature(
     )
 
 
-def parse_event(system: str, body: bytes, request: Request) -> Event | None:
+def parse_event(system: str, body: bytes, correlation_id: str | None = None) -> Event | None:
     """The envelope ``{"id", "type", "data", ...}`` as an Event; None when it is not one."""
     try:
         envelope = orjson.loads(body)
@@ -63,7 +63,7 @@ def parse_event(system: str, body: bytes, request: Request) -> Event | None:
         return None
     if not isinstance(data, dict):
         return None
-    return Event(event_id, system, event_type, data, request.headers.get("x-correlation-id"))
+    return Event(event_id, system, event_type, data, correlation_id)
 
 
 def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) -> Starlette:
@@ -77,7 +77,7 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         reason = check_signature(stack.config.webhook_secret, body, request, stack.config.defects)
         if reason is not None:
             return error(401, "invalid_signature", reason)
-        event = parse_event(system, body, request)
+        event = parse_event(system, body, request.headers.get("x-correlation-id"))
         if event is None:
             return error(400, "malformed_event", "the body is not an event envelope")
         if not stack.receive(event, body):

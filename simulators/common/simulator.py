@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.applications import Starlette
@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from simulators import provider_states
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import SimError
@@ -42,6 +43,14 @@ from simulators.common.webhooks import WebhookDispatcher
 RoutesFactory = Callable[["Simulator"], list[Route]]
 
 CONTROL_PREFIX = "/_sim/"
+
+
+class ProviderStateChange(Body):
+    """The body Pact verifiers send to a provider-state URL."""
+
+    state: str
+    params: dict[str, Any] | None = None
+    action: Literal["setup", "teardown"] = "setup"
 
 
 class SubscriptionRequest(Body):
@@ -136,6 +145,10 @@ class Simulator:
             Route("/_sim/journal", self._journal, methods=["GET"]),
             Route("/_sim/deliveries", self._deliveries, methods=["GET"]),
             Route("/_sim/reset", self._reset, methods=["POST"]),
+            resource(
+                "/_sim/provider-states",
+                {"GET": self._list_provider_states, "POST": self._provider_state},
+            ),
             resource(
                 "/_sim/faults",
                 {"GET": self._list_faults, "POST": self._add_fault, "DELETE": self._clear_faults},
@@ -249,6 +262,38 @@ class Simulator:
     async def _reset(self, request: Request) -> Response:
         self.reset()
         return Response(status_code=204)
+
+    async def _list_provider_states(self, request: Request) -> Response:
+        vocabulary = provider_states.VOCABULARY[self.system]
+        return respond({"items": [{"state": s.template, "doc": s.doc} for s in vocabulary]})
+
+    async def _provider_state(self, request: Request) -> Response:
+        """Pact's state-change request ``{"state", "params", "action"}``: a set-up makes the
+        state true; a teardown resets the simulator, so each interaction starts empty."""
+        change = await parse_body(request, ProviderStateChange)
+        if change.action == "teardown":
+            self.reset()
+            return respond({"state": change.state, "action": "teardown"})
+        try:
+            provider_states.apply(self.model, change.state, change.params)
+        except provider_states.UnknownState:
+            raise
+        except SimError as refused:  # the state's own steps were refused by the model
+            raise SimError(
+                400,
+                "provider_state_failed",
+                f"cannot set up {change.state!r}: {refused.message}",
+                state=change.state,
+                cause=refused.code,
+            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SimError(
+                400,
+                "provider_state_failed",
+                f"cannot set up {change.state!r}: bad params ({exc})",
+                state=change.state,
+            ) from None
+        return respond({"state": change.state, "action": "setup"})
 
 
 async def _sim_error(request: Request, exc: Exception) -> Response:

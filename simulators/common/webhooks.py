@@ -150,6 +150,9 @@ class WebhookDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.on_settle: Callable[[], None] = _nothing  # called when a delivery attempt ends
+        # The body of the latest event of each type, subscribers or not: what a Pact message
+        # verification gets as "the message this provider sends" (see harness.contracts).
+        self.latest: dict[str, bytes] = {}
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(self, url: str, events: list[str], secret: str) -> Subscription:
@@ -183,6 +186,7 @@ class WebhookDispatcher:
             "data": data,
         }
         body = orjson.dumps(envelope)
+        self.latest[event_type] = body
         correlation_id = CORRELATION_ID.get()
         plan = self.faults
         index = None
@@ -387,5 +391,6 @@ class WebhookDispatcher:
         self._fired.clear()
         self.subscriptions.clear()
         self.deliveries.clear()
+        self.latest.clear()
         while not self._queue.empty():
             self._queue.get_nowait()

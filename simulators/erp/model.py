@@ -204,19 +204,28 @@ class ErpModel(SimModel):
 
     # -- sales orders --------------------------------------------------------------------
     def create_order(
-        self, customer: dict, ship_to: dict, service_level: str, lines: list[dict]
+        self,
+        customer: dict,
+        ship_to: dict,
+        service_level: str,
+        lines: list[dict],
+        *,
+        order_id: str | None = None,
     ) -> SalesOrder:
+        """An open order; ``order_id`` names it (a provider state does), else the next SO id."""
         if not lines:
             raise _invalid("lines", "an order needs at least one line")
         for index, line in enumerate(lines):
             self._require_sku(line["sku"], f"lines.{index}.sku")
             if line["qty"] < 1:
                 raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
+        if order_id in self.orders:
+            raise conflict("already_exists", f"order {order_id} already exists", id=order_id)
         numbered = [
             {"line": n, "sku": line["sku"], "qty": line["qty"]} for n, line in enumerate(lines, 1)
         ]
         order = SalesOrder(
-            self._ids["SO"].next(),
+            order_id or self._ids["SO"].next(),
             dict(customer),
             dict(ship_to),
             service_level,

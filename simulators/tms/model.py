@@ -112,15 +112,20 @@ class TmsModel(SimModel):
         ship_to: dict[str, Any],
         service_level: str,
         packages: list[dict[str, Any]],
+        *,
+        shipment_id: str | None = None,
     ) -> Shipment:
-        """Tender the shipment to the carrier and book it at the rate-card price."""
+        """Tender the shipment to the carrier and book it at the rate-card price (under
+        ``shipment_id`` when a provider state names it)."""
         check_tender(ship_to, packages)
+        if shipment_id in self.shipments:
+            raise conflict("already_exists", f"shipment {shipment_id} already exists")
         service = "express" if service_level == "express" else "ground"
         if service == "express":
             self._check_express_capacity()
         weights = [{"weight_kg": p["weight_kg"]} for p in packages]
         shipment = Shipment(
-            id=self._ids.next(),
+            id=shipment_id or self._ids.next(),
             order_ref=order_ref,
             fulfilment_order_id=fulfilment_order_id,
             ship_to=dict(ship_to),

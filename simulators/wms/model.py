@@ -175,13 +175,22 @@ class WmsModel(SimModel):
 
     # -- orders --------------------------------------------------------------------------
     def create_order(
-        self, order_ref: str, ship_to: dict[str, Any], service_level: str, lines: list[dict]
+        self,
+        order_ref: str,
+        ship_to: dict[str, Any],
+        service_level: str,
+        lines: list[dict],
+        *,
+        fo_id: str | None = None,
     ) -> FulfilmentOrder:
-        """Accept an order; the same order_ref twice makes two orders, as most WMSs do."""
+        """Accept an order; the same order_ref twice makes two orders, as most WMSs do.
+        ``fo_id`` names it (a provider state does), else the next FO id."""
         self._check_lines(lines)
+        if fo_id in self.orders:
+            raise conflict("already_exists", f"fulfilment order {fo_id} already exists", id=fo_id)
         now = self.now()
         fo = FulfilmentOrder(
-            id=self._order_ids.next(),
+            id=fo_id or self._order_ids.next(),
             order_ref=order_ref,
             ship_to=dict(ship_to),
             service_level=service_level,

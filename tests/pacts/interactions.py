@@ -1,0 +1,582 @@
+"""What the reference stack needs from each vendor, as Pact interactions (consumer side).
+
+One entry per call the stack makes (``reference_stack.clients.Vendors``) and per webhook event
+it consumes (``reference_stack.handlers.HANDLERS``). Each HTTP case runs the stack's real
+client against Pact's mock provider and checks how the stack read the answer; each message
+case feeds the event to the stack's real parser and handler and checks the job it starts.
+Response bodies hold only what the stack reads: that is what the vendor must keep.
+
+Provider states use the twinyard vocabulary (``simulators.provider_states``), so these pacts
+verify against the simulators with no code, and against a vendor that maps the same sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pact import match
+
+from reference_stack.clients import Outcome, Vendors, Verdict
+
+CONSUMER = "reference-stack"
+CORRELATION = "corr-SO-000001-0a1b2c3d"
+SHIP_TO = {
+    "name": "Ada Lovelace",
+    "street": "Keizersgracht 1",
+    "city": "Amsterdam",
+    "postal_code": "1015 CJ",
+    "country": "NL",
+}
+LINES = [{"line": 1, "sku": "A-100", "qty": 3}]
+PACKAGES = [{"weight_kg": 1.6, "contents": [{"sku": "A-100", "qty": 3}]}]
+
+Call = Callable[[Vendors], Awaitable[Outcome]]
+State = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HttpCase:
+    """One call: the request the stack sends, the answer it relies on, how it reads it."""
+
+    provider: str
+    description: str
+    states: list[State]
+    method: str
+    path: str
+    call: Call
+    status: int
+    response: Any = None
+    body: Any = None  # the request body, with matchers
+    query: dict[str, str] | None = None
+    keyed: bool = True  # sends an Idempotency-Key
+    verdict: Verdict = Verdict.OK
+
+
+@dataclass(frozen=True)
+class MessageCase:
+    """One webhook event: the envelope the stack relies on, and the job kinds it starts."""
+
+    provider: str
+    description: str
+    states: list[State]
+    event_type: str
+    data: dict[str, Any]
+    jobs: list[str]
+    known_parcels: dict[str, str] = field(default_factory=dict)  # tracking -> order (store)
+
+
+def like(value: Any) -> Any:
+    return match.like(value)
+
+
+def error(code: str, **details: Any) -> dict[str, Any]:
+    """The vendor error envelope the stack reads ``code`` and ``details`` from."""
+    return {"error": {"code": code, "message": like("why"), "details": details}}
+
+
+def _key(kind: str) -> str:
+    return f"{kind}-FO-000001"
+
+
+# -- WMS -------------------------------------------------------------------------------------
+CREATE_BODY = {
+    "order_ref": "SO-000001",
+    "ship_to": SHIP_TO,
+    "service_level": "standard",
+    "lines": LINES,
+}
+
+WMS = [
+    HttpCase(
+        "wms",
+        "a fulfilment order is created for a released sales order",
+        [("SKU A-100 has 10 on hand", {})],
+        "POST",
+        "/fulfilment-orders",
+        lambda v: v.create_fulfilment_order(
+            CREATE_BODY, key="wms-create-SO-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("FO-000001")},
+        body={**CREATE_BODY, "order_ref": like("SO-000001"), "lines": match.each_like(LINES[0])},
+    ),
+    HttpCase(
+        "wms",
+        "the fulfilment orders of a sales order are looked up before a create is retried",
+        [("fulfilment order FO-000001 for SO-000001 is accepted", {})],
+        "GET",
+        "/fulfilment-orders",
+        lambda v: v.find_fulfilment_orders("SO-000001", correlation_id=CORRELATION),
+        200,
+        {"items": match.each_like({"id": "FO-000001", "status": "accepted"})},
+        query={"order_ref": "SO-000001"},
+        keyed=False,
+    ),
+    HttpCase(
+        "wms",
+        "a fulfilment order is cancelled",
+        [("fulfilment order FO-000001 for SO-000001 is accepted", {})],
+        "POST",
+        "/fulfilment-orders/FO-000001/cancel",
+        lambda v: v.cancel_fulfilment_order(
+            "FO-000001", key=_key("wms-cancel"), correlation_id=CORRELATION
+        ),
+        200,
+        {"status": "cancelled"},
+        body={},
+    ),
+    HttpCase(
+        "wms",
+        "cancelling a fulfilment order already cancelled is as good as done",
+        [("fulfilment order FO-000001 for SO-000001 is cancelled", {})],
+        "POST",
+        "/fulfilment-orders/FO-000001/cancel",
+        lambda v: v.cancel_fulfilment_order(
+            "FO-000001", key=_key("wms-cancel"), correlation_id=CORRELATION
+        ),
+        409,
+        error("invalid_transition", status="cancelled"),
+        body={},
+        verdict=Verdict.DONE,
+    ),
+    HttpCase(
+        "wms",
+        "a fulfilment order takes the customer's new ship-to",
+        [("fulfilment order FO-000001 for SO-000001 is accepted", {})],
+        "PATCH",
+        "/fulfilment-orders/FO-000001",
+        lambda v: v.change_ship_to(
+            "FO-000001", {"ship_to": SHIP_TO}, key=_key("wms-address"), correlation_id=CORRELATION
+        ),
+        200,
+        {"id": like("FO-000001")},
+        body={"ship_to": like(SHIP_TO)},
+    ),
+    HttpCase(
+        "wms",
+        "a labelled fulfilment order refuses a new ship-to",
+        [("fulfilment order FO-000001 for SO-000001 is labelled", {})],
+        "PATCH",
+        "/fulfilment-orders/FO-000001",
+        lambda v: v.change_ship_to(
+            "FO-000001", {"ship_to": SHIP_TO}, key=_key("wms-address"), correlation_id=CORRELATION
+        ),
+        409,
+        error("invalid_transition", status="labelled"),
+        body={"ship_to": like(SHIP_TO)},
+        verdict=Verdict.REFUSED,
+    ),
+    HttpCase(
+        "wms",
+        "the carrier's label is attached to a packed fulfilment order",
+        [("fulfilment order FO-000001 for SO-000001 is packed", {})],
+        "POST",
+        "/fulfilment-orders/FO-000001/label",
+        lambda v: v.attach_label(
+            "FO-000001", LABEL_BODY, key=_key("wms-label"), correlation_id=CORRELATION
+        ),
+        200,
+        {"status": "labelled"},
+        body={
+            k: like(x)
+            for k, x in {
+                "tracking_number": "PC000000001",
+                "carrier": "parcelco",
+                "label_id": "LB-000001",
+            }.items()
+        },
+    ),
+    HttpCase(
+        "wms",
+        "attaching the label of a parcel already shipped is as good as done",
+        [("fulfilment order FO-000001 for SO-000001 is shipped", {})],
+        "POST",
+        "/fulfilment-orders/FO-000001/label",
+        lambda v: v.attach_label(
+            "FO-000001", LABEL_BODY, key=_key("wms-label"), correlation_id=CORRELATION
+        ),
+        409,
+        error("invalid_transition", status="shipped"),
+        body={
+            k: like(x)
+            for k, x in {
+                "tracking_number": "PC000000001",
+                "carrier": "parcelco",
+                "label_id": "LB-000001",
+            }.items()
+        },
+        verdict=Verdict.DONE,
+    ),
+]
+LABEL_BODY = {"tracking_number": "PC000000001", "carrier": "parcelco", "label_id": "LB-000001"}
+
+# -- TMS and carrier -------------------------------------------------------------------------
+PLAN_BODY = {
+    "order_ref": "SO-000001",
+    "fulfilment_order_id": "FO-000001",
+    "ship_to": SHIP_TO,
+    "service_level": "express",
+    "packages": [{"weight_kg": 1.6}],
+}
+LABEL_REQUEST = {
+    "shipment_ref": "SH-000001",
+    "service": "ground",
+    "ship_to": SHIP_TO,
+    "packages": PACKAGES,
+}
+NO_POSTCODE = {**SHIP_TO, "postal_code": ""}
+
+TMS = [
+    HttpCase(
+        "tms",
+        "a shipment is planned for a packed order",
+        [],
+        "POST",
+        "/shipments",
+        lambda v: v.plan_shipment(PLAN_BODY, key="shipment-FO-000001", correlation_id=CORRELATION),
+        201,
+        {"id": like("SH-000001"), "service": like("express"), "carrier": like("parcelco")},
+        body={
+            **{k: like(x) for k, x in PLAN_BODY.items() if k != "service_level"},
+            "service_level": "express",
+        },
+    ),
+    HttpCase(
+        "tms",
+        "an express tender is declined when the carrier's express capacity is taken",
+        [("express capacity is exhausted", {})],
+        "POST",
+        "/shipments",
+        lambda v: v.plan_shipment(PLAN_BODY, key="shipment-FO-000001", correlation_id=CORRELATION),
+        422,
+        error("tender_rejected", reason="capacity_exhausted", available=["ground"]),
+        body={
+            **{k: like(x) for k, x in PLAN_BODY.items() if k != "service_level"},
+            "service_level": "express",
+        },
+        verdict=Verdict.REFUSED,
+    ),
+]
+
+CARRIER = [
+    HttpCase(
+        "carrier",
+        "a label is bought for a planned shipment",
+        [],
+        "POST",
+        "/labels",
+        lambda v: v.buy_label(LABEL_REQUEST, key="label-FO-000001", correlation_id=CORRELATION),
+        201,
+        {"id": like("LB-000001"), "tracking_number": like("PC000000001")},
+        body={
+            **{k: like(x) for k, x in LABEL_REQUEST.items() if k != "packages"},
+            "packages": match.each_like(PACKAGES[0]),
+        },
+    ),
+    HttpCase(
+        "carrier",
+        "a label for an address without a postal code is refused",
+        [],
+        "POST",
+        "/labels",
+        lambda v: v.buy_label(
+            {**LABEL_REQUEST, "ship_to": NO_POSTCODE},
+            key="label-FO-000001",
+            correlation_id=CORRELATION,
+        ),
+        422,
+        error("address_invalid", field=like("ship_to.postal_code")),
+        body={
+            **{k: like(x) for k, x in LABEL_REQUEST.items() if k not in ("packages", "ship_to")},
+            "ship_to": {**{k: like(x) for k, x in SHIP_TO.items()}, "postal_code": ""},
+            "packages": match.each_like(PACKAGES[0]),
+        },
+        verdict=Verdict.REFUSED,
+    ),
+]
+
+# -- ERP -------------------------------------------------------------------------------------
+ISSUE_BODY = {
+    "lines": [{"line": 1, "qty": 3}],
+    "tracking_number": "PC000000001",
+    "carrier": "parcelco",
+    "shipment_id": "SH-000001",
+}
+TRACKING_BODY = {
+    "tracking_number": "PC000000001",
+    "status": "in_transit",
+    "occurred_at": "2026-11-02T10:30:00Z",
+}
+ACCRUAL_BODY = {
+    "order_id": "SO-000001",
+    "shipment_id": "SH-000001",
+    "amount": {"amount": "5.40", "currency": "EUR"},
+}
+ADJUSTMENT_BODY = {"sku": "A-100", "delta": -2, "reason": "cycle_count", "reference": "ADJ-000001"}
+RECEIPT_BODY = {"reference": "RC-000001", "lines": [{"sku": "A-100", "qty": 24}]}
+
+
+def typed(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: like(x) for k, x in body.items()}
+
+
+ERP = [
+    HttpCase(
+        "erp",
+        "goods are issued for a shipped fulfilment order",
+        [("order SO-000001 is released", {})],
+        "POST",
+        "/orders/SO-000001/goods-issue",
+        lambda v: v.goods_issue(
+            "SO-000001", ISSUE_BODY, key="gi-FO-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("GI-000001")},
+        body={**typed(ISSUE_BODY), "lines": match.each_like(ISSUE_BODY["lines"][0])},
+    ),
+    HttpCase(
+        "erp",
+        "a second goods issue for a shipped order is as good as done",
+        [("order SO-000001 is shipped", {})],
+        "POST",
+        "/orders/SO-000001/goods-issue",
+        lambda v: v.goods_issue(
+            "SO-000001", ISSUE_BODY, key="gi-FO-000001", correlation_id=CORRELATION
+        ),
+        409,
+        error("already_issued", goods_issue_id=like("GI-000001")),
+        body={**typed(ISSUE_BODY), "lines": match.each_like(ISSUE_BODY["lines"][0])},
+        verdict=Verdict.DONE,
+    ),
+    HttpCase(
+        "erp",
+        "a carrier milestone is posted to a shipped order",
+        [("order SO-000001 is shipped", {})],
+        "POST",
+        "/orders/SO-000001/tracking",
+        lambda v: v.post_tracking(
+            "SO-000001", TRACKING_BODY, key="tracking-PC000000001-2", correlation_id=CORRELATION
+        ),
+        200,
+        {"id": like("SO-000001")},
+        body=typed(TRACKING_BODY),
+    ),
+    HttpCase(
+        "erp",
+        "a shipment's settled freight is accrued",
+        [("order SO-000001 is shipped", {})],
+        "POST",
+        "/freight-accruals",
+        lambda v: v.freight_accrual(
+            ACCRUAL_BODY, key="accrual-SH-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("FA-000001")},
+        body={**typed(ACCRUAL_BODY), "amount": typed(ACCRUAL_BODY["amount"])},
+    ),
+    HttpCase(
+        "erp",
+        "a warehouse stock adjustment is posted",
+        [("SKU A-100 has 10 on hand", {})],
+        "POST",
+        "/inventory/adjustments",
+        lambda v: v.inventory_adjustment(
+            ADJUSTMENT_BODY, key="adjustment-ADJ-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("IA-000001")},
+        body={**typed(ADJUSTMENT_BODY), "reason": "cycle_count"},
+    ),
+    HttpCase(
+        "erp",
+        "a goods receipt is posted",
+        [("SKU A-100 has 10 on hand", {})],
+        "POST",
+        "/goods-receipts",
+        lambda v: v.goods_receipt(
+            RECEIPT_BODY, key="receipt-RC-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("GR-000001")},
+        body={"reference": like("RC-000001"), "lines": match.each_like(RECEIPT_BODY["lines"][0])},
+    ),
+]
+
+
+def subscribe(system: str, events: list[str]) -> HttpCase:
+    """The stack subscribes to the events it consumes at start-up (``subscriptions.py``)."""
+    body = {"url": f"http://127.0.0.1:8000/webhooks/{system}", "events": events, "secret": "s3"}
+    return HttpCase(
+        system,
+        "the stack subscribes to the events it consumes",
+        [],
+        "POST",
+        "/webhooks",
+        lambda v: v.request(system, "POST", "/webhooks", body=body, correlation_id="subscribe"),
+        201,
+        {"id": like("WH-0001")},
+        body={"url": like(body["url"]), "events": events, "secret": like("s3")},
+        keyed=False,
+    )
+
+
+def list_subscriptions(system: str) -> HttpCase:
+    return HttpCase(
+        system,
+        "the stack lists its subscriptions to drop stale ones",
+        [],
+        "GET",
+        "/webhooks",
+        lambda v: v.request(system, "GET", "/webhooks", correlation_id="subscribe"),
+        200,
+        {"items": []},
+        keyed=False,
+    )
+
+
+def _subscriptions() -> list[HttpCase]:
+    from reference_stack.handlers import CONSUMED
+
+    cases: list[HttpCase] = []
+    for system, events in CONSUMED.items():
+        cases += [subscribe(system, events), list_subscriptions(system)]
+    return cases
+
+
+HTTP: list[HttpCase] = [*WMS, *TMS, *CARRIER, *ERP, *_subscriptions()]
+
+# -- webhook events --------------------------------------------------------------------------
+ORDER = {
+    "id": "SO-000001",
+    "ship_to": SHIP_TO,
+    "service_level": "standard",
+    "lines": match.each_like({"line": 1, "sku": "A-100", "qty": 3}),
+}
+
+MESSAGES: list[MessageCase] = [
+    MessageCase(
+        "erp",
+        "an order.released event",
+        [("order SO-000001 is released", {})],
+        "order.released",
+        typed(ORDER) | {"lines": ORDER["lines"]},
+        ["create_fulfilment_order"],
+    ),
+    MessageCase(
+        "erp",
+        "an order.cancelled event",
+        [("order SO-000001 is cancelled", {})],
+        "order.cancelled",
+        {"order_id": like("SO-000001")},
+        [],  # nothing was sent to the WMS yet, so there is nothing to cancel there
+    ),
+    MessageCase(
+        "erp",
+        "an order.updated event with a new ship-to",
+        [("order SO-000001 has a new ship-to", {})],
+        "order.updated",
+        {
+            "order_id": like("SO-000001"),
+            "changed": ["ship_to"],
+            "ship_to": typed(SHIP_TO),
+            "updated_at": like("2026-11-02T09:00:00Z"),
+        },
+        ["change_fulfilment_address"],
+    ),
+    MessageCase(
+        "wms",
+        "an order.picked event for an order picked short",
+        [("fulfilment order FO-000001 for SO-000001 is picked short", {"qty": 1})],
+        "order.picked",
+        {
+            "order_ref": like("SO-000001"),
+            "fulfilment_order_id": like("FO-000001"),
+            "lines": match.each_like({"line": 1, "picked_qty": 0, "short_qty": 1}),
+        },
+        ["goods_issue"],  # nothing picked: a zero goods issue backorders the order
+    ),
+    MessageCase(
+        "wms",
+        "an order.packed event",
+        [("fulfilment order FO-000001 for SO-000001 is packed", {})],
+        "order.packed",
+        {
+            "order_ref": like("SO-000001"),
+            "fulfilment_order_id": like("FO-000001"),
+            "ship_to": typed(SHIP_TO),
+            "service_level": like("standard"),
+            "packages": match.each_like(
+                {"weight_kg": 1.4, "contents": match.each_like({"sku": "A-100", "qty": 3})}
+            ),
+        },
+        ["plan_shipment"],
+    ),
+    MessageCase(
+        "wms",
+        "an order.shipped event",
+        [("fulfilment order FO-000001 for SO-000001 is shipped", {})],
+        "order.shipped",
+        {
+            "order_ref": like("SO-000001"),
+            "fulfilment_order_id": like("FO-000001"),
+            "lines": match.each_like({"line": 1, "qty": 3}),
+            "tracking_number": like("PC000000001"),
+            "carrier": like("parcelco"),
+        },
+        ["goods_issue"],
+    ),
+    MessageCase(
+        "wms",
+        "an inventory.adjusted event",
+        [("SKU A-100 was adjusted by -2", {})],
+        "inventory.adjusted",
+        {
+            "adjustment_id": like("ADJ-000001"),
+            "sku": like("A-100"),
+            "delta": like(-2),
+            "reason": like("cycle_count"),
+        },
+        ["inventory_adjustment"],
+    ),
+    MessageCase(
+        "wms",
+        "a receipt.confirmed event",
+        [("receipt RC-000001 is confirmed", {})],
+        "receipt.confirmed",
+        {"receipt_id": like("RC-000001"), "lines": match.each_like({"sku": "A-100", "qty": 3})},
+        ["goods_receipt"],
+    ),
+    MessageCase(
+        "tms",
+        "a freight.settled event",
+        [("shipment SH-000001 for SO-000001 is settled", {})],
+        "freight.settled",
+        {
+            "shipment_id": like("SH-000001"),
+            "order_ref": like("SO-000001"),
+            "amount": typed({"amount": "5.40", "currency": "EUR"}),
+        },
+        ["freight_accrual"],
+    ),
+    MessageCase(
+        "carrier",
+        "a tracking.updated event",
+        [("parcel PC000000001 is picked up", {})],
+        "tracking.updated",
+        {
+            "tracking_number": "PC000000001",
+            "status": like("picked_up"),
+            "occurred_at": like("2026-11-02T16:00:00Z"),
+            "sequence": like(1),
+        },
+        ["post_tracking"],
+        known_parcels={"PC000000001": "SO-000001"},
+    ),
+]
+
+
+def envelope(case: MessageCase) -> dict[str, Any]:
+    """The webhook envelope: the stack reads ``id``, ``type`` and ``data``."""
+    return {"id": like("EV-0001"), "type": case.event_type, "data": case.data}
