@@ -161,7 +161,11 @@ async def run(config: RunConfig) -> RunOutcome:
     )
     env = simpy.Environment()
     stock = catalogue_of(scenario).stock()
-    sims = {s: simulators.build(s, clock, stock=stock) for s in simulators.SYSTEMS}
+    versions = {"carrier": {"api_version": scenario.carrier.api_version}}
+    sims = {
+        s: simulators.build(s, clock, stock=stock, **versions.get(s, {}))
+        for s in simulators.SYSTEMS
+    }
     for sim in sims.values():
         sim.faults.seed = scenario.seed
     for fault in scenario.faults:

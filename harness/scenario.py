@@ -315,6 +315,11 @@ class Carrier(Section):
     express_capacity_per_day: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     """Express parcels the carrier takes per day (none: no cap). Beyond it the TMS rejects
     express tenders (422 tender_rejected, reason capacity_exhausted, ground available)."""
+    api_version: Literal["v1", "v1.1", "v2"] = "v1"
+    """The version of the carrier's API the simulator serves: v1 (carrier.yaml), v1.1
+    (carrier.v1.1.yaml: additions only) or v2 (carrier.v2.yaml: breaking changes). Replay a
+    stack built on v1 against v2 to see what the upgrade breaks before the vendor ships it
+    (docs/api-versions.md)."""
 
 
 class ClockSettings(Strict):

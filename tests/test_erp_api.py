@@ -438,5 +438,6 @@ def test_health_and_clock(client: TestClient) -> None:
         "system": "erp",
         "status": "ok",
         "clock": "2026-11-23T00:00:00Z",
+        "api_version": "v1",
     }
     assert client.get("/_sim/clock").json()["virtual_seconds"] == 0

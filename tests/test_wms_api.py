@@ -318,6 +318,7 @@ def test_health_names_the_system(client: TestClient) -> None:
         "system": "wms",
         "status": "ok",
         "clock": "2026-11-23T00:00:00Z",
+        "api_version": "v1",
     }
 
 

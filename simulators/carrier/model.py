@@ -2,6 +2,9 @@
 
 A label is paid when it is bought, so a retried purchase that buys a second label costs money:
 ``by_shipment`` keeps every label bought for a shipment to make such duplicates visible.
+
+One model serves every version of the carrier's API (``api.py``): a version is an HTTP face
+that translates its requests into these calls and these labels into its answers.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class Label:
     created_at: str
     status: str = "created"  # created -> in_transit | exception | delivered; created -> voided
     events: list[dict[str, Any]] = field(default_factory=list)
+    # What the label prints, not business state: answers from API 1.1 on show them, while
+    # ``to_dict`` (the 1.0 answer and the snapshot) keeps the shape oracles and 1.0 read.
+    label_format: str = "pdf"  # 1.0 printed PDF only
+    reference: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +127,9 @@ class CarrierModel(SimModel):
         service: str,
         ship_to: dict[str, Any],
         packages: list[dict[str, Any]],
+        *,
+        label_format: str = "pdf",
+        reference: str | None = None,
     ) -> Label:
         """Buy a label: it is paid now, whether or not the parcel ever ships."""
         check_address(ship_to)
@@ -136,6 +146,8 @@ class CarrierModel(SimModel):
             ],
             cost=money(PRICE_PER_PACKAGE[service] * len(packages)),
             created_at=self.now(),
+            label_format=label_format,
+            reference=reference,
         )
         self.labels[label.id] = label
         self.by_tracking[label.tracking_number] = label.id
@@ -145,6 +157,10 @@ class CarrierModel(SimModel):
 
     def get(self, label_id: str) -> Label:
         return lookup(self.labels, "label", label_id)
+
+    def labels_for_shipment(self, shipment_ref: str) -> list[Label]:
+        """Every label bought for a shipment, oldest first (none for an unknown one)."""
+        return [self.labels[lid] for lid in self.by_shipment.get(shipment_ref, ())]
 
     def track(self, tracking_number: str) -> Label:
         label_id = self.by_tracking.get(tracking_number)

@@ -67,8 +67,10 @@ class Simulator:
         *,
         honour_idempotency: bool = True,
         delivery_workers: int = 8,
+        api_version: str = "v1",
     ) -> None:
         self.model = model
+        self.api_version = api_version  # which version of the vendor's API it speaks
         self.system = model.system
         self.clock: Clock = model.clock
         self.journal = Journal(self.system)
@@ -176,7 +178,14 @@ class Simulator:
         return Response(status_code=204)
 
     async def _health(self, request: Request) -> Response:
-        return respond({"system": self.system, "status": "ok", "clock": self.clock.iso()})
+        return respond(
+            {
+                "system": self.system,
+                "status": "ok",
+                "clock": self.clock.iso(),
+                "api_version": self.api_version,
+            }
+        )
 
     async def _clock(self, request: Request) -> Response:
         return respond(
