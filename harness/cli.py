@@ -207,6 +207,114 @@ def contracts_diff_command(
     raise typer.Exit(1 if breaking else 0)
 
 
+@contracts_app.command("check")
+def contracts_check_command(
+    pacts: Annotated[Path, typer.Option(help="a folder of pact files (*.json) or one pact")],
+    openapi: Annotated[Path, typer.Option(help="the vendor's new OpenAPI")],
+    provider: Annotated[str | None, typer.Option(help="only the pacts for this provider")] = None,
+    junit_path: Annotated[
+        Path | None, typer.Option("--junit", help="also write JUnit XML, a case per interaction")
+    ] = None,
+) -> None:
+    """Check your pacts against a vendor's new OpenAPI: which interactions break (exit 1)."""
+    from harness.contracts import check_report, openapi_diff, pact_check
+    from harness.contracts import pacts as pact_files
+
+    try:
+        spec = openapi_diff.load(openapi)
+        result = pact_check.check(pact_files.files(pacts), spec, provider)
+    except (openapi_diff.SpecError, pact_files.PactError) as exc:
+        raise Usage(str(exc)) from None
+    names = ", ".join(sorted({p.provider for p in result.pacts}))
+    check_report.render(result, Console(), f"{pacts} ({names}) -> {openapi}")
+    if junit_path is not None:
+        check_report.write_junit(result, junit_path)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@contracts_app.command("verify")
+def contracts_verify_command(
+    pacts: Annotated[Path, typer.Option(help="a pact file or a folder of them")] = Path(
+        "contracts/pacts"
+    ),
+    provider: Annotated[str | None, typer.Option(help="verify only this provider")] = None,
+    provider_url: Annotated[
+        str | None, typer.Option(help="a vendor to verify instead of the simulators")
+    ] = None,
+    state_url: Annotated[
+        str | None, typer.Option(help="the vendor's provider-state set-up URL")
+    ] = None,
+    junit: Annotated[Path, typer.Option(help="JUnit report")] = Path(
+        "reports/contracts/verify.xml"
+    ),
+    broker_url: Annotated[
+        str | None, typer.Option(help="publish pacts and results to this Pact Broker")
+    ] = None,
+    consumer_version: Annotated[
+        str | None, typer.Option(help="with --broker-url: the pacts' version")
+    ] = None,
+    provider_version: Annotated[
+        str | None, typer.Option(help="with --broker-url: the vendor's version")
+    ] = None,
+    branch: Annotated[str | None, typer.Option(help="with --broker-url: the branch")] = None,
+    verbose: Annotated[bool, typer.Option(help="show Pact's verifier report")] = False,
+) -> None:
+    """Verify pacts against the simulators, or a vendor (exit 1: an interaction fails)."""
+    from harness.contracts import broker, verify
+
+    if broker_url is not None:
+        if provider_url is None or provider is None:
+            raise Usage("--broker-url publishes a vendor's results: give --provider-url too")
+        if not (consumer_version and provider_version):
+            raise Usage("--broker-url needs --consumer-version and --provider-version")
+    elif provider_url is not None and provider is None:
+        raise Usage("--provider-url verifies one provider: give --provider NAME")
+    try:
+        if provider_url is None:
+            results = verify.verify_simulators(pacts, provider, quiet=not verbose)
+        else:
+            assert provider is not None
+            found = verify.verify_url(pacts, provider, provider_url, state_url, quiet=not verbose)
+            results = {provider: found}
+    except verify.UnknownStates as exc:
+        print(f"twinyard: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except verify.PactError as exc:
+        raise Usage(str(exc)) from None
+    console = Console()
+    for name, verification in results.items():
+        console.print(
+            f"{name}: {verification.count('passed')} passed, "
+            f"{verification.count('failed')} failed, {verification.count('skipped')} skipped"
+        )
+        for outcome in verification.outcomes:
+            if outcome.status == "failed":
+                console.print(f"  [red]FAILED[/] {outcome.interaction.description}")
+                for problem in outcome.problems:
+                    console.print(f"         {problem}", markup=False)
+    console.print(f"JUnit: {verify.write_junit(results, junit)}")
+    ok = all(v.ok for v in results.values())
+    if ok and broker_url is not None:
+        assert provider and provider_url and consumer_version and provider_version
+        publication = broker.Publication(
+            broker_url=broker_url,
+            pacts=pacts,
+            consumer=verify.consumer_name(pacts),
+            provider=provider,
+            provider_url=provider_url,
+            consumer_version=consumer_version,
+            provider_version=provider_version,
+            branch=branch,
+            state_url=state_url,
+        )
+        try:
+            broker.run(publication)
+        except broker.BrokerError as exc:
+            raise Usage(str(exc)) from None
+        console.print(f"published to {broker_url}")
+    raise typer.Exit(0 if ok else 1)
+
+
 @app.command("sims")
 def sims_command(
     port_base: Annotated[

@@ -15,6 +15,7 @@ response fields) are listed as non-breaking. Only local ``$ref``s (``#/...``) ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,16 @@ def _renamed(
 
 def _plain(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
+
+
+# -- helpers for modules that read one spec rather than compare two (pact_check) ------------
+
+
+def resolver(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """Follows the local ``$ref``s of ``spec``; one that leads nowhere reads as ``{}``."""
+    return _Resolver(spec)
+
+
+def plain_name(name: str) -> str:
+    """One name whatever its case style: ``tracking_number`` and ``trackingNumber`` agree."""
+    return _plain(name)

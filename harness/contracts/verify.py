@@ -31,30 +31,17 @@ from pact import Verifier
 
 import simulators
 from harness import hosting
+from harness.contracts.pacts import MESSAGE, Interaction, PactError, files, load
 from simulators import provider_states
 from simulators.common.clock import WallClock
 from simulators.common.simulator import Simulator
 
-ASYNC = "Asynchronous/Messages"
 # Pact's usage telemetry is off unless the user turned it on: a CI job here sends nothing.
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 
 
-class PactError(Exception):
-    """Pacts that cannot be verified as given (missing, unreadable, a provider not simulated)."""
-
-
 class UnknownStates(PactError):
     """A pact names a provider state the simulator does not know: the contract cannot hold."""
-
-
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    provider: str
-    description: str
-    kind: str  # "http" or "message"
-    states: tuple[str, ...]
-    event_type: str | None = None  # a message's envelope ``type``
 
 
 @dataclass
@@ -80,58 +67,24 @@ class Verification:
 
 
 # -- reading pacts ---------------------------------------------------------------------------
-def pact_files(source: Path) -> list[Path]:
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise PactError(f"{source}: no such file or directory")
-    found = sorted(source.glob("*.json"))
-    if not found:
-        raise PactError(f"{source}: no pact files (*.json)")
-    return found
-
-
-def read_pact(path: Path) -> dict[str, Any]:
-    try:
-        pact = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PactError(f"{path}: not a readable pact ({exc})") from None
-    if not isinstance(pact, dict) or "provider" not in pact or "interactions" not in pact:
-        raise PactError(f"{path}: not a pact (no provider or interactions)")
-    return pact
-
-
-def interactions(pact: dict[str, Any]) -> list[Interaction]:
-    provider = pact["provider"]["name"]
-    found = []
-    for item in pact["interactions"]:
-        states = item.get("providerStates") or []
-        if item.get("providerState"):  # V2
-            states = [{"name": item["providerState"]}]
-        names = tuple(s["name"] for s in states)
-        if item.get("type") == ASYNC or ("contents" in item and "request" not in item):
-            contents = (item.get("contents") or {}).get("content")
-            event_type = contents.get("type") if isinstance(contents, dict) else None
-            found.append(Interaction(provider, item["description"], "message", names, event_type))
-        else:
-            found.append(Interaction(provider, item["description"], "http", names))
-    return found
-
-
 def consumer_name(source: Path) -> str:
     """The consumer the pacts speak for (the first one's, when several)."""
-    return read_pact(pact_files(source)[0])["consumer"]["name"]
+    return load(files(source)[0]).consumer
 
 
 def by_provider(paths: list[Path], provider: str | None) -> dict[str, list[Path]]:
     grouped: dict[str, list[Path]] = {}
     for path in paths:
-        name = read_pact(path)["provider"]["name"]
+        name = load(path).provider
         if provider is None or name == provider:
             grouped.setdefault(name, []).append(path)
     if not grouped:
         raise PactError(f"no pact has the provider {provider!r}")
     return grouped
+
+
+def interactions(paths: list[Path]) -> list[Interaction]:
+    return [item for path in paths for item in load(path).interactions]
 
 
 def check_states(system: str, found: list[Interaction]) -> None:
@@ -161,14 +114,14 @@ def verify_simulators(
     """Each provider's pacts against its simulator; a provider twinyard does not simulate is
     a ``PactError`` naming the ones it does. ``prepare`` may change a simulator before it is
     verified (tests give it a schema drift: "the vendor changed a field")."""
-    grouped = by_provider(pact_files(source), provider)
+    grouped = by_provider(files(source), provider)
     for name, paths in grouped.items():
         if name not in simulators.SYSTEMS:
             raise PactError(
                 f"{paths[0]}: provider {name!r} is not simulated; "
                 f"known: {', '.join(simulators.SYSTEMS)}"
             )
-        check_states(name, [i for p in paths for i in interactions(read_pact(p))])
+        check_states(name, interactions(paths))
     return asyncio.run(_verify_all(grouped, prepare, quiet))
 
 
@@ -203,11 +156,11 @@ def _verify(
     sim: Simulator | None,
     quiet: bool = True,
 ) -> Verification:
-    found = [i for p in paths for i in interactions(read_pact(p))]
+    found = interactions(paths)
     verifier = Verifier(system, host=urlsplit(url).hostname).add_transport(url=url)
     if state_url:
         verifier.state_handler(state_url, teardown=True, body=True)
-    if sim is not None and any(i.kind == "message" for i in found):
+    if sim is not None and any(i.kind == MESSAGE for i in found):
         verifier.message_handler(_producer(sim, found))
     for path in paths:
         verifier.add_source(path)
@@ -241,7 +194,7 @@ def silenced_stdout(quiet: bool) -> Iterator[None]:
 
 def _producer(sim: Simulator, found: list[Interaction]) -> Any:
     """The message for an interaction: the latest event of its type the simulator sent."""
-    types = {i.description: i for i in found if i.kind == "message"}
+    types = {i.description: i for i in found if i.kind == MESSAGE}
 
     def produce(name: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         item = types.get(name)
@@ -272,12 +225,12 @@ def verify_url(
     quiet: bool = True,
 ) -> Verification:
     """The pacts of ``provider`` against a running vendor; messages are skipped."""
-    paths = by_provider(pact_files(source), provider)[provider]
-    found = [i for p in paths for i in interactions(read_pact(p))]
+    paths = by_provider(files(source), provider)[provider]
+    found = interactions(paths)
     skipped = [
         Outcome(i, "skipped", ["a message: a sandbox cannot be asked to send it"])
         for i in found
-        if i.kind == "message"
+        if i.kind == MESSAGE
     ]
     with tempfile.TemporaryDirectory() as tmp:
         http_only = [_without_messages(p, Path(tmp)) for p in paths]
@@ -291,10 +244,8 @@ def verify_url(
 
 
 def _without_messages(path: Path, tmp: Path) -> Path | None:
-    pact = read_pact(path)
-    pact["interactions"] = [
-        item for item in pact["interactions"] if item.get("type") != ASYNC and "request" in item
-    ]
+    pact = json.loads(path.read_text())
+    pact["interactions"] = [item for item in pact.get("interactions", []) if "request" in item]
     if not pact["interactions"]:
         return None
     copy = tmp / path.name
