@@ -207,6 +207,54 @@ def contracts_diff_command(
     raise typer.Exit(1 if breaking else 0)
 
 
+@contracts_app.command("fuzz")
+def contracts_fuzz_command(
+    url: Annotated[str, typer.Option(help="the stack's base URL (the spec's paths go after it)")],
+    openapi: Annotated[
+        Path | None, typer.Option(help="the receiver's OpenAPI (default: stack-webhooks.yaml)")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
+    ] = None,
+    max_examples: Annotated[int, typer.Option(min=1, help="generated cases per phase")] = 100,
+    junit_path: Annotated[Path | None, typer.Option("--junit", help="also write JUnit XML")] = None,
+) -> None:
+    """Send malformed and hostile events to a stack's webhook receiver (exit 1: findings)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.contracts import fuzz
+
+    if not secret:
+        raise Usage(
+            "a webhook secret is needed to sign events: --secret or TWINYARD_WEBHOOK_SECRET"
+        )
+    try:
+        result = fuzz.run(url, secret, openapi or fuzz.DEFAULT_SPEC, max_examples=max_examples)
+    except fuzz.FuzzError as exc:
+        raise Usage(str(exc)) from None
+    console = Console()
+    console.print(f"{result.url} against {result.spec}", markup=False, highlight=False)
+    table = Table()
+    for name in ("part", "cases", "failed", "seconds"):
+        table.add_column(name, justify="left" if name == "part" else "right")
+    for tally in result.generated.phases.values():
+        table.add_row(tally.phase, str(tally.cases), str(tally.failures), f"{tally.seconds:.1f}")
+    failed = sum(not o.passed for o in result.hostile)
+    table.add_row("hostile", str(len(result.hostile)), str(failed), f"{result.hostile_seconds:.1f}")
+    console.print(table)
+    for finding in result.findings:
+        answer = "no answer" if finding.status is None else str(finding.status)
+        console.print(f"[red]FINDING[/] {escape(finding.case)}: {escape(finding.problem)}")
+        console.print(f"  answer: {answer} {finding.body}", markup=False, highlight=False)
+        console.print(f"  request: {finding.request}", markup=False, highlight=False)
+    if junit_path is not None:
+        console.print(f"JUnit: {fuzz.write_junit(result, junit_path)}")
+    found = len(result.findings)
+    console.print(f"{result.cases} cases in {result.seconds:.1f} s: {found} findings")
+    raise typer.Exit(1 if result.findings else 0)
+
+
 @contracts_app.command("check")
 def contracts_check_command(
     pacts: Annotated[Path, typer.Option(help="a folder of pact files (*.json) or one pact")],

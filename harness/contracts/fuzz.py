@@ -1,0 +1,287 @@
+"""``twinyard contracts fuzz``: malformed and hostile events against a stack's webhook receiver.
+
+A stack's webhook door faces the internet in production: whatever arrives there, it must
+answer with a 4xx or a 2xx, never crash, and never act on an event it cannot authenticate.
+Two parts, both against the receiver's URL:
+
+- generated: Schemathesis builds requests (valid and invalid) from the receiver's OpenAPI
+  (``contracts/openapi/stack-webhooks.yaml`` by default), signs each one with the webhook
+  secret so that it gets past the signature check to the parser, and checks every answer:
+  not a server error, a documented status, a body and headers as documented;
+- hostile: a fixed catalogue of events, each with the answer it must get (unsigned, forged
+  or replayed events: 401; signed garbage: 400; an unknown type or a 2 MB body: no 5xx; the
+  same event twice; and a valid event at the end, to see that the receiver still answers).
+
+The engine run is ``schemathesis_run``; the catalogue is ``hostile``.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.result import Err
+
+from harness.contracts import openapi_diff
+from harness.contracts.hostile import Outcome, answers, run_catalogue
+from harness.contracts.schemathesis_run import (
+    CHECKS,
+    PHASES,
+    EngineRun,
+    Finding,
+    first_line,
+    run_engine,
+)
+from simulators.common.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signed_headers,
+)
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "stack-webhooks.yaml"
+REQUEST_TIMEOUT_S = 30.0
+
+
+class FuzzError(Exception):
+    """A usage problem (unreadable spec, unreachable URL): one line for the user."""
+
+
+@dataclass
+class FuzzResult:
+    url: str
+    spec: str
+    generated: EngineRun
+    hostile: list[Outcome]
+    hostile_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def cases(self) -> int:
+        return self.generated.cases + len(self.hostile)
+
+    @property
+    def findings(self) -> list[Finding]:
+        failed = [
+            Finding(
+                "hostile",
+                f"{o.target}: {o.name}",
+                f"expected {o.expected}, got {o.error or answers(o.statuses)}",
+                f"POST {o.target}: {o.sent}",
+                o.statuses[-1] if o.statuses else None,
+                o.error or o.body,
+            )
+            for o in self.hostile
+            if not o.passed
+        ]
+        return [*self.generated.findings, *failed]
+
+
+# -- the whole run ------------------------------------------------------------------------------
+def run(
+    url: str,
+    secret: str,
+    spec: Path = DEFAULT_SPEC,
+    *,
+    max_examples: int = 100,
+    seed: int = 0,
+) -> FuzzResult:
+    """Fuzz the receiver at ``url`` (its base URL; the spec's paths are appended)."""
+    started = time.perf_counter()
+    url = url.rstrip("/")
+    raw = _load(spec)
+    targets = receiver_paths(raw)
+    schema = signed_schema(raw, url, secret, max_examples=max_examples, seed=seed)
+    _reachable(url)
+    generated = run_engine(schema)
+    # A connection per case: a receiver that crashed on one case may drop the connection it
+    # answered on, and the next case sent over it would take the blame.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    sending = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=fresh) as client:
+        outcomes = [o for target in targets for o in run_catalogue(client, target, secret)]
+    hostile_s = time.perf_counter() - sending
+    ended = time.perf_counter()
+    return FuzzResult(url, str(spec), generated, outcomes, hostile_s, ended - started)
+
+
+def _load(spec: Path) -> dict[str, Any]:
+    try:
+        return openapi_diff.load(spec)
+    except openapi_diff.SpecError as exc:
+        raise FuzzError(str(exc)) from None
+
+
+def _reachable(url: str) -> None:
+    """Any HTTP answer will do; a refused connection is a usage error, not a finding."""
+    try:
+        httpx.get(url + "/", timeout=5.0)
+    except httpx.InvalidURL as exc:
+        raise FuzzError(f"{url} is not a usable URL: {exc}") from None
+    except httpx.UnsupportedProtocol:
+        raise FuzzError(f"{url} is not an http(s) URL") from None
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise FuzzError(f"cannot reach {url}: {reason}") from None
+
+
+def receiver_paths(raw: dict[str, Any]) -> list[str]:
+    """The concrete paths of the spec's POST operations, each path parameter filled with every
+    value its enum allows (``/webhooks/{system}``: one path per vendor system)."""
+    paths: list[str] = []
+    for template, item in (raw.get("paths") or {}).items():
+        if not isinstance(item, dict) or "post" not in item:
+            continue
+        filled = [template]
+        for name, values in _path_values(raw, item).items():
+            filled = [p.replace("{" + name + "}", v) for p in filled for v in values]
+        if any("{" in p for p in filled):
+            raise FuzzError(f"{template}: every path parameter needs an enum or an example")
+        paths += filled
+    if not paths:
+        raise FuzzError("the spec has no POST operation to send events to")
+    return paths
+
+
+def _path_values(raw: dict[str, Any], item: dict[str, Any]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for param in [*item.get("parameters", []), *item["post"].get("parameters", [])]:
+        param = _resolve(raw, param)
+        if param.get("in") != "path":
+            continue
+        schema = _resolve(raw, param.get("schema", {}))
+        enum = schema.get("enum") or ([param["example"]] if "example" in param else [])
+        if enum:
+            values[param["name"]] = [str(v) for v in enum]
+    return values
+
+
+def _resolve(raw: dict[str, Any], node: Any) -> dict[str, Any]:
+    """Follow a local ``$ref`` (``#/components/...``)."""
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        target: Any = raw
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = target
+    return node if isinstance(node, dict) else {}
+
+
+# -- generated: Schemathesis ----------------------------------------------------------------------
+PENDING = "signed-when-sent"  # placeholder header value the signer replaces
+
+
+class _Signer(requests.auth.AuthBase):
+    """Signs the bytes actually sent: requests hands its auth the prepared request, whose
+    body is final (signing ``case.body`` would sign a serialisation of our own).
+
+    It signs only a request that still carries the placeholder: one whose credentials
+    Schemathesis removed or replaced on purpose (to see them refused) goes out as it is.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if request.headers.get(SIGNATURE_HEADER) == PENDING:
+            body = request.body or b""
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            request.headers.update(signed_headers(self.secret, body))  # type: ignore[arg-type]
+        return request
+
+
+def signed_schema(
+    raw: dict[str, Any], url: str, secret: str, *, max_examples: int, seed: int = 0
+) -> Any:
+    """The receiver's schema, configured for this run, with every generated request signed."""
+    config = SchemathesisConfig.from_dict(
+        {
+            "base-url": url,
+            "seed": seed,
+            "continue-on-failure": True,  # every distinct failure, not only the first
+            "generation": {"max-examples": max_examples},
+            "phases": {phase: {"enabled": True} for phase in PHASES},
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        }
+    )
+    try:  # what Schemathesis cannot use is a usage error, not a finding about the stack
+        schema = schemathesis.openapi.from_dict(raw, config=config)
+        schema.validate()
+        for operation in schema.get_all_operations():
+            if isinstance(operation, Err):
+                raise operation.err()
+    except Exception as exc:  # schemathesis and jsonschema-rs each raise their own
+        raise FuzzError(f"not a usable OpenAPI document: {first_line(str(exc))}") from None
+    signer = _Signer(secret)
+
+    class Signature:
+        """Schemathesis auth provider: the placeholder now, the signature when sent."""
+
+        def get(self, case: Any, context: Any) -> str:
+            return PENDING
+
+        def set(self, case: Any, data: str, context: Any) -> None:
+            if case.headers is None:
+                case.headers = {}
+            case.headers[SIGNATURE_HEADER] = data
+            case.headers[TIMESTAMP_HEADER] = data
+            case._auth = signer  # what schemathesis' own requests-auth provider sets
+
+    schema.auth(refresh_interval=None, retry_on=[])(Signature)
+    return schema
+
+
+# -- JUnit ----------------------------------------------------------------------------------------
+def junit(result: FuzzResult) -> ET.ElementTree:
+    """One test case per hostile case and per generated phase; a finding is a failure."""
+    suite = ET.Element("testsuite", name="twinyard.contracts.fuzz", time=f"{result.seconds:.3f}")
+    cases: list[ET.Element] = []
+    by_phase: dict[str, list[Finding]] = {}
+    for finding in result.generated.findings:
+        by_phase.setdefault(finding.case.split(":", 1)[0], []).append(finding)
+    tallies = result.generated.phases
+    for phase in [*tallies, *(p for p in by_phase if p not in tallies)]:  # engine errors too
+        seconds = tallies[phase].seconds if phase in tallies else 0.0
+        case = ET.Element("testcase", classname="generated", name=phase, time=f"{seconds:.3f}")
+        found = by_phase.get(phase, [])
+        if found:
+            failure = ET.SubElement(
+                case, "failure", message=f"{len(found)} distinct failures", type="FuzzFinding"
+            )
+            failure.text = "\n\n".join(_describe(f) for f in found)
+        cases.append(case)
+    for outcome in result.hostile:
+        case = ET.Element("testcase", classname=f"hostile.{outcome.target}", name=outcome.name)
+        if not outcome.passed:
+            got = outcome.error or answers(outcome.statuses)
+            failure = ET.SubElement(
+                case, "failure", message=f"expected {outcome.expected}, got {got}"
+            )
+            failure.text = f"sent: {outcome.sent}\nanswer: {outcome.body}"
+        cases.append(case)
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.extend(cases)
+    ET.indent(suite)
+    return ET.ElementTree(suite)
+
+
+def _describe(finding: Finding) -> str:
+    status = "no answer" if finding.status is None else str(finding.status)
+    return (
+        f"{finding.case}: {finding.problem}\n  answer: {status} {finding.body}\n  {finding.request}"
+    )
+
+
+def write_junit(result: FuzzResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    junit(result).write(path, encoding="utf-8", xml_declaration=True)
+    return path
