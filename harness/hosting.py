@@ -161,7 +161,10 @@ def _reset(connection: object) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY on accepted connections only for
+    # sockets whose proto says TCP; with proto 0 each answer waited ~40 ms for a delayed ACK
+    # under the default loop (uvloop sets it either way).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -60,11 +60,11 @@ class ProviderState:
 
 
 class UnknownState(SimError):
-    """A state no simulator sentence matches: 400, with the vocabulary in ``details.known``."""
+    """A state no simulator sentence matches: 422, with the vocabulary in ``details.known``."""
 
     def __init__(self, system: str, name: str, known: list[str]) -> None:
         super().__init__(
-            400,
+            422,
             "unknown_provider_state",
             f"{system} has no provider state {name!r}",
             known=known,
@@ -79,7 +79,7 @@ def values(matched: Params, params: Params | None) -> Params:
             merged[name] = int(merged[name])
         except (TypeError, ValueError):
             raise SimError(
-                400, "invalid_provider_state", f"{name} must be an integer", field=name
+                422, "invalid_provider_state", f"{name} must be an integer", field=name
             ) from None
     return merged
 

@@ -9,13 +9,11 @@ changes shape.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
 import re
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from simulators.common.faults import Fault
 from tests.pacts import interactions
 from tests.pacts.interactions import HTTP, MESSAGES
 from tests.pacts.record import comparable, record_all, record_http, record_message
+from tests.support import LoopThread
 
 PACTS = Path(__file__).resolve().parent.parent / "contracts" / "pacts"
 
@@ -102,7 +101,7 @@ def test_state_params_override_the_sentence():
 def test_an_unknown_state_is_refused_with_the_known_ones():
     http = TestClient(simulators.build("tms", ManualClock()).app)
     r = http.post("/_sim/provider-states", json={"state": "the moon is full"})
-    assert r.status_code == 400
+    assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "unknown_provider_state"
     assert "express capacity is exhausted" in error["details"]["known"]
@@ -114,7 +113,7 @@ def test_a_state_the_model_refuses_names_the_state_and_why():
     http = TestClient(simulators.build("erp", ManualClock()).app)
     http.post("/_sim/provider-states", json={"state": "order SO-1 is shipped"})
     r = http.post("/_sim/provider-states", json={"state": "order SO-1 is cancelled"})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json()["error"]["code"] == "provider_state_failed"
     assert "order SO-1 is cancelled" in r.json()["error"]["message"]
 
@@ -190,22 +189,11 @@ def test_cli_misuse_is_one_line_and_exit_2(tmp_path, capsys):
 @pytest.fixture
 def sandbox():
     """The carrier simulator served on its own loop and thread: a stand-in vendor sandbox."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    hosted: list = []
-
-    async def start() -> None:
-        hosted.extend(await hosting.serve([simulators.build("carrier", WallClock())], [0]))
-        ready.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop)
-    ready.wait(10)
+    loop = LoopThread()
+    hosted = loop.run(hosting.serve([simulators.build("carrier", WallClock())], [0]))
     yield f"http://{hosted[0].host}:{hosted[0].port}"
-    asyncio.run_coroutine_threadsafe(hosting.shutdown(hosted), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    loop.run(hosting.shutdown(hosted))
+    loop.close()
 
 
 def test_a_vendor_url_is_verified_and_its_messages_skipped(sandbox):

@@ -289,7 +289,7 @@ class Simulator:
             raise
         except SimError as refused:  # the state's own steps were refused by the model
             raise SimError(
-                400,
+                422,
                 "provider_state_failed",
                 f"cannot set up {change.state!r}: {refused.message}",
                 state=change.state,
@@ -297,7 +297,7 @@ class Simulator:
             ) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise SimError(
-                400,
+                422,
                 "provider_state_failed",
                 f"cannot set up {change.state!r}: bad params ({exc})",
                 state=change.state,
