@@ -14,6 +14,7 @@ import json
 import os
 import re
 import stat
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -137,12 +138,16 @@ def rename(field: str, to: str, route: str, system: str):
     return prepare
 
 
-def test_a_renamed_response_field_fails_naming_the_interaction_and_field():
+def test_a_renamed_response_field_fails_naming_the_interaction_and_field(tmp_path):
     prepare = rename("tracking_number", "trackingNumber", "POST /labels", "carrier")
     result = verify.verify_simulators(PACTS, "carrier", prepare=prepare)["carrier"]
     failed = {o.interaction.description: o.problems for o in result.outcomes if o.problems}
     assert list(failed) == ["a label is bought for a planned shipment"]
     assert "tracking_number" in failed["a label is bought for a planned shipment"][0]
+    junit = ET.parse(verify.write_junit({"carrier": result}, tmp_path / "v.xml")).getroot()
+    failures = [c for c in junit.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["a label is bought for a planned shipment"]
+    assert "tracking_number" in failures[0].find("failure").get("message")
 
 
 def test_a_removed_field_in_a_list_answer_fails_too():

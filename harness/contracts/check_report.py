@@ -8,13 +8,13 @@ every problem in their text, messages are skipped, warnings go to the case's ``s
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.contracts.pact_check import CheckResult, InteractionResult
+from harness.report import junit_xml
 
 
 def render(result: CheckResult, console: Console, title: str) -> None:
@@ -39,49 +39,31 @@ def render(result: CheckResult, console: Console, title: str) -> None:
     console.print(result.summary(), highlight=False)
 
 
-def document(result: CheckResult) -> ET.ElementTree:
-    suites = ET.Element("testsuites", name="twinyard.contracts", tests=str(len(result.results)))
-    suites.set("failures", str(result.count("broken")))
+def suites(result: CheckResult) -> list[junit_xml.Suite]:
+    """A suite per pact, a case per interaction: broken ones fail with every problem in their
+    text, messages are skipped, warnings go to the case's ``system-out``."""
+    found = []
     for pact in result.pacts:
-        cases = [r for r in result.results if r.pact == pact.source]
-        suite = ET.SubElement(
-            suites,
-            "testsuite",
-            name=f"contracts.{pact.consumer}.{pact.provider}",
-            tests=str(len(cases)),
-            failures=str(sum(r.outcome == "broken" for r in cases)),
-            errors="0",
-            skipped=str(sum(r.outcome == "skipped" for r in cases)),
-        )
-        ET.SubElement(
-            ET.SubElement(suite, "properties"), "property", name="pact", value=pact.source
-        )
-        for item in cases:
-            suite.append(_case(suite.get("name", ""), item))
-    ET.indent(suites)
-    return ET.ElementTree(suites)
+        name = f"contracts.{pact.consumer}.{pact.provider}"
+        cases = [_case(name, r) for r in result.results if r.pact == pact.source]
+        found.append(junit_xml.Suite(name, cases, {"pact": pact.source}))
+    return found
 
 
-def _case(suite_name: str, item: InteractionResult) -> ET.Element:
-    case = ET.Element("testcase", classname=suite_name, name=item.description, time="0")
+def _case(suite_name: str, item: InteractionResult) -> junit_xml.Case:
     lines = [
         f"{'BREAKING' if p.breaking else 'warning'}: {p.where}: {p.message}" for p in item.problems
     ]
-    if item.skipped is not None:
-        ET.SubElement(case, "skipped", message=item.skipped)
-    elif item.breaking:
+    failure = None
+    if item.skipped is None and item.breaking:
         first = item.breaking[0]
-        message = f"{item.operation}: {first.where}: {first.message}"
+        failure = f"{item.operation}: {first.where}: {first.message}"
         if len(item.breaking) > 1:
-            message += f" and {len(item.breaking) - 1} more"
-        failure = ET.SubElement(case, "failure", message=message, type="ContractBroken")
-        failure.text = "\n".join(lines)
-    elif lines:
-        ET.SubElement(case, "system-out").text = "\n".join(lines)
-    return case
+            failure += f" and {len(item.breaking) - 1} more"
+    return junit_xml.Case(
+        suite_name, item.description, failure, "\n".join(lines), skipped=item.skipped
+    )
 
 
 def write_junit(result: CheckResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document(result).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    return junit_xml.write(path, "twinyard.contracts", suites(result))

@@ -18,7 +18,6 @@ The engine run is ``schemathesis_run``; the catalogue is ``hostile``.
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from harness.contracts.schemathesis_run import (
     first_line,
     run_engine,
 )
+from harness.report import junit_xml
 from simulators.common.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -238,40 +238,28 @@ def signed_schema(
 
 
 # -- JUnit ----------------------------------------------------------------------------------------
-def junit(result: FuzzResult) -> ET.ElementTree:
+def junit_suite(result: FuzzResult) -> junit_xml.Suite:
     """One test case per hostile case and per generated phase; a finding is a failure."""
-    suite = ET.Element("testsuite", name="twinyard.contracts.fuzz", time=f"{result.seconds:.3f}")
-    cases: list[ET.Element] = []
+    cases: list[junit_xml.Case] = []
     by_phase: dict[str, list[Finding]] = {}
     for finding in result.generated.findings:
         by_phase.setdefault(finding.case.split(":", 1)[0], []).append(finding)
     tallies = result.generated.phases
     for phase in [*tallies, *(p for p in by_phase if p not in tallies)]:  # engine errors too
         seconds = tallies[phase].seconds if phase in tallies else 0.0
-        case = ET.Element("testcase", classname="generated", name=phase, time=f"{seconds:.3f}")
         found = by_phase.get(phase, [])
-        if found:
-            failure = ET.SubElement(
-                case, "failure", message=f"{len(found)} distinct failures", type="FuzzFinding"
-            )
-            failure.text = "\n\n".join(_describe(f) for f in found)
-        cases.append(case)
+        failure = f"{len(found)} distinct failures" if found else None
+        text = "\n\n".join(_describe(f) for f in found)
+        cases.append(junit_xml.Case("generated", phase, failure, text, seconds=seconds))
     for outcome in result.hostile:
-        case = ET.Element("testcase", classname=f"hostile.{outcome.target}", name=outcome.name)
+        failure = None
         if not outcome.passed:
-            got = outcome.error or answers(outcome.statuses)
-            failure = ET.SubElement(
-                case, "failure", message=f"expected {outcome.expected}, got {got}"
+            failure = (
+                f"expected {outcome.expected}, got {outcome.error or answers(outcome.statuses)}"
             )
-            failure.text = f"sent: {outcome.sent}\nanswer: {outcome.body}"
-        cases.append(case)
-    failures = sum(1 for c in cases if c.find("failure") is not None)
-    suite.set("tests", str(len(cases)))
-    suite.set("failures", str(failures))
-    suite.set("errors", "0")
-    suite.extend(cases)
-    ET.indent(suite)
-    return ET.ElementTree(suite)
+        text = f"sent: {outcome.sent}\nanswer: {outcome.body}" if failure else ""
+        cases.append(junit_xml.Case(f"hostile.{outcome.target}", outcome.name, failure, text))
+    return junit_xml.Suite("twinyard.contracts.fuzz", cases, seconds=result.seconds)
 
 
 def _describe(finding: Finding) -> str:
@@ -282,6 +270,4 @@ def _describe(finding: Finding) -> str:
 
 
 def write_junit(result: FuzzResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    junit(result).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    return junit_xml.write(path, "twinyard.contracts.fuzz", [junit_suite(result)])

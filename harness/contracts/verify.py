@@ -20,7 +20,6 @@ import os
 import re
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from pact import Verifier
 import simulators
 from harness import hosting
 from harness.contracts.pacts import MESSAGE, Interaction, PactError, files, load
+from harness.report import junit_xml
 from simulators import provider_states
 from simulators.common.clock import WallClock
 from simulators.common.simulator import Simulator
@@ -286,28 +286,18 @@ def describe(mismatch: dict[str, Any]) -> list[str]:
 # -- JUnit -----------------------------------------------------------------------------------
 def write_junit(results: dict[str, Verification], path: Path) -> Path:
     """One test suite per provider, one test case per interaction (a CI page shows each)."""
-    suites = ET.Element("testsuites", name="twinyard contracts verify")
+    suites = []
     for provider, verification in results.items():
-        suite = ET.SubElement(
-            suites,
-            "testsuite",
-            name=f"pact.{provider}",
-            tests=str(len(verification.outcomes)),
-            failures=str(verification.count("failed")),
-            skipped=str(verification.count("skipped")),
-            errors="0",
-        )
-        for outcome in verification.outcomes:
-            item = outcome.interaction
-            case = ET.SubElement(
-                suite, "testcase", classname=f"pact.{provider}", name=item.description
+        name = f"pact.{provider}"
+        cases = [
+            junit_xml.Case(
+                name,
+                o.interaction.description,
+                failure="; ".join(o.problems) if o.status == "failed" else None,
+                text="\n".join(o.problems) if o.status == "failed" else "",
+                skipped="; ".join(o.problems) if o.status == "skipped" else None,
             )
-            if outcome.status == "failed":
-                failure = ET.SubElement(case, "failure", message="; ".join(outcome.problems))
-                failure.text = "\n".join(outcome.problems)
-            elif outcome.status == "skipped":
-                ET.SubElement(case, "skipped", message="; ".join(outcome.problems))
-    ET.indent(suites)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+            for o in verification.outcomes
+        ]
+        suites.append(junit_xml.Suite(name, cases))
+    return junit_xml.write(path, "twinyard contracts verify", suites)
