@@ -371,24 +371,37 @@ def sims_command(
     env: Annotated[bool, typer.Option("--env", help="print URLs as environment variables")] = False,
     stock: Annotated[int, typer.Option(help="initial stock of each catalogue SKU")] = 500,
     skus: Annotated[int, typer.Option(help="catalogue size (SKU-00001 ...)")] = 40,
+    carrier_api_version: Annotated[
+        str, typer.Option(help="the carrier API served: v1, v1.1 or v2")
+    ] = "v1",
 ) -> None:
     """Start only the four simulators (wall clock) and print their URLs; Ctrl-C stops them."""
+    from simulators.carrier.api import API_VERSIONS
+
+    if carrier_api_version not in API_VERSIONS:
+        known = ", ".join(API_VERSIONS)
+        raise Usage(f"--carrier-api-version {carrier_api_version!r}: known versions are {known}")
     try:
-        uvloop.run(_serve_forever(port_base, env, stock, skus))
+        uvloop.run(_serve_forever(port_base, env, stock, skus, carrier_api_version))
     except hosting.PortInUse as exc:
         raise Usage(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
 
-async def _serve_forever(port_base: int, as_env: bool, stock: int, skus: int) -> None:
+async def _serve_forever(
+    port_base: int, as_env: bool, stock: int, skus: int, carrier_api_version: str
+) -> None:
     import simulators
     from harness.world.catalogue import Catalogue
     from simulators.common.clock import WallClock
 
     clock = WallClock()
     initial = Catalogue.build(skus, stock).stock()
-    sims = [simulators.build(s, clock, stock=initial) for s in simulators.SYSTEMS]
+    versions = {"carrier": {"api_version": carrier_api_version}}
+    sims = [
+        simulators.build(s, clock, stock=initial, **versions.get(s, {})) for s in simulators.SYSTEMS
+    ]
     hosted = await hosting.serve(sims, [port_base + i for i in range(len(sims))])
     for item in hosted:
         name = item.sim.system

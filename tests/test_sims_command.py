@@ -53,3 +53,33 @@ def test_sims_env_prints_one_variable_per_system_and_they_answer():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_sims_can_serve_the_carriers_v2():
+    base = _four_free_ports()
+    args = ["sims", "--env", "--port-base", str(base), "--carrier-api-version", "v2"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE)
+    try:
+        for _ in range(4):
+            proc.stdout.readline()
+        carrier = f"http://127.0.0.1:{base + 3}"
+        assert httpx.get(f"{carrier}/_sim/health").json()["api_version"] == "v2"
+        refused = httpx.post(f"{carrier}/labels", json={"shipment_ref": "SH-1"}).json()
+        fields = {e["field"] for e in refused["error"]["details"]["errors"]}
+        assert "label_format" in fields
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_an_unknown_carrier_version_is_one_line_and_exit_2():
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "sims", "--carrier-api-version", "v3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "twinyard: error: --carrier-api-version 'v3': known versions are v1, v1.1, v2"
+    ]
