@@ -178,6 +178,8 @@ async def run(config: RunConfig) -> RunOutcome:
     urls = {system: h.url for system, h in zip(sims, hosted, strict=True)}
     secret = config.webhook_secret or secrets.token_hex(16)
     notes: list[str] = []
+    if scenario.carrier.api_version != "v1":  # a red day on an upgrade says so on its face
+        notes.append(f"the carrier serves its API {scenario.carrier.api_version}")
     process = None
     try:
         if config.stack_url:

@@ -228,3 +228,4 @@ def test_a_scenario_on_v2_puts_a_v1_stack_in_front_of_carrier_v2(tmp_path):
     assert labels and {(e["status"], e["error"]) for e in labels} == {(422, "validation_failed")}
     failed = {r.name for r in outcome.results if not r.passed}
     assert "orders_terminal" in failed
+    assert "the carrier serves its API v2" in outcome.notes
