@@ -14,18 +14,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import simulators
-from tests.test_conformance_phases import MAX_EXAMPLES, run_system
+from tests.test_conformance_phases import MAX_EXAMPLES, TARGETS, run_system
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=MAX_EXAMPLES)
-    parser.add_argument("--system", action="append", choices=simulators.SYSTEMS)
+    parser.add_argument("--system", action="append", choices=TARGETS)
     args = parser.parse_args()
     rows: list[tuple[str, str, int, int, float]] = []
     findings = []
-    for system in args.system or simulators.SYSTEMS:
+    for system in args.system or TARGETS:
         started = time.perf_counter()
         run = run_system(system, args.max_examples)
         wall = time.perf_counter() - started
