@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from simulators.carrier.model import Label
-from simulators.carrier.wire import Face, Parcel, Purchase
+from simulators.carrier.wire import Face, Parcel, Purchase, purchase_of
 from simulators.common.http import validate
 from simulators.common.schemas import Address, Body, NonEmpty
 
@@ -24,12 +24,7 @@ class LabelRequest(Body):
 
 def purchase(data: dict[str, Any]) -> Purchase:
     body = validate(LabelRequest, data)
-    return Purchase(
-        body.shipment_ref,
-        body.service,
-        body.ship_to.to_dict(),
-        [p.model_dump() for p in body.packages],
-    )
+    return purchase_of(body, body.service)
 
 
 FACE = Face("v1", purchase, Label.to_dict, Label.tracking)

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from simulators.carrier.model import Label
-from simulators.carrier.wire import Face, LabelFormat, Parcel, Purchase, Reference, label_url
+from simulators.carrier.wire import (
+    Face,
+    LabelFormat,
+    Parcel,
+    Purchase,
+    Reference,
+    label_url,
+    purchase_of,
+)
 from simulators.common.http import validate
 from simulators.common.schemas import Address, Body, NonEmpty
 
@@ -30,14 +38,7 @@ class LabelRequest(Body):
 
 def purchase(data: dict[str, Any]) -> Purchase:
     body = validate(LabelRequest, data)
-    return Purchase(
-        body.shipment_ref,
-        SERVICES[body.service],
-        body.ship_to.to_dict(),
-        [p.model_dump() for p in body.packages],
-        body.label_format,
-        body.reference,
-    )
+    return purchase_of(body, SERVICES[body.service])
 
 
 def label_answer(label: Label) -> dict[str, Any]:

@@ -58,6 +58,19 @@ class Face:
     malformed_status: int = 400  # 2.0 answers a body that is not a JSON object with 422
 
 
+def purchase_of(body: Any, service: str) -> Purchase:
+    """A validated label request of any version (its pydantic model) in the model's words;
+    ``service`` already translated to the model's name."""
+    return Purchase(
+        body.shipment_ref,
+        service,
+        body.ship_to.to_dict(),
+        [p.model_dump() for p in body.packages],
+        getattr(body, "label_format", "pdf"),  # 1.0 has no label formats: PDF
+        getattr(body, "reference", None),
+    )
+
+
 def label_url(label: Label) -> str:
     """Where the label document would be downloaded (1.1 and later name it)."""
     return f"{LABEL_DOCUMENTS}/{label.id}.{label.label_format}"
