@@ -23,16 +23,11 @@ from harness.cli import main
 from harness.runner import RunConfig, run
 from simulators.common.clock import ManualClock
 from simulators.common.simulator import Simulator
+from simulators.provider_states import DEFAULT_SHIP_TO
 
 SPECS = Path(__file__).resolve().parent.parent / "contracts" / "openapi"
 
-NL = {
-    "name": "Ada Lovelace",
-    "street": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postal_code": "1015 CJ",
-    "country": "NL",
-}
+NL = DEFAULT_SHIP_TO  # the Amsterdam address every example uses
 PARCELS = [{"weight_kg": 2.5, "contents": [{"sku": "A-100", "qty": 3}]}]
 V1_LABEL = {"shipment_ref": "SH-000001", "service": "ground", "ship_to": NL, "packages": PARCELS}
 V2_LABEL = {**V1_LABEL, "service": "standard", "label_format": "zpl", "reference": "SO-000001"}

@@ -19,17 +19,12 @@ import yaml
 from harness.cli import main
 from harness.contracts.pact_check import CheckResult, check
 from harness.contracts.pacts import PactError
+from simulators.provider_states import DEFAULT_SHIP_TO
 
 OPENAPI = Path(__file__).resolve().parent.parent / "contracts" / "openapi"
 CARRIER = OPENAPI / "carrier.yaml"
 
-SHIP_TO = {
-    "name": "Ada Lovelace",
-    "street": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postal_code": "1015 CJ",
-    "country": "NL",
-}
+SHIP_TO = DEFAULT_SHIP_TO  # the Amsterdam address every example uses
 PACKAGES = [{"weight_kg": 2.5, "contents": [{"sku": "A-100", "qty": 3}]}]
 BUY = "a label is bought for a planned shipment"
 READ = "a label is read with its scans"

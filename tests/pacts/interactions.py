@@ -19,16 +19,11 @@ from typing import Any
 from pact import match
 
 from reference_stack.clients import Outcome, Vendors, Verdict
+from simulators.provider_states import DEFAULT_SHIP_TO
 
 CONSUMER = "reference-stack"
 CORRELATION = "corr-SO-000001-0a1b2c3d"
-SHIP_TO = {
-    "name": "Ada Lovelace",
-    "street": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postal_code": "1015 CJ",
-    "country": "NL",
-}
+SHIP_TO = DEFAULT_SHIP_TO  # the Amsterdam address every example uses
 LINES = [{"line": 1, "sku": "A-100", "qty": 3}]
 PACKAGES = [{"weight_kg": 1.6, "contents": [{"sku": "A-100", "qty": 3}]}]
 
