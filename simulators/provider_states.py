@@ -23,7 +23,7 @@ from typing import Any
 from simulators.common.errors import SimError
 
 Params = dict[str, Any]
-Setup = Callable[[Any, Params], None]  # (the system's model, the state's values)
+Setup = Callable[[Any, Params], None]  # (the system's model or simulator, the state's values)
 
 DEFAULT_SKU = "A-100"
 DEFAULT_STOCK = 100
@@ -45,6 +45,7 @@ class ProviderState:
     template: str
     setup: Setup
     doc: str
+    on_simulator: bool = False  # set up on the simulator (webhooks), not on its model
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -236,6 +237,22 @@ def carrier_scanned(status: str) -> Setup:
     return setup
 
 
+# -- every system: its webhook subscriptions --------------------------------------------------
+def subscribed(sim: Any, p: Params) -> None:
+    url = p.get("url", f"http://127.0.0.1:8000/webhooks/{sim.system}")
+    events = p.get("events") or sorted(sim.webhooks.event_types)
+    sim.webhooks.subscribe(url, events, p.get("secret", "s3cr3t"), sub_id=p["sub_id"])
+
+
+COMMON = [
+    ProviderState(
+        "webhook subscription {sub_id} exists",
+        subscribed,
+        "params: url, events, secret",
+        on_simulator=True,
+    )
+]
+
 VOCABULARY: dict[str, list[ProviderState]] = {
     "erp": [
         ProviderState("SKU {sku} has {qty} on hand", erp_on_hand, "sets the ERP's stock"),
@@ -346,6 +363,10 @@ VOCABULARY: dict[str, list[ProviderState]] = {
 }
 
 
+for _states in VOCABULARY.values():
+    _states.extend(COMMON)
+
+
 def known(system: str) -> list[str]:
     return [state.template for state in VOCABULARY[system]]
 
@@ -359,9 +380,10 @@ def find(system: str, name: str) -> tuple[ProviderState, Params]:
     raise UnknownState(system, name, known(system))
 
 
-def apply(model: Any, name: str, params: Params | None = None) -> None:
-    """Make the state true on ``model``. The empty state (Pact's generic set-up) is a no-op."""
+def apply(sim: Any, name: str, params: Params | None = None) -> None:
+    """Make the state true on the simulator ``sim`` (mostly on its model). The empty state
+    (Pact's generic set-up) is a no-op."""
     if not name.strip():
         return
-    state, matched = find(model.system, name)
-    state.setup(model, values(matched, params))
+    state, matched = find(sim.system, name)
+    state.setup(sim if state.on_simulator else sim.model, values(matched, params))

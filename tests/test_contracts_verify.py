@@ -207,7 +207,7 @@ def test_a_vendor_url_is_verified_and_its_messages_skipped(sandbox):
     )
     statuses = {o.interaction.description: o.status for o in result.outcomes}
     assert statuses.pop("a tracking.updated event") == "skipped"
-    assert set(statuses.values()) == {"passed"} and len(statuses) == 4
+    assert set(statuses.values()) == {"passed"} and len(statuses) == 5
 
 
 PUBLICATION = broker.Publication(
@@ -279,3 +279,15 @@ def test_the_documented_vocabulary_is_the_simulators_vocabulary():
     doc = (PACTS.parent.parent / "docs" / "contracts.md").read_text()
     rows = re.findall(r"^\| (\w+) \| `([^`]+)` \|", doc, flags=re.M)
     assert rows == [(system, s.template) for system, states in VOCABULARY.items() for s in states]
+
+
+def test_a_subscription_state_names_its_id_and_a_second_is_refused():
+    sim = simulators.build("wms", ManualClock())
+    http = TestClient(sim.app)
+    state = {"state": "webhook subscription WH-0042 exists"}
+    assert http.post("/_sim/provider-states", json=state).status_code == 200
+    assert [s["id"] for s in http.get("/webhooks").json()["items"]] == ["WH-0042"]
+    again = http.post("/_sim/provider-states", json=state)
+    assert again.status_code == 422
+    assert "already exists" in again.json()["error"]["message"]
+    assert http.delete("/webhooks/WH-0042").status_code == 204

@@ -284,7 +284,7 @@ class Simulator:
             self.reset()
             return respond({"state": change.state, "action": "teardown"})
         try:
-            provider_states.apply(self.model, change.state, change.params)
+            provider_states.apply(self, change.state, change.params)
         except provider_states.UnknownState:
             raise
         except SimError as refused:  # the state's own steps were refused by the model

@@ -15,7 +15,7 @@ import orjson
 
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
-from simulators.common.errors import not_found, unprocessable
+from simulators.common.errors import conflict, not_found, unprocessable
 from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
@@ -155,7 +155,10 @@ class WebhookDispatcher:
         self.latest: dict[str, bytes] = {}
 
     # -- subscriptions -------------------------------------------------------------------
-    def subscribe(self, url: str, events: list[str], secret: str) -> Subscription:
+    def subscribe(
+        self, url: str, events: list[str], secret: str, sub_id: str | None = None
+    ) -> Subscription:
+        """A new subscription (under ``sub_id`` when a provider state names it)."""
         if not url.startswith(("http://", "https://")):
             raise unprocessable("validation_failed", "url must be an http(s) URL", field="url")
         unknown = sorted(set(events) - self.event_types - {"*"})
@@ -167,7 +170,10 @@ class WebhookDispatcher:
             )
         if not secret:
             raise unprocessable("validation_failed", "secret must not be empty", field="secret")
-        sub = Subscription(self._sub_ids.next(), url, frozenset(events), secret, self.clock.iso())
+        if sub_id in self.subscriptions:
+            raise conflict("already_exists", f"webhook subscription {sub_id} already exists")
+        sub_id = sub_id or self._sub_ids.next()
+        sub = Subscription(sub_id, url, frozenset(events), secret, self.clock.iso())
         self.subscriptions[sub.id] = sub
         return sub
 

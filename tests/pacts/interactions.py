@@ -431,12 +431,26 @@ def list_subscriptions(system: str) -> HttpCase:
     )
 
 
+def drop_subscription(system: str) -> HttpCase:
+    """A restarted stack drops the subscription its earlier run left behind."""
+    return HttpCase(
+        system,
+        "the stack drops a stale subscription",
+        [("webhook subscription WH-0009 exists", {})],
+        "DELETE",
+        "/webhooks/WH-0009",
+        lambda v: v.request(system, "DELETE", "/webhooks/WH-0009", correlation_id="subscribe"),
+        204,
+        keyed=False,
+    )
+
+
 def _subscriptions() -> list[HttpCase]:
     from reference_stack.handlers import CONSUMED
 
     cases: list[HttpCase] = []
     for system, events in CONSUMED.items():
-        cases += [subscribe(system, events), list_subscriptions(system)]
+        cases += [subscribe(system, events), list_subscriptions(system), drop_subscription(system)]
     return cases
 
 
