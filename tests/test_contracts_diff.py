@@ -98,3 +98,76 @@ def test_the_command_exits_1_on_breaking_changes_0_without_and_2_on_a_bad_file(
     assert main(["contracts", "diff", str(CARRIER), str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("twinyard: error: cannot read")
+
+
+# -- parameters, nullability, enums dropped --------------------------------------------------
+
+
+def test_a_new_required_parameter_breaks_and_an_optional_one_does_not(v1):
+    v2 = copy.deepcopy(v1)
+    read = v2["paths"]["/labels/{label_id}"]["get"]
+    read["parameters"].append({"name": "account", "in": "query", "required": True})
+    read["parameters"].append({"name": "fields", "in": "query", "schema": {"type": "string"}})
+    changes = {(c.where, c.message, c.breaking) for c in diff(v1, v2)}
+    assert ("query parameter: account", "required parameter added", True) in changes
+    assert ("query parameter: fields", "optional parameter added", False) in changes
+
+
+def test_a_header_becoming_required_breaks_the_operations_that_use_it(v1):
+    v2 = copy.deepcopy(v1)
+    v2["components"]["parameters"]["IdempotencyKey"]["required"] = True
+    breaking = _breaking(diff(v1, v2))
+    assert ("POST /labels", "header parameter: idempotency-key", "parameter now required") in (
+        breaking
+    )
+
+
+def test_a_path_level_parameter_moved_onto_the_operation_is_no_change(v1):
+    v2 = copy.deepcopy(v1)
+    item = v2["paths"]["/labels/{label_id}"]
+    shared = item.pop("parameters")
+    for method in ("get",):
+        item[method]["parameters"] = shared + item[method]["parameters"]
+    assert [c for c in diff(v1, v2) if c.operation == "GET /labels/{label_id}"] == []
+
+
+def test_a_parameter_type_change_breaks(v1):
+    v2 = copy.deepcopy(v1)
+    v2["components"]["parameters"]["CorrelationId"]["schema"] = {"type": "integer"}
+    assert (
+        "GET /labels/{label_id}",
+        "header parameter: x-correlation-id",
+        "type changed from string to integer",
+    ) in _breaking(diff(v1, v2))
+
+
+def test_a_response_field_that_may_now_be_null_breaks_a_reader(v1):
+    v2 = copy.deepcopy(v1)
+    v2["components"]["schemas"]["Label"]["properties"]["tracking_number"]["nullable"] = True
+    assert (
+        "POST /labels",
+        "response 201: tracking_number",
+        "may now be null",
+    ) in _breaking(diff(v1, v2))
+
+
+def test_a_request_field_no_longer_nullable_breaks_a_writer_and_the_reverse_does_not(v1):
+    old, new = copy.deepcopy(v1), copy.deepcopy(v1)
+    old["components"]["schemas"]["BuyLabel"]["properties"]["shipment_ref"]["nullable"] = True
+    changes = {(c.where, c.message, c.breaking) for c in diff(old, new)}
+    assert ("request body: shipment_ref", "no longer accepts null", True) in changes
+    widened = {(c.where, c.message, c.breaking) for c in diff(new, old)}
+    assert ("request body: shipment_ref", "may now be null", False) in widened
+
+
+def test_an_enum_dropped_from_a_response_breaks_and_from_a_request_does_not(v1):
+    v2 = copy.deepcopy(v1)
+    del v2["components"]["schemas"]["LabelStatus"]["enum"]
+    del v2["components"]["schemas"]["BuyLabel"]["properties"]["service"]["enum"]
+    changes = {(c.operation, c.where, c.message, c.breaking) for c in diff(v1, v2)}
+    assert ("POST /labels", "response 201: status", "enum removed (any value now)", True) in (
+        changes
+    )
+    assert ("POST /labels", "request body: service", "enum removed (any value now)", False) in (
+        changes
+    )

@@ -3,11 +3,12 @@
 A change breaks a client that worked against the old version when:
 
 - an operation (path and method) or a documented response status is gone;
-- a request needs something the old client does not send: a new required field, a changed
-  type, an enum value the old client may send that is no longer accepted;
+- a request needs something the old client does not send: a new required field or
+  parameter (query, header, path, cookie), a changed type, an enum value the old client may
+  send that is no longer accepted, a null no longer accepted;
 - a response lacks something the old client may read: a field removed (or renamed: removed
-  plus added), a required field now optional, a changed type, or an enum value the old client
-  has never seen.
+  plus added), a required field now optional, a changed type, a value that may now be null,
+  or an enum value the old client has never seen (or no enum at all any more).
 
 Additions a tolerant reader ignores (new operations, statuses, optional request fields,
 response fields) are listed as non-breaking. Only local ``$ref``s (``#/...``) are followed.
@@ -62,11 +63,32 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
 
 
 def _operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each operation, with the path item's parameters merged into its own (OpenAPI lets an
+    operation override a path-level parameter of the same name and location)."""
     found = {}
+    resolve = _Resolver(spec)
     for path, item in (spec.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        shared = item.get("parameters") or []
         for method in METHODS:
-            if isinstance(item, dict) and method in item:
-                found[f"{method.upper()} {path}"] = item[method]
+            if isinstance(item.get(method), dict):
+                operation = item[method]
+                merged = _parameters(resolve, shared) | _parameters(
+                    resolve, operation.get("parameters") or []
+                )
+                found[f"{method.upper()} {path}"] = {**operation, "parameters": merged}
+    return found
+
+
+def _parameters(resolve: _Resolver, listed: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Parameters by (location, name); header names compare case-insensitively."""
+    found = {}
+    for raw in listed:
+        param = resolve(raw)
+        if isinstance(param, dict) and "name" in param and "in" in param:
+            name = str(param["name"])
+            found[(param["in"], name.lower() if param["in"] == "header" else name)] = param
     return found
 
 
@@ -90,7 +112,7 @@ class _Resolver:
 def _operation(
     op: str, old_r: _Resolver, old: dict[str, Any], new_r: _Resolver, new: dict[str, Any]
 ) -> list[Change]:
-    changes: list[Change] = []
+    changes = _parameter_changes(op, old_r, old["parameters"], new_r, new["parameters"])
     old_body, new_body = _request_schema(old_r, old), _request_schema(new_r, new)
     if old_body is not None or new_body is not None:
         changes += _schema(op, "request body", old_r, old_body or {}, new_r, new_body or {}, True)
@@ -106,6 +128,31 @@ def _operation(
         if old_schema is not None and new_schema is not None:
             where = f"response {status}"
             changes += _schema(op, where, old_r, old_schema, new_r, new_schema, False)
+    return changes
+
+
+def _parameter_changes(
+    op: str,
+    old_r: _Resolver,
+    old: dict[tuple[str, str], dict[str, Any]],
+    new_r: _Resolver,
+    new: dict[tuple[str, str], dict[str, Any]],
+) -> list[Change]:
+    """A new required parameter breaks an old client (it does not send it); one gone is
+    ignored by the server; a kept one is compared like a request field."""
+    changes = []
+    for key in sorted(new.keys() - old.keys()):
+        where, required = f"{key[0]} parameter: {key[1]}", bool(new[key].get("required"))
+        message = "required parameter added" if required else "optional parameter added"
+        changes.append(Change(op, where, message, required))
+    for key in sorted(old.keys() - new.keys()):
+        changes.append(Change(op, f"{key[0]} parameter: {key[1]}", "parameter removed", False))
+    for key in sorted(old.keys() & new.keys()):
+        where = f"{key[0]} parameter"
+        if new[key].get("required") and not old[key].get("required"):
+            changes.append(Change(op, f"{where}: {key[1]}", "parameter now required", True))
+        old_schema, new_schema = old[key].get("schema") or {}, new[key].get("schema") or {}
+        changes += _schema(op, where, old_r, old_schema, new_r, new_schema, True, key[1])
     return changes
 
 
@@ -146,6 +193,7 @@ def _schema(
     if old_type and new_type and old_type != new_type:
         return [Change(op, at, f"type changed from {old_type} to {new_type}", True)]
     changes += _enum(op, at, old, new, request)
+    changes += _nullable(op, at, old, new, request)
     if old_type == "array" or "items" in old:
         changes += _schema(
             op,
@@ -188,9 +236,30 @@ def _type(schema: dict[str, Any]) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def _nullable(
+    op: str, at: str, old: dict[str, Any], new: dict[str, Any], request: bool
+) -> list[Change]:
+    """A response value that may now be null breaks a reader; a request that may no longer
+    send null breaks a writer. The other directions are widenings."""
+    was, now = _allows_null(old), _allows_null(new)
+    if was == now:
+        return []
+    if now:
+        return [Change(op, at, "may now be null", not request)]
+    return [Change(op, at, "no longer accepts null" if request else "never null now", request)]
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return schema.get("nullable") is True or (isinstance(kind, list) and "null" in kind)
+
+
 def _enum(
     op: str, at: str, old: dict[str, Any], new: dict[str, Any], request: bool
 ) -> list[Change]:
+    if "enum" in old and "enum" not in new:
+        # the values are no longer listed: any value may be sent, or come back
+        return [Change(op, at, "enum removed (any value now)", not request)]
     if "enum" not in old or "enum" not in new:
         return []
     old_values, new_values = set(map(str, old["enum"])), set(map(str, new["enum"]))
