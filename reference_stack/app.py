@@ -35,6 +35,14 @@ def error(http_status: int, code: str, message: str, **details: Any) -> Response
     return respond({"error": {"code": code, "message": message, "details": details}}, http_status)
 
 
+# No vendor event comes near this; a bigger body is refused unread (and never parsed).
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+def too_large() -> Response:
+    return error(413, "payload_too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+
+
 def check_signature(
     secret: str, body: bytes, request: Request, defects: frozenset[str] = frozenset()
 ) -> str | None:
@@ -73,7 +81,12 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         system = request.path_params["system"]
         if system not in SYSTEMS:
             return error(404, "not_found", f"no webhook endpoint for {system!r}")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
+            return too_large()  # refused before a byte of it is read
         body = await request.body()
+        if len(body) > MAX_EVENT_BYTES:
+            return too_large()
         reason = check_signature(stack.config.webhook_secret, body, request, stack.config.defects)
         if reason is not None:
             return error(401, "invalid_signature", reason)

@@ -78,11 +78,13 @@ class Stack:
             with self.store.transaction():
                 jobs = handlers.handle(self.store, event, self.config.defects)
                 self.store.mark_processed(event.id)
-        except Exception as exc:  # malformed data (or a bug): keep the event, never wedge
+        except Exception as exc:  # keep the event with the reason, never wedge
             jobs = []
-            log.exception(
-                "event %s (%s %s) could not be handled", event.id, event.system, event.type
-            )
+            what = f"event {event.id} ({event.system} {event.type}) could not be handled"
+            if isinstance(exc, KeyError | TypeError | ValueError):  # data unlike the contract
+                log.error("%s: %s: %s", what, type(exc).__name__, exc)
+            else:  # a bug: the traceback is wanted
+                log.exception(what)
             self.store.mark_processed(event.id, error=f"{type(exc).__name__}: {exc}")
         self.inbox -= 1
         self.worker.add(jobs)

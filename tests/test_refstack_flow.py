@@ -616,3 +616,14 @@ async def test_jobs_survive_a_restart(tmp_path: Path, router: respx.MockRouter) 
     assert order["order"]["fulfilment_order_id"] == "FO-000001"
     assert [job["status"] for job in order["jobs"]] == ["done"]
     assert len(routes["create"].calls) == 2
+
+
+async def test_a_body_over_a_megabyte_is_refused_unparsed(sut: Sut) -> None:
+    pad = "x" * (1 << 20)
+    raw = orjson.dumps({"id": "EV-BIG", "type": "order.released", "data": {"pad": pad}})
+    headers = signed_headers(SECRET, raw)
+    response = await sut.client.post("/webhooks/erp", content=raw, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    genuine = await sut.deliver("erp", "order.released", ORDER, event_id="EV-BIG")
+    assert genuine.status_code == 202  # the refused one was never stored
