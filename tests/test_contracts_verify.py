@@ -291,3 +291,20 @@ def test_a_subscription_state_names_its_id_and_a_second_is_refused():
     assert again.status_code == 422
     assert "already exists" in again.json()["error"]["message"]
     assert http.delete("/webhooks/WH-0042").status_code == 204
+
+
+def test_two_consumers_with_the_same_description_are_verified_apart(tmp_path):
+    """One consumer's failure is not reported as the other's: each pact file is verified
+    on its own, since descriptions are unique only within a pact."""
+    pact = json.loads((PACTS / "reference-stack-tms.json").read_text())
+    (tmp_path / "a.json").write_text(json.dumps(pact))
+    broken = json.loads(json.dumps(pact))
+    broken["consumer"]["name"] = "billing"
+    planned = next(i for i in broken["interactions"] if i["description"].startswith("a shipment"))
+    planned["response"]["body"]["content"]["invoice_ref"] = "INV-1"  # tms never sends it
+    (tmp_path / "b.json").write_text(json.dumps(broken))
+    result = verify.verify_simulators(tmp_path)["tms"]
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    assert len(result.outcomes) == 2 * len(pact["interactions"])
+    assert [o.interaction.description for o in failed] == [planned["description"]]
+    assert "invoice_ref" in failed[0].problems[0]

@@ -156,14 +156,26 @@ def _verify(
     sim: Simulator | None,
     quiet: bool = True,
 ) -> Verification:
-    found = interactions(paths)
+    """Each pact file on its own verifier: the results name interactions by description,
+    which is unique within a pact but not across two consumers' pacts."""
+    verdicts, output = [], []
+    for path in paths:
+        one = _verify_file(system, path, url, state_url, sim, quiet)
+        verdicts += one.outcomes
+        output.append(one.output)
+    return Verification(verdicts, "\n".join(output))
+
+
+def _verify_file(
+    system: str, path: Path, url: str, state_url: str | None, sim: Simulator | None, quiet: bool
+) -> Verification:
+    found = interactions([path])
     verifier = Verifier(system, host=urlsplit(url).hostname).add_transport(url=url)
     if state_url:
         verifier.state_handler(state_url, teardown=True, body=True)
     if sim is not None and any(i.kind == MESSAGE for i in found):
         verifier.message_handler(_producer(sim, found))
-    for path in paths:
-        verifier.add_source(path)
+    verifier.add_source(path)
     # The Rust verifier prints its own report (we keep ours) and raises on a failure (which
     # the results describe).
     with silenced_stdout(quiet), contextlib.suppress(RuntimeError):
