@@ -253,7 +253,7 @@ COMMON = [
     )
 ]
 
-VOCABULARY: dict[str, list[ProviderState]] = {
+SYSTEM_STATES: dict[str, list[ProviderState]] = {
     "erp": [
         ProviderState("SKU {sku} has {qty} on hand", erp_on_hand, "sets the ERP's stock"),
         ProviderState(
@@ -363,8 +363,8 @@ VOCABULARY: dict[str, list[ProviderState]] = {
 }
 
 
-for _states in VOCABULARY.values():
-    _states.extend(COMMON)
+# Each system's sentences, then those every simulator knows.
+VOCABULARY = {system: [*states, *COMMON] for system, states in SYSTEM_STATES.items()}
 
 
 def known(system: str) -> list[str]:
