@@ -221,6 +221,25 @@ async def test_replayed_copy_carries_the_original_timestamp_and_signature():
     assert r.journal_faults() == [None, "replayed:900s"]
 
 
+async def test_replayed_with_signed_age_is_a_genuine_signature_over_an_old_timestamp():
+    # In lockstep an hour of virtual time passes in a wall second, so the original headers are
+    # still fresh: only a copy signed as an old capture tests a stack's replay window.
+    async with rig({"kind": "replayed", "delay_s": 60, "signed_age_s": 86_400}) as r:
+        r.publish("PC1")
+        await r.settle()
+        await r.advance(60.0)
+        assert len(r.receiver.requests) == 2
+    (first, body1), (again, body2) = r.receiver.requests
+    assert body1 == body2
+    age = int(first["x-twinyard-timestamp"]) - int(again["x-twinyard-timestamp"])
+    assert 86_390 <= age <= 86_410
+    ts = again["x-twinyard-timestamp"]
+    now = int(first["x-twinyard-timestamp"])
+    assert verify(SECRET, body2, ts, again["x-twinyard-signature"], tolerance_s=10**9) is None
+    assert "replay window" in verify(SECRET, body2, ts, again["x-twinyard-signature"], now=now)
+    assert r.journal_faults() == [None, "replayed:60s+signed-86400s-ago"]
+
+
 async def test_burst_releases_held_events_together_at_the_window_end():
     async with rig({"kind": "burst", "at": 100, "for": 200}) as r:
         r.publish("PC0")  # before the window

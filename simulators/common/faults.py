@@ -140,6 +140,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "new_ids": ("duplicate",),
     "hold_s": ("reorder",),
     "delay_s": ("late", "replayed"),
+    "signed_age_s": ("replayed",),
     "mode": ("outage",),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
@@ -177,6 +178,10 @@ class Fault(_Data):
     """reorder: virtual seconds an event is held (default 600)."""
     delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """late: virtual seconds before delivery; replayed: before the replay (default 600)."""
+    signed_age_s: Annotated[float, Field(gt=0, le=31_536_000)] | None = None
+    """replayed: the copy is signed as a capture this many WALL seconds old would be (its
+    timestamp is now minus this, correctly signed), so a stack's replay window is tested even
+    in lockstep, where virtual hours pass in wall seconds. Absent: the original headers."""
     add_fields: FieldValues | None = None
     """schema_drift: fields added to the answer (name -> JSON value), unknown to old clients."""
     rename_fields: Renames | None = None
@@ -278,7 +283,8 @@ class Fault(_Data):
         if self.kind == "reorder":
             return f"reorder:{self.hold_s or DEFAULT_HOLD_S:g}s"
         if self.kind in ("late", "replayed"):
-            return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s"
+            aged = f"+signed-{self.signed_age_s:g}s-ago" if self.signed_age_s else ""
+            return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s{aged}"
         return self.kind
 
     @property

@@ -93,6 +93,7 @@ class Delivery:
     probe: bool = False  # a forged or replayed copy: sent once, never retried or listed
     signing_secret: str | None = None  # forged: signed with this (wrong) secret
     replay_of: Delivery | None = None  # replayed: resend this delivery's first headers
+    signed_age_s: float | None = None  # replayed: re-signed as a capture this old (wall s)
     first_headers: dict[str, str] | None = None  # the signed headers of attempt 1
 
     def public(self) -> dict[str, Any]:
@@ -253,6 +254,7 @@ class WebhookDispatcher:
             delivery.fault = None
             replay = self._copy(delivery, fault=label, probe=True)
             replay.replay_of = delivery
+            replay.signed_age_s = fault.signed_age_s
             self._schedule(replay, now + (fault.delay_s or DEFAULT_DELAY_S))
         return label
 
@@ -325,7 +327,11 @@ class WebhookDispatcher:
         assert self._session is not None
         sub = delivery.subscription
         original = delivery.replay_of
-        if original is not None and original.first_headers is not None:
+        if original is not None and delivery.signed_age_s is not None:
+            # A capture from that long ago: a genuine signature over an old timestamp.
+            captured_at = int(time.time() - delivery.signed_age_s)
+            headers = signed_headers(sub.secret, delivery.body, timestamp=captured_at)
+        elif original is not None and original.first_headers is not None:
             headers = dict(original.first_headers)  # the old timestamp and signature
         else:
             headers = signed_headers(delivery.signing_secret or sub.secret, delivery.body)
