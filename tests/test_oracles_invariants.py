@@ -203,7 +203,8 @@ def test_a_duplicate_accrual_is_caught(snaps):
     first = snaps["erp"]["accruals"][0]
     snaps["erp"]["accruals"].append(first | {"id": "FA-999999"})
     finding = only_finding(judge("freight_accrued_once", snaps))
-    assert finding.entity.startswith(first["shipment_id"])
+    assert finding.entity == first["order_id"]
+    assert first["shipment_id"] in finding.message
     assert (finding.expected, finding.actual) == (1, 2)
     assert "FA-999999" in finding.message
 
@@ -213,14 +214,11 @@ def test_a_missing_or_wrong_accrual_is_caught(snaps):
     snaps["erp"]["accruals"].remove(dropped)
     settled = snaps["tms"]["shipments"][wrong["shipment_id"]]["rate"]
     wrong["amount"] = {"amount": "0.01", "currency": settled["currency"]}
-    findings = {f.entity.split()[0]: f for f in judge("freight_accrued_once", snaps).findings}
-    assert set(findings) == {dropped["shipment_id"], wrong["shipment_id"]}
-    assert (findings[dropped["shipment_id"]].expected, findings[dropped["shipment_id"]].actual) == (
-        1,
-        0,
-    )
-    assert findings[wrong["shipment_id"]].expected == settled
-    assert findings[wrong["shipment_id"]].actual == wrong["amount"]
+    findings = {f.entity: f for f in judge("freight_accrued_once", snaps).findings}
+    assert set(findings) == {dropped["order_id"], wrong["order_id"]}
+    assert (findings[dropped["order_id"]].expected, findings[dropped["order_id"]].actual) == (1, 0)
+    assert findings[wrong["order_id"]].expected == settled
+    assert findings[wrong["order_id"]].actual == wrong["amount"]
 
 
 def test_an_amount_written_differently_is_the_same_amount(snaps):

@@ -5,7 +5,8 @@ from __future__ import annotations
 # Importing registers the oracles; registration order is report order.
 # isort: off
 from harness.oracles import orders, shipping, stock  # noqa: F401
-from harness.oracles import money, integrity, retries  # noqa: F401
+from harness.oracles import integrity, retries  # noqa: F401
+from harness.oracles import lineage_table  # noqa: F401
 
 # isort: on
 from harness.oracles.base import REGISTRY, Oracle, OracleResult

@@ -103,6 +103,9 @@ class TmsModel(SimModel):
         self.express_capacity_per_day: int | None = None
         self.shipments: dict[str, Shipment] = {}
         self.by_order_ref: dict[str, list[str]] = {}
+        # Express tenders the carrier declined: the TMS's own record of why an express order
+        # may ship by ground (the lineage oracles read it).
+        self.declined_tenders: list[dict[str, Any]] = []
         self._ids = Ids("SH")
 
     def plan(
@@ -122,7 +125,7 @@ class TmsModel(SimModel):
             raise conflict("already_exists", f"shipment {shipment_id} already exists")
         service = "express" if service_level == "express" else "ground"
         if service == "express":
-            self._check_express_capacity()
+            self._check_express_capacity(order_ref)
         weights = [{"weight_kg": p["weight_kg"]} for p in packages]
         shipment = Shipment(
             id=shipment_id or self._ids.next(),
@@ -140,8 +143,8 @@ class TmsModel(SimModel):
         self.notify("planned", shipment)
         return shipment
 
-    def _check_express_capacity(self) -> None:
-        """Refuse an express tender once today's express capacity is taken."""
+    def _check_express_capacity(self, order_ref: str) -> None:
+        """Refuse an express tender once today's express capacity is taken (and keep it)."""
         cap = self.express_capacity_per_day
         if cap is None:
             return
@@ -152,6 +155,14 @@ class TmsModel(SimModel):
             if s.service == "express" and s.status != "cancelled" and s.created_at[:10] == today
         )
         if taken >= cap:
+            self.declined_tenders.append(
+                {
+                    "order_ref": order_ref,
+                    "service_level": "express",
+                    "reason": "capacity_exhausted",
+                    "at": self.now(),
+                }
+            )
             raise unprocessable(
                 "tender_rejected",
                 f"the carrier's express capacity for {today} ({cap} parcels) is taken",
@@ -197,6 +208,7 @@ class TmsModel(SimModel):
         return {
             "shipments": {sid: s.to_dict() for sid, s in self.shipments.items()},
             "by_order_ref": {ref: list(ids) for ref, ids in self.by_order_ref.items()},
+            "declined_tenders": [dict(d) for d in self.declined_tenders],
         }
 
     def seed_examples(self) -> None:

@@ -1,0 +1,412 @@
+"""Business documents as the lineage and causality tables see them: flat records with a key.
+
+Each simulator keeps its documents in its own shape (an ERP order with its lines, a WMS order
+with its status history, a carrier label with its scans). This module is the one place that
+knows those shapes: it turns a ``SystemsView`` into named lists of ``Record`` (a business key,
+the fields a rule may compare, and the instant the document came to be), so that the tables in
+``lineage_table.py`` can say "these fields must agree" as data, without code per rule.
+
+A record's ``order`` is the ERP order it concerns (findings are filed under it, so the report
+shows the order's journal); ``at`` is when the system that owns the document wrote it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from harness.oracles.view import SystemsView
+
+
+@dataclass(frozen=True)
+class Record:
+    key: tuple[Any, ...]
+    values: dict[str, Any]
+    order: str | None = None  # the ERP order it concerns, when there is one
+    at: str | None = None  # ISO-8601 UTC, when the owning system wrote it
+    label: str = ""  # how a finding names it ("GI-000004", "FO-000012 line 2")
+    extra: dict[str, Any] = field(default_factory=dict)  # context for messages
+
+
+Extractor = Callable[[SystemsView], Iterator[Record]]
+DOCUMENTS: dict[str, Extractor] = {}
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def document(name: str, description: str) -> Callable[[Extractor], Extractor]:
+    def register(extract: Extractor) -> Extractor:
+        DOCUMENTS[name] = extract
+        DESCRIPTIONS[name] = description
+        return extract
+
+    return register
+
+
+def records(view: SystemsView, name: str) -> list[Record]:
+    return list(DOCUMENTS[name](view))
+
+
+def instant(text: Any) -> float | None:
+    """An ISO-8601 instant as epoch seconds (``Z`` or an offset), None when it is not one:
+    a time without a zone is not an instant."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
+def _qty_by_sku(lines: list[dict[str, Any]], field_name: str) -> dict[str, int]:
+    counted: Counter[str] = Counter()
+    for line in lines:
+        if line.get(field_name):
+            counted[line["sku"]] += line[field_name]
+    return dict(counted)
+
+
+def _first(history: list[dict[str, str]], status: str) -> str | None:
+    times = [h["at"] for h in history if h["status"] == status]
+    return min(times) if times else None
+
+
+def _live_fulfilment_orders(view: SystemsView) -> Iterator[dict[str, Any]]:
+    for fo in view.wms_orders.values():
+        if fo["status"] != "cancelled":
+            yield fo
+
+
+def _paid_labels(view: SystemsView) -> Iterator[tuple[str, dict[str, Any]]]:
+    for order, labels in sorted(view.labels_by_order().items()):
+        for label in labels:
+            if label["status"] != "voided":
+                yield order, label
+
+
+# -- ERP ------------------------------------------------------------------------------------
+@document("erp.order", "a released ERP order that was not cancelled: ship-to, service level")
+def erp_orders(view: SystemsView) -> Iterator[Record]:
+    for order in view.released_orders():
+        if order["status"] == "cancelled":
+            continue
+        yield Record(
+            (order["id"],),
+            {"ship_to": order["ship_to"], "service_level": order["service_level"]},
+            order["id"],
+            order.get("released_at"),
+            order["id"],
+        )
+
+
+@document("erp.order_line", "a line of a released ERP order that was not cancelled")
+def erp_order_lines(view: SystemsView) -> Iterator[Record]:
+    for order in view.released_orders():
+        if order["status"] == "cancelled":
+            continue
+        for line in order["lines"]:
+            yield Record(
+                (order["id"], line["line"]),
+                {"sku": line["sku"], "qty": line["qty"]},
+                order["id"],
+                order.get("released_at"),
+                f"{order['id']} line {line['line']}",
+            )
+
+
+@document("erp.release", "an ERP order's release to fulfilment")
+def erp_releases(view: SystemsView) -> Iterator[Record]:
+    for order in view.released_orders():
+        yield Record((order["id"],), {}, order["id"], order["released_at"], order["id"])
+
+
+@document("erp.goods_issue", "an ERP goods issue: qty issued per SKU")
+def erp_goods_issues(view: SystemsView) -> Iterator[Record]:
+    for order, issues in view.goods_issues_by_order.items():
+        for gi in issues:
+            yield Record(
+                (order,),
+                {"qty_by_sku": _qty_by_sku(gi["lines"], "qty")},
+                view.order_of(order) or order,
+                gi["posted_at"],
+                gi["id"],
+            )
+
+
+@document("erp.backorder", "an ERP backorder raised for an order")
+def erp_backorders(view: SystemsView) -> Iterator[Record]:
+    for order, backorders in view.backorders_by_order.items():
+        for bo in backorders:
+            yield Record((order,), {}, order, bo["created_at"], bo["id"])
+
+
+@document("erp.tracking", "a tracking milestone posted to an ERP order")
+def erp_tracking(view: SystemsView) -> Iterator[Record]:
+    for order in view.erp_orders.values():
+        for n, posting in enumerate(order.get("tracking_history") or [], start=1):
+            yield Record(
+                (order["id"], posting["status"], instant(posting["occurred_at"])),
+                {"status": posting["status"], "occurred_at": posting["occurred_at"]},
+                order["id"],
+                posting.get("posted_at"),
+                f"{order['id']} tracking posting #{n}",
+                {"occurred_at": posting["occurred_at"]},
+            )
+
+
+@document("erp.latest_tracking", "the latest milestone (by scan time) an ERP order holds")
+def erp_latest_tracking(view: SystemsView) -> Iterator[Record]:
+    for order in view.erp_orders.values():
+        history = order.get("tracking_history") or []
+        if not history:
+            continue
+        latest = max(history, key=lambda p: p["occurred_at"])
+        yield Record(
+            (order["id"],),
+            {"status": latest["status"], "occurred_at": latest["occurred_at"]},
+            order["id"],
+            latest.get("posted_at"),
+            order["id"],
+        )
+
+
+@document("erp.accrual", "an ERP freight accrual for a TMS shipment")
+def erp_accruals(view: SystemsView) -> Iterator[Record]:
+    for shipment, accruals in view.accruals_by_shipment.items():
+        for accrual in accruals:
+            yield Record(
+                (shipment,),
+                {"amount": accrual["amount"]},
+                accrual.get("order_id") or view.order_of(shipment),
+                accrual["posted_at"],
+                accrual["id"],
+            )
+
+
+@document("erp.adjustment", "an ERP inventory adjustment, by the WMS adjustment it posts")
+def erp_adjustments(view: SystemsView) -> Iterator[Record]:
+    for adjustment in _list(view.snapshots["erp"].get("adjustments")):
+        yield Record(
+            (adjustment.get("reference"),),
+            {"sku": adjustment["sku"], "delta": adjustment["delta"]},
+            None,
+            adjustment["posted_at"],
+            adjustment["id"],
+        )
+
+
+@document("erp.receipt", "an ERP goods receipt, by the WMS receipt it posts: qty per SKU")
+def erp_receipts(view: SystemsView) -> Iterator[Record]:
+    for receipt in _list(view.snapshots["erp"].get("receipts")):
+        yield Record(
+            (receipt["reference"],),
+            {"qty_by_sku": _qty_by_sku(receipt["lines"], "qty")},
+            None,
+            receipt["posted_at"],
+            receipt["id"],
+        )
+
+
+# -- WMS ------------------------------------------------------------------------------------
+@document("wms.order", "a WMS fulfilment order that was not cancelled: ship-to")
+def wms_orders(view: SystemsView) -> Iterator[Record]:
+    for fo in _live_fulfilment_orders(view):
+        yield Record(
+            (fo["order_ref"],),
+            {"ship_to": fo["ship_to"], "service_level": fo.get("service_level")},
+            view.order_of(fo["order_ref"]),
+            fo["created_at"],
+            fo["id"],
+        )
+
+
+@document("wms.order_line", "a line of a WMS fulfilment order that was not cancelled")
+def wms_order_lines(view: SystemsView) -> Iterator[Record]:
+    for fo in _live_fulfilment_orders(view):
+        for line in fo["lines"]:
+            yield Record(
+                (fo["order_ref"], line["line"]),
+                {"sku": line["sku"], "qty": line["qty"]},
+                view.order_of(fo["order_ref"]),
+                fo["created_at"],
+                f"{fo['order_ref']} line {line['line']} ({fo['id']})",
+            )
+
+
+@document("wms.shipment", "a shipped WMS order: qty picked per SKU, when it shipped")
+def wms_shipments(view: SystemsView) -> Iterator[Record]:
+    for fo in view.shipped_fulfilment_orders():
+        yield Record(
+            (fo["order_ref"],),
+            {"qty_by_sku": _qty_by_sku(fo["lines"], "picked_qty")},
+            view.order_of(fo["order_ref"]),
+            _first(fo["status_history"], "shipped"),
+            fo["id"],
+            {"tracking_number": (fo.get("label") or {}).get("tracking_number")},
+        )
+
+
+@document("wms.closed", "a WMS order that shipped or was closed short: when it first did")
+def wms_closed(view: SystemsView) -> Iterator[Record]:
+    for fo in view.wms_orders.values():
+        closed = ("shipped", "short_closed")
+        times = [h["at"] for h in fo["status_history"] if h["status"] in closed]
+        if times:
+            order = view.order_of(fo["order_ref"])
+            yield Record((fo["order_ref"],), {}, order, min(times), fo["id"])
+
+
+@document(
+    "wms.short_pick",
+    "a WMS order with a short-picked line: when the pick was confirmed (or closed short)",
+)
+def wms_short_picks(view: SystemsView) -> Iterator[Record]:
+    for fo in view.wms_orders.values():
+        if any(line["short_qty"] for line in fo["lines"]):
+            confirmed = [
+                h["at"] for h in fo["status_history"] if h["status"] in ("picked", "short_closed")
+            ]
+            order = view.order_of(fo["order_ref"])
+            yield Record((fo["order_ref"],), {}, order, min(confirmed, default=None), fo["id"])
+
+
+@document("wms.adjustment", "a WMS inventory adjustment (cycle count, damage): SKU, delta")
+def wms_adjustments(view: SystemsView) -> Iterator[Record]:
+    for adjustment in _list(view.snapshots["wms"].get("adjustments")):
+        yield Record(
+            (adjustment["adjustment_id"],),
+            {"sku": adjustment["sku"], "delta": adjustment["delta"]},
+            None,
+            adjustment.get("at"),
+            adjustment["adjustment_id"],
+        )
+
+
+@document("wms.receipt", "a WMS receipt at the dock: qty received per SKU")
+def wms_receipts(view: SystemsView) -> Iterator[Record]:
+    for receipt in _list(view.snapshots["wms"].get("receipts")):
+        yield Record(
+            (receipt["receipt_id"],),
+            {"qty_by_sku": _qty_by_sku(receipt["lines"], "qty")},
+            None,
+            receipt.get("at"),
+            receipt["receipt_id"],
+        )
+
+
+# -- TMS ------------------------------------------------------------------------------------
+@document("tms.shipment", "a TMS shipment that was not cancelled: service level and service")
+def tms_shipments(view: SystemsView) -> Iterator[Record]:
+    for shipment in view.tms_shipments.values():
+        if shipment["status"] == "cancelled":
+            continue
+        yield Record(
+            (shipment["order_ref"],),
+            {"service_level": shipment["service_level"], "service": shipment["service"]},
+            view.order_of(shipment["order_ref"]),
+            shipment["created_at"],
+            shipment["id"],
+        )
+
+
+@document("tms.planned_service", "the service a TMS shipment was planned with, by shipment")
+def tms_planned_services(view: SystemsView) -> Iterator[Record]:
+    for shipment in view.tms_shipments.values():
+        if shipment["status"] == "cancelled":
+            continue
+        yield Record(
+            (shipment["id"],),
+            {"service": shipment["service"]},
+            view.order_of(shipment["order_ref"]),
+            shipment["created_at"],
+            shipment["id"],
+        )
+
+
+@document("tms.settlement", "a settled TMS shipment: the freight amount billed")
+def tms_settlements(view: SystemsView) -> Iterator[Record]:
+    for shipment in view.tms_shipments.values():
+        if shipment["status"] != "settled":
+            continue
+        yield Record(
+            (shipment["id"],),
+            {"amount": shipment["rate"]},
+            view.order_of(shipment["order_ref"]),
+            shipment.get("settled_at"),
+            f"{shipment['id']} ({shipment['order_ref']})",
+        )
+
+
+# -- carrier --------------------------------------------------------------------------------
+@document("carrier.label", "a paid (not voided) label, by order: ship-to")
+def carrier_labels(view: SystemsView) -> Iterator[Record]:
+    for order, label in _paid_labels(view):
+        yield Record(
+            (order,),
+            {"ship_to": label["ship_to"]},
+            order,
+            label.get("created_at"),
+            label["id"],
+        )
+
+
+@document("carrier.label_service", "a paid label, by the TMS shipment it was bought for")
+def carrier_label_services(view: SystemsView) -> Iterator[Record]:
+    for order, label in _paid_labels(view):
+        yield Record(
+            (label["shipment_ref"],),
+            {"service": label["service"]},
+            order,
+            label.get("created_at"),
+            label["id"],
+        )
+
+
+@document("carrier.parcel", "what the carrier's paid label says is in the parcel, per SKU")
+def carrier_parcels(view: SystemsView) -> Iterator[Record]:
+    for order, label in _paid_labels(view):
+        contents: Counter[str] = Counter()
+        for package in label.get("packages", []):
+            for item in package.get("contents", []):
+                contents[item["sku"]] += item["qty"]
+        yield Record(
+            (order,), {"qty_by_sku": dict(contents)}, order, label.get("created_at"), label["id"]
+        )
+
+
+@document("carrier.scan", "a carrier scan of a paid label: status and the instant it happened")
+def carrier_scans(view: SystemsView) -> Iterator[Record]:
+    for order, label in _paid_labels(view):
+        for event in label.get("events", []):
+            yield Record(
+                (order, event["status"], instant(event["occurred_at"])),
+                {"status": event["status"], "occurred_at": event["occurred_at"]},
+                order,
+                event["occurred_at"],
+                f"{label['tracking_number']} scan #{event.get('sequence', '?')}",
+            )
+
+
+@document("carrier.latest_scan", "the latest scan of an order's paid label")
+def carrier_latest_scans(view: SystemsView) -> Iterator[Record]:
+    for order, label in _paid_labels(view):
+        events = label.get("events") or []
+        if not events:
+            continue
+        latest = max(events, key=lambda e: (e["occurred_at"], e.get("sequence", 0)))
+        yield Record(
+            (order,),
+            {"status": latest["status"], "occurred_at": latest["occurred_at"]},
+            order,
+            latest["occurred_at"],
+            label["tracking_number"],
+        )
+
+
+def _list(collection: Any) -> list[dict[str, Any]]:
+    if isinstance(collection, dict):
+        return list(collection.values())
+    return list(collection or [])
