@@ -4,12 +4,19 @@ Quiet means no request in flight at any simulator, no webhook delivery queued or
 wire, and the stack idle by its probe (or, without a probe, silent for a settle window).
 Stretches with nothing scheduled cost no wall time: the clock jumps straight over them.
 
-Except one: a stack waiting on retry timers of its own (its probe reports ``scheduled``
-work) lives on the wall clock, and jumping would let the world run past an outage, a cut-off
-or the end of the day before the stack tried again. While it waits, virtual time moves at the
-clock's ``pace`` (virtual seconds per wall second), the same rate the simulators use to turn a
-virtual wait into the wall-second Retry-After they send; so a stack that honours Retry-After
-comes back just as the window it was told about has passed.
+Except one: a stack waiting on retry timers of its own lives on the wall clock, and jumping
+would let the world run past an outage, a cut-off or the end of the day before the stack
+tried again. While it may be waiting, virtual time moves at the clock's ``pace`` (virtual
+seconds per wall second), the same rate the simulators use to turn a virtual wait into the
+wall-second Retry-After they send; so a stack that honours Retry-After comes back just as the
+window it was told about has passed. Lockstep infers the wait from what it sees
+(``harness.timers``: a refused call not yet retried, a simulator down or just back up); a
+probe that reports ``scheduled`` work only adds what cannot be seen.
+
+A stack with no probe is quiet when it has been silent for a settle window after the last
+exchange. The window is learnt: it starts at ``stack.settle_ms`` and shrinks to a few times the
+longest reaction the stack has shown (a webhook delivered, then its next call), never below
+``MIN_SETTLE_S``; and a step that sent the stack nothing needs no settle at all.
 """
 
 from __future__ import annotations
@@ -25,9 +32,17 @@ import simpy
 from harness.clock import LockstepClock
 from harness.driving import Driver
 from harness.stack import Idle, StackProbe
+from harness.timers import RetryWatch
 from simulators.common.simulator import Simulator
 
 PACE_TICK_S = 0.02  # wall seconds between paced steps while the stack waits on its timers
+MIN_SETTLE_S = 0.004  # the shortest learnt settle window
+PROCESS_REST_S = 0.001  # a launched stack that has not run for this long is at rest
+SETTLE_MARGIN = 3.0  # learnt window = this x the longest reaction seen
+LEARN_AFTER = 20  # settles observed before the window is learnt
+BUSY_BUT_WAITING_S = 0.5  # a probe saying busy through this much silence, with a retry due,
+# is a stack waiting on its own timer (it counts the wait as work)
+WATCHDOG_S = 10.0  # a wait this long (wall) is reported with its reason
 
 
 class Lockstep(Driver):
@@ -55,6 +70,14 @@ class Lockstep(Driver):
         self._settled = asyncio.Event()
         self._paced_from: float | None = None  # wall time of the last paced step
         self._draining_since: float | None = None  # wall time the world ended, retries held
+        self.watch = RetryWatch(sims)
+        self.waiting_reason: str | None = None  # why virtual time is paced now (progress view)
+        self.paced_wall_s = 0.0
+        self._first_wait_reason: str | None = None
+        self._quiet_mark = -1  # the wire's mark when the system was last found quiet
+        self._reactions: list[float] = []  # wall s from a quiet wire to the stack's next call
+        self._settle_samples = 0
+        self._wait_started: float | None = None
         for sim in sims:
             sim.on_settle = self._settled.set
 
@@ -69,18 +92,19 @@ class Lockstep(Driver):
                 continue
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
-            if self.probe.scheduled and not self.stack_down:
+            reason = None if self.stack_down else self._waiting_on_timer()
+            if reason is not None:
                 paced = await self._pace(t)
                 if paced is None:
                     return  # the world has ended and the stack's retries never drained
                 if paced:
                     continue
             else:
-                self._paced_from = None
+                self._stop_pacing()
             if t == math.inf:
                 # Nothing left in the world; the stack may still hold work for a retry timer
                 # of its own (wall clock). Wait for it, or its outcome would be judged early.
-                if self.probe.scheduled == 0 or self.stack_down or self._drain_expired():
+                if reason is None or self._drain_expired():
                     return
                 await asyncio.sleep(0.05)
                 continue
@@ -98,6 +122,47 @@ class Lockstep(Driver):
                 t = min(env.peek(), math.inf if timer is None else timer)
             self.stepped()
 
+    def _waiting_on_timer(self) -> str | None:
+        """Why the stack may be waiting on a wall-clock timer of its own, or None."""
+        if self.probe.reports_scheduled:  # the stack says what it holds: no need to infer
+            n = self.probe.scheduled
+            seen = f"the stack's probe reports {n} scheduled retries" if n else None
+        else:
+            seen = self.watch.waiting(self.clock.now())
+        if seen is not None:
+            if self.waiting_reason is None:
+                self._wait_started = time.monotonic()
+            self._first_wait_reason = self._first_wait_reason or seen
+            self._watchdog(seen)
+        self.waiting_reason = seen
+        return seen
+
+    def _watchdog(self, reason: str) -> None:
+        """A long wait is said once, with its reason, in the verdict's notes."""
+        started = self._wait_started
+        if started is not None and time.monotonic() - started > WATCHDOG_S:
+            self.stalls.append(
+                f"lockstep waited {WATCHDOG_S:.0f}+ s wall at {self.clock.iso()} for the stack's "
+                f"own retry timers: {reason}"
+            )
+            self._wait_started = None  # said; the next long wait is said again
+
+    def _stop_pacing(self) -> None:
+        if self._paced_from is not None:
+            self.paced_wall_s += time.monotonic() - self._paced_from
+        self._paced_from = None
+        self._wait_started = None
+        self.waiting_reason = None
+
+    def pacing_note(self) -> str | None:
+        """How long virtual time was paced for the stack's own timers, and why first."""
+        if self.paced_wall_s < 0.5 or self._first_wait_reason is None:
+            return None
+        return (
+            f"lockstep paced virtual time for {self.paced_wall_s:.1f} s wall while the stack "
+            f"could be waiting on retry timers of its own (first: {self._first_wait_reason})"
+        )
+
     async def _pace(self, t: float) -> bool | None:
         """The stack waits on wall-clock timers: let virtual time flow at the clock's pace
         towards ``t`` (the next thing due). True: paced, look again; False: ``t`` is due (or
@@ -108,6 +173,7 @@ class Lockstep(Driver):
             await asyncio.sleep(PACE_TICK_S)
             return True
         target = min(clock.now() + (wall - self._paced_from) * clock.pace, self.horizon_s)
+        self.paced_wall_s += wall - self._paced_from
         self._paced_from = wall
         if clock.now() < target < t:
             self._play_until(target)
@@ -146,9 +212,53 @@ class Lockstep(Driver):
     def _mark(self) -> int:
         return sum(sim.activity + len(sim.journal.entries) for sim in self.sims)
 
+    async def _process_rests(self, mark: int) -> None:
+        """A launched stack without a probe: wait until its processes have not run for
+        ``PROCESS_REST_S`` (or until the wire moves, or ``settle_s`` passed while it kept
+        running: a stack busy in the background is judged by silence instead)."""
+        watch = self.probe.process
+        assert watch is not None
+        deadline = time.monotonic() + max(self.settle_s, PROCESS_REST_S)
+        before = watch.sample()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(PROCESS_REST_S)
+            now = watch.sample()
+            if now[0] == before[0] and not now[1]:
+                return
+            if self._mark() != mark or not self._sims_quiet():
+                return
+            before = now
+
+    def _settle_window(self) -> float:
+        """The silence that means a probe-less stack is done: learnt from its reactions."""
+        if self._settle_samples < LEARN_AFTER:
+            return self.settle_s
+        longest = max(self._reactions, default=0.0)
+        return min(self.settle_s, max(MIN_SETTLE_S, SETTLE_MARGIN * longest))
+
+    def _learn(self, mark: int, settled_at: float) -> None:
+        """How long after a quiet wire the stack's next call came, when one came within the
+        window; the window follows the longest of the last 200 such reactions."""
+        self._settle_samples += 1
+        if self._mark() == mark:
+            return
+        first = min(
+            (
+                entry.wall_time - entry.duration_ms / 1000
+                for sim in self.sims
+                for entry in sim.journal.entries[-50:]
+                if entry.direction == "in" and entry.wall_time >= settled_at
+            ),
+            default=None,
+        )
+        if first is not None:
+            self._reactions.append(max(0.0, first - settled_at))
+            self._reactions = self._reactions[-200:]
+
     async def wait_quiet(self) -> None:
         started = time.monotonic()
         pause = 0.0005
+        busy_mark, busy_since = -1, time.monotonic()
         while True:
             await asyncio.sleep(0)
             if time.monotonic() - started > self.stall_timeout_s:
@@ -165,12 +275,27 @@ class Lockstep(Driver):
             mark = self._mark()
             state = await self.probe.idle()
             if state is Idle.NO:
+                if mark != busy_mark:
+                    busy_mark, busy_since = mark, time.monotonic()
+                elif (
+                    time.monotonic() - busy_since > BUSY_BUT_WAITING_S
+                    and self.watch.waiting(self.clock.now()) is not None
+                ):
+                    return  # busy by its probe, silent, a retry due: it waits on a timer
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.005)
                 continue
             if state is Idle.DOWN:
                 self.stack_down = True
-            elif state is Idle.UNKNOWN:
-                await asyncio.sleep(self.settle_s)
+            elif state is Idle.UNKNOWN and mark != self._quiet_mark:
+                # Something crossed the wire since the system was last quiet: give the stack
+                # time to react. Nothing did: it has nothing new to react to.
+                if self.probe.process is not None:
+                    await self._process_rests(mark)
+                else:
+                    settled_at = time.time()
+                    await asyncio.sleep(self._settle_window())
+                    self._learn(mark, settled_at)
             if self._sims_quiet() and self._mark() == mark:
+                self._quiet_mark = mark
                 return

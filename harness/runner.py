@@ -23,7 +23,14 @@ from harness.realtime import Realtime
 from harness.report.progress import ProgressView
 from harness.scenario import Scenario
 from harness.slos import ServiceLevel
-from harness.stack import REFERENCE_STACK_CMD, StackError, StackProbe, StackProcess, free_port
+from harness.stack import (
+    REFERENCE_STACK_CMD,
+    ProcessWatch,
+    StackError,
+    StackProbe,
+    StackProcess,
+    free_port,
+)
 from harness.world.world import World, catalogue_of
 from simulators.common.simulator import Simulator
 
@@ -197,6 +204,8 @@ async def run(config: RunConfig) -> RunOutcome:
             process = StackProcess(cmd, stack_env, config.report_dir / "stack.log")
             ready_timeout = config.ready_timeout_s
         probe = StackProbe(base, scenario.stack.idle_path)
+        if process is not None and ProcessWatch.available():
+            probe.process = ProcessWatch(process.proc.pid)
         try:
             try:
                 await probe.wait_ready(ready_timeout, process)
@@ -221,6 +230,8 @@ async def run(config: RunConfig) -> RunOutcome:
             process.stop()
         await hosting.shutdown(hosted)
     notes += driver.stalls + world.incidents
+    if isinstance(driver, Lockstep) and (paced := driver.pacing_note()) is not None:
+        notes.append(paced)
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
     counts = dict(world.counts) | {

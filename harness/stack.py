@@ -78,6 +78,60 @@ class StackProcess:
         self._log.close()
 
 
+class ProcessWatch:
+    """Whether a stack the harness launched is doing anything, read from the kernel: the CPU
+    time its threads (and its children's) have used, and whether any is running or in
+    uninterruptible I/O. The harness reads /proc as ``top`` would; it never looks inside.
+
+    For a stack with no idle probe this is the next best thing: a process that has not run
+    for a millisecond, with nothing in flight at any simulator, has nothing left to do now
+    (unless it defers work on a timer of its own; ``harness.timers`` covers retries)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists(f"/proc/{os.getpid()}/schedstat")
+
+    def _tree(self) -> list[int]:
+        pids, seen = [self.pid], []
+        while pids:
+            pid = pids.pop()
+            seen.append(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                        pids.extend(int(c) for c in f.read().split())
+                except OSError:
+                    continue
+        return seen
+
+    def sample(self) -> tuple[int, bool]:
+        """(nanoseconds of CPU used by the whole tree, whether any thread is running now)."""
+        used, running = 0, False
+        for pid in self._tree():
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                base = f"/proc/{pid}/task/{task}"
+                try:
+                    with open(f"{base}/schedstat", "rb") as f:
+                        used += int(f.read().split()[0])
+                    with open(f"{base}/stat", "rb") as f:
+                        state = f.read().rsplit(b")", 1)[1].split()[0]
+                except (OSError, IndexError, ValueError):
+                    continue
+                running = running or state in (b"R", b"D")
+        return used, running
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -96,6 +150,8 @@ class StackProbe:
         self._session: aiohttp.ClientSession | None = None
         self.has_probe = True
         self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
+        self.reports_scheduled = False  # its probe says how much it holds for timers
+        self.process: ProcessWatch | None = None  # set when the harness launched the stack
 
     def _client(self) -> aiohttp.ClientSession:
         """Made on first use, inside the running loop (aiohttp binds sessions to it)."""
@@ -147,7 +203,11 @@ class StackProbe:
             return Idle.NO
         if not isinstance(answer, dict):
             return Idle.NO
-        self.scheduled = int(answer.get("scheduled") or 0)
+        self.reports_scheduled = "scheduled" in answer
+        try:
+            self.scheduled = max(0, int(answer.get("scheduled") or 0))
+        except (TypeError, ValueError):
+            self.scheduled = 0
         return Idle.YES if answer.get("idle") else Idle.NO
 
     async def close(self) -> None:
