@@ -8,12 +8,19 @@
   URLs) and ``twinyard_run`` (play a scenario file or text and get its outcome).
 
 Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` (default: the bundled reference
-stack), ``--twinyard-report-dir`` (default ``reports/pytest``; one folder per scenario).
+stack), ``--twinyard-report-dir`` (default ``reports/pytest`` under the rootdir; one folder per
+scenario, and per xdist worker), each also an ini option (``twinyard_stack_url`` ...).
+
+Only files that are twinyard scenarios are collected: a YAML mapping most of whose top-level
+keys are scenario fields (a Kubernetes manifest or a CI file under ``scenarios/`` is left
+alone). A scenario that cannot be played (its stack unreachable, say) is played once: its first
+item fails with the reason, the others are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,23 +28,29 @@ from typing import Any
 
 import pytest
 import uvloop
+import yaml
 
 from harness import scenario as scenarios
 from harness.oracles.base import OracleResult
 from harness.report import html, junit, run_files, verdict_json
-from harness.runner import RunConfig, RunOutcome, run
+from harness.runner import ConfigError, RunConfig, RunOutcome, run
 from harness.slos import MEASURES, ServiceLevel
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
+OPTIONS = {
+    "stack_url": "a running stack to test (default: start one)",
+    "stack_cmd": "command that starts the stack under test",
+    "report_dir": "where each scenario's reports go (default: reports/pytest under the rootdir)",
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("twinyard", "twinyard scenarios")
-    group.addoption("--twinyard-stack-url", help="a running stack to test (default: start one)")
-    group.addoption("--twinyard-stack-cmd", help="command that starts the stack under test")
-    group.addoption(
-        "--twinyard-report-dir", default="reports/pytest", help="where each scenario's reports go"
-    )
+    for name, help_text in OPTIONS.items():
+        group.addoption(f"--twinyard-{name.replace('_', '-')}", help=help_text)
+        parser.addini(f"twinyard_{name}", help_text)
     group.addoption(
         "--twinyard-scenarios",
         action="store_true",
@@ -45,22 +58,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def option(config: pytest.Config, name: str) -> str | None:
+    """The command line first, then the ini file (pytest.ini, pyproject.toml, tox.ini)."""
+    value = config.getoption(f"--twinyard-{name.replace('_', '-')}")
+    return value or config.getini(f"twinyard_{name}") or None
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix not in SCENARIO_SUFFIXES:
         return None
     if "scenarios" not in file_path.parts and not parent.config.getoption("--twinyard-scenarios"):
         return None
+    if not looks_like_a_scenario(file_path):
+        return None
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def looks_like_a_scenario(path: Path) -> bool:
+    """A YAML mapping at least half of whose top-level keys are scenario fields. A broken
+    scenario (a typo in one key) still is one, and fails with its line and field; a manifest
+    of another tool is not. Read safely and cut short: this runs for every YAML file found."""
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(256 * 1024)
+        keys = [
+            node.value
+            for node, _ in getattr(yaml.compose(text, Loader=yaml.SafeLoader), "value", [])
+            if isinstance(getattr(node, "value", None), str)
+        ]
+    except (OSError, yaml.YAMLError, TypeError, ValueError, RecursionError):
+        return False
+    if not keys:
+        return False
+    known = set(scenarios.Scenario.model_fields)
+    return sum(key in known for key in keys) * 2 >= len(keys)
+
+
+def report_root(config: pytest.Config) -> Path:
+    """Relative paths are the rootdir's, not the current folder's; each xdist worker has a
+    folder of its own, so two workers never write into one run's folder."""
+    root = Path(option(config, "report_dir") or "reports/pytest")
+    if not root.is_absolute():
+        root = config.rootpath / root
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    return root / worker if worker else root
 
 
 class ScenarioFile(pytest.File):
     """One scenario file: played once, when its first item runs."""
 
     outcome: RunOutcome | None = None
+    failure: str | None = None  # why it could not be played, said by its first item only
 
     @property
     def report_dir(self) -> Path:
-        return Path(self.config.getoption("--twinyard-report-dir")) / self.path.stem
+        return report_root(self.config) / self.path.stem
 
     def collect(self) -> Iterator[pytest.Item]:
         try:
@@ -76,17 +128,23 @@ class ScenarioFile(pytest.File):
             yield SloItem.from_parent(self, name=f"slo:{measure}", scenario=loaded)
 
     def played(self, scenario: scenarios.Scenario) -> RunOutcome:
+        if self.failure is not None:
+            pytest.skip(f"not played: {self.failure}")
         if self.outcome is None:
             config = self.config
-            self.outcome = _play(
-                RunConfig(
-                    scenario=scenario,
-                    scenario_path=str(self.path),
-                    stack_url=config.getoption("--twinyard-stack-url"),
-                    stack_cmd=config.getoption("--twinyard-stack-cmd"),
-                    report_dir=self.report_dir,
+            try:
+                self.outcome = _play(
+                    RunConfig(
+                        scenario=scenario,
+                        scenario_path=str(self.path),
+                        stack_url=option(config, "stack_url"),
+                        stack_cmd=option(config, "stack_cmd"),
+                        report_dir=self.report_dir,
+                    )
                 )
-            )
+            except (ConfigError, OSError) as exc:
+                self.failure = str(exc)
+                raise ScenarioFailure(f"{self.path.name} could not be played: {exc}") from None
             for report in (verdict_json, junit, run_files, html):
                 report.write(self.outcome, self.report_dir)
         return self.outcome
@@ -201,10 +259,19 @@ def twinyard_run(tmp_path: Path) -> Callable[..., RunOutcome]:
     return play
 
 
-@pytest.fixture
-def twinyard_sims() -> Iterator[dict[str, str]]:
-    """The four simulators on free loopback ports, wall clock: ``{"erp": "http://..."}``.
-    Talk to them as your stack would; ``/_sim/`` on each gives state, journal and faults."""
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "twinyard_sims(skus=40, stock=500, carrier_api_version='v1'): options of the "
+        "twinyard_sims fixture for one test",
+    )
+
+
+@contextlib.contextmanager
+def serving_sims(
+    skus: int = 40, stock: int = 500, carrier_api_version: str = "v1"
+) -> Iterator[dict[str, str]]:
+    """The four simulators on free loopback ports in a thread of their own, wall clock."""
     import simulators
     from harness import hosting
     from harness.world.catalogue import Catalogue
@@ -213,11 +280,15 @@ def twinyard_sims() -> Iterator[dict[str, str]]:
     ready = threading.Event()
     stop: dict[str, Any] = {}
     urls: dict[str, str] = {}
+    versions = {"carrier": {"api_version": carrier_api_version}}
 
     async def serve() -> None:
         clock = WallClock()
-        stock = Catalogue.build(40, 500).stock()
-        sims = [simulators.build(s, clock, stock=stock) for s in simulators.SYSTEMS]
+        shelves = Catalogue.build(skus, stock).stock()
+        sims = [
+            simulators.build(s, clock, stock=shelves, **versions.get(s, {}))
+            for s in simulators.SYSTEMS
+        ]
         hosted = await hosting.serve(sims, [0] * len(sims))
         urls.update({h.sim.system: h.url for h in hosted})
         stop["event"] = asyncio.Event()
@@ -237,3 +308,22 @@ def twinyard_sims() -> Iterator[dict[str, str]]:
     finally:
         stop["loop"].call_soon_threadsafe(stop["event"].set)
         thread.join(30)
+
+
+@pytest.fixture
+def twinyard_sims(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The four simulators on free loopback ports, wall clock: ``{"erp": "http://..."}``.
+    Talk to them as your stack would; ``/_sim/`` on each gives state, journal and faults.
+    ``@pytest.mark.twinyard_sims(skus=5, stock=10, carrier_api_version="v2")`` sets them up
+    differently for one test."""
+    marker = request.node.get_closest_marker("twinyard_sims")
+    with serving_sims(**(marker.kwargs if marker else {})) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def twinyard_sims_session() -> Iterator[dict[str, str]]:
+    """The same simulators once for the whole session (reset one with ``POST /_sim/reset``
+    between tests when they must not see each other's state)."""
+    with serving_sims() as urls:
+        yield urls

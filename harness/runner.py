@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from harness.operator import OnCall
 from harness.oracles import evidence
 from harness.oracles.base import OracleResult
 from harness.realtime import Realtime
+from harness.report import folder
 from harness.report.progress import ProgressView
 from harness.scenario import Scenario
 from harness.slos import ServiceLevel
@@ -80,6 +82,16 @@ class RunOutcome:
     def passed(self) -> bool:
         """Every oracle passed and every service level met its thresholds."""
         return all(r.passed for r in self.results) and all(s.passed for s in self.service_levels)
+
+
+def private_files(report_dir: Path) -> dict[str, str]:
+    """Where a launched stack may write (``TWINYARD_RUN_DIR``, and ``TMPDIR`` for anything
+    that uses the temp folder): inside this run's report folder, so runs side by side (xdist
+    workers, a selftest) never share a database or a spool file."""
+    files = report_dir.resolve() / "stack-files"
+    shutil.rmtree(files, ignore_errors=True)
+    (files / "tmp").mkdir(parents=True)
+    return {"TWINYARD_RUN_DIR": str(files), "TMPDIR": str(files / "tmp")}
 
 
 def simulator_env(urls: dict[str, str], secret: str, port: int) -> dict[str, str]:
@@ -152,6 +164,15 @@ def _driver(
 
 
 async def run(config: RunConfig) -> RunOutcome:
+    """Play the scenario with the report folder held for this run alone."""
+    try:
+        with folder.claimed(config.report_dir):
+            return await _run(config)
+    except folder.FolderInUse as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def _run(config: RunConfig) -> RunOutcome:
     scenario = config.scenario
     try:
         oracles.select(scenario.expect.oracles)
@@ -196,10 +217,9 @@ async def run(config: RunConfig) -> RunOutcome:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             stack_env = simulator_env(urls, secret, port)
+            stack_env.update(private_files(config.report_dir))
             stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
             stack_env.update(config.stack_env)
-            config.report_dir.mkdir(parents=True, exist_ok=True)
-            (config.report_dir / "refstack.db").unlink(missing_ok=True)
             cmd = config.stack_cmd or REFERENCE_STACK_CMD
             process = StackProcess(cmd, stack_env, config.report_dir / "stack.log")
             ready_timeout = config.ready_timeout_s

@@ -76,3 +76,53 @@ def test_fixtures_serve_simulators_and_run_scenarios(pytester: pytest.Pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_only_twinyard_scenarios_are_collected_under_scenarios(pytester: pytest.Pytester):
+    _scenarios(
+        pytester,
+        deployment="apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n",
+        ci="stages: [test]\nvariables: {A: b}\n",
+        typo="name: typo\ndemand: {orders: -3}\n",  # a scenario, broken: still collected
+    )
+    result = pytester.runpytest_subprocess("scenarios/", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*typo.yaml::scenario*"])
+    assert "deployment" not in result.stdout.str() and "ci.yaml" not in result.stdout.str()
+
+
+def test_an_unplayable_scenario_is_played_once_and_fails_once(pytester: pytest.Pytester):
+    _scenarios(pytester, short_day=SHORT_DAY)
+    result = pytester.runpytest_subprocess(
+        "scenarios/", "-p", "no:cacheprovider", "--twinyard-stack-url", "http://127.0.0.1:9"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1
+    assert outcomes["skipped"] == len(oracles.REGISTRY) - 1
+    result.stdout.fnmatch_lines(["*short_day.yaml could not be played: *not ready*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_options_come_from_the_ini_file_and_paths_from_the_rootdir(pytester: pytest.Pytester):
+    _scenarios(pytester, short_day=SHORT_DAY)
+    pytester.makeini("[pytest]\ntwinyard_report_dir = out/tw\n")
+    sub = pytester.mkdir("elsewhere")
+    result = pytester.runpytest_subprocess(
+        str(pytester.path / "scenarios"), "-p", "no:cacheprovider", "-q", "--rootdir", "."
+    )
+    result.assert_outcomes(passed=len(oracles.REGISTRY))
+    assert (pytester.path / "out" / "tw" / "short_day" / "verdict.json").is_file()
+    assert not (sub / "out").exists()
+
+
+@pytest.mark.twinyard_sims(skus=3, stock=7)
+def test_twinyard_sims_takes_options_from_a_marker(twinyard_sims):
+    import httpx
+
+    stock = httpx.get(f"{twinyard_sims['wms']}/_sim/state").json()["stock"]
+    assert len(stock) == 3 and set(stock.values()) == {7}
+
+
+def test_twinyard_sims_has_a_session_scoped_form(twinyard_sims_session):
+    import httpx
+
+    assert httpx.get(f"{twinyard_sims_session['erp']}/_sim/health").status_code == 200
