@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import simpy
 
 import simulators
-from harness import hosting, operator, oracles, slos
+from harness import diagnosis, hosting, operator, oracles, slos
 from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
 from harness.operator import OnCall
@@ -77,6 +79,10 @@ class RunOutcome:
     journals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every exchange
     faults_applied: dict[str, dict[str, int]] = field(default_factory=dict)  # system -> label -> n
     service_levels: list[ServiceLevel] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)  # why, said before the oracles' what
+    ready_s: float = 0.0  # wall seconds the stack took to answer its health route
+    started_at: str = ""  # wall clock, ISO-8601 UTC
+    stack: str = ""  # what was tested: the command launched, or the URL
 
     @property
     def passed(self) -> bool:
@@ -174,6 +180,7 @@ async def run(config: RunConfig) -> RunOutcome:
 
 async def _run(config: RunConfig) -> RunOutcome:
     scenario = config.scenario
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         oracles.select(scenario.expect.oracles)
     except KeyError as exc:
@@ -227,10 +234,12 @@ async def _run(config: RunConfig) -> RunOutcome:
         if process is not None and ProcessWatch.available():
             probe.process = ProcessWatch(process.proc.pid)
         try:
+            waited = time.perf_counter()
             try:
                 await probe.wait_ready(ready_timeout, process)
             except StackError as exc:
                 raise ConfigError(str(exc)) from None
+            ready_s = time.perf_counter() - waited
             if declared := declare_subscriptions(sims, base, secret):
                 notes.append(f"declared webhook subscriptions for: {', '.join(declared)}")
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
@@ -246,6 +255,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         finally:
             await probe.close()
     finally:
+        exit_code = process.exited() if process is not None else None
         if process is not None:
             process.stop()
         await hosting.shutdown(hosted)
@@ -269,7 +279,17 @@ async def _run(config: RunConfig) -> RunOutcome:
     # Kept for the journal file and `twinyard trace` as well as for the oracles that read them.
     journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
     view = oracles.SystemsView(snapshots, journals)
+    launched = process is not None
+    if config.stack_url:
+        stack = config.stack_url
+    else:
+        cmd = config.stack_cmd or REFERENCE_STACK_CMD
+        stack = cmd if isinstance(cmd, str) else shlex.join(cmd)
     return RunOutcome(
+        diagnosis=diagnosis.diagnose(view, journals, launched=launched, exit_code=exit_code),
+        ready_s=ready_s,
+        started_at=started_at,
+        stack=stack,
         scenario=scenario,
         scenario_path=config.scenario_path,
         results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),

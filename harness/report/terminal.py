@@ -10,13 +10,15 @@ from harness.slos import STATISTICS
 
 
 def render(outcome: RunOutcome, console: Console) -> None:
+    for why in outcome.diagnosis:  # why before what
+        console.print(f"[bold yellow]why:[/] {why}")
     table = Table(title=f"twinyard verdict: {outcome.scenario.name} (seed {outcome.scenario.seed})")
     table.add_column("oracle")
     table.add_column("result")
     table.add_column("checked", justify="right")
     table.add_column("failing", justify="right")
     table.add_column("first evidence", overflow="fold")
-    for result in outcome.results:
+    for result in sorted(outcome.results, key=lambda r: r.passed):  # failing oracles first
         first = result.findings[0] if result.findings else None
         table.add_row(
             result.name,

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from harness.oracles.view import SystemsView
+from harness.report import digest
 from harness.runner import RunOutcome
 
 SCHEMA_VERSION = 1
@@ -20,9 +22,17 @@ SCHEMA_VERSION = 1
 
 def verdict(outcome: RunOutcome) -> dict[str, Any]:
     scenario = outcome.scenario
+    view = SystemsView(outcome.snapshots, outcome.journals) if outcome.snapshots else None
     return {
         "schema_version": SCHEMA_VERSION,
         "passed": outcome.passed,
+        "diagnosis": outcome.diagnosis,
+        "run": {
+            "started_at": outcome.started_at,
+            "stack": outcome.stack,
+            "scenario_digest": digest.digest(scenario.model_dump(mode="json")),
+            "outcome_digest": digest.outcome(view) if view is not None else None,
+        },
         "scenario": {"name": scenario.name, "file": outcome.scenario_path, "seed": scenario.seed},
         "oracles": [r.to_dict() for r in outcome.results],
         "service_levels": [level.to_dict() for level in outcome.service_levels],
@@ -32,6 +42,7 @@ def verdict(outcome: RunOutcome) -> dict[str, Any]:
             "wall_seconds": round(outcome.wall_s, 3),
             "virtual_seconds": round(outcome.virtual_s, 3),
             "lockstep_steps": outcome.steps,
+            "ready_seconds": round(outcome.ready_s, 3),
         },
         "notes": outcome.notes,
         "versions": {"twinyard": version("twinyard"), "python": platform.python_version()},

@@ -349,7 +349,9 @@ class WebhookDispatcher:
         try:
             async with self._session.post(sub.url, data=delivery.body, headers=headers) as response:
                 status = response.status
-                await response.read()  # drain, so the connection is reused
+                answer = await response.read()  # drain, so the connection is reused
+                if not 200 <= status < 300:  # what the stack said, for the run's diagnosis
+                    error = answer[:160].decode(errors="replace").strip() or None
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = (time.perf_counter() - started) * 1000
@@ -365,9 +367,15 @@ class WebhookDispatcher:
             event_type=delivery.event_type,
             ref=delivery.ref,
             fault=delivery.fault,
+            error=error,
         )
         delivery.last_status = status or None
-        delivery.last_error = error or (None if 200 <= status < 300 else f"HTTP {status}")
+        if 200 <= status < 300:
+            delivery.last_error = None
+        elif status:
+            delivery.last_error = f"HTTP {status}" + (f": {error}" if error else "")
+        else:
+            delivery.last_error = error
         delivery.history.append(
             {"attempt": delivery.attempts, "at": self.clock.iso(virtual_time), "status": status}
         )
