@@ -29,6 +29,8 @@ from reference_stack.defects import IGNORE_RETRY_AFTER
 from reference_stack.steps import Completion
 from reference_stack.store import DEAD, DONE, PENDING, Job, Store
 
+THROTTLED_ATTEMPTS_FACTOR = 5  # a job throttled with Retry-After gets this x the attempts
+
 log = logging.getLogger("reference_stack.worker")
 
 Runner = Callable[[Job], Awaitable[Completion]]
@@ -154,7 +156,7 @@ class Worker:
                 status = DONE
                 if completion.record is not None:
                     started = completion.record()
-            elif outcome.verdict is Verdict.RETRY and job.attempts < self.max_attempts:
+            elif outcome.verdict is Verdict.RETRY and job.attempts < self._attempts_for(outcome):
                 status = PENDING
                 next_attempt_at = time.time() + self.retry_delay(job.attempts, outcome.retry_after)
             else:
@@ -173,6 +175,13 @@ class Worker:
                 "dead letter: job %s %s for %s: %s", job.id, job.kind, job.entity, outcome.error
             )
         return started
+
+    def _attempts_for(self, outcome: Outcome) -> int:
+        """A vendor that throttles (429 with Retry-After) said when to come back: that is
+        waiting our turn, not failing, so it buys more attempts before a job is given up."""
+        if outcome.status == 429 and outcome.retry_after is not None:
+            return self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
+        return self.max_attempts
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
         """Retry-After when the vendor sent one; else exponential backoff with jitter, capped."""

@@ -154,6 +154,19 @@ def test_a_short_pick_without_a_backorder_is_caught(snaps):
     assert fo["id"] in finding.message
 
 
+def test_nothing_is_owed_on_a_short_closed_order_the_customer_cancelled(snaps):
+    fo = next(f for f in snaps["wms"]["orders"].values() if f["status"] != "cancelled")
+    fo["status"] = "short_closed"
+    fo["lines"][0]["short_qty"] = fo["lines"][0]["qty"]
+    order = next(o for o in snaps["erp"]["orders"] if o["id"] == fo["order_ref"])
+    snaps["erp"]["backorders"] = [
+        b for b in snaps["erp"]["backorders"] if b["order_id"] != order["id"]
+    ]
+    assert not judge("short_becomes_backorder", snaps).passed  # open: the short is owed
+    order["status"] = "cancelled"
+    assert judge("short_becomes_backorder", snaps).passed  # cancelled: nothing is owed
+
+
 # -- cancelled_never_ships ---------------------------------------------------------------------
 def test_a_cancelled_order_that_ships_is_caught(snaps):
     fo = next(fo for fo in snaps["wms"]["orders"].values() if fo["status"] == "cancelled")

@@ -98,3 +98,51 @@ def test_jobs_run_one_at_a_time_per_entity_in_order_and_counters_drain(
             asyncio.run(scenario(store, jobs))
         finally:
             store.close()
+
+
+def test_a_throttled_job_waits_its_turn_past_the_attempt_limit_and_a_failing_one_does_not():
+    """429 with Retry-After is the vendor saying when to come back, not a failure: a job
+    throttled more often than ``max_attempts`` still completes; a 503 without one is dead."""
+
+    async def scenario(store: Store) -> tuple[list[int], int]:
+        attempts: list[int] = []
+
+        async def run(job: Job) -> Completion:
+            attempts.append(job.id)
+            if job.entity == "throttled" and job.attempts <= MAX_ATTEMPTS + 2:
+                return Completion(Outcome(Verdict.RETRY, status=429, retry_after=0.0, error="q"))
+            if job.entity == "failing":
+                return Completion(Outcome(Verdict.RETRY, status=503, error="down"))
+            return Completion(Outcome(Verdict.OK))
+
+        worker = Worker(
+            store,
+            run,
+            workers=2,
+            max_attempts=MAX_ATTEMPTS,
+            retry_base_s=0.0002,
+            retry_max_s=0.0005,
+        )
+        await worker.start()
+        with store.transaction():
+            jobs = [
+                store.add_job("test", e, f"k-{e}", {}, "corr") for e in ("throttled", "failing")
+            ]
+        worker.add(jobs)
+        deadline = asyncio.get_running_loop().time() + 10
+        while worker.running or worker.due or worker.scheduled:
+            assert asyncio.get_running_loop().time() < deadline, "the worker never drained"
+            await asyncio.sleep(0.0005)
+        await worker.stop()
+        return attempts, worker.dead
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "stack.db")
+        try:
+            attempts, dead = asyncio.run(scenario(store))
+            throttled, failing = store.job(1), store.job(2)
+        finally:
+            store.close()
+    assert attempts.count(1) == MAX_ATTEMPTS + 3 and throttled.status == "done"
+    assert attempts.count(2) == MAX_ATTEMPTS and failing.status == "dead"
+    assert dead == 1

@@ -60,6 +60,8 @@ def short_becomes_backorder(view: SystemsView) -> Judgement:
         if fo["status"] not in ("shipped", "short_closed"):
             continue
         ref = fo["order_ref"]
+        if view.erp_orders.get(ref, {}).get("status") == "cancelled" and fo["status"] != "shipped":
+            continue  # cancelled in the ERP: nothing is owed to the customer
         owed: dict[int, int] = {}
         for bo in view.backorders_by_order.get(ref, []):
             for line in bo["lines"]:
