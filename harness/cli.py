@@ -171,6 +171,53 @@ def selftest_command(
     raise typer.Exit(0 if matrix.ok else 1)
 
 
+@app.command("coverage")
+def coverage_command(
+    scenarios_dir: Annotated[
+        Path | None,
+        typer.Option("--scenarios", help="scenario folder to play (default: scenarios/incidents)"),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs", help="read these report folders instead of playing")
+    ] = None,
+    pacts: Annotated[
+        Path | None, typer.Option(help="the stack's consumer pacts (default: contracts/pacts)")
+    ] = None,
+    stack_url: Annotated[str | None, typer.Option(help="a running stack to play on")] = None,
+    stack_cmd: Annotated[str | None, typer.Option(help="command that starts the stack")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="runs side by side")] = 4,
+    report_dir: Annotated[Path, typer.Option(help="where played runs go")] = Path(
+        "reports/coverage"
+    ),
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Map which fault x route, event and cancellation-stage cells a library exercises."""
+    from harness import selftest
+    from harness.coverage import render, runs, survey
+
+    if output not in ("table", "json"):
+        raise Usage(f"--format {output!r}: give table or json")
+    request = survey.Request(
+        scenarios_dir, runs_dir, pacts, runs.StackChoice(stack_url, stack_cmd), jobs, report_dir
+    )
+    progress = Console(stderr=output == "json")
+
+    def progress_line(result: selftest.Result) -> None:
+        verdict = {0: "pass", 1: "FAIL"}.get(result.exit_code, "ERROR")
+        line = f"  {result.cell.scenario.stem}: {verdict} ({result.wall_s:.1f} s)"
+        progress.print(line, highlight=False)
+
+    try:
+        coverage = survey.survey(request, progress_line)
+    except survey.CoverageError as exc:
+        raise Usage(str(exc)) from None
+    if output == "json":
+        print(json.dumps(coverage.to_dict(), indent=2))
+    else:
+        render.render(coverage, Console())
+    raise typer.Exit(0 if coverage.complete else 1)
+
+
 contracts_app = typer.Typer(
     help="Vendor contracts: what changed between API versions.",
     no_args_is_help=True,

@@ -111,4 +111,3 @@ async def test_a_stack_refusing_every_webhook_is_diagnosed_in_the_verdict(tmp_pa
     assert written["diagnosis"] == outcome.diagnosis
     assert written["run"]["stack"].endswith("refusing.py")
     assert len(written["run"]["outcome_digest"]) == 16
-
