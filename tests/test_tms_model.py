@@ -153,7 +153,7 @@ def test_snapshot_is_json_and_reset_starts_over(tms: TmsModel) -> None:
     assert state["shipments"]["SH-000001"]["rate"] == shipment.rate
     assert state["by_order_ref"] == {"SO-000001": ["SH-000001"]}
     tms.reset()
-    assert tms.snapshot() == {"shipments": {}, "by_order_ref": {}}
+    assert tms.snapshot() == {"shipments": {}, "by_order_ref": {}, "declined_tenders": []}
     assert plan(tms).id == "SH-000001"
 
 

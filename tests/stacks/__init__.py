@@ -1,0 +1,1 @@
+"""Integration stacks written only from twinyard's user documentation, as test subjects."""

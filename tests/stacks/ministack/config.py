@@ -1,0 +1,53 @@
+"""Configuration from the environment, as a production deployment would give it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+SYSTEMS = ("erp", "wms", "tms", "carrier")
+
+# Planted bugs (MINISTACK_BUGS=a,b): each is switched in exactly one place in flows.py.
+BUGS = {
+    "ordered-qty": "the goods issue posts the ordered qty instead of the picked qty",
+    "no-cancel": "order.cancelled is acknowledged and ignored",
+    "label-service": "every label is bought as express, whatever service the TMS planned",
+    "scan-time": "tracking is posted with the current time instead of the scan's occurred_at",
+}
+PROBES = ("none", "idle", "scheduled")
+
+
+@dataclass(frozen=True)
+class Config:
+    urls: dict[str, str]
+    secret: str
+    port: int
+    probe: str
+    bugs: frozenset[str]
+
+
+def fail(message: str) -> None:
+    print(f"ministack: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load(env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    urls = {}
+    for system in SYSTEMS:
+        name = f"TWINYARD_{system.upper()}_URL"
+        if not env.get(name):
+            fail(f"{name} is not set")
+        urls[system] = env[name].rstrip("/")
+    secret = env.get("TWINYARD_WEBHOOK_SECRET") or fail("TWINYARD_WEBHOOK_SECRET is not set")
+    port = env.get("TWINYARD_STACK_PORT", "8700")
+    if not port.isdigit():
+        fail(f"TWINYARD_STACK_PORT is not a port number: {port!r}")
+    probe = env.get("MINISTACK_PROBE", "none") or "none"
+    if probe not in PROBES:
+        fail(f"MINISTACK_PROBE must be one of {', '.join(PROBES)}, not {probe!r}")
+    bugs = frozenset(b.strip() for b in env.get("MINISTACK_BUGS", "").split(",") if b.strip())
+    if unknown := bugs - BUGS.keys():
+        fail(f"unknown MINISTACK_BUGS {sorted(unknown)}; known: {', '.join(BUGS)}")
+    return Config(urls, str(secret), int(port), probe, bugs)

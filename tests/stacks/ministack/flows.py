@@ -1,0 +1,328 @@
+"""The business choreography: what each vendor event makes the stack do."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .vendors import VendorError, Vendors
+from .worker import Worker
+
+log = logging.getLogger("ministack.flows")
+
+
+@dataclass
+class Order:
+    ref: str
+    corr: str
+    lines: list[dict] = field(default_factory=list)  # as released: line, sku, qty
+    service_level: str | None = None
+    ship_to: dict | None = None
+    ship_to_at: datetime | None = None  # when the ERP set the address we hold
+    cancelled: bool = False
+    fo_id: str | None = None
+    packed: dict | None = None
+    shipment: dict | None = None
+    label: dict | None = None
+    label_key: str | None = None
+    labelled: bool = False
+    issued: bool = False
+    last_seq: int = 0  # the latest carrier scan posted to the ERP
+    parked: list[dict] = field(default_factory=list)  # scans waiting for the goods issue
+
+
+def instant(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Flows:
+    def __init__(self, config: Config, vendors: Vendors, worker: Worker):
+        self.bugs = config.bugs
+        self.v = vendors
+        self.worker = worker
+        self.orders: dict[str, Order] = {}
+        self.by_tracking: dict[str, str] = {}
+        self.posted: set[str] = set()  # accruals, adjustments, receipts already in the ERP
+
+    def order(self, ref: str, corr: str | None = None) -> Order:
+        if ref not in self.orders:
+            self.orders[ref] = Order(ref, corr or f"ms-{ref}")
+        return self.orders[ref]
+
+    # -- intake: one job per event, queued behind the other jobs of the same order ----------
+
+    def dispatch(self, event: dict, corr: str | None) -> None:
+        kind, data = event["type"], event["data"]
+        try:
+            if kind == "order.released":
+                key = self.order(data["id"], corr).ref
+            elif kind in ("order.cancelled", "order.updated"):
+                key = data["order_id"]
+            elif kind in ("order.picked", "order.packed", "order.shipped", "freight.settled"):
+                key = data["order_ref"]
+            elif kind == "tracking.updated":
+                key = self.by_tracking.get(data["tracking_number"], data["tracking_number"])
+            elif kind == "inventory.adjusted":
+                key = data["adjustment_id"]
+            elif kind == "receipt.confirmed":
+                key = data["receipt_id"]
+            else:
+                log.info("ignoring %r %r", kind, event["id"])
+                return
+            handler = getattr(self, kind.replace(".", "_"))
+        except (KeyError, TypeError) as exc:
+            self.worker.bury(kind, event["id"], f"unreadable data: {exc!r}")
+            return
+        self.worker.submit(kind, str(key), lambda: handler(str(key), data, corr))
+
+    # -- ERP events --------------------------------------------------------------------------
+
+    def take_address(self, o: Order, ship_to: dict, at: Any) -> bool:
+        when = instant(at)
+        if o.ship_to is not None and (when is None or (o.ship_to_at and when <= o.ship_to_at)):
+            return False
+        o.ship_to, o.ship_to_at = ship_to, when
+        return True
+
+    async def order_released(self, ref: str, d: dict, corr: str | None) -> None:
+        o = self.order(ref, corr)
+        o.lines = [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in d["lines"]]
+        o.service_level = d["service_level"]
+        self.take_address(o, d["ship_to"], d.get("updated_at") or d.get("released_at"))
+        if o.cancelled or o.fo_id:
+            return  # cancelled first, or a re-sent release: one WMS order per ERP order
+        body = {
+            "order_ref": ref,
+            "ship_to": o.ship_to,
+            "service_level": o.service_level,
+            "lines": o.lines,
+        }
+        fo = await self.v.call(
+            "wms",
+            "POST",
+            "/fulfilment-orders",
+            corr=o.corr,
+            json=body,
+            key=f"fo-{ref}",
+            recover=lambda: self.find_fulfilment_order(o),
+        )
+        o.fo_id = fo["id"]
+
+    async def find_fulfilment_order(self, o: Order) -> dict | None:
+        found = await self.v.call(
+            "wms", "GET", "/fulfilment-orders", corr=o.corr, params={"order_ref": o.ref}, once=True
+        )
+        live = [fo for fo in found.get("items", []) if fo.get("status") != "cancelled"]
+        return live[0] if live else None
+
+    async def order_cancelled(self, ref: str, d: dict, corr: str | None) -> None:
+        if "no-cancel" in self.bugs:
+            return  # BUG no-cancel
+        o = self.order(ref, corr)
+        o.cancelled = True
+        for system, path in (
+            ("wms", o.fo_id and f"/fulfilment-orders/{o.fo_id}/cancel"),
+            ("tms", o.shipment and f"/shipments/{o.shipment['id']}/cancel"),
+        ):
+            if not path:
+                continue
+            try:
+                await self.v.call(system, "POST", path, corr=o.corr)
+            except VendorError as exc:
+                if exc.status != 409:
+                    raise
+                log.info("%s: %s [%s]", ref, exc, o.corr)
+                if system == "wms" and exc.details.get("status") != "cancelled":
+                    return  # shipped already: leave its shipment and label alone
+        if o.label:
+            await self.void_label(o)
+
+    async def order_updated(self, ref: str, d: dict, corr: str | None) -> None:
+        o = self.order(ref, corr)
+        if not self.take_address(o, d["ship_to"], d.get("updated_at")):
+            return
+        if o.cancelled:
+            return
+        if o.fo_id and not o.labelled:
+            try:
+                await self.v.call(
+                    "wms",
+                    "PATCH",
+                    f"/fulfilment-orders/{o.fo_id}",
+                    corr=o.corr,
+                    json={"ship_to": o.ship_to},
+                )
+            except VendorError as exc:
+                if exc.status != 409:
+                    raise
+                log.info("%s: address not carried to the WMS: %s [%s]", ref, exc, o.corr)
+        if o.packed and o.shipment and not o.labelled:
+            await self.buy_label(o)  # the carrier refused the old address: try the new one
+
+    # -- WMS events --------------------------------------------------------------------------
+
+    async def order_picked(self, ref: str, d: dict, corr: str | None) -> None:
+        o = self.order(ref, corr)
+        if o.cancelled or o.issued or any(x["picked_qty"] > 0 for x in d["lines"]):
+            return
+        await self.goods_issue(o, {"lines": self.issued_lines(o, [])})  # closed short: backorder
+
+    async def order_packed(self, ref: str, d: dict, corr: str | None) -> None:
+        o = self.order(ref, corr)
+        if o.cancelled or o.labelled:
+            return
+        o.packed = d
+        o.fo_id = o.fo_id or d["fulfilment_order_id"]
+        if o.shipment is None:
+            o.shipment = await self.plan_shipment(o, o.service_level or d["service_level"])
+        await self.buy_label(o)
+
+    async def plan_shipment(self, o: Order, level: str) -> dict:
+        body = {
+            "order_ref": o.ref,
+            "fulfilment_order_id": o.fo_id,
+            "ship_to": o.ship_to or o.packed["ship_to"],
+            "service_level": level,
+            "packages": [{"weight_kg": p["weight_kg"]} for p in o.packed["packages"]],
+        }
+        try:
+            return await self.v.call(
+                "tms", "POST", "/shipments", corr=o.corr, json=body, key=f"sh-{o.fo_id}-{level}"
+            )
+        except VendorError as exc:
+            declined = exc.code == "tender_rejected" and level == "express"
+            if declined and exc.details.get("reason") == "capacity_exhausted":
+                # the business rule: ship today, by ground, rather than not at all
+                log.info("%s: express declined, planning standard [%s]", o.ref, o.corr)
+                return await self.plan_shipment(o, "standard")
+            raise
+
+    async def buy_label(self, o: Order) -> None:
+        service = o.shipment["service"]
+        if "label-service" in self.bugs:
+            service = "express"  # BUG label-service
+        body = {
+            "shipment_ref": o.shipment["id"],
+            "service": service,
+            "ship_to": o.ship_to or o.packed["ship_to"],
+            "packages": [
+                {"weight_kg": p["weight_kg"], "contents": p["contents"]}
+                for p in o.packed["packages"]
+            ],
+        }
+        # same body, same key: a retry after a lost answer gets the label already bought;
+        # a new address is a new purchase
+        key = f"lb-{o.shipment['id']}-{digest(body)}"
+        if o.label and o.label_key != key:  # bought for an address that has changed since
+            await self.void_label(o)
+        label = await self.v.call("carrier", "POST", "/labels", corr=o.corr, json=body, key=key)
+        o.label, o.label_key = label, key
+        self.by_tracking[label["tracking_number"]] = o.ref
+        attach = {
+            "tracking_number": label["tracking_number"],
+            "carrier": o.shipment.get("carrier", "parcelco"),
+            "label_id": label["id"],
+        }
+        path = f"/fulfilment-orders/{o.fo_id}/label"
+        await self.v.call("wms", "POST", path, corr=o.corr, json=attach)
+        o.labelled = True
+        self.worker.resolve(o.ref, "order.packed")
+
+    async def void_label(self, o: Order) -> None:
+        try:
+            await self.v.call("carrier", "POST", f"/labels/{o.label['id']}/void", corr=o.corr)
+        except VendorError as exc:
+            if exc.status != 409:
+                raise
+            log.info("%s: label %s not voided: %s [%s]", o.ref, o.label["id"], exc, o.corr)
+        o.label = o.label_key = None
+
+    async def order_shipped(self, ref: str, d: dict, corr: str | None) -> None:
+        o = self.order(ref, corr)
+        if not o.issued:
+            body = {
+                "lines": self.issued_lines(o, d["lines"]),
+                "tracking_number": d.get("tracking_number"),
+                "carrier": d.get("carrier"),
+                "shipment_id": o.shipment["id"] if o.shipment else None,
+            }
+            await self.goods_issue(o, body)
+        await self.flush_scans(o)
+
+    def issued_lines(self, o: Order, shipped: list[dict]) -> list[dict]:
+        if "ordered-qty" in self.bugs:
+            return [{"line": x["line"], "qty": x["qty"]} for x in o.lines]  # BUG ordered-qty
+        return [{"line": x["line"], "qty": x["qty"]} for x in shipped]
+
+    async def goods_issue(self, o: Order, body: dict) -> None:
+        path = f"/orders/{o.ref}/goods-issue"
+        try:
+            await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=f"gi-{o.ref}")
+        except VendorError as exc:
+            if exc.code != "already_issued":
+                raise
+        o.issued = True
+
+    # -- carrier and TMS events --------------------------------------------------------------
+
+    async def tracking_updated(self, key: str, d: dict, corr: str | None) -> None:
+        ref = self.by_tracking.get(d["tracking_number"])
+        if ref is None:
+            raise LookupError(f"no order known for tracking number {d['tracking_number']}")
+        o = self.order(ref)
+        if d["sequence"] <= o.last_seq:
+            log.info("%s: scan %s is older than one posted, dropped", ref, d["sequence"])
+            return
+        o.parked.append(d)
+        if o.issued:  # tracking before the goods issue would stop the order moving on
+            await self.flush_scans(o)
+
+    async def flush_scans(self, o: Order) -> None:
+        o.parked.sort(key=lambda scan: scan["sequence"])
+        while o.parked:
+            scan = o.parked[0]
+            if scan["sequence"] > o.last_seq:
+                at = scan["occurred_at"]
+                if "scan-time" in self.bugs:
+                    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # BUG scan-time
+                body = {"tracking_number": scan["tracking_number"], "status": scan["status"]}
+                body["occurred_at"] = at
+                key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
+                path = f"/orders/{o.ref}/tracking"
+                await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=key)
+                o.last_seq = scan["sequence"]
+            o.parked.pop(0)
+
+    async def freight_settled(self, ref: str, d: dict, corr: str | None) -> None:
+        body = {"order_id": ref, "shipment_id": d["shipment_id"], "amount": d["amount"]}
+        corr = self.order(ref, corr).corr
+        await self.post_once("/freight-accruals", f"fa-{d['shipment_id']}", body, corr)
+
+    # -- stock --------------------------------------------------------------------------------
+
+    async def inventory_adjusted(self, key: str, d: dict, corr: str | None) -> None:
+        body = {"sku": d["sku"], "delta": d["delta"], "reason": d["reason"], "reference": key}
+        await self.post_once("/inventory/adjustments", f"ia-{key}", body, corr or f"ms-{key}")
+
+    async def receipt_confirmed(self, key: str, d: dict, corr: str | None) -> None:
+        lines = [{"sku": x["sku"], "qty": x["qty"]} for x in d["lines"]]
+        body = {"reference": key, "lines": lines}
+        await self.post_once("/goods-receipts", f"gr-{key}", body, corr or f"ms-{key}")
+
+    async def post_once(self, path: str, key: str, body: dict, corr: str) -> None:
+        if key in self.posted:
+            return
+        await self.v.call("erp", "POST", path, corr=corr, json=body, key=key)
+        self.posted.add(key)
