@@ -67,3 +67,37 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
+
+
+def world_events(env: Any, at: list[float], log: list[float]) -> None:
+    """A SimPy world that only logs the virtual times it was played at."""
+
+    def happen(t: float):
+        yield env.timeout(t)
+        log.append(env.now)
+
+    for t in at:
+        env.process(happen(t))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (briefly polling) until ``predicate`` holds; fail after ``timeout`` wall seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+def judge_one(name: str, snapshots: dict, journals: dict | None = None) -> Any:
+    """One oracle's result on (possibly corrupted) snapshots."""
+    from harness import oracles
+
+    (result,) = oracles.judge(oracles.SystemsView(snapshots, journals), [name])
+    return result
+
+
+def only_finding(result: Any) -> Any:
+    """The single finding of a failed oracle result."""
+    assert not result.passed
+    assert len(result.findings) == 1, result.findings
+    return result.findings[0]

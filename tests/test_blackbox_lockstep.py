@@ -22,7 +22,7 @@ from simulators.common.clock import DEFAULT_EPOCH
 from simulators.common.fault_injection import FaultPlan
 from simulators.common.faults import Fault
 from simulators.common.journal import Journal
-from tests.support import serving
+from tests.support import serving, until, world_events
 
 
 class FakeSim:
@@ -60,22 +60,6 @@ class IdleOnly:
 
     async def _idle(self, request) -> JSONResponse:
         return JSONResponse({"idle": not self.busy})
-
-
-def _world(env: simpy.Environment, at: list[float], log: list[float]) -> None:
-    def happen(t: float):
-        yield env.timeout(t)
-        log.append(env.now)
-
-    for t in at:
-        env.process(happen(t))
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 # -- the retry watch ---------------------------------------------------------------------------
@@ -144,11 +128,11 @@ async def test_an_idle_only_stack_with_a_retry_owed_gets_paced_time_not_a_jump()
     sim.call("/labels", 429, ref="SH-1", retry_after=1.0)
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=100.0), []
-        _world(env, [10_000.0], log)
+        world_events(env, [10_000.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [sim], probe, horizon_s=20_000)
         task = asyncio.create_task(driver.run())
-        await _until(lambda: clock.now() > 0)
+        await until(lambda: clock.now() > 0)
         assert clock.now() < 2_000 and not log  # paced at ~100 virtual s per wall s
         assert driver.waiting_reason is not None and "POST /labels" in driver.waiting_reason
         sim.call("/labels", 201, ref="SH-1")  # the stack's retry came and was answered
@@ -163,11 +147,11 @@ async def test_a_probe_that_counts_a_timer_wait_as_busy_does_not_hang_the_run():
     sim.call("/labels", 503, ref="SH-1")
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=1_000.0), []
-        _world(env, [3_000.0], log)
+        world_events(env, [3_000.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [sim], probe, horizon_s=20_000, stall_timeout_s=30)
         task = asyncio.create_task(driver.run())
-        await _until(lambda: clock.now() > 0, timeout=5)  # paced, not stuck waiting for idle
+        await until(lambda: clock.now() > 0, timeout=5)  # paced, not stuck waiting for idle
         stack.busy = False
         sim.call("/labels", 201, ref="SH-1")
         await asyncio.wait_for(task, 10)
@@ -184,7 +168,7 @@ async def test_a_probe_that_reports_scheduled_is_trusted_over_the_journal():
     sim.call("/labels", 503, ref="SH-1")  # dead-lettered by the stack: it holds nothing
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=1.0), []
-        _world(env, [10_000.0], log)
+        world_events(env, [10_000.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [sim], probe, horizon_s=20_000)
         await asyncio.wait_for(driver.run(), 10)  # at pace 1 a paced run would take hours

@@ -15,7 +15,7 @@ from harness.lockstep import Lockstep
 from harness.realtime import Realtime
 from harness.stack import StackProbe
 from simulators.common.clock import DEFAULT_EPOCH
-from tests.support import serving
+from tests.support import serving, until, world_events
 
 
 class FakeStack:
@@ -30,22 +30,6 @@ class FakeStack:
     async def _idle(self, request) -> JSONResponse:
         self.asked += 1
         return JSONResponse({"idle": not self.busy, "scheduled": self.scheduled})
-
-
-def _world(env: simpy.Environment, at: list[float], log: list[float]) -> None:
-    def happen(t: float):
-        yield env.timeout(t)
-        log.append(env.now)
-
-    for t in at:
-        env.process(happen(t))
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 def test_lockstep_timers_wake_in_order_and_time_never_goes_back():
@@ -76,11 +60,11 @@ async def test_lockstep_holds_the_clock_while_the_stack_is_busy():
     stack = FakeStack()
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
-        _world(env, [100.0], log)
+        world_events(env, [100.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [], probe, horizon_s=1000)
         running = asyncio.create_task(driver.run())
-        await _until(lambda: stack.asked >= 5)  # asked again and again while busy...
+        await until(lambda: stack.asked >= 5)  # asked again and again while busy...
         assert clock.now() == 0 and log == []  # ...and the world did not move
         stack.busy = False
         await asyncio.wait_for(running, 10)
@@ -95,7 +79,7 @@ async def test_lockstep_skips_empty_stretches_and_groups_by_resolution():
         # processes start at t=0 (one step), then one step per distinct moment, or per window
         for resolution, steps in ((0.0, 5), (60.0, 2)):
             env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
-            _world(env, [10, 20, 50, 86_000], log)
+            world_events(env, [10, 20, 50, 86_000], log)
             probe = StackProbe(url, "/_stack/idle")
             driver = Lockstep(env, clock, [], probe, horizon_s=90_000, resolution_s=resolution)
             await driver.run()
@@ -142,7 +126,7 @@ async def test_a_stack_without_idle_probe_gets_a_settle_window_of_silence():
     silent = Starlette(routes=[])  # answers 404 to the idle probe: it has none
     async with serving(silent) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
-        _world(env, [10.0, 20.0], log)
+        world_events(env, [10.0, 20.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [], probe, horizon_s=100, settle_s=0.01)
         await driver.run()
@@ -156,7 +140,7 @@ async def test_a_run_cut_off_by_the_horizon_says_so():
     stack.busy = False
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH), []
-        _world(env, [10.0, 5_000.0], log)  # the second event lies beyond the horizon
+        world_events(env, [10.0, 5_000.0], log)  # the second event lies beyond the horizon
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [], probe, horizon_s=1_000)
         await driver.run()
@@ -170,15 +154,15 @@ async def test_lockstep_paces_virtual_time_while_the_stack_waits_on_its_own_time
     stack.busy, stack.scheduled = False, 1
     async with serving(stack.app) as url:
         env, clock, log = simpy.Environment(), LockstepClock(DEFAULT_EPOCH, pace=100.0), []
-        _world(env, [10_000.0], log)
+        world_events(env, [10_000.0], log)
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [], probe, horizon_s=20_000)
         task = asyncio.create_task(driver.run())
-        await _until(lambda: clock.now() > 0)
+        await until(lambda: clock.now() > 0)
         # A retry timer is pending: no jump to 10,000; time flows at about 100 s per wall s.
         assert clock.now() < 1_000 and not log
         moved = clock.now()
-        await _until(lambda: clock.now() > moved)
+        await until(lambda: clock.now() > moved)
         stack.scheduled = 0  # the retry ran: nothing held, so the clock may jump again
         await asyncio.wait_for(task, 10)
         await probe.close()
@@ -193,7 +177,7 @@ async def test_lockstep_lets_virtual_time_pass_for_retries_after_the_world_has_e
         probe = StackProbe(url, "/_stack/idle")
         driver = Lockstep(env, clock, [], probe, horizon_s=50_000)
         task = asyncio.create_task(driver.run())
-        await _until(lambda: clock.now() > 100)  # an outage window can close meanwhile
+        await until(lambda: clock.now() > 100)  # an outage window can close meanwhile
         stack.scheduled = 0
         await asyncio.wait_for(task, 10)
         await probe.close()

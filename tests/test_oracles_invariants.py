@@ -12,6 +12,8 @@ import pytest
 
 from harness import oracles, scenario
 from harness.world.integrator import play
+from tests.support import judge_one as judge
+from tests.support import only_finding
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -32,17 +34,6 @@ def clean() -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def snaps(clean):
     return copy.deepcopy(clean)
-
-
-def judge(name: str, snapshots, journals=None) -> oracles.OracleResult:
-    (result,) = oracles.judge(oracles.SystemsView(snapshots, journals), [name])
-    return result
-
-
-def only_finding(result: oracles.OracleResult):
-    assert not result.passed
-    assert len(result.findings) == 1, result.findings
-    return result.findings[0]
 
 
 def orders(snaps, status: str) -> list[dict[str, Any]]:
