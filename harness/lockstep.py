@@ -40,8 +40,8 @@ MIN_SETTLE_S = 0.004  # the shortest learnt settle window
 PROCESS_REST_S = 0.001  # a launched stack that has not run for this long is at rest
 SETTLE_MARGIN = 3.0  # learnt window = this x the longest reaction seen
 LEARN_AFTER = 20  # settles observed before the window is learnt
-BUSY_BUT_WAITING_S = 0.5  # a probe saying busy through this much silence, with a retry due,
-# is a stack waiting on its own timer (it counts the wait as work)
+BUSY_BUT_WAITING_S = 0.5  # a probe saying busy this long with nothing but refusals on the
+# wire and a retry due is a stack waiting on its own timer (it counts the wait as work)
 WATCHDOG_S = 10.0  # a wait this long (wall) is reported with its reason
 
 
@@ -78,6 +78,7 @@ class Lockstep(Driver):
         self._reactions: list[float] = []  # wall s from a quiet wire to the stack's next call
         self._settle_samples = 0
         self._wait_started: float | None = None
+        self._busy_mark, self._busy_since = -1, time.monotonic()  # a probe saying busy
         for sim in sims:
             sim.on_settle = self._settled.set
 
@@ -258,7 +259,6 @@ class Lockstep(Driver):
     async def wait_quiet(self) -> None:
         started = time.monotonic()
         pause = 0.0005
-        busy_mark, busy_since = -1, time.monotonic()
         while True:
             await asyncio.sleep(0)
             if time.monotonic() - started > self.stall_timeout_s:
@@ -275,13 +275,16 @@ class Lockstep(Driver):
             mark = self._mark()
             state = await self.probe.idle()
             if state is Idle.NO:
-                if mark != busy_mark:
-                    busy_mark, busy_since = mark, time.monotonic()
+                # Kept across calls: once a silent "busy" stack is known to wait on a timer,
+                # each paced tick goes on at once until the wire moves again.
+                moved = self.watch.moved()
+                if moved != self._busy_mark:
+                    self._busy_mark, self._busy_since = moved, time.monotonic()
                 elif (
-                    time.monotonic() - busy_since > BUSY_BUT_WAITING_S
+                    time.monotonic() - self._busy_since > BUSY_BUT_WAITING_S
                     and self.watch.waiting(self.clock.now()) is not None
                 ):
-                    return  # busy by its probe, silent, a retry due: it waits on a timer
+                    return  # busy by its probe, nothing but refusals, a retry due: a timer
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.005)
                 continue

@@ -63,6 +63,13 @@ class RetryWatch:
         self.retried: list[float] = []  # wall s from a refusal to the call that retried it
         self._down_until_wall: float = 0.0
         self.refusals_seen = 0
+        self.progress = 0  # exchanges that were not refusals: the system moved on
+
+    def moved(self) -> int:
+        """How many exchanges so far were not refusals (a stack retrying into a refusal, again
+        and again, is waiting, however busy the wire looks)."""
+        self._scan()
+        return self.progress
 
     def _scan(self) -> None:
         for sim in self.sims:
@@ -70,6 +77,7 @@ class RetryWatch:
             start = self._read[sim.system]
             for entry in entries[start:]:
                 if entry.direction != "in" or entry.path.startswith(("/_sim", "/webhooks")):
+                    self.progress += 1  # a delivery, a subscription: something moved
                     continue
                 call = (sim.system, entry.method, entry.path)
                 if entry.status in REFUSED or entry.fault == "lost_response":
@@ -83,8 +91,10 @@ class RetryWatch:
                         entry.retry_after,
                         entry.body_digest,
                     )
-                elif self._open:
-                    self._answered(call, entry.body_digest, entry.ref)
+                else:
+                    self.progress += 1
+                    if self._open:
+                        self._answered(call, entry.body_digest, entry.ref)
             self._read[sim.system] = len(entries)
 
     def _answered(self, call: tuple[str, str, str], digest: str, ref: str | None) -> None:

@@ -92,12 +92,18 @@ def test_a_refusal_answered_before_its_body_was_read_is_closed_by_its_resource()
     assert watch.waiting(0.0) is None
 
 
-def test_a_refusal_never_retried_stops_counting_after_the_stacks_patience():
+def later_by(monkeypatch, seconds: float) -> None:
+    """The wall clock the retry watch reads, moved on (no sleeping in tests)."""
+    now = time.time() + seconds
+    monkeypatch.setattr("harness.timers.time.time", lambda: now)
+
+
+def test_a_refusal_never_retried_stops_counting_after_the_stacks_patience(monkeypatch):
     sim = FakeSim()
-    watch = RetryWatch([sim], give_up_after_s=0.2)
+    watch = RetryWatch([sim], give_up_after_s=30.0)
     sim.call("/labels", 503, ref="SH-1")
     assert watch.waiting(0.0) is not None
-    time.sleep(0.25)
+    later_by(monkeypatch, 31.0)
     assert watch.waiting(0.0) is None  # dead-lettered, or never to be retried
 
 
@@ -111,14 +117,14 @@ def test_the_stacks_patience_is_learnt_from_how_soon_it_retries():
     assert 1.0 <= watch.patience() < 30.0
 
 
-def test_a_simulator_down_means_waiting_and_a_moment_after_it_comes_back():
+def test_a_simulator_down_means_waiting_and_a_moment_after_it_comes_back(monkeypatch):
     sim = FakeSim("wms")
     sim.faults.add(Fault(system="wms", kind="outage", mode="down", at=100.0, **{"for": 50.0}))
-    watch = RetryWatch([sim], after_down_s=0.2)
+    watch = RetryWatch([sim], after_down_s=5.0)
     assert watch.waiting(50.0) is None
     assert "wms down" in (watch.waiting(120.0) or "")
     assert "came back up" in (watch.waiting(160.0) or "")
-    time.sleep(0.25)
+    later_by(monkeypatch, 6.0)
     assert watch.waiting(160.0) is None
 
 

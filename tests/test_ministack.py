@@ -40,7 +40,11 @@ def failed(outcome) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize(
     ("name", "probe"),
-    [("wms_outage_during_wave", "none"), ("label_response_lost", "idle")],
+    [
+        ("wms_outage_during_wave", "none"),
+        ("label_response_lost", "idle"),
+        ("wms_outage_during_wave", "busy-waiting"),  # a probe that counts timer waits as work
+    ],
 )
 async def test_a_stack_written_from_the_readme_passes_incidents_without_a_full_probe(
     tmp_path, monkeypatch, name, probe

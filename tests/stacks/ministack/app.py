@@ -126,6 +126,8 @@ def build(config: Config) -> Starlette:
     async def idle(request: Request) -> JSONResponse:
         if config.probe == "idle":  # the probe as README documents it, nothing more
             return JSONResponse({"idle": worker.idle})
+        if config.probe == "busy-waiting":  # a common mistake: a timer wait counted as work
+            return JSONResponse({"idle": worker.idle and not worker.waiting})
         dead = len(worker.dead())
         return JSONResponse(
             {"idle": worker.idle, "running": worker.busy, "scheduled": worker.waiting, "dead": dead}

@@ -15,7 +15,7 @@ BUGS = {
     "label-service": "every label is bought as express, whatever service the TMS planned",
     "scan-time": "tracking is posted with the current time instead of the scan's occurred_at",
 }
-PROBES = ("none", "idle", "scheduled")
+PROBES = ("none", "idle", "scheduled", "busy-waiting")
 
 
 @dataclass(frozen=True)
