@@ -40,6 +40,26 @@ class Usage(Exception):
     """A usage or configuration error: one line, exit code 2."""
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"twinyard {version('twinyard')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Simulated ERP, WMS, TMS and carrier to test a logistics integration stack."""
+
+
 def _load(path: Path) -> scenarios.Scenario:
     try:
         return scenarios.load(path)
@@ -61,6 +81,9 @@ def run_command(
         str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
+    ready_timeout: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="seconds a launched stack has to be ready")
+    ] = 30.0,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
@@ -75,6 +98,7 @@ def run_command(
         report_dir=report_dir,
         port_base=port_base,
         webhook_secret=webhook_secret,
+        ready_timeout_s=ready_timeout,
     )
     console = Console()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,19 @@ def test_forged_and_replayed_events_change_no_simulator_state_through_a_correct_
     )
     changed = _business_state(oracles.SystemsView(open_door.snapshots))
     assert changed["labels"] != expected["labels"] and changed["stock"] != expected["stock"]
+
+
+def test_version_and_a_ready_timeout_for_a_stack_that_never_answers(tmp_path, capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"twinyard {version('twinyard')}"
+    silent = f"{sys.executable} -c 'import time; time.sleep(30)'"
+    code = main(
+        ["run", "--stack-cmd", silent, "--ready-timeout", "0.5", "--report-dir", str(tmp_path)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("twinyard: error: the stack at http://127.0.0.1:")
+    assert "was not ready after 0 s" in err or "was not ready after 1 s" in err
+    assert not (tmp_path / "verdict.json").exists()
