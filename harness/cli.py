@@ -161,14 +161,10 @@ def selftest_command(
     from harness import selftest
     from harness.report import matrix as matrix_view
 
-    if not scenarios_dir.is_dir():
-        raise Usage(f"no scenario folder {scenarios_dir}")
     try:
         files = selftest.library(scenarios_dir)
-    except scenarios.ScenarioError as exc:
-        raise Usage("\n".join(exc.lines)) from None
-    if not files:
-        raise Usage(f"no scenario files (*.yaml) in {scenarios_dir}")
+    except selftest.LibraryError as exc:
+        raise Usage(str(exc)) from None
     unknown = sorted(set(defect or ()) - set(selftest.DEFECTS))
     if unknown:
         raise Usage(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(selftest.DEFECTS)}")

@@ -78,7 +78,7 @@ class Lockstep(Driver):
         self._reactions: list[float] = []  # wall s from a quiet wire to the stack's next call
         self._settle_samples = 0
         self._wait_started: float | None = None
-        self._busy_mark, self._busy_since = -1, time.monotonic()  # a probe saying busy
+        self._busy_progress, self._busy_since = -1, time.monotonic()  # a probe saying busy
         for sim in sims:
             sim.on_settle = self._settled.set
 
@@ -275,11 +275,11 @@ class Lockstep(Driver):
             mark = self._mark()
             state = await self.probe.idle()
             if state is Idle.NO:
-                # Kept across calls: once a silent "busy" stack is known to wait on a timer,
-                # each paced tick goes on at once until the wire moves again.
+                # Kept across calls: once a "busy" stack is known to wait on a timer, each
+                # paced tick goes on at once until something other than a refusal happens.
                 moved = self.watch.moved()
-                if moved != self._busy_mark:
-                    self._busy_mark, self._busy_since = moved, time.monotonic()
+                if moved != self._busy_progress:
+                    self._busy_progress, self._busy_since = moved, time.monotonic()
                 elif (
                     time.monotonic() - self._busy_since > BUSY_BUT_WAITING_S
                     and self.watch.waiting(self.clock.now()) is not None

@@ -23,7 +23,7 @@ from harness.operator import OnCall
 from harness.oracles import evidence
 from harness.oracles.base import OracleResult
 from harness.realtime import Realtime
-from harness.report import folder
+from harness.report import digest, folder
 from harness.report.progress import ProgressView
 from harness.scenario import Scenario
 from harness.slos import ServiceLevel
@@ -83,6 +83,8 @@ class RunOutcome:
     ready_s: float = 0.0  # wall seconds the stack took to answer its health route
     started_at: str = ""  # wall clock, ISO-8601 UTC
     stack: str = ""  # what was tested: the command launched, or the URL
+    scenario_digest: str = ""  # the scenario as loaded, defaults included
+    outcome_digest: str = ""  # the business outcome, keyed by business identity
 
     @property
     def passed(self) -> bool:
@@ -290,6 +292,8 @@ async def _run(config: RunConfig) -> RunOutcome:
         ready_s=ready_s,
         started_at=started_at,
         stack=stack,
+        scenario_digest=digest.digest(scenario.model_dump(mode="json")),
+        outcome_digest=digest.outcome(view),
         scenario=scenario,
         scenario_path=config.scenario_path,
         results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),

@@ -113,11 +113,27 @@ async def run_cells(
     return list(await asyncio.gather(*(one(c) for c in cells)))
 
 
+class LibraryError(Exception):
+    """A library that cannot be played: no folder, no scenario in it, or a broken file
+    (``lines`` are the loader's, one per problem)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
 def library(folder: Path) -> list[Path]:
     """The scenario files of a folder, in name order; each must load."""
+    if not folder.is_dir():
+        raise LibraryError([f"no scenario folder {folder}"])
     files = sorted(folder.glob("*.yaml"))
-    for file in files:
-        scenarios.load(file)  # a broken file stops the selftest before any run
+    if not files:
+        raise LibraryError([f"no scenario files (*.yaml) in {folder}"])
+    try:
+        for file in files:
+            scenarios.load(file)  # a broken file stops the selftest before any run
+    except scenarios.ScenarioError as exc:
+        raise LibraryError(exc.lines) from None
     return files
 
 

@@ -94,33 +94,21 @@ class ProcessWatch:
     def available() -> bool:
         return os.path.exists(f"/proc/{os.getpid()}/schedstat")
 
-    def _tree(self) -> list[int]:
-        pids, seen = [self.pid], []
+    def sample(self) -> tuple[int, bool]:
+        """(nanoseconds of CPU used by the whole tree, whether any thread is running now),
+        read in one walk: each task's children, CPU time and state."""
+        used, running, pids = 0, False, [self.pid]
         while pids:
             pid = pids.pop()
-            seen.append(pid)
-            try:
-                tasks = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for task in tasks:
-                try:
-                    with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
-                        pids.extend(int(c) for c in f.read().split())
-                except OSError:
-                    continue
-        return seen
-
-    def sample(self) -> tuple[int, bool]:
-        """(nanoseconds of CPU used by the whole tree, whether any thread is running now)."""
-        used, running = 0, False
-        for pid in self._tree():
             try:
                 tasks = os.listdir(f"/proc/{pid}/task")
             except OSError:
                 continue
             for task in tasks:
                 base = f"/proc/{pid}/task/{task}"
+                # ``children`` is absent on kernels built without it: the tree is then one process
+                with contextlib.suppress(OSError), open(f"{base}/children", "rb") as f:
+                    pids.extend(int(c) for c in f.read().split())
                 try:
                     with open(f"{base}/schedstat", "rb") as f:
                         used += int(f.read().split()[0])

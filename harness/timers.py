@@ -36,7 +36,6 @@ class Refusal:
     status: int
     wall_time: float
     retry_after: float | None
-    digest: str = ""
 
     def describe(self) -> str:
         answer = f"HTTP {self.status}" if self.status else "no answer"
@@ -62,7 +61,6 @@ class RetryWatch:
         self._open: dict[tuple[str, str, str, str], Refusal] = {}
         self.retried: list[float] = []  # wall s from a refusal to the call that retried it
         self._down_until_wall: float = 0.0
-        self.refusals_seen = 0
         self.progress = 0  # exchanges that were not refusals: the system moved on
 
     def moved(self) -> int:
@@ -81,7 +79,6 @@ class RetryWatch:
                     continue
                 call = (sim.system, entry.method, entry.path)
                 if entry.status in REFUSED or entry.fault == "lost_response":
-                    self.refusals_seen += 1
                     self._open[(*call, entry.body_digest)] = Refusal(
                         sim.system,
                         f"{entry.method} {entry.path}",
@@ -89,7 +86,6 @@ class RetryWatch:
                         entry.status,
                         entry.wall_time,
                         entry.retry_after,
-                        entry.body_digest,
                     )
                 else:
                     self.progress += 1

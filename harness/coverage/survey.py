@@ -8,7 +8,6 @@ from pathlib import Path
 
 import uvloop
 
-from harness import scenario as scenarios
 from harness import selftest
 from harness.contracts.pacts import PactError
 from harness.coverage import cells, mapping, runs
@@ -58,15 +57,10 @@ def survey(
 
 def library(folder: Path) -> list[Path]:
     """The library's scenario files; each must load (a broken file is a usage error)."""
-    if not folder.is_dir():
-        raise CoverageError(f"no scenario folder {folder}")
     try:
-        files = selftest.library(folder)
-    except scenarios.ScenarioError as exc:
+        return selftest.library(folder)
+    except selftest.LibraryError as exc:
         raise CoverageError("; ".join(exc.lines)) from None
-    if not files:
-        raise CoverageError(f"no scenario files (*.yaml) in {folder}")
-    return files
 
 
 def _play(request: Request, on_result: Callable[[selftest.Result], None] | None) -> list[runs.Run]:

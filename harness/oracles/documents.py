@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from harness.oracles.view import SystemsView
+from harness.oracles.view import SystemsView, items
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def erp_accruals(view: SystemsView) -> Iterator[Record]:
 
 @document("erp.adjustment", "an ERP inventory adjustment, by the WMS adjustment it posts")
 def erp_adjustments(view: SystemsView) -> Iterator[Record]:
-    for adjustment in _list(view.snapshots["erp"].get("adjustments")):
+    for adjustment in items(view.snapshots["erp"].get("adjustments")):
         yield Record(
             (adjustment.get("reference"),),
             {"sku": adjustment["sku"], "delta": adjustment["delta"]},
@@ -200,7 +200,7 @@ def erp_adjustments(view: SystemsView) -> Iterator[Record]:
 
 @document("erp.receipt", "an ERP goods receipt, by the WMS receipt it posts: qty per SKU")
 def erp_receipts(view: SystemsView) -> Iterator[Record]:
-    for receipt in _list(view.snapshots["erp"].get("receipts")):
+    for receipt in items(view.snapshots["erp"].get("receipts")):
         yield Record(
             (receipt["reference"],),
             {"qty_by_sku": _qty_by_sku(receipt["lines"], "qty")},
@@ -275,7 +275,7 @@ def wms_short_picks(view: SystemsView) -> Iterator[Record]:
 
 @document("wms.adjustment", "a WMS inventory adjustment (cycle count, damage): SKU, delta")
 def wms_adjustments(view: SystemsView) -> Iterator[Record]:
-    for adjustment in _list(view.snapshots["wms"].get("adjustments")):
+    for adjustment in items(view.snapshots["wms"].get("adjustments")):
         yield Record(
             (adjustment["adjustment_id"],),
             {"sku": adjustment["sku"], "delta": adjustment["delta"]},
@@ -287,7 +287,7 @@ def wms_adjustments(view: SystemsView) -> Iterator[Record]:
 
 @document("wms.receipt", "a WMS receipt at the dock: qty received per SKU")
 def wms_receipts(view: SystemsView) -> Iterator[Record]:
-    for receipt in _list(view.snapshots["wms"].get("receipts")):
+    for receipt in items(view.snapshots["wms"].get("receipts")):
         yield Record(
             (receipt["receipt_id"],),
             {"qty_by_sku": _qty_by_sku(receipt["lines"], "qty")},
@@ -404,9 +404,3 @@ def carrier_latest_scans(view: SystemsView) -> Iterator[Record]:
             latest["occurred_at"],
             label["tracking_number"],
         )
-
-
-def _list(collection: Any) -> list[dict[str, Any]]:
-    if isinstance(collection, dict):
-        return list(collection.values())
-    return list(collection or [])

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 
-def _items(collection: Any) -> list[dict[str, Any]]:
+def items(collection: Any) -> list[dict[str, Any]]:
     if isinstance(collection, dict):
         return list(collection.values())
     return list(collection or [])
@@ -23,27 +23,27 @@ class SystemsView:
         self.snapshots = snapshots
         self.journals = journals or {}
         erp, wms, carrier = snapshots["erp"], snapshots["wms"], snapshots["carrier"]
-        self.erp_orders = {o["id"]: o for o in _items(erp.get("orders"))}
+        self.erp_orders = {o["id"]: o for o in items(erp.get("orders"))}
         self.erp_stock: dict[str, int] = dict(erp.get("stock", {}))
         self.goods_issues_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for gi in _items(erp.get("goods_issues")):
+        for gi in items(erp.get("goods_issues")):
             self.goods_issues_by_order[gi["order_id"]].append(gi)
-        self.wms_orders = {o["id"]: o for o in _items(wms.get("orders"))}
+        self.wms_orders = {o["id"]: o for o in items(wms.get("orders"))}
         self.wms_stock: dict[str, int] = dict(wms.get("stock", {}))
         self.wms_by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for fo in self.wms_orders.values():
             self.wms_by_ref[fo["order_ref"]].append(fo)
         self.labels_by_tracking = {
-            label["tracking_number"]: label for label in _items(carrier.get("labels"))
+            label["tracking_number"]: label for label in items(carrier.get("labels"))
         }
         self.backorders_by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for bo in _items(erp.get("backorders")):
+        for bo in items(erp.get("backorders")):
             self.backorders_by_order[bo["order_id"]].append(bo)
         self.accruals_by_shipment: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for accrual in _items(erp.get("accruals")):
+        for accrual in items(erp.get("accruals")):
             self.accruals_by_shipment[accrual["shipment_id"]].append(accrual)
         tms = snapshots.get("tms") or {}
-        self.tms_shipments = {s["id"]: s for s in _items(tms.get("shipments"))}
+        self.tms_shipments = {s["id"]: s for s in items(tms.get("shipments"))}
 
     def order_of(self, ref: str | None) -> str | None:
         """The ERP order a business reference concerns (an order, WMS order or TMS shipment

@@ -8,16 +8,17 @@ digest, however they interleaved their calls.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
 
 from harness.oracles.view import SystemsView
+from simulators.common.journal import body_digest
 
 
 def digest(value: Any) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    """The journal's body digest of ``value`` as canonical JSON (keys sorted)."""
+    return body_digest(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
 
 
 def outcome(view: SystemsView) -> str:

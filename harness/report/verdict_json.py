@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-from harness.oracles.view import SystemsView
-from harness.report import digest
 from harness.runner import RunOutcome
 
 SCHEMA_VERSION = 1
@@ -22,7 +20,6 @@ SCHEMA_VERSION = 1
 
 def verdict(outcome: RunOutcome) -> dict[str, Any]:
     scenario = outcome.scenario
-    view = SystemsView(outcome.snapshots, outcome.journals) if outcome.snapshots else None
     return {
         "schema_version": SCHEMA_VERSION,
         "passed": outcome.passed,
@@ -30,8 +27,8 @@ def verdict(outcome: RunOutcome) -> dict[str, Any]:
         "run": {
             "started_at": outcome.started_at,
             "stack": outcome.stack,
-            "scenario_digest": digest.digest(scenario.model_dump(mode="json")),
-            "outcome_digest": digest.outcome(view) if view is not None else None,
+            "scenario_digest": outcome.scenario_digest,
+            "outcome_digest": outcome.outcome_digest or None,
         },
         "scenario": {"name": scenario.name, "file": outcome.scenario_path, "seed": scenario.seed},
         "oracles": [r.to_dict() for r in outcome.results],
