@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvloop
@@ -101,3 +102,22 @@ def only_finding(result: Any) -> Any:
     assert not result.passed
     assert len(result.findings) == 1, result.findings
     return result.findings[0]
+
+
+def play(scenario_path: str | Path, report_dir: Path, defects: str = "") -> Any:
+    """Play a scenario against the reference stack (with ``defects`` switched on) and write
+    every report ``twinyard run`` writes; the run's outcome."""
+    from harness import scenario as scenarios
+    from harness.report import html, junit, run_files, verdict_json
+    from harness.runner import RunConfig, run
+
+    config = RunConfig(
+        scenario=scenarios.load(scenario_path),
+        scenario_path=str(scenario_path),
+        report_dir=report_dir,
+        stack_env={"REFSTACK_DEFECTS": defects} if defects else {},
+    )
+    outcome = uvloop.run(run(config))
+    for report in (verdict_json, junit, run_files, html):
+        report.write(outcome, report_dir)
+    return outcome
