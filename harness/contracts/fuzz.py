@@ -28,6 +28,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Err
 
+from harness import bundled
 from harness.contracts import openapi_diff
 from harness.contracts.hostile import Outcome, answers, run_catalogue
 from harness.contracts.schemathesis_run import (
@@ -45,7 +46,7 @@ from simulators.common.signing import (
     signed_headers,
 )
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "stack-webhooks.yaml"
+DEFAULT_SPEC = bundled.STACK_WEBHOOKS_SPEC
 REQUEST_TIMEOUT_S = 30.0
 
 

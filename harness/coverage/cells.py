@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import bundled
 from harness.contracts import pacts as pact_files
 from harness.coverage.routes import Templates, is_business_write
 
-DEFAULT_PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
+DEFAULT_PACTS = bundled.PACTS
 
 ROUTES, EVENTS, CANCELLATIONS = "routes", "events", "cancellations"
 RESPONSE_FAULTS = ("lost_response", "error", "rate_limit", "outage")

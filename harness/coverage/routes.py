@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 import yaml
 
 import simulators
+from harness import bundled
 
-DEFAULT_OPENAPI = Path(__file__).resolve().parents[2] / "contracts" / "openapi"
+DEFAULT_OPENAPI = bundled.OPENAPI
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_BUSINESS = ("/_sim", "/webhooks")  # the control plane and subscriptions: never a cell
 # YAML's C loader when there is one: the six contracts load in a fraction of the time.

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import uvloop
 
-from harness import selftest
+from harness import bundled, selftest
 from harness.contracts.pacts import PactError
 from harness.coverage import cells, mapping, runs
 from harness.coverage.routes import Templates
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "incidents"
+DEFAULT_LIBRARY = bundled.INCIDENTS
 
 
 class CoverageError(Exception):
