@@ -1,43 +1,144 @@
 """The ``twinyard`` command.
 
 Exit codes everywhere: 0 every oracle passed, 1 an oracle failed, 2 a usage or
-configuration error (always one line on stderr, never a traceback).
+configuration error (always one line on stderr, never a traceback). Every option may also come
+from a ``TWINYARD_<COMMAND>_<OPTION>`` variable or pyproject.toml (``harness.settings``);
+``--format json`` puts the result on stdout and everything else on stderr (docs/cli.md).
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
+import shlex
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 import uvloop
-from rich.console import Console
 
-from harness import hosting
+from harness import bundled, hosting, settings
 from harness import scenario as scenarios
 from harness.report import html, junit, progress, run_files, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
-from harness.stack import StackError
+from harness.stack import HEALTH_PATH, StackError
 
 app = typer.Typer(
     name="twinyard",
     help="Simulated ERP, WMS, TMS and carrier to test a logistics integration stack.",
+    epilog="Every option can also be set by a TWINYARD_<COMMAND>_<OPTION> variable or in "
+    "pyproject.toml under [tool.twinyard.<command>] (docs/cli.md).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "happy_day.yaml"
-DEFAULT_LIBRARY = DEFAULT_SCENARIO.parent / "incidents"
+DEFAULT_SCENARIO = bundled.HAPPY_DAY
+DEFAULT_LIBRARY = bundled.INCIDENTS
 SYSTEM_PORTS = 7101  # erp 7101, wms 7102, tms 7103, carrier 7104 for `twinyard sims`
 
 
 class Usage(Exception):
     """A usage or configuration error: one line, exit code 2."""
+
+
+class Format(StrEnum):
+    """What a command prints on stdout: a table for people, or JSON for programs."""
+
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="table, or json on stdout (the rest on stderr)")
+]
+
+
+def _url(value: str | None) -> str | None:
+    """A base URL the harness can call: http(s) and a host, checked before anything starts."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = value.strip() or repr(value)
+        raise typer.BadParameter(f"{shown} is not an http(s) URL, e.g. http://localhost:8700")
+    return value
+
+
+def _command(value: str | None) -> str | None:
+    """A stack command as it will be split into words (no shell), checked before the run."""
+    if value is None:
+        return None
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} cannot be split into words: {exc}") from None
+    if not words:
+        raise typer.BadParameter("give a command, e.g. 'python -m mystack'")
+    return value
+
+
+def _route(value: str) -> str:
+    if not value.startswith("/"):
+        raise typer.BadParameter(f"{value!r}: a path on the stack starts with /, e.g. /health")
+    return value
+
+
+def _where_not(path: Path, folder: bool) -> str | None:
+    """Why ``path`` cannot be written as a folder (or a file); nothing is created here."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a file"
+        return None
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        return f"{above} is a file, not a folder"
+    return None
+
+
+def _out_folder(value: Path) -> Path:
+    if (why := _where_not(value, folder=True)) is not None:
+        raise typer.BadParameter(why)
+    return value
+
+
+def _out_file(value: Path | None) -> Path | None:
+    if value is not None and (why := _where_not(value, folder=False)) is not None:
+        raise typer.BadParameter(why)
+    return value
+
+
+def _make_folder(path: Path, flag: str) -> None:
+    """Made before the work starts, so a folder that cannot be made is a usage error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Usage(f"{flag} {path}: cannot make the folder: {exc.strerror}") from None
+
+
+def _emit(data: Any) -> None:
+    """The machine-readable result: JSON on stdout, alone."""
+    print(json.dumps(data, indent=2))
+
+
+PortBase = Annotated[
+    int | None,
+    typer.Option(min=1, max=65532, help="simulator ports N..N+3 (default: any free ports)"),
+]
+StackUrl = Annotated[str | None, typer.Option(callback=_url, help="a running stack to test")]
+StackCmd = Annotated[
+    str | None, typer.Option(callback=_command, help="command that starts the stack")
+]
 
 
 def _version(value: bool) -> None:
@@ -64,30 +165,48 @@ def _load(path: Path) -> scenarios.Scenario:
     try:
         return scenarios.load(path)
     except scenarios.ScenarioError as exc:
-        raise Usage(exc.lines[0] if len(exc.lines) == 1 else "\n".join(exc.lines)) from None
+        raise Usage(_first_of(exc.lines, f"twinyard validate {path} lists them")) from None
+
+
+def _first_of(problems: list[str], more: str) -> str:
+    """One line for many problems: the first, and how many more there are."""
+    if len(problems) == 1:
+        return problems[0]
+    others = len(problems) - 1
+    return f"{problems[0]} (+{others} more problem{'s' if others > 1 else ''}: {more})"
 
 
 @app.command("run")
 def run_command(
     scenario: Annotated[Path | None, typer.Argument(help="scenario file")] = None,
-    stack_url: Annotated[str | None, typer.Option(help="a running stack to test")] = None,
-    stack_cmd: Annotated[str | None, typer.Option(help="command that starts the stack")] = None,
+    stack_url: StackUrl = None,
+    stack_cmd: StackCmd = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
-    report_dir: Annotated[Path, typer.Option(help="where reports go")] = Path("reports/latest"),
-    port_base: Annotated[
-        int | None, typer.Option(help="simulator ports N..N+3 (default: any free ports)")
-    ] = None,
+    report_dir: Annotated[Path, typer.Option(callback=_out_folder, help="where reports go")] = Path(
+        "reports/latest"
+    ),
+    port_base: PortBase = None,
     webhook_secret: Annotated[
         str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
     ready_timeout: Annotated[
-        float, typer.Option(min=0.1, max=3600, help="seconds a launched stack has to be ready")
-    ] = 30.0,
+        float | None,
+        typer.Option(
+            min=0.1,
+            max=3600,
+            help="seconds the stack has to answer its health route "
+            "(default: 30 for a launched stack, 3 for --stack-url)",
+        ),
+    ] = None,
+    health_path: Annotated[
+        str, typer.Option(callback=_route, help="the stack's health route")
+    ] = HEALTH_PATH,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
     loaded = _load(path).with_seed(seed)
+    _make_folder(report_dir, "--report-dir")
     if stack_url and port_base is None:
         port_base = SYSTEM_PORTS  # a stack started elsewhere knows the simulators' fixed ports
     config = RunConfig(
@@ -99,8 +218,9 @@ def run_command(
         port_base=port_base,
         webhook_secret=webhook_secret,
         ready_timeout_s=ready_timeout,
+        health_path=health_path,
     )
-    console = Console()
+    console = terminal.console()
     try:
         if progress.wanted(console, quiet):
             with progress.ProgressView(console, loaded.demand.orders) as view:
@@ -125,6 +245,7 @@ def trace_command(
     run_dir: Annotated[Path, typer.Option("--run", help="the run's report folder")] = Path(
         "reports/latest"
     ),
+    output: FormatOption = Format.table,
 ) -> None:
     """Show one order's life across ERP, WMS, TMS and carrier from a finished run."""
     from harness import trace
@@ -134,7 +255,25 @@ def trace_command(
         found = trace.load(run_dir, order_id)
     except trace.TraceError as exc:
         raise Usage(str(exc)) from None
-    trace_view.render(found, Console())
+    except (ValueError, KeyError, TypeError) as exc:  # a report folder edited or cut short
+        raise Usage(f"the run in {run_dir} cannot be read: {type(exc).__name__}: {exc}") from None
+    if output == Format.json:
+        _emit(_trace_json(found))
+    else:
+        trace_view.render(found, terminal.console())
+
+
+def _trace_json(found: Any) -> dict[str, Any]:
+    """docs/cli.md: the order in each system, then its exchanges as the journal has them."""
+    return {
+        "order_id": found.order_id,
+        "order": found.order,
+        "fulfilment_orders": found.fulfilment_orders,
+        "shipments": found.shipments,
+        "labels": found.labels,
+        "correlation_ids": found.correlation_ids,
+        "exchanges": found.entries,
+    }
 
 
 @app.command("selftest")
@@ -142,6 +281,10 @@ def selftest_command(
     scenarios_dir: Annotated[
         Path, typer.Option("--scenarios", help="folder of scenario files")
     ] = DEFAULT_LIBRARY,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="only this scenario of the library, by file name (repeatable)"),
+    ] = None,
     defect: Annotated[
         list[str] | None, typer.Option(help="only this defect (repeatable); default: all")
     ] = None,
@@ -152,10 +295,14 @@ def selftest_command(
         int, typer.Option(min=0, help="clean runs on seeds 1..N too (0: the scenarios' own)")
     ] = 0,
     jobs: Annotated[int, typer.Option(min=1, help="runs side by side")] = 4,
-    report_dir: Annotated[Path, typer.Option(help="where reports go")] = Path("reports/selftest"),
+    report_dir: Annotated[Path, typer.Option(callback=_out_folder, help="where reports go")] = Path(
+        "reports/selftest"
+    ),
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="also write the matrix as JSON")
+        Path | None,
+        typer.Option("--json", callback=_out_file, help="also write the matrix as JSON"),
     ] = None,
+    output: FormatOption = Format.table,
 ) -> None:
     """Run every reference-stack defect against a scenario library and print the matrix."""
     from harness import selftest
@@ -168,10 +315,14 @@ def selftest_command(
     unknown = sorted(set(defect or ()) - set(selftest.DEFECTS))
     if unknown:
         raise Usage(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(selftest.DEFECTS)}")
-    defects = [] if clean_only else list(defect or selftest.DEFECTS)
+    if only:
+        files = _only(files, only)
+    everything = selftest.DEFECTS if not only else _declared(selftest.declared_catches(files))
+    defects = [] if clean_only else list(defect or everything)
     clean_seeds: list[int | None] = [None, *range(1, seeds + 1)]
     cells = selftest.plan(files, defects, clean_seeds)
-    console = Console()
+    _make_folder(report_dir, "--report-dir")
+    console = terminal.console(stderr=output == Format.json)
     console.print(f"{len(cells)} runs, {jobs} side by side ...")
 
     def progress_line(result: selftest.Result) -> None:
@@ -179,16 +330,35 @@ def selftest_command(
         console.print(f"  {result.cell.name}: {verdict} ({result.wall_s:.1f} s)", highlight=False)
 
     started = time.perf_counter()
-    results = uvloop.run(selftest.run_cells(cells, report_dir, jobs, progress_line))
+    with settings.not_for_children():  # each cell is exactly the run selftest means
+        results = uvloop.run(selftest.run_cells(cells, report_dir, jobs, progress_line))
     matrix = selftest.Matrix(
         [f.stem for f in files], defects, results, selftest.declared_catches(files)
     )
     matrix.wall_s = time.perf_counter() - started
-    matrix_view.render(matrix, console)
+    if output == Format.json:
+        _emit(matrix.to_dict())
+    else:
+        matrix_view.render(matrix, console)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(matrix.to_dict(), indent=2))
     raise typer.Exit(0 if matrix.ok else 1)
+
+
+def _only(files: list[Path], names: list[str]) -> list[Path]:
+    """The library's files named by ``--only`` (a stem, or a file name with .yaml)."""
+    wanted = {Path(name).stem for name in names}
+    missing = sorted(wanted - {f.stem for f in files})
+    if missing:
+        known = ", ".join(f.stem for f in files)
+        raise Usage(f"--only {', '.join(missing)}: not in the library; known: {known}")
+    return [f for f in files if f.stem in wanted]
+
+
+def _declared(declared: dict[str, list[str]]) -> list[str]:
+    """The defects the chosen scenarios declare they catch: a subset is judged on its own."""
+    return sorted({d for catches in declared.values() for d in catches})
 
 
 @app.command("coverage")
@@ -203,24 +373,24 @@ def coverage_command(
     pacts: Annotated[
         Path | None, typer.Option(help="the stack's consumer pacts (default: contracts/pacts)")
     ] = None,
-    stack_url: Annotated[str | None, typer.Option(help="a running stack to play on")] = None,
-    stack_cmd: Annotated[str | None, typer.Option(help="command that starts the stack")] = None,
+    stack_url: Annotated[
+        str | None, typer.Option(callback=_url, help="a running stack to play on")
+    ] = None,
+    stack_cmd: StackCmd = None,
     jobs: Annotated[int, typer.Option(min=1, help="runs side by side")] = 4,
-    report_dir: Annotated[Path, typer.Option(help="where played runs go")] = Path(
-        "reports/coverage"
-    ),
-    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    report_dir: Annotated[
+        Path, typer.Option(callback=_out_folder, help="where played runs go")
+    ] = Path("reports/coverage"),
+    output: FormatOption = Format.table,
 ) -> None:
     """Map which fault x route, event and cancellation-stage cells a library exercises."""
     from harness import selftest
     from harness.coverage import render, runs, survey
 
-    if output not in ("table", "json"):
-        raise Usage(f"--format {output!r}: give table or json")
     request = survey.Request(
         scenarios_dir, runs_dir, pacts, runs.StackChoice(stack_url, stack_cmd), jobs, report_dir
     )
-    progress = Console(stderr=output == "json")
+    progress = terminal.console(stderr=output == Format.json)
 
     def progress_line(result: selftest.Result) -> None:
         verdict = {0: "pass", 1: "FAIL"}.get(result.exit_code, "ERROR")
@@ -228,13 +398,14 @@ def coverage_command(
         progress.print(line, highlight=False)
 
     try:
-        coverage = survey.survey(request, progress_line)
+        with settings.not_for_children():  # the runs it plays get exactly its options
+            coverage = survey.survey(request, progress_line)
     except survey.CoverageError as exc:
         raise Usage(str(exc)) from None
-    if output == "json":
-        print(json.dumps(coverage.to_dict(), indent=2))
+    if output == Format.json:
+        _emit(coverage.to_dict())
     else:
-        render.render(coverage, Console())
+        render.render(coverage, terminal.console())
     raise typer.Exit(0 if coverage.complete else 1)
 
 
@@ -250,6 +421,7 @@ app.add_typer(contracts_app, name="contracts")
 def contracts_diff_command(
     old: Annotated[Path, typer.Argument(help="the vendor's OpenAPI your stack was built on")],
     new: Annotated[Path, typer.Argument(help="the vendor's new OpenAPI")],
+    output: FormatOption = Format.table,
 ) -> None:
     """List breaking and non-breaking changes between two OpenAPI versions (exit 1: breaking)."""
     from rich.table import Table
@@ -260,7 +432,11 @@ def contracts_diff_command(
         changes = openapi_diff.diff(openapi_diff.load(old), openapi_diff.load(new))
     except openapi_diff.SpecError as exc:
         raise Usage(str(exc)) from None
-    console = Console()
+    breaking = sum(c.breaking for c in changes)
+    if output == Format.json:
+        _emit(_diff_json(old, new, changes))
+        raise typer.Exit(1 if breaking else 0)
+    console = terminal.console()
     if changes:
         table = Table(title=f"{old} -> {new}", title_justify="left")
         for name in ("", "operation", "where", "change"):
@@ -269,14 +445,36 @@ def contracts_diff_command(
             mark = "[bold red]BREAKING[/]" if change.breaking else "[green]ok[/]"
             table.add_row(mark, change.operation, change.where, change.message)
         console.print(table)
-    breaking = sum(c.breaking for c in changes)
     console.print(f"{breaking} breaking, {len(changes) - breaking} non-breaking changes")
     raise typer.Exit(1 if breaking else 0)
 
 
+def _diff_json(old: Path, new: Path, changes: list[Any]) -> dict[str, Any]:
+    """docs/cli.md: both files, the counts, and every change, breaking ones first."""
+    breaking = sum(c.breaking for c in changes)
+    return {
+        "old": str(old),
+        "new": str(new),
+        "breaking": breaking,
+        "non_breaking": len(changes) - breaking,
+        "changes": [
+            {
+                "breaking": c.breaking,
+                "operation": c.operation,
+                "where": c.where,
+                "message": c.message,
+            }
+            for c in sorted(changes, key=lambda c: not c.breaking)
+        ],
+    }
+
+
 @contracts_app.command("fuzz")
 def contracts_fuzz_command(
-    url: Annotated[str, typer.Option(help="the stack's base URL (the spec's paths go after it)")],
+    url: Annotated[
+        str,
+        typer.Option(callback=_url, help="the stack's base URL (the spec's paths go after it)"),
+    ],
     openapi: Annotated[
         Path | None, typer.Option(help="the receiver's OpenAPI (default: stack-webhooks.yaml)")
     ] = None,
@@ -284,7 +482,9 @@ def contracts_fuzz_command(
         str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
     ] = None,
     max_examples: Annotated[int, typer.Option(min=1, help="generated cases per phase")] = 100,
-    junit_path: Annotated[Path | None, typer.Option("--junit", help="also write JUnit XML")] = None,
+    junit_path: Annotated[
+        Path | None, typer.Option("--junit", callback=_out_file, help="also write JUnit XML")
+    ] = None,
 ) -> None:
     """Send malformed and hostile events to a stack's webhook receiver (exit 1: findings)."""
     from rich.markup import escape
@@ -300,7 +500,7 @@ def contracts_fuzz_command(
         result = fuzz.run(url, secret, openapi or fuzz.DEFAULT_SPEC, max_examples=max_examples)
     except fuzz.FuzzError as exc:
         raise Usage(str(exc)) from None
-    console = Console()
+    console = terminal.console()
     console.print(f"{result.url} against {result.spec}", markup=False, highlight=False)
     table = Table()
     for name in ("part", "cases", "failed", "seconds"):
@@ -328,8 +528,12 @@ def contracts_check_command(
     openapi: Annotated[Path, typer.Option(help="the vendor's new OpenAPI")],
     provider: Annotated[str | None, typer.Option(help="only the pacts for this provider")] = None,
     junit_path: Annotated[
-        Path | None, typer.Option("--junit", help="also write JUnit XML, a case per interaction")
+        Path | None,
+        typer.Option(
+            "--junit", callback=_out_file, help="also write JUnit XML, a case per interaction"
+        ),
     ] = None,
+    output: FormatOption = Format.table,
 ) -> None:
     """Check your pacts against a vendor's new OpenAPI: which interactions break (exit 1)."""
     from harness.contracts import check_report, openapi_diff, pact_check
@@ -341,29 +545,67 @@ def contracts_check_command(
     except (openapi_diff.SpecError, pact_files.PactError) as exc:
         raise Usage(str(exc)) from None
     names = ", ".join(sorted({p.provider for p in result.pacts}))
-    check_report.render(result, Console(), f"{pacts} ({names}) -> {openapi}")
+    if output == Format.json:
+        _emit(_check_json(result, openapi))
+    else:
+        check_report.render(result, terminal.console(), f"{pacts} ({names}) -> {openapi}")
     if junit_path is not None:
         check_report.write_junit(result, junit_path)
     raise typer.Exit(0 if result.passed else 1)
 
 
+def _check_json(result: Any, openapi: Path) -> dict[str, Any]:
+    """docs/cli.md: the verdict, the counts, the pacts read, and every interaction."""
+    return {
+        "openapi": str(openapi),
+        "passed": result.passed,
+        "counts": {
+            "broken": result.count("broken"),
+            "ok": result.count("ok"),
+            "skipped": result.count("skipped"),
+            "total": len(result.results),
+        },
+        "pacts": [
+            {"file": p.source, "consumer": p.consumer, "provider": p.provider} for p in result.pacts
+        ],
+        "interactions": [
+            {
+                "pact": r.pact,
+                "consumer": r.consumer,
+                "provider": r.provider,
+                "description": r.description,
+                "operation": r.operation,
+                "outcome": r.outcome,
+                "skipped": r.skipped,
+                "problems": [
+                    {"breaking": p.breaking, "where": p.where, "message": p.message}
+                    for p in r.problems
+                ],
+            }
+            for r in result.results
+        ],
+    }
+
+
 @contracts_app.command("verify")
 def contracts_verify_command(
-    pacts: Annotated[Path, typer.Option(help="a pact file or a folder of them")] = Path(
-        "contracts/pacts"
-    ),
+    pacts: Annotated[
+        Path, typer.Option(help="a pact file or a folder of them (default: the reference stack's)")
+    ] = bundled.PACTS,
     provider: Annotated[str | None, typer.Option(help="verify only this provider")] = None,
     provider_url: Annotated[
-        str | None, typer.Option(help="a vendor to verify instead of the simulators")
+        str | None,
+        typer.Option(callback=_url, help="a vendor to verify instead of the simulators"),
     ] = None,
     state_url: Annotated[
-        str | None, typer.Option(help="the vendor's provider-state set-up URL")
+        str | None, typer.Option(callback=_url, help="the vendor's provider-state set-up URL")
     ] = None,
-    junit: Annotated[Path, typer.Option(help="JUnit report")] = Path(
+    junit: Annotated[Path, typer.Option(callback=_out_file, help="JUnit report")] = Path(
         "reports/contracts/verify.xml"
     ),
     broker_url: Annotated[
-        str | None, typer.Option(help="publish pacts and results to this Pact Broker")
+        str | None,
+        typer.Option(callback=_url, help="publish pacts and results to this Pact Broker"),
     ] = None,
     consumer_version: Annotated[
         str | None, typer.Option(help="with --broker-url: the pacts' version")
@@ -396,7 +638,7 @@ def contracts_verify_command(
         raise typer.Exit(1) from None
     except verify.PactError as exc:
         raise Usage(str(exc)) from None
-    console = Console()
+    console = terminal.console()
     for name, verification in results.items():
         console.print(
             f"{name}: {verification.count('passed')} passed, "
@@ -432,69 +674,89 @@ def contracts_verify_command(
 
 @app.command("sims")
 def sims_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="set the simulators up as this scenario does; its faults count from now"),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="address to listen on; 0.0.0.0: all interfaces")
+    ] = hosting.LOOPBACK,
     port_base: Annotated[
-        int, typer.Option(help="ports N..N+3: erp, wms, tms, carrier")
+        int, typer.Option(min=1, max=65532, help="ports N..N+3: erp, wms, tms, carrier")
     ] = SYSTEM_PORTS,
     env: Annotated[bool, typer.Option("--env", help="print URLs as environment variables")] = False,
-    stock: Annotated[int, typer.Option(help="initial stock of each catalogue SKU")] = 500,
-    skus: Annotated[int, typer.Option(help="catalogue size (SKU-00001 ...)")] = 40,
+    stock: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=10_000_000, help="initial stock of each SKU [default: the scenario's, 500]"
+        ),
+    ] = None,
+    skus: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=100_000, help="catalogue size, SKU-00001 ... [default: the scenario's, 40]"
+        ),
+    ] = None,
     carrier_api_version: Annotated[
-        str, typer.Option(help="the carrier API served: v1, v1.1 or v2")
-    ] = "v1",
+        str | None,
+        typer.Option(help="the carrier API served: v1, v1.1 or v2 [default: the scenario's, v1]"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="keys the faults' draws [default: the scenario's, 1]")
+    ] = None,
 ) -> None:
     """Start only the four simulators (wall clock) and print their URLs; Ctrl-C stops them."""
+    from harness import sims
     from simulators.carrier.api import API_VERSIONS
 
-    if carrier_api_version not in API_VERSIONS:
+    if carrier_api_version is not None and carrier_api_version not in API_VERSIONS:
         known = ", ".join(API_VERSIONS)
         raise Usage(f"--carrier-api-version {carrier_api_version!r}: known versions are {known}")
+    world = _load(scenario) if scenario is not None else scenarios.Scenario()
+    world = sims.configure(
+        world, skus=skus, stock=stock, carrier_api_version=carrier_api_version, seed=seed
+    )
     try:
-        uvloop.run(_serve_forever(port_base, env, stock, skus, carrier_api_version))
+        sims.serve(world, host=host, port_base=port_base, as_env=env)
     except hosting.PortInUse as exc:
         raise Usage(str(exc)) from None
-    except KeyboardInterrupt:
-        pass
-
-
-async def _serve_forever(
-    port_base: int, as_env: bool, stock: int, skus: int, carrier_api_version: str
-) -> None:
-    import simulators
-    from harness.world.catalogue import Catalogue
-    from simulators.common.clock import WallClock
-
-    clock = WallClock()
-    initial = Catalogue.build(skus, stock).stock()
-    versions = {"carrier": {"api_version": carrier_api_version}}
-    sims = [
-        simulators.build(s, clock, stock=initial, **versions.get(s, {})) for s in simulators.SYSTEMS
-    ]
-    hosted = await hosting.serve(sims, [port_base + i for i in range(len(sims))])
-    for item in hosted:
-        name = item.sim.system
-        print(f"TWINYARD_{name.upper()}_URL={item.url}" if as_env else f"{name:8} {item.url}")
-    sys.stdout.flush()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await hosting.shutdown(hosted)
 
 
 @app.command("validate")
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="scenario files")],
+    output: FormatOption = Format.table,
 ) -> None:
     """Check scenario files; every problem is printed as file:line: field: message."""
-    problems: list[str] = []
+    checked: list[tuple[Path, list[str]]] = []
     for file in files:
         try:
             scenarios.load(file)
         except scenarios.ScenarioError as exc:
-            problems.extend(exc.lines)
+            checked.append((file, exc.lines))
         else:
-            print(f"{file}: ok")
+            checked.append((file, []))
+    problems = [line for _, lines in checked for line in lines]
+    if output == Format.json:
+        _emit(_validate_json(checked))
+    else:
+        for file, lines in checked:
+            if not lines:
+                print(f"{file}: ok")
+            elif len(problems) > 1:  # one problem alone is the error line itself
+                print("\n".join(lines))
     if problems:
-        raise Usage("\n".join(problems))
+        raise Usage(_first_of(problems, "listed on stdout"))
+
+
+def _validate_json(checked: list[tuple[Path, list[str]]]) -> dict[str, Any]:
+    """docs/cli.md: each file, whether it is a valid scenario, and its problems."""
+    return {
+        "ok": not any(lines for _, lines in checked),
+        "files": [
+            {"path": str(file), "ok": not lines, "problems": lines} for file, lines in checked
+        ],
+    }
 
 
 @app.command("schema")
@@ -503,26 +765,58 @@ def schema_command() -> None:
     print(json.dumps(scenarios.Scenario.model_json_schema(), indent=2))
 
 
+@functools.cache
+def _click_command() -> Any:
+    """Built once: typer reads every signature to build it (~50 ms), and click commands are
+    made to be invoked again and again; each call gets its own context and settings."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
-    command = typer.main.get_command(app)
+    """The command with its settings (variables, pyproject.toml) under the command line;
+    every usage or configuration error becomes one line on stderr and exit code 2."""
+    command = _click_command()
+    try:
+        found = settings.load(command)
+    except settings.SettingsError as exc:
+        return _error(str(exc))
     try:
         # Without standalone mode click *returns* the code of a typer.Exit instead of raising.
-        code = command.main(args=argv, prog_name="twinyard", standalone_mode=False)
+        code = command.main(
+            args=argv,
+            prog_name="twinyard",
+            standalone_mode=False,
+            default_map=found.default_map,
+        )
     except Usage as exc:
-        print(f"twinyard: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         return 130
+    except SystemExit as exc:  # shell completion answers and exits this way
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except typer.BadParameter as exc:
+        name = exc.param.name if exc.param is not None else None
+        origin = found.origin(exc.ctx, name)
+        if origin is None:
+            return _error(exc.format_message())
+        flag = f" ({exc.param.opts[0]})" if exc.param is not None and exc.param.opts else ""
+        return _error(f"{origin}{flag}: {exc.message}")
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.format_message(), file=sys.stderr)  # bare `twinyard`: the help text
             return 2
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        print(f"twinyard: error: {message}", file=sys.stderr)
-        return 2
+        return _error(exc.format_message() if hasattr(exc, "format_message") else str(exc))
     return code if isinstance(code, int) else 0
+
+
+def _error(message: str) -> int:
+    """One line on stderr, whatever the message held, and exit code 2."""
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    line = line.replace("Value error, ", "")  # pydantic's prefix, as typer passes it on
+    print(f"twinyard: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` (default: the bundl
 stack), ``--twinyard-report-dir`` (default ``reports/pytest`` under the rootdir; one folder per
 scenario, and per xdist worker), each also an ini option (``twinyard_stack_url`` ...).
 
+Under ``pytest -n N`` (xdist's default ``--dist load``) a scenario file's items are kept on one
+worker, so each scenario is played once; other tests are still spread one by one.
+
 Only files that are twinyard scenarios are collected: a YAML mapping most of whose top-level
 keys are scenario fields (a Kubernetes manifest or a CI file under ``scenarios/`` is left
 alone). A scenario that cannot be played (its stack unreachable, say) is played once: its first
@@ -122,10 +125,15 @@ class ScenarioFile(pytest.File):
             return
         from harness import oracles
 
-        for oracle in oracles.select(loaded.expect.oracles):
-            yield OracleItem.from_parent(self, name=oracle.name, scenario=loaded)
-        for measure in loaded.expect.slos:
-            yield SloItem.from_parent(self, name=f"slo:{measure}", scenario=loaded)
+        items: list[_ScenarioItem] = [
+            OracleItem.from_parent(self, name=oracle.name, scenario=loaded)
+            for oracle in oracles.select(loaded.expect.oracles)
+        ]
+        items += [
+            SloItem.from_parent(self, name=f"slo:{measure}", scenario=loaded)
+            for measure in loaded.expect.slos
+        ]
+        yield from items
 
     def played(self, scenario: scenarios.Scenario) -> RunOutcome:
         if self.failure is not None:
@@ -265,6 +273,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "twinyard_sims(skus=40, stock=500, carrier_api_version='v1'): options of the "
         "twinyard_sims fixture for one test",
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N`` (xdist's ``load``) a scenario file's items go to one worker, or
+    each worker that gets some of them plays the whole day again; other tests stay spread
+    one by one, as ``load`` spreads them."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ScenarioFilesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if file.endswith(SCENARIO_SUFFIXES) else nodeid
+
+    return ScenarioFilesTogether(config, log)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from harness.report.progress import ProgressView
 from harness.scenario import Scenario
 from harness.slos import ServiceLevel
 from harness.stack import (
+    HEALTH_PATH,
     REFERENCE_STACK_CMD,
     ProcessWatch,
     StackError,
@@ -36,9 +37,12 @@ from harness.stack import (
     free_port,
 )
 from harness.world.world import World, catalogue_of
+from simulators.common.clock import Clock
 from simulators.common.simulator import Simulator
 
 DAY = 86_400.0
+LAUNCH_READY_S = 30.0  # a stack the harness starts may take a while to boot
+URL_READY_S = 3.0  # a stack given by URL is already running: it answers at once or is missing
 
 
 class ConfigError(Exception):
@@ -55,7 +59,8 @@ class RunConfig:
     port_base: int | None = None  # None: any free ports
     webhook_secret: str | None = None
     stack_env: dict[str, str] = field(default_factory=dict)  # extra variables for a launched stack
-    ready_timeout_s: float = 30.0
+    ready_timeout_s: float | None = None  # None: LAUNCH_READY_S launched, URL_READY_S by URL
+    health_path: str = HEALTH_PATH
     # Called after every lockstep step with the world and the launched stack (if any):
     # the progress view hangs here, and tests use it to break the stack mid-run.
     on_step: Callable[[World, StackProcess | None], None] | None = None
@@ -171,6 +176,23 @@ def _driver(
     )
 
 
+def build_simulators(scenario: Scenario, clock: Clock) -> dict[str, Simulator]:
+    """The four simulators as the scenario's world sets them up, on ``clock``: its catalogue
+    on the shelves of the stock keepers, its carrier API version, and its faults in their
+    plans, keyed by its seed (windows on ``clock``: ``at`` counts from its zero)."""
+    stock = catalogue_of(scenario).stock()
+    versions = {"carrier": {"api_version": scenario.carrier.api_version}}
+    sims = {
+        s: simulators.build(s, clock, stock=stock, **versions.get(s, {}))
+        for s in simulators.SYSTEMS
+    }
+    for sim in sims.values():
+        sim.faults.seed = scenario.seed
+    for fault in scenario.faults:
+        sims[fault.system].faults.add(fault)
+    return sims
+
+
 async def run(config: RunConfig) -> RunOutcome:
     """Play the scenario with the report folder held for this run alone."""
     try:
@@ -197,16 +219,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         else LockstepClock(scenario.epoch, settings.pace)
     )
     env = simpy.Environment()
-    stock = catalogue_of(scenario).stock()
-    versions = {"carrier": {"api_version": scenario.carrier.api_version}}
-    sims = {
-        s: simulators.build(s, clock, stock=stock, **versions.get(s, {}))
-        for s in simulators.SYSTEMS
-    }
-    for sim in sims.values():
-        sim.faults.seed = scenario.seed
-    for fault in scenario.faults:
-        sims[fault.system].faults.add(fault)
+    sims = build_simulators(scenario, clock)
     ports = [0] * 4 if config.port_base is None else [config.port_base + i for i in range(4)]
     try:
         hosted = await hosting.serve(list(sims.values()), ports)
@@ -221,7 +234,7 @@ async def _run(config: RunConfig) -> RunOutcome:
     try:
         if config.stack_url:
             base = config.stack_url.rstrip("/")
-            ready_timeout = min(config.ready_timeout_s, 3.0)
+            ready_timeout = config.ready_timeout_s or URL_READY_S
         else:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
@@ -231,8 +244,8 @@ async def _run(config: RunConfig) -> RunOutcome:
             stack_env.update(config.stack_env)
             cmd = config.stack_cmd or REFERENCE_STACK_CMD
             process = StackProcess(cmd, stack_env, config.report_dir / "stack.log")
-            ready_timeout = config.ready_timeout_s
-        probe = StackProbe(base, scenario.stack.idle_path)
+            ready_timeout = config.ready_timeout_s or LAUNCH_READY_S
+        probe = StackProbe(base, scenario.stack.idle_path, config.health_path)
         if process is not None and ProcessWatch.available():
             probe.process = ProcessWatch(process.proc.pid)
         try:

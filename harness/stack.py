@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
+HEALTH_PATH = "/_stack/health"  # the route a stack answers once it is ready (`run --health-path`)
 
 
 class StackError(Exception):
@@ -131,7 +132,7 @@ def _die_with_parent() -> None:
 
 
 class StackProbe:
-    def __init__(self, base_url: str, idle_path: str, health_path: str = "/_stack/health") -> None:
+    def __init__(self, base_url: str, idle_path: str, health_path: str = HEALTH_PATH) -> None:
         self.base_url = base_url.rstrip("/")
         self.idle_path = idle_path
         self.health_path = health_path
@@ -172,7 +173,8 @@ class StackProbe:
                 last = type(exc).__name__
             await asyncio.sleep(0.05)
         raise StackError(
-            f"the stack at {self.base_url} was not ready after {timeout_s:.0f} s ({last})"
+            f"the stack at {self.base_url} was not ready after {timeout_s:.0f} s "
+            f"(GET {self.health_path}: {last})"
         )
 
     async def idle(self) -> Idle:

@@ -11,8 +11,9 @@ import uvloop
 from harness import selftest
 from harness.cli import DEFAULT_LIBRARY, main
 
-# How many seeds the clean library runs on in the suite, besides each scenario's own; the
-# full false-alarm sweep is TWINYARD_CLEAN_SEEDS=20 (or `twinyard selftest --seeds 20`).
+# How many seeds the clean library runs on here; each scenario's own seed is played by
+# test_library_under_xdist.py (pytest -n 2 over the library). The full false-alarm sweep is
+# TWINYARD_CLEAN_SEEDS=20 (or `twinyard selftest --clean-only --seeds 20`).
 CLEAN_SEEDS = int(os.environ.get("TWINYARD_CLEAN_SEEDS", "1"))
 
 
@@ -49,7 +50,7 @@ def test_every_defect_is_declared_by_some_library_scenario():
 def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_the_library(tmp_path):
     files = selftest.library(DEFAULT_LIBRARY)
     declared = selftest.declared_catches(files)
-    seeds: list[int | None] = [None, *range(1, CLEAN_SEEDS + 1)]
+    seeds: list[int | None] = list(range(1, CLEAN_SEEDS + 1))
     cells = [selftest.Cell(f, selftest.CLEAN, s) for s in seeds for f in files]
     cells += [selftest.Cell(f, d) for f in files for d in declared[f.stem]]
     results = uvloop.run(selftest.run_cells(cells, tmp_path, jobs=3))
@@ -67,5 +68,7 @@ def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_the_librar
 def test_selftest_misuse_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["selftest", "--scenarios", str(tmp_path / "nowhere")]) == 2
     assert main(["selftest", "--defect", "no-such-bug"]) == 2
+    assert main(["selftest", "--only", "no_such_scenario"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("twinyard: error: ") for line in err)
+    assert "no_such_scenario" in err[2] and "label_response_lost" in err[2]
+    assert len(err) == 3 and all(line.startswith("twinyard: error: ") for line in err)

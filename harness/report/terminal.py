@@ -1,6 +1,9 @@
-"""The verdict table an engineer reads in the terminal."""
+"""The verdict table an engineer reads in the terminal, or in a CI log."""
 
 from __future__ import annotations
+
+import os
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
@@ -8,12 +11,25 @@ from rich.table import Table
 from harness.runner import RunOutcome
 from harness.slos import STATISTICS
 
+# Not a terminal (a CI log, a pipe) and no COLUMNS: rich would assume 80 columns and cut names
+# to ``one_wms_order_per_erp…``. A log has no width, so tables get this much before they fold.
+LOG_WIDTH = 200
+
+
+def console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """A console for the CLI: the terminal's width on a terminal, COLUMNS when it is set,
+    else LOG_WIDTH, so that names in a CI log are whole."""
+    found = Console(stderr=stderr, file=file)
+    if found.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return found
+    return Console(stderr=stderr, file=file, width=LOG_WIDTH)
+
 
 def render(outcome: RunOutcome, console: Console) -> None:
     for why in outcome.diagnosis:  # why before what
         console.print(f"[bold yellow]why:[/] {why}")
     table = Table(title=f"twinyard verdict: {outcome.scenario.name} (seed {outcome.scenario.seed})")
-    table.add_column("oracle")
+    table.add_column("oracle", overflow="fold")  # a narrow terminal folds a name, never cuts it
     table.add_column("result")
     table.add_column("checked", justify="right")
     table.add_column("failing", justify="right")
@@ -44,7 +60,7 @@ def render(outcome: RunOutcome, console: Console) -> None:
 
 def _service_levels(outcome: RunOutcome) -> Table:
     table = Table(title="service levels (virtual seconds)")
-    table.add_column("measure")
+    table.add_column("measure", overflow="fold")
     table.add_column("n", justify="right")
     for name in STATISTICS:
         table.add_column(name, justify="right")
