@@ -145,7 +145,7 @@ def test_change_ship_to_replaces_the_address_and_emits_once(
     seen: list[tuple[str, Any]] = []
     erp.observe(lambda what, obj: seen.append((what, obj)))
     so = released(erp) if release_first else order(erp)
-    assert so.updated_at is None and so.to_dict()["updated_at"] is None
+    assert so.updated_at == so.created_at == so.to_dict()["updated_at"]  # set on creation
     status, history = so.status, list(so.status_history)
     emitted_before = len(erp.emitted)
     clock.advance(120)
@@ -199,10 +199,10 @@ def test_change_ship_to_after_goods_issue_or_cancel_is_a_conflict(
     if prepare == "delivered":
         erp.post_tracking(so.id, "PC1", "delivered", "2026-11-24T14:02:00Z")
     assert so.status == prepare
-    emitted_before = list(erp.emitted)
+    emitted_before, updated = list(erp.emitted), so.updated_at
     err = refusal(409, "invalid_status", erp.change_ship_to, so.id, NEW_SHIP_TO)
     assert err.details == {"status": prepare, "order_id": so.id}
-    assert so.ship_to == SHIP_TO and so.updated_at is None
+    assert so.ship_to == SHIP_TO and so.updated_at == updated
     assert erp.emitted == emitted_before
 
 

@@ -12,7 +12,10 @@ business app directly, so an empty plan costs one truthiness test per request. W
    latency the client sees; it never blocks other requests and never moves virtual time);
 5. applies the first of the other kinds kept, in plan order (``rate_limit`` takes a token
    only for the requests it sees, and answers 429 only when its bucket is empty;
-   ``schema_drift`` counts only the answers it rewrote);
+   ``schema_drift`` counts only the answers it rewrote); feed kinds (``feed_lag``,
+   ``feed_overlap``, ``token_expiry``, the first of each) never answer in the app's place:
+   when nothing else does, the app runs with a ``FeedView`` they bend, and each counts only
+   when the handler says it changed the answer;
 6. names what it did on the journal entry (``scope["state"]["fault"]``), e.g. ``error:503``
    or ``latency:120ms+outage``, and counts it on the plan.
 
@@ -42,6 +45,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.common.faults import Fault, keyed_unit
+from simulators.common.feed_faults import STATE_KEY, FeedView
 from simulators.common.journal import body_digest
 
 if TYPE_CHECKING:
@@ -190,11 +194,14 @@ class FaultInjection:
         body, receive = await _buffer(receive)
         hit, key = plan.select(sim.system, indexes, method, path, body)
         labels: list[str] = []
+        feed: dict[str, int] = {}  # feed kind -> the first fault of that kind that hit
         try:
             terminal = None
             for i in hit:
                 fault = plan.faults[i]
-                if fault.kind == "latency":
+                if fault.is_feed:
+                    feed.setdefault(fault.kind, i)
+                elif fault.kind == "latency":
                     ms = plan.latency_ms(sim.system, i, key)
                     label = f"latency:{ms}ms"
                     plan.count(i, label)
@@ -206,6 +213,9 @@ class FaultInjection:
                         terminal = (i, _retry_after(sim, wait))
                 elif terminal is None:
                     terminal = (i, 0)
+            if terminal is None and feed:
+                await self._run_bent(plan, feed, labels, scope, receive, send)
+                return
             if terminal is None:
                 await self.app(scope, receive, send)
                 return
@@ -217,6 +227,27 @@ class FaultInjection:
         finally:
             if labels:
                 scope.setdefault("state", {})["fault"] = "+".join(labels)
+
+    async def _run_bent(
+        self,
+        plan: FaultPlan,
+        feed: dict[str, int],
+        labels: list[str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Run the app on a feed view the feed faults bend; count those that changed it."""
+        view = FeedView(self.sim.clock, {kind: plan.faults[i] for kind, i in feed.items()})
+        scope.setdefault("state", {})[STATE_KEY] = view
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for kind in view.applied:
+                index = feed[kind]
+                label = plan.faults[index].feed_label()
+                plan.count(index, label)
+                labels.append(label)
 
     async def _apply(
         self, fault: Fault, wait_s: int, now: float, scope: Scope, receive: Receive, send: Send

@@ -19,6 +19,11 @@ Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``re
 ``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
 type rather than a route, and ``simulators.common.webhooks`` applies them.
 
+Feed kinds (``feed_lag``, ``feed_overlap``, ``token_expiry``) break what a polling client reads
+from a change feed (``GET /events``, a list filtered by ``updated_since``): they take a route like
+answer kinds, but the answer is built as usual, only from a view the fault bends
+(``simulators.common.feed_faults``); docs/feeds.md says what each does.
+
 Which requests a ``rate`` below 1 hits is decided by keyed randomness (``keyed_unit``): a
 hash of (scenario seed, system, fault index, method, path, body digest, attempt number of
 that same request), never a shared random stream. So:
@@ -65,12 +70,19 @@ Kind = Literal[
     "forged",
     "replayed",
     "burst",
+    # feed faults: matched by route, applied by the feed and list handlers (docs/feeds.md)
+    "feed_lag",
+    "feed_overlap",
+    "token_expiry",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 EVENT_KINDS = frozenset({"duplicate", "reorder", "late", "give_up", "forged", "replayed", "burst"})
+FEED_KINDS = frozenset({"feed_lag", "feed_overlap", "token_expiry"})
 DEFAULT_COPIES = 2
 DEFAULT_HOLD_S = 600.0  # reorder
 DEFAULT_DELAY_S = 600.0  # late, replayed: past a 300 s replay window
+DEFAULT_LAG_S = 30.0  # feed_lag: a search index a little behind
+DEFAULT_TTL_S = 300.0  # token_expiry: a five-minute page token
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control plane, webhooks
 
@@ -142,6 +154,8 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "delay_s": ("late", "replayed"),
     "signed_age_s": ("replayed",),
     "mode": ("outage",),
+    "lag_s": ("feed_lag",),
+    "ttl_s": ("token_expiry",),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
 
@@ -174,6 +188,10 @@ class Fault(_Data):
     new_ids: bool | None = None
     """duplicate: the copies are re-sent as new events, each with a new event id (an ERP
     whose outbox re-sends, a user who releases twice): dedup by event id cannot catch them."""
+    lag_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    """feed_lag: virtual seconds a change stays out of feeds and change lists (default 30)."""
+    ttl_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
+    """token_expiry: virtual seconds a cursor or page token lives (default 300); older: 410."""
     hold_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """reorder: virtual seconds an event is held (default 600)."""
     delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
@@ -268,6 +286,11 @@ class Fault(_Data):
         return self.kind in EVENT_KINDS
 
     @property
+    def is_feed(self) -> bool:
+        """Bends what a feed or change list shows rather than answering in its place."""
+        return self.kind in FEED_KINDS
+
+    @property
     def is_down(self) -> bool:
         """An outage at the connection level: applied by hosting, never to a request."""
         return self.kind == "outage" and self.mode == "down"
@@ -285,6 +308,14 @@ class Fault(_Data):
         if self.kind in ("late", "replayed"):
             aged = f"+signed-{self.signed_age_s:g}s-ago" if self.signed_age_s else ""
             return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s{aged}"
+        return self.kind
+
+    def feed_label(self) -> str:
+        """What the journal says: ``feed_lag:30s``, ``feed_overlap``, ``token_expiry:300s``."""
+        if self.kind == "feed_lag":
+            return f"feed_lag:{self.lag_s or DEFAULT_LAG_S:g}s"
+        if self.kind == "token_expiry":
+            return f"token_expiry:{self.ttl_s or DEFAULT_TTL_S:g}s"
         return self.kind
 
     @property

@@ -23,6 +23,7 @@ from simulators import provider_states
 from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import SimError
+from simulators.common.events_api import events_route
 from simulators.common.fault_injection import FaultInjection, FaultPlan
 from simulators.common.faults import Fault
 from simulators.common.http import (
@@ -79,6 +80,9 @@ class Simulator:
         )
         self.idempotency = IdempotencyStore()
         self.faults = FaultPlan()  # empty: business requests go straight to the app
+        # On the wall clock, the ``at`` each live fault was sent with (seconds from then), by
+        # the id of the fault stored with its window on the clock: what the listing shows.
+        self._asked_at: dict[int, tuple[Fault, float]] = {}
         self.webhooks.faults = self.faults  # event faults apply to deliveries
         self.honour_idempotency = honour_idempotency
         self.inflight = 0  # requests being handled now
@@ -141,6 +145,7 @@ class Simulator:
             *business_routes,
             resource("/webhooks", {"GET": self._list_subscriptions, "POST": self._subscribe}),
             Route("/webhooks/{sub_id}", self._unsubscribe, methods=["DELETE"]),
+            events_route(self),  # the polling twin of the webhooks (docs/feeds.md)
             Route("/_sim/health", self._health, methods=["GET"]),
             Route("/_sim/clock", self._clock, methods=["GET"]),
             Route("/_sim/state", self._state, methods=["GET"]),
@@ -218,7 +223,48 @@ class Simulator:
         return respond({"items": items})
 
     async def _list_faults(self, request: Request) -> Response:
-        return respond(self.faults.public())
+        listing = self.faults.public()
+        for item, fault in zip(listing["items"], self.faults.faults, strict=True):
+            applied = item.pop("applied")  # last, as in the answer to the POST
+            item.update(self._window(fault), applied=applied)
+        return respond(listing)
+
+    def _window(self, fault: Fault) -> dict[str, Any]:
+        """On the wall clock, what a listed fault adds: ``at`` as it was sent, and the wall
+        time its window opens and closes (``closes_at`` null: open until cleared). Nothing on
+        a virtual clock, where ``at`` is itself the time on the run's clock."""
+        if self.clock.mode != "wall":
+            return {}
+        asked = self._asked_at.get(id(fault))
+        until = fault.until
+        return {
+            "at": asked[1] if asked is not None and asked[0] is fault else fault.at,
+            "opens_at": self.clock.iso(fault.at),
+            "closes_at": None if until is None else self.clock.iso(until),
+        }
+
+    def _live(self, fault: Fault, data: dict[str, Any]) -> Fault:
+        """A fault sent live, with its window on the simulator's clock. On the wall clock
+        (``twinyard sims``) ``at`` is seconds from now, whenever it is sent; on a virtual
+        clock it is the time on that clock, which the harness controls."""
+        if self.clock.mode != "wall":
+            return fault
+        if isinstance(data.get("at"), str):
+            raise SimError(
+                422,
+                "validation_failed",
+                "the request body is invalid",
+                errors=[
+                    {
+                        "field": "at",
+                        "message": "this simulator runs on the wall clock: at is seconds "
+                        "from now (a number), not a time of day",
+                    }
+                ],
+            )
+        stored = fault.model_copy(update={"at": self.clock.now() + fault.at})
+        self._asked_at[id(stored)] = (stored, fault.at)
+        return stored
 
     async def _add_fault(self, request: Request) -> Response:
         data = await read_json(request)
@@ -252,8 +298,11 @@ class Simulator:
                     }
                 ],
             )
+        fault = self._live(fault, data)
         index = self.faults.add(fault)
-        response = respond({"id": index, **fault.public(), "applied": 0}, 201)
+        response = respond(
+            {"id": index, **fault.public(), **self._window(fault), "applied": 0}, 201
+        )
         hook = self.on_fault_added
         if hook is not None:
             # Once the answer is sent (a window already open resets this very connection);
@@ -266,6 +315,7 @@ class Simulator:
 
     async def _clear_faults(self, request: Request) -> Response:
         self.faults.clear()
+        self._asked_at.clear()
         return Response(status_code=204)
 
     async def _reset(self, request: Request) -> Response:

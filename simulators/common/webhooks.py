@@ -17,6 +17,7 @@ from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import conflict, not_found, unprocessable
 from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
+from simulators.common.feed import EventFeed
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
 from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
@@ -154,6 +155,8 @@ class WebhookDispatcher:
         # The body of the latest event of each type, subscribers or not: what a Pact message
         # verification gets as "the message this provider sends" (see harness.contracts).
         self.latest: dict[str, bytes] = {}
+        # Every event published, subscribers or not, for clients that poll (GET /events).
+        self.feed = EventFeed()
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(
@@ -194,6 +197,7 @@ class WebhookDispatcher:
         }
         body = orjson.dumps(envelope)
         self.latest[event_type] = body
+        self.feed.append(event_type, body, self.clock.now())
         correlation_id = CORRELATION_ID.get()
         plan = self.faults
         index = None
@@ -412,5 +416,6 @@ class WebhookDispatcher:
         self.subscriptions.clear()
         self.deliveries.clear()
         self.latest.clear()
+        self.feed.clear()
         while not self._queue.empty():
             self._queue.get_nowait()

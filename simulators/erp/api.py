@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from simulators.common import changes
 from simulators.common.clock import Clock
-from simulators.common.errors import SimError
+from simulators.common.feed_faults import feed_view
 from simulators.common.http import Endpoint, parse_body, resource, respond, set_ref
+from simulators.common.query import bad_query
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
-from simulators.erp.model import ORDER_STATUSES, ErpModel
+from simulators.erp.model import ORDER_STATUSES, ErpModel, SalesOrder
 
 # Strict: a vendor API refuses "3" or true where it documents an integer.
 Qty = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
@@ -33,6 +35,7 @@ Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN)]
 MAX_LINES = 100
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1_000
+ORDER_FEED = "erp.orders"  # the feed the order list's page tokens belong to
 
 
 class Customer(Body):
@@ -115,20 +118,15 @@ def _order_id(request: Request) -> str:
     return order_id
 
 
-def _list_query(request: Request) -> tuple[str | None, int]:
+def _status_filter(request: Request) -> str | None:
     status = request.query_params.get("status")
     if status is not None and status not in ORDER_STATUSES:
-        raise _bad_query("status", f"status must be one of {', '.join(ORDER_STATUSES)}")
-    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise _bad_query("limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return status, int(raw_limit)
+        raise bad_query("status", f"status must be one of {', '.join(ORDER_STATUSES)}")
+    return status
 
 
-def _bad_query(field_name: str, message: str) -> SimError:
-    return SimError(
-        422, "validation_failed", message, errors=[{"field": field_name, "message": message}]
-    )
+def _change_key(order: SalesOrder) -> changes.Key:
+    return (order.updated_at or order.created_at, order.id)
 
 
 class ErpHandlers:
@@ -149,9 +147,26 @@ class ErpHandlers:
         return respond(order.to_dict(), 201)
 
     async def list_orders(self, request: Request) -> Response:
-        status, limit = _list_query(request)
-        found = [o for o in self.model.orders.values() if status is None or o.status == status]
-        return respond({"items": [o.to_dict() for o in found[:limit]]})
+        """In change order, ``updated_since`` inclusive, paged by ``page_token``."""
+        view = feed_view(request, self.model.clock)
+        query = changes.read_query(
+            request,
+            ORDER_FEED,
+            view,
+            filters={"status": _status_filter(request)},
+            default_limit=DEFAULT_LIMIT,
+            max_limit=MAX_LIMIT,
+        )
+        status = query.filters.get("status")
+        found = (o for o in self.model.orders.values() if status is None or o.status == status)
+        page = changes.page(found, _change_key, query, view, ORDER_FEED)
+        return respond(
+            {
+                "items": [o.to_dict() for o in page.items],
+                "next_page_token": page.next_token,
+                "has_more": page.has_more,
+            }
+        )
 
     async def get_order(self, request: Request) -> Response:
         return respond(self.model.order(_order_id(request)).to_dict())

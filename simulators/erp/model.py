@@ -37,7 +37,9 @@ class SalesOrder:
     tracking_status: str | None = None
     tracking_history: list[dict[str, Any]] = field(default_factory=list)
     status_history: list[dict[str, str]] = field(default_factory=list)
-    updated_at: str | None = None  # the last change after creation (ship-to), None until then
+    # The order's last change of any kind, creation included (whole seconds): what the order
+    # list's updated_since filters and sorts on (docs/feeds.md). Set on creation.
+    updated_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy: event data must not change when the order does later."""
@@ -333,6 +335,7 @@ class ErpModel(SimModel):
         if order.tracking_number is None:
             order.tracking_number = tracking_number
         order.tracking_status = status
+        order.updated_at = self.now()
         order.tracking_history.append(
             {"status": status, "occurred_at": occurred_at, "posted_at": self.now()}
         )
@@ -450,7 +453,9 @@ class ErpModel(SimModel):
         self._record_status(order)
 
     def _record_status(self, order: SalesOrder) -> None:
-        order.status_history.append({"status": order.status, "at": self.now()})
+        """A status move (creation included) is a change of the order."""
+        order.updated_at = self.now()
+        order.status_history.append({"status": order.status, "at": order.updated_at})
 
 
 def _issued_per_line(order: SalesOrder, lines: list[dict]) -> dict[int, int]:

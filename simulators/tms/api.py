@@ -1,4 +1,5 @@
-"""The TMS's HTTP face: plan a shipment, read it, cancel it (settlement has no public route)."""
+"""The TMS's HTTP face: plan a shipment, read it, list what changed, cancel it (settlement
+has no public route)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from simulators.common import changes
 from simulators.common.clock import Clock
+from simulators.common.feed_faults import feed_view
 from simulators.common.http import parse_body, resource, respond, set_ref
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
-from simulators.tms.model import TmsModel
+from simulators.tms.model import Shipment, TmsModel
+
+SHIPMENT_FEED = "tms.shipments"  # the feed the shipment list's page tokens belong to
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
 
 # Strict: a weight sent as the string "2.5" is a client bug the contract must surface.
 Kilograms = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
@@ -31,6 +38,10 @@ class PlanRequest(Body):
     packages: Annotated[list[Package], Field(min_length=1, max_length=50)]
 
 
+def _change_key(shipment: Shipment) -> changes.Key:
+    return (shipment.updated_at or shipment.created_at, shipment.id)
+
+
 def routes(sim: Simulator) -> list[Route]:
     model: TmsModel = sim.model  # type: ignore[assignment]
 
@@ -46,6 +57,26 @@ def routes(sim: Simulator) -> list[Route]:
         )
         return respond(shipment.to_dict(), 201)
 
+    async def listed(request: Request) -> Response:
+        """In change order, ``updated_since`` inclusive, paged by ``page_token``."""
+        view = feed_view(request, model.clock)
+        query = changes.read_query(
+            request,
+            SHIPMENT_FEED,
+            view,
+            filters={},
+            default_limit=DEFAULT_LIMIT,
+            max_limit=MAX_LIMIT,
+        )
+        page = changes.page(model.shipments.values(), _change_key, query, view, SHIPMENT_FEED)
+        return respond(
+            {
+                "items": [s.listed() for s in page.items],
+                "next_page_token": page.next_token,
+                "has_more": page.has_more,
+            }
+        )
+
     async def read(request: Request) -> Response:
         shipment = model.get(request.path_params["shipment_id"])
         set_ref(request, shipment.order_ref)
@@ -57,7 +88,7 @@ def routes(sim: Simulator) -> list[Route]:
         return respond(model.cancel(shipment.id).to_dict())
 
     return [
-        resource("/shipments", {"POST": sim.idempotent(plan)}),
+        resource("/shipments", {"POST": sim.idempotent(plan), "GET": listed}),
         resource("/shipments/{shipment_id}", {"GET": read}),
         resource("/shipments/{shipment_id}/cancel", {"POST": cancel}),
     ]

@@ -38,6 +38,14 @@ class Shipment:
     carrier: str = CARRIER
     status: str = "planned"  # planned -> cancelled | settled
     settled_at: str | None = None
+    # The last change (planned, cancelled, settled), whole seconds: what the shipment list's
+    # updated_since filters on. Not in ``to_dict``: the v1 shipment answer stays as it was,
+    # and only the list (which v1 did not have) shows it (docs/feeds.md).
+    updated_at: str = ""
+
+    def listed(self) -> dict[str, Any]:
+        """The shipment as the list shows it: with its last change."""
+        return {**self.to_dict(), "updated_at": self.updated_at or self.created_at}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +146,7 @@ class TmsModel(SimModel):
             rate=rate(service, weights),
             created_at=self.now(),
         )
+        shipment.updated_at = shipment.created_at
         self.shipments[shipment.id] = shipment
         self.by_order_ref.setdefault(order_ref, []).append(shipment.id)
         self.notify("planned", shipment)
@@ -177,13 +186,14 @@ class TmsModel(SimModel):
     def cancel(self, shipment_id: str) -> Shipment:
         shipment = self._expect(shipment_id, "cancel", "planned")
         shipment.status = "cancelled"
+        shipment.updated_at = self.now()
         return shipment
 
     def settle(self, shipment_id: str) -> Shipment:
         """The carrier's invoice is matched: the freight cost becomes final and is reported."""
         shipment = self._expect(shipment_id, "settle", "planned")
         shipment.status = "settled"
-        shipment.settled_at = self.now()
+        shipment.settled_at = shipment.updated_at = self.now()
         data = {
             "shipment_id": shipment.id,
             "order_ref": shipment.order_ref,

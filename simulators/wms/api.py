@@ -13,11 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from simulators.common import changes
 from simulators.common.clock import Clock
+from simulators.common.feed_faults import feed_view
 from simulators.common.http import parse_body, resource, respond, set_ref
 from simulators.common.schemas import Address, Body, NonEmpty, Qty
 from simulators.common.simulator import Simulator
 from simulators.wms.model import FulfilmentOrder, WmsModel
+
+ORDER_FEED = "wms.fulfilment-orders"  # the feed the order list's page tokens belong to
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+CHANGE_PARAMS = ("updated_since", "page_token", "limit")  # any of them: the list in change order
 
 # Every documented path and its methods; any other method gets a 405 with ``Allow``.
 
@@ -58,6 +65,34 @@ def _order(request: Request, model: WmsModel) -> FulfilmentOrder:
     return fo
 
 
+def _change_key(fo: FulfilmentOrder) -> changes.Key:
+    return (fo.changed_at, fo.id)
+
+
+def _changed(request: Request, model: WmsModel) -> Response:
+    """The list in change order, ``updated_since`` inclusive; the next page is in a ``Link``
+    header (``rel="next"``), as Shopify and GitHub page, so the v1 body stays as it was."""
+    view = feed_view(request, model.clock)
+    query = changes.read_query(
+        request,
+        ORDER_FEED,
+        view,
+        filters={"order_ref": request.query_params.get("order_ref")},
+        default_limit=DEFAULT_LIMIT,
+        max_limit=MAX_LIMIT,
+    )
+    page = changes.page(
+        model.find(query.filters.get("order_ref")), _change_key, query, view, ORDER_FEED
+    )
+    headers = {}
+    if page.next_token is not None:
+        params = {"page_token": page.next_token}
+        if "limit" in request.query_params:
+            params["limit"] = str(query.limit)
+        headers["link"] = f'<{request.url.replace_query_params(**params)}>; rel="next"'
+    return respond({"items": [fo.to_dict() for fo in page.items]}, headers=headers)
+
+
 def routes(sim: Simulator) -> list[Route]:
     model = cast(WmsModel, sim.model)
 
@@ -69,7 +104,9 @@ def routes(sim: Simulator) -> list[Route]:
         return respond(fo.to_dict(), 201)
 
     async def list_orders(request: Request) -> Response:
-        found = model.find(request.query_params.get("order_ref"))
+        if any(name in request.query_params for name in CHANGE_PARAMS):
+            return _changed(request, model)
+        found = model.find(request.query_params.get("order_ref"))  # v1: all, oldest first
         return respond({"items": [fo.to_dict() for fo in found]})
 
     async def get_order(request: Request) -> Response:

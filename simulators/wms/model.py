@@ -86,6 +86,12 @@ class FulfilmentOrder:
         self.status = status
         self.status_history.append({"status": status, "at": at})
 
+    @property
+    def changed_at(self) -> str:
+        """The last change the WMS made: its last status move (``status_history[-1].at``).
+        A ship-to change is the integration's own news and moves no status (docs/feeds.md)."""
+        return self.status_history[-1]["at"] if self.status_history else self.created_at
+
     def picked_by_sku(self) -> Counter[str]:
         picked: Counter[str] = Counter()
         for line in self.lines:
