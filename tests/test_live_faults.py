@@ -120,7 +120,9 @@ def test_a_cleared_plan_starts_afresh():
     at_second(clock, r.json()["opens_at"], 205)
 
 
-@pytest.mark.parametrize("clock", [ManualClock(), LockstepClock(DEFAULT_EPOCH)], ids=repr)
+@pytest.mark.parametrize(
+    "clock", [ManualClock(), LockstepClock(DEFAULT_EPOCH)], ids=["manual", "lockstep"]
+)
 def test_on_a_virtual_clock_at_is_the_time_on_that_clock(clock: ManualClock | LockstepClock):
     """Runs are unchanged: the harness owns their clock, ``at`` is absolute on it."""
     sim, http = carrier_on(clock)
