@@ -31,6 +31,7 @@ import simpy
 
 from harness.clock import LockstepClock
 from harness.driving import Driver
+from harness.polling import PollWatch
 from harness.stack import Idle, StackProbe
 from harness.timers import RetryWatch
 from simulators.common.simulator import Simulator
@@ -43,6 +44,8 @@ LEARN_AFTER = 20  # settles observed before the window is learnt
 BUSY_BUT_WAITING_S = 0.5  # a probe saying busy this long with nothing but refusals on the
 # wire and a retry due is a stack waiting on its own timer (it counts the wait as work)
 WATCHDOG_S = 10.0  # a wait this long (wall) is reported with its reason
+POLL_TIMEOUT_S = 30.0  # wall seconds a polling stack has to read what it owes at a tick
+POLL_TICK_S = 0.005  # wall seconds between looks at the journals while a read is owed
 
 
 class Lockstep(Driver):
@@ -59,6 +62,7 @@ class Lockstep(Driver):
         stall_timeout_s: float = 60.0,
         drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
+        polls: PollWatch | None = None,
     ) -> None:
         super().__init__(
             env, sims, probe, horizon_s=horizon_s, drain_timeout_s=drain_timeout_s, on_step=on_step
@@ -71,6 +75,7 @@ class Lockstep(Driver):
         self._paced_from: float | None = None  # wall time of the last paced step
         self._draining_since: float | None = None  # wall time the world ended, retries held
         self.watch = RetryWatch(sims)
+        self.polls = polls  # a stack that polls: virtual time moves in step with its reads
         self.waiting_reason: str | None = None  # why virtual time is paced now (progress view)
         self.paced_wall_s = 0.0
         self._first_wait_reason: str | None = None
@@ -93,6 +98,14 @@ class Lockstep(Driver):
                 continue
             timer = clock.next_timer()
             t = min(env.peek(), math.inf if timer is None else timer)
+            owed = None
+            if self.polls is not None:
+                self.polls.observe(clock.now())
+                if self.polls.owing(clock.now()):
+                    await self._await_reads()
+                    continue
+                owed = self.polls.owed_at(world_goes_on=t < math.inf)
+                t = min(t, math.inf if owed is None else owed)
             reason = None if self.stack_down else self._waiting_on_timer()
             if reason is not None:
                 paced = await self._pace(t)
@@ -116,12 +129,43 @@ class Lockstep(Driver):
             # With a resolution, everything due within the window is played before the system
             # is asked to be quiet again: fewer, larger steps, and the stack sees the world
             # at most resolution_s late. Zero: one step per distinct moment.
-            window_end = min(t + self.resolution_s, self.horizon_s)
+            window_end = min(t + self.resolution_s, self.horizon_s, owed or math.inf)
             while t <= window_end:
                 self._play_until(t)
                 timer = clock.next_timer()
                 t = min(env.peek(), math.inf if timer is None else timer)
+            if self.polls is not None:
+                self.polls.reached(clock.now())
             self.stepped()
+
+    async def _await_reads(self) -> None:
+        """Virtual time stands at a tick by which the stack owes reads of its feeds: wait
+        (wall) until it has made them, or say it did not and go on."""
+        polls, clock = self.polls, self.clock
+        assert polls is not None
+        started = time.monotonic()
+        while late := polls.owing(clock.now()):
+            if time.monotonic() - started > POLL_TIMEOUT_S:
+                self.stalls.append(
+                    f"the stack did not read {', '.join(late)} within {POLL_TIMEOUT_S:.0f} s "
+                    f"wall at {clock.iso()}; advanced anyway"
+                )
+                polls.forgive(clock.now())
+                break
+            self.waiting_reason = f"the stack's next poll ({late[0]})"
+            await asyncio.sleep(POLL_TICK_S)
+            polls.observe(clock.now())
+        self.waiting_reason = None
+
+    def polling_note(self) -> str | None:
+        """How lockstep followed a stack that polls."""
+        polls = self.polls
+        if polls is None or not polls.active:
+            return None
+        feeds = (
+            ", ".join(f"{f.system} every {f.every_s:g} s" for f in polls.feeds.values()) or "none"
+        )
+        return f"the stack polls ({polls.reads} reads); lockstep kept step with: {feeds}"
 
     def _waiting_on_timer(self) -> str | None:
         """Why the stack may be waiting on a wall-clock timer of its own, or None."""

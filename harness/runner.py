@@ -22,6 +22,7 @@ from harness.lockstep import Lockstep
 from harness.operator import OnCall
 from harness.oracles import evidence
 from harness.oracles.base import OracleResult
+from harness.polling import PollWatch
 from harness.realtime import Realtime
 from harness.report import digest, folder
 from harness.report.progress import ProgressView
@@ -173,6 +174,7 @@ def _driver(
         resolution_s=scenario.clock.resolution_s,
         settle_s=scenario.stack.settle_ms / 1000,
         on_step=on_step,
+        polls=PollWatch(sims, scenario.stack.schedule, scenario.stack.poll_every),
     )
 
 
@@ -255,7 +257,8 @@ async def _run(config: RunConfig) -> RunOutcome:
             except StackError as exc:
                 raise ConfigError(str(exc)) from None
             ready_s = time.perf_counter() - waited
-            if declared := declare_subscriptions(sims, base, secret):
+            polls_only = bool(scenario.stack.schedule)  # a stack that polls takes no webhooks
+            if not polls_only and (declared := declare_subscriptions(sims, base, secret)):
                 notes.append(f"declared webhook subscriptions for: {', '.join(declared)}")
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
             on_step = _step_hook(config, world, process, clock, list(sims.values()))
@@ -275,8 +278,8 @@ async def _run(config: RunConfig) -> RunOutcome:
             process.stop()
         await hosting.shutdown(hosted)
     notes += driver.stalls + world.incidents
-    if isinstance(driver, Lockstep) and (paced := driver.pacing_note()) is not None:
-        notes.append(paced)
+    if isinstance(driver, Lockstep):
+        notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
     counts = dict(world.counts) | {

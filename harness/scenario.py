@@ -349,11 +349,41 @@ class Expect(Strict):
     over its threshold fails the run like an oracle."""
 
 
+class ScheduledRead(Strict):
+    """One feed or job of a stack that polls: what it reads, and how often in virtual time.
+
+    ``{system: erp, route: /events, every: 300}``: the ERP's event feed every 5 minutes;
+    ``{system: wms, route: /inventory, at: "02:00"}``: the WMS stock list nightly at 02:00."""
+
+    system: Literal["erp", "wms", "tms", "carrier"]
+    route: str = "/events"
+    """Path prefix of the GET requests that are this read (``/events``, ``/orders``)."""
+    every: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = None
+    """Virtual seconds between two reads."""
+    at: TimeOfDay | None = None
+    """Or a time of day when the read runs, every day."""
+
+    @model_validator(mode="after")
+    def _one_of_every_or_at(self) -> ScheduledRead:
+        if (self.every is None) == (self.at is None):
+            raise ValueError("give every (seconds) or at (a time of day), not both or neither")
+        if not self.route.startswith("/"):
+            raise ValueError("route is a path and starts with /")
+        return self
+
+
 class Stack(Strict):
     """How the harness waits for the stack in lockstep."""
 
     idle_path: str = "/_stack/idle"
     settle_ms: Annotated[int, Field(ge=0, le=60_000)] = 50
+    schedule: list[ScheduledRead] = []
+    """A stack that polls: its reads and their intervals in virtual time. Lockstep then moves
+    in step with them (docs/polling.md); a stack that declares one is not subscribed to
+    webhooks by the harness."""
+    poll_every: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    """Virtual seconds one poll cycle stands for, for feeds the stack reads that the schedule
+    does not name (learnt from its requests)."""
     dead_letters_path: str = "/_stack/dead-letters"
     """Where the on-call lists dead letters (GET) and replays one (POST {path}/{id}/replay)."""
 
