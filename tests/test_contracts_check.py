@@ -471,3 +471,82 @@ def test_carrier_v2_breaks_the_stacks_label_purchases_and_nothing_else():
     assert (BUY, "request body: label_format", "required field not sent") in problems
     renamed = "field not in the new spec (renamed to tracking_id?)"
     assert (BUY, "response 201 body: tracking_number", renamed) in problems
+
+
+# -- composition: the same reading of a schema as contracts diff --------------------------------
+
+
+def test_a_field_now_required_through_allof_and_a_refd_base_breaks_the_request(v1):
+    schemas = v1["components"]["schemas"]
+    schemas["BuyLabelBase"] = schemas.pop("BuyLabel")
+    schemas["BuyLabel"] = {
+        "allOf": [
+            {"$ref": "#/components/schemas/BuyLabelBase"},
+            {"type": "object", "required": ["incoterms"], "properties": {"incoterms": {}}},
+        ]
+    }
+    schemas["Place"] = {"type": "object", "required": ["state"], "properties": {"state": {}}}
+    schemas["Address"] = {"allOf": [schemas["Address"], {"$ref": "#/components/schemas/Place"}]}
+    problems = {p for p in _problems(check([_pact()], v1, None)) if p[0] == BUY}
+    assert problems == {
+        (BUY, "request body: incoterms", "required field not sent"),
+        (BUY, "request body: ship_to.state", "required field not sent"),
+    }
+
+
+def test_read_only_fields_are_not_asked_of_a_request_and_write_only_ones_never_answered(v1):
+    schemas = v1["components"]["schemas"]
+    schemas["BuyLabel"]["properties"]["label_id"] = {"type": "string", "readOnly": True}
+    schemas["BuyLabel"]["required"].append("label_id")  # the provider fills it
+    schemas["BuyLabel"]["properties"]["service"]["readOnly"] = True  # sent, now ignored
+    schemas["Label"]["properties"]["cost"] = {
+        "allOf": [{"$ref": "#/components/schemas/Money"}],
+        "writeOnly": True,
+    }
+    result = check([_pact()], v1, None)
+    assert _problems(result) == {
+        (BUY, "response 201 body: cost", "write-only in the new spec: never answered"),
+        (READ, "response 200 body: cost", "write-only in the new spec: never answered"),
+    }
+    ignored = (BUY, "request body: service", "read-only in the new spec: the provider ignores it")
+    assert ignored in _problems(result, breaking=False)
+
+
+def test_a_discriminator_picks_the_variant_a_value_is_checked_against(v1):
+    schemas = v1["components"]["schemas"]
+    ground = {"type": "object", "properties": {"service": {"type": "string"}}}
+    schemas["Ground"] = {**ground, "required": ["service", "ship_to"]}
+    schemas["Express"] = {**ground, "required": ["service", "deliver_by"]}
+    choice = {
+        "oneOf": [
+            {"$ref": "#/components/schemas/Ground"},
+            {"$ref": "#/components/schemas/Express"},
+        ],
+        "discriminator": {"propertyName": "service", "mapping": {"ground": "Ground"}},
+    }
+    v1["components"]["schemas"]["BuyLabel"] = {"allOf": [schemas["BuyLabel"], choice]}
+    assert check([_pact()], v1, None).passed  # service: ground -> Ground, which holds
+    choice["discriminator"]["mapping"] = {"standard": "Ground", "next_day": "Express"}
+    schemas["Express"]["required"] = ["service"]  # would hold without the discriminator
+    message = "ground names no variant in the new spec (Express, Ground, next_day, standard)"
+    assert (BUY, "request body: service", message) in _problems(check([_pact()], v1, None))
+
+
+def test_a_null_wrapped_ref_reads_as_nullable_and_a_parameter_by_content_is_checked(v1):
+    label = v1["components"]["schemas"]["Label"]
+    label["properties"]["ship_to"] = {
+        "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Address"}]
+    }
+    read = v1["paths"]["/labels/{label_id}"]
+    read["parameters"][0] = {
+        "name": "label_id",
+        "in": "path",
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "enum": ["LB-000009"]}}},
+    }
+    result = check([_pact()], v1, None)
+    assert _problems(result) == {
+        (READ, "request path: label_id", "LB-000001 not in the new spec's enum (LB-000009)")
+    }
+    warning = (BUY, "response 201 body: ship_to", "nullable in the new spec: may come as null")
+    assert warning in _problems(result, breaking=False)

@@ -171,3 +171,63 @@ def test_an_enum_dropped_from_a_response_breaks_and_from_a_request_does_not(v1):
     assert ("POST /labels", "request body: service", "enum removed (any value now)", False) in (
         changes
     )
+
+
+# -- composition, security and the shipped upgrade (issue 14) -----------------------------------
+
+
+def test_the_four_misses_measured_on_the_carrier_spec_are_found(v1):
+    """A field made required inside allOf, a field removed inside a oneOf variant, a new
+    required field in a $ref'd base, and a new security requirement."""
+    old, new = copy.deepcopy(v1), v1
+    for spec, extra in ((old, {}), (new, {"required": ["incoterms"]})):
+        schemas = spec["components"]["schemas"]
+        schemas["BuyLabelBase"] = schemas.pop("BuyLabel")
+        part = {"type": "object", "properties": {"incoterms": {"type": "string"}}, **extra}
+        schemas["BuyLabel"] = {"allOf": [{"$ref": "#/components/schemas/BuyLabelBase"}, part]}
+        money = {"$ref": "#/components/schemas/Money"}
+        schemas["Label"]["properties"]["cost"] = {"oneOf": [money, {"type": "string"}]}
+    new_schemas = new["components"]["schemas"]
+    del new_schemas["Money"]["properties"]["currency"]
+    new_schemas["Money"]["required"].remove("currency")
+    new_schemas["Address"]["properties"]["state"] = {"type": "string"}
+    new_schemas["Address"]["required"].append("state")
+    new["components"]["securitySchemes"] = {"key": {"type": "apiKey", "in": "header", "name": "K"}}
+    new["security"] = [{"key": []}]
+    breaking = _breaking(diff(old, new))
+    assert {
+        ("POST /labels", "request body: incoterms", "field now required"),
+        ("POST /labels", "response 201: cost.oneOf[Money].currency", "field removed"),
+        ("POST /labels", "request body: ship_to.state", "required field added"),
+        ("POST /labels", "security", "authentication now required: key"),
+        ("GET /labels/{label_id}", "security", "authentication now required: key"),
+    } <= breaking
+
+
+def test_the_shipped_upgrades_report_what_docs_api_versions_lists():
+    specs = CARRIER.parent
+    load = [yaml.safe_load((specs / f"carrier{n}.yaml").read_text()) for n in ("", ".v1.1", ".v2")]
+    v1, v1_1, v2 = load
+    assert not any(c.breaking for c in diff(v1, v1_1)) and len(diff(v1, v1_1)) == 13
+    changes = diff(v1, v2)
+    breaking = _breaking(changes)
+    label_answers = {
+        "POST /labels": "response 201",
+        "GET /labels/{label_id}": "response 200",
+        "POST /labels/{label_id}/void": "response 200",
+    }
+    for op, where in label_answers.items():
+        assert (op, f"{where}: events", "field removed") in breaking
+        assert (op, f"{where}: cost.amount", "type changed from string to integer") in breaking
+    assert ("POST /labels", "request body: label_format", "required field added") in breaking
+    assert ("POST /labels", "response 400", "status removed") in breaking
+    assert (
+        "GET /tracking/{tracking_number}",
+        "response 200: tracking_number",
+        "field removed (renamed to tracking_id?)",
+    ) in breaking
+    # The simulator's own state answer: its labels no longer carry the patterns (a widened
+    # response), which the diff could not see before it compared a map's values.
+    sim_state = {c for c in breaking if c[0] == "GET /_sim/state"}
+    assert {c[2].split(" (")[0] for c in sim_state} == {"pattern removed"}
+    assert (sum(c.breaking for c in changes), sum(not c.breaking for c in changes)) == (20, 20)

@@ -2,20 +2,25 @@
 
 A change breaks a client that worked against the old version when:
 
-- an operation (path and method) or a documented response status is gone;
-- a request needs something the old client does not send: a new required field or
-  parameter (query, header, path, cookie), a changed type, an enum value the old client may
-  send that is no longer accepted, a null no longer accepted;
-- a response lacks something the old client may read: a field removed (or renamed: removed
-  plus added), a required field now optional, a changed type, a value that may now be null,
-  or an enum value the old client has never seen (or no enum at all any more).
+- an operation (path and method), a documented response status or a media type is gone;
+- a request needs something the old client does not send or sends otherwise: a new required
+  field or parameter (query, header, path, cookie), a narrower type, enum, bound or pattern, a
+  null no longer accepted, another parameter serialization, a variant of a ``oneOf`` gone,
+  new credentials (docs/contracts-diff.md has every rule);
+- a response holds something the old client does not expect or lacks what it reads: a field
+  or header removed (or renamed: removed plus added) or no longer required, a wider type,
+  enum or bound, a value that may now be null, a new ``oneOf`` variant;
+- a callback (or 3.1 webhook) the provider calls changes the other way round: there the
+  provider writes and the client reads.
 
-Additions a tolerant reader ignores (new operations, statuses, optional request fields,
-response fields) are listed as non-breaking. Only local ``$ref``s (``#/...``) are followed.
+Schemas are compared through ``$ref``, ``allOf``, ``oneOf``/``anyOf`` and recursion
+(schema_compare); additions a tolerant reader ignores are listed as non-breaking. OLD and NEW
+may be files or http(s) URLs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,290 +28,393 @@ from typing import Any
 
 import yaml
 
+from harness.contracts import security_compare
+from harness.contracts.schema_compare import Change, SchemaDiff, plain_name
+from harness.contracts.schema_resolve import Resolver, parameter_schema
+
+__all__ = ["METHODS", "Change", "SpecError", "diff", "load", "plain_name", "resolver"]
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+FETCH_TIMEOUT = 10.0  # seconds for a spec given as a URL
+DEFAULT_STYLE = {"query": "form", "cookie": "form", "path": "simple", "header": "simple"}
 
 
 class SpecError(Exception):
     """A file that is not an OpenAPI document we can read: one line for the user."""
 
 
-@dataclass(frozen=True, order=True)
-class Change:
-    operation: str  # "POST /labels"
-    where: str  # "request body: ship_to.postal_code", "response 201: status", ...
-    message: str
-    breaking: bool
+# -- reading a document -----------------------------------------------------------------------
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(source: str | Path) -> dict[str, Any]:
+    """An OpenAPI document from a file or an http(s) URL (YAML or JSON)."""
+    text, name = _text(source)
     try:
-        spec = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+        spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        raise SpecError(f"{name}: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(spec, dict) or "paths" not in spec:
-        raise SpecError(f"{path}: not an OpenAPI document (no paths)")
+        raise SpecError(f"{name}: not an OpenAPI document (no paths)")
     return spec
 
 
+def _text(source: str | Path) -> tuple[str, str]:
+    name = str(source)
+    if isinstance(source, Path) and re.match(r"https?:/[^/]", name, re.I):
+        name = name.replace(":/", "://", 1)  # a URL that went through Path lost a slash
+    if re.match(r"https?://", name, re.I):
+        return _fetch(name), name
+    try:
+        return Path(source).read_text(), name
+    except OSError as exc:
+        raise SpecError(f"cannot read {name}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{name}: not a text file") from None
+
+
+def _fetch(url: str) -> str:
+    """The document at ``url``; any failure is one line naming the URL."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=FETCH_TIMEOUT, follow_redirects=True)
+    except httpx.TimeoutException:
+        raise SpecError(f"cannot fetch {url}: no answer in {FETCH_TIMEOUT:g} s") from None
+    except (httpx.HTTPError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise SpecError(f"cannot fetch {url}: {reason}") from None
+    if response.status_code >= 400:
+        raise SpecError(f"cannot fetch {url}: HTTP {response.status_code}")
+    return response.text
+
+
+# -- comparing two ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    """The two documents and their references."""
+
+    old_spec: dict[str, Any]
+    new_spec: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.old, self.new = Resolver(self.old_spec), Resolver(self.new_spec)
+
+    def schema(
+        self, op: str, where: str, old: Any, new: Any, field: str, request: bool
+    ) -> list[Change]:
+        return SchemaDiff(self.old, self.new, op, where, request=request).run(old, new, field)
+
+
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    pair = _Pair(old, new)
+    old_ops, new_ops = _operations(pair.old, old), _operations(pair.new, new)
+    moved = _renamed_paths(old_ops, new_ops)
     changes: list[Change] = []
-    old_ops, new_ops = _operations(old), _operations(new)
-    for op in sorted(old_ops.keys() - new_ops.keys()):
+    for op in sorted(old_ops.keys() - new_ops.keys() - moved.keys()):
         changes.append(Change(op, "operation", "removed", True))
-    for op in sorted(new_ops.keys() - old_ops.keys()):
+    for op in sorted(new_ops.keys() - old_ops.keys() - set(moved.values())):
         changes.append(Change(op, "operation", "added", False))
     for op in sorted(old_ops.keys() & new_ops.keys()):
-        changes += _operation(op, _Resolver(old), old_ops[op], _Resolver(new), new_ops[op])
-    return sorted(changes, key=lambda c: (not c.breaking, c.operation, c.where))
+        changes += _operation(pair, op, old_ops[op], new_ops[op])
+    for was, op in sorted(moved.items()):
+        changes += _moved(pair, was, old_ops[was], op, new_ops[op])
+    changes += _webhooks(pair)
+    unique = list(dict.fromkeys(changes))  # a schema reached twice reports once
+    return sorted(unique, key=lambda c: (not c.breaking, c.operation, c.where))
 
 
-def _operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each operation, with the path item's parameters merged into its own (OpenAPI lets an
-    operation override a path-level parameter of the same name and location)."""
+def _operations(resolve: Resolver, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = {}
-    resolve = _Resolver(spec)
     for path, item in (spec.get("paths") or {}).items():
-        if not isinstance(item, dict):
-            continue
-        shared = item.get("parameters") or []
-        for method in METHODS:
-            if isinstance(item.get(method), dict):
-                operation = item[method]
-                merged = _parameters(resolve, shared) | _parameters(
-                    resolve, operation.get("parameters") or []
-                )
-                found[f"{method.upper()} {path}"] = {**operation, "parameters": merged}
+        for method, operation in _path_item(resolve, item).items():
+            found[f"{method.upper()} {path}"] = operation
     return found
 
 
-def _parameters(resolve: _Resolver, listed: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _path_item(resolve: Resolver, item: Any) -> dict[str, dict[str, Any]]:
+    """Each method's operation, with the path item's parameters merged into its own (OpenAPI
+    lets an operation override a path-level parameter of the same name and location)."""
+    item = resolve(item)
+    if not isinstance(item, dict):
+        return {}
+    shared = item.get("parameters") or []
+    found = {}
+    for method in METHODS:
+        operation = resolve(item.get(method))
+        if isinstance(operation, dict):
+            own = operation.get("parameters") or []
+            merged = _parameters(resolve, shared) | _parameters(resolve, own)
+            found[method] = {**operation, "parameters": merged}
+    return found
+
+
+def _parameters(resolve: Resolver, listed: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """Parameters by (location, name); header names compare case-insensitively."""
     found = {}
-    for raw in listed:
+    for raw in listed if isinstance(listed, list) else []:
         param = resolve(raw)
         if isinstance(param, dict) and "name" in param and "in" in param:
             name = str(param["name"])
-            found[(param["in"], name.lower() if param["in"] == "header" else name)] = param
+            found[(str(param["in"]), name.lower() if param["in"] == "header" else name)] = param
     return found
 
 
-class _Resolver:
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
+def _renamed_paths(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str]:
+    """``GET /labels/{id}`` and ``GET /labels/{label_id}`` are one operation: a client
+    fills the same URL whatever the parameter is called."""
 
-    def __call__(self, node: Any) -> Any:
-        seen = 0
-        while isinstance(node, dict) and "$ref" in node and seen < 32:
-            ref = node["$ref"]
-            if not isinstance(ref, str) or not ref.startswith("#/"):
-                return {}
-            target: Any = self.spec
-            for part in ref[2:].split("/"):
-                target = target.get(part.replace("~1", "/").replace("~0", "~"), {})
-            node, seen = target, seen + 1
-        return node
+    def shape(op: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", op)
+
+    gone = {shape(op): op for op in old.keys() - new.keys()}
+    came: dict[str, list[str]] = {}
+    for op in new.keys() - old.keys():
+        came.setdefault(shape(op), []).append(op)
+    return {gone[s]: ops[0] for s, ops in came.items() if s in gone and len(ops) == 1}
+
+
+def _moved(
+    pair: _Pair, was: str, old: dict[str, Any], op: str, new: dict[str, Any]
+) -> list[Change]:
+    """A path whose parameters were renamed: compared as one operation, old names mapped."""
+    names = dict(zip(_path_names(was), _path_names(op), strict=True))
+    params = {
+        ("path", names.get(name, name)) if where == "path" else (where, name): param
+        for (where, name), param in old["parameters"].items()
+    }
+    shown = ", ".join(f"{{{a}}} -> {{{b}}}" for a, b in names.items() if a != b)
+    renamed = Change(op, "path", f"path parameters renamed: {shown}", False)
+    return [renamed, *_operation(pair, op, {**old, "parameters": params}, new)]
+
+
+def _path_names(op: str) -> list[str]:
+    return re.findall(r"\{([^}]*)\}", op)
 
 
 def _operation(
-    op: str, old_r: _Resolver, old: dict[str, Any], new_r: _Resolver, new: dict[str, Any]
+    pair: _Pair, op: str, old: dict[str, Any], new: dict[str, Any], sends: bool = True
 ) -> list[Change]:
-    changes = _parameter_changes(op, old_r, old["parameters"], new_r, new["parameters"])
-    old_body, new_body = _request_schema(old_r, old), _request_schema(new_r, new)
-    if old_body is not None or new_body is not None:
-        changes += _schema(op, "request body", old_r, old_body or {}, new_r, new_body or {}, True)
-    old_responses = old.get("responses") or {}
-    new_responses = new.get("responses") or {}
-    for status in sorted(set(old_responses) - set(new_responses), key=str):
-        changes.append(Change(op, f"response {status}", "status removed", True))
-    for status in sorted(set(new_responses) - set(old_responses), key=str):
-        changes.append(Change(op, f"response {status}", "status added", False))
-    for status in sorted(set(old_responses) & set(new_responses), key=str):
-        old_schema = _response_schema(old_r, old_responses[status])
-        new_schema = _response_schema(new_r, new_responses[status])
-        if old_schema is not None and new_schema is not None:
-            where = f"response {status}"
-            changes += _schema(op, where, old_r, old_schema, new_r, new_schema, False)
+    """One operation in both versions. ``sends`` is False for a callback or webhook: there
+    the provider sends the request and the client answers it."""
+    changes = _parameter_changes(pair, op, old["parameters"], new["parameters"], sends)
+    changes += _request_body(pair, op, old, new, sends)
+    changes += _responses(pair, op, old, new, sends)
+    if sends:
+        changes += security_compare.compare(op, pair.old_spec, old, pair.new_spec, new)
+        changes += _callbacks(pair, op, old, new)
     return changes
 
 
+# -- parameters and headers ---------------------------------------------------------------------
+
+
 def _parameter_changes(
+    pair: _Pair,
     op: str,
-    old_r: _Resolver,
     old: dict[tuple[str, str], dict[str, Any]],
-    new_r: _Resolver,
     new: dict[tuple[str, str], dict[str, Any]],
+    sends: bool,
 ) -> list[Change]:
-    """A new required parameter breaks an old client (it does not send it); one gone is
-    ignored by the server; a kept one is compared like a request field."""
+    """A new required parameter breaks a client that sends the old set; one gone is ignored
+    by the provider. When the client reads them (a callback's), the other way round."""
     changes = []
     for key in sorted(new.keys() - old.keys()):
         where, required = f"{key[0]} parameter: {key[1]}", bool(new[key].get("required"))
         message = "required parameter added" if required else "optional parameter added"
-        changes.append(Change(op, where, message, required))
+        changes.append(Change(op, where, message, sends and required))
     for key in sorted(old.keys() - new.keys()):
-        changes.append(Change(op, f"{key[0]} parameter: {key[1]}", "parameter removed", False))
+        changes.append(Change(op, f"{key[0]} parameter: {key[1]}", "parameter removed", not sends))
     for key in sorted(old.keys() & new.keys()):
-        where = f"{key[0]} parameter"
-        if new[key].get("required") and not old[key].get("required"):
-            changes.append(Change(op, f"{where}: {key[1]}", "parameter now required", True))
-        old_schema, new_schema = old[key].get("schema") or {}, new[key].get("schema") or {}
-        changes += _schema(op, where, old_r, old_schema, new_r, new_schema, True, key[1])
+        changes += _parameter(pair, op, key, old[key], new[key], sends)
     return changes
 
 
-def _request_schema(resolve: _Resolver, operation: dict[str, Any]) -> dict[str, Any] | None:
-    body = resolve(operation.get("requestBody") or {})
-    return _json_schema(resolve, body)
-
-
-def _response_schema(resolve: _Resolver, response: Any) -> dict[str, Any] | None:
-    return _json_schema(resolve, resolve(response))
-
-
-def _json_schema(resolve: _Resolver, holder: Any) -> dict[str, Any] | None:
-    content = holder.get("content") if isinstance(holder, dict) else None
-    if not isinstance(content, dict):
-        return None
-    for media, entry in content.items():
-        if "json" in media and isinstance(entry, dict) and "schema" in entry:
-            return resolve(entry["schema"])
-    return None
-
-
-def _schema(
+def _parameter(
+    pair: _Pair,
     op: str,
-    where: str,
-    old_r: _Resolver,
+    key: tuple[str, str],
     old: dict[str, Any],
-    new_r: _Resolver,
     new: dict[str, Any],
-    request: bool,
-    field: str = "",
+    sends: bool,
 ) -> list[Change]:
-    """Compare two schemas at ``field``; ``request`` says which side the client is on."""
-    old, new = old_r(old), new_r(new)
-    at = f"{where}: {field}" if field else where
-    changes: list[Change] = []
-    old_type, new_type = _type(old), _type(new)
-    if old_type and new_type and old_type != new_type:
-        return [Change(op, at, f"type changed from {old_type} to {new_type}", True)]
-    changes += _enum(op, at, old, new, request)
-    changes += _nullable(op, at, old, new, request)
-    if old_type == "array" or "items" in old:
-        changes += _schema(
-            op,
-            where,
-            old_r,
-            old.get("items") or {},
-            new_r,
-            new.get("items") or {},
-            request,
-            f"{field}[]",
-        )
-    old_props, new_props = old.get("properties") or {}, new.get("properties") or {}
-    old_required, new_required = set(old.get("required") or ()), set(new.get("required") or ())
-    removed = sorted(old_props.keys() - new_props.keys())
-    added = sorted(new_props.keys() - old_props.keys())
-    rename = _renamed(removed, added, old_r, old_props, new_r, new_props)
-    prefix = f"{field}." if field else ""
-    for name in removed:
-        hint = f" (renamed to {rename[name]}?)" if name in rename else ""
-        # A client reads responses: a field gone breaks it; a request field gone is ignored.
-        changes.append(Change(op, f"{where}: {prefix}{name}", f"field removed{hint}", not request))
-    for name in added:
-        required = name in new_required
-        message = "required field added" if required else "optional field added"
-        changes.append(Change(op, f"{where}: {prefix}{name}", message, request and required))
-    for name in sorted(old_props.keys() & new_props.keys()):
-        path = f"{prefix}{name}"
-        if request and name in new_required and name not in old_required:
-            changes.append(Change(op, f"{where}: {path}", "field now required", True))
-        if not request and name in old_required and name not in new_required:
-            changes.append(Change(op, f"{where}: {path}", "field no longer required", True))
-        changes += _schema(op, where, old_r, old_props[name], new_r, new_props[name], request, path)
-    return changes
-
-
-def _type(schema: dict[str, Any]) -> str | None:
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = "|".join(sorted(k for k in kind if k != "null"))
-    return kind if isinstance(kind, str) else None
-
-
-def _nullable(
-    op: str, at: str, old: dict[str, Any], new: dict[str, Any], request: bool
-) -> list[Change]:
-    """A response value that may now be null breaks a reader; a request that may no longer
-    send null breaks a writer. The other directions are widenings."""
-    was, now = _allows_null(old), _allows_null(new)
-    if was == now:
-        return []
-    if now:
-        return [Change(op, at, "may now be null", not request)]
-    return [Change(op, at, "no longer accepts null" if request else "never null now", request)]
-
-
-def _allows_null(schema: dict[str, Any]) -> bool:
-    kind = schema.get("type")
-    return schema.get("nullable") is True or (isinstance(kind, list) and "null" in kind)
-
-
-def _enum(
-    op: str, at: str, old: dict[str, Any], new: dict[str, Any], request: bool
-) -> list[Change]:
-    if "enum" in old and "enum" not in new:
-        # the values are no longer listed: any value may be sent, or come back
-        return [Change(op, at, "enum removed (any value now)", not request)]
-    if "enum" not in old or "enum" not in new:
-        return []
-    old_values, new_values = set(map(str, old["enum"])), set(map(str, new["enum"]))
+    where, at = f"{key[0]} parameter", f"{key[0]} parameter: {key[1]}"
     changes = []
-    if gone := sorted(old_values - new_values):
-        # the client may send a value no longer accepted (request)
-        changes.append(Change(op, at, f"enum values removed: {', '.join(gone)}", request))
-    if extra := sorted(new_values - old_values):
-        # the client may receive a value it has never seen (response)
-        changes.append(Change(op, at, f"enum values added: {', '.join(extra)}", not request))
+    was, now = bool(old.get("required")), bool(new.get("required"))
+    if now and not was:
+        changes.append(Change(op, at, "parameter now required", sends))
+    elif was and not now:
+        changes.append(Change(op, at, "parameter no longer required", not sends))
+    if (style := _serialization(key[0], old)) != (then := _serialization(key[0], new)):
+        message = f"serialization changed from {style} to {then}"
+        changes.append(Change(op, at, message, True))
+    old_schema, new_schema = parameter_schema(pair.old, old), parameter_schema(pair.new, new)
+    return changes + pair.schema(op, where, old_schema, new_schema, key[1], sends)
+
+
+def _serialization(where: str, param: dict[str, Any]) -> str:
+    style = str(param.get("style") or DEFAULT_STYLE.get(where, "simple"))
+    explode = param.get("explode", style == "form")
+    return f"{style}{', exploded' if explode else ''}"
+
+
+def _headers(pair: _Pair, op: str, where: str, old: Any, new: Any, reads: bool) -> list[Change]:
+    """A response's headers: what the client reads, like the fields of its body."""
+
+    def named(resolve: Resolver, headers: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        headers = resolve(headers)
+        found = {}
+        for name, header in (headers if isinstance(headers, dict) else {}).items():
+            header = resolve(header)
+            if isinstance(header, dict) and str(name).lower() != "content-type":
+                found[(f"{where} header", str(name).lower())] = {**header, "name": name}
+        return found
+
+    old_h, new_h = named(pair.old, old), named(pair.new, new)
+    changes = []
+    for key in sorted(new_h.keys() - old_h.keys()):
+        changes.append(Change(op, f"{key[0]}: {key[1]}", "header added", False))
+    for key in sorted(old_h.keys() - new_h.keys()):
+        changes.append(Change(op, f"{key[0]}: {key[1]}", "header removed", reads))
+    for key in sorted(old_h.keys() & new_h.keys()):
+        o, n = old_h[key], new_h[key]
+        if o.get("required") and not n.get("required"):
+            changes.append(Change(op, f"{key[0]}: {key[1]}", "header no longer required", reads))
+        old_schema, new_schema = parameter_schema(pair.old, o), parameter_schema(pair.new, n)
+        changes += pair.schema(op, key[0], old_schema, new_schema, key[1], not reads)
     return changes
 
 
-def _renamed(
-    removed: list[str],
-    added: list[str],
-    old_r: _Resolver,
-    old_props: dict[str, Any],
-    new_r: _Resolver,
-    new_props: dict[str, Any],
-) -> dict[str, str]:
-    """Likely renames: the same name in another case style (``tracking_number`` and
-    ``trackingNumber``), or the only field removed and the only one added, of one type."""
-    pairs = {}
-    for gone in removed:
-        same = [came for came in added if _plain(came) == _plain(gone)]
-        if len(same) == 1:
-            pairs[gone] = same[0]
-    if not pairs and len(removed) == 1 and len(added) == 1:
-        (gone,), (came,) = removed, added
-        if _type(old_r(old_props[gone])) == _type(new_r(new_props[came])):
-            pairs[gone] = came
-    return pairs
+# -- bodies ---------------------------------------------------------------------------------------
 
 
-def _plain(name: str) -> str:
-    return name.replace("_", "").replace("-", "").lower()
+def _request_body(
+    pair: _Pair, op: str, old: dict[str, Any], new: dict[str, Any], sends: bool
+) -> list[Change]:
+    was, now = pair.old(old.get("requestBody")), pair.new(new.get("requestBody"))
+    was = was if isinstance(was, dict) and was else None
+    now = now if isinstance(now, dict) and now else None
+    where = "request body"
+    if was is None and now is None:
+        return []
+    if was is None and now is not None:
+        required = bool(now.get("required"))
+        message = "required request body added" if required else "optional request body added"
+        return [Change(op, where, message, sends and required)]
+    if now is None:
+        return [Change(op, where, "request body removed", not sends)]
+    changes = []
+    if now.get("required") and not was.get("required"):
+        changes.append(Change(op, where, "request body now required", sends))
+    content = _content(pair, op, where, was.get("content"), now.get("content"), sends)
+    return changes + content
 
 
-# -- helpers for modules that read one spec rather than compare two (pact_check) ------------
+def _responses(
+    pair: _Pair, op: str, old: dict[str, Any], new: dict[str, Any], reads: bool
+) -> list[Change]:
+    old_responses = {str(k): v for k, v in (old.get("responses") or {}).items()}
+    new_responses = {str(k): v for k, v in (new.get("responses") or {}).items()}
+    changes = []
+    for status in sorted(old_responses.keys() - new_responses.keys()):
+        changes.append(Change(op, f"response {status}", "status removed", True))
+    for status in sorted(new_responses.keys() - old_responses.keys()):
+        changes.append(Change(op, f"response {status}", "status added", False))
+    for status in sorted(old_responses.keys() & new_responses.keys()):
+        was, now = pair.old(old_responses[status]), pair.new(new_responses[status])
+        was, now = (was if isinstance(was, dict) else {}), (now if isinstance(now, dict) else {})
+        where = f"response {status}"
+        changes += _headers(pair, op, where, was.get("headers"), now.get("headers"), reads)
+        changes += _content(pair, op, where, was.get("content"), now.get("content"), not reads)
+    return changes
+
+
+def _content(pair: _Pair, op: str, where: str, old: Any, new: Any, request: bool) -> list[Change]:
+    """Media types of a body, and the schema of each kept one. The first JSON one is the
+    body (``request body: ...``); others are named (``request body (text/csv): ...``)."""
+    was, now = _media(pair.old, old), _media(pair.new, new)
+    changes = []
+    for media in sorted(was.keys() - now.keys()):
+        gone = "no longer accepted" if request else "no longer offered"
+        changes.append(Change(op, where, f"media type {media} {gone}", True))
+    for media in sorted(now.keys() - was.keys()):
+        changes.append(Change(op, where, f"media type {media} added", False))
+    common = [m for m in was if m in now]
+    main = next((m for m in common if "json" in m), None)
+    for media in common:
+        old_entry, new_entry = was[media], now[media]
+        if "schema" not in old_entry or "schema" not in new_entry:
+            continue
+        at = where if media == main else f"{where} ({media})"
+        changes += pair.schema(op, at, old_entry["schema"], new_entry["schema"], "", request)
+    return changes
+
+
+def _media(resolve: Resolver, content: Any) -> dict[str, dict[str, Any]]:
+    """Media types without their parameters (``application/json; charset=utf-8``)."""
+    content = resolve(content)
+    found = {}
+    for media, entry in (content if isinstance(content, dict) else {}).items():
+        entry = resolve(entry)
+        found[str(media).split(";")[0].strip().lower()] = entry if isinstance(entry, dict) else {}
+    return found
+
+
+# -- the other direction: callbacks and webhooks ------------------------------------------------
+
+
+def _callbacks(pair: _Pair, op: str, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Requests the provider sends back to the client: compared with the roles swapped."""
+    was, now = _callback_ops(pair.old, old), _callback_ops(pair.new, new)
+    changes = []
+    for key in sorted(was.keys() - now.keys()):
+        changes.append(Change(op, f"callback {key}", "removed: the provider no longer calls", True))
+    for key in sorted(now.keys() - was.keys()):
+        changes.append(Change(op, f"callback {key}", "added", False))
+    for key in sorted(was.keys() & now.keys()):
+        found = _operation(pair, op, was[key], now[key], sends=False)
+        changes += [_prefixed(c, f"callback {key}: ") for c in found]
+    return changes
+
+
+def _callback_ops(resolve: Resolver, operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    callbacks = resolve(operation.get("callbacks"))
+    found = {}
+    for name, callback in (callbacks if isinstance(callbacks, dict) else {}).items():
+        callback = resolve(callback)
+        for expression, item in (callback if isinstance(callback, dict) else {}).items():
+            for method, op in _path_item(resolve, item).items():
+                found[f"{name} {method.upper()} {expression}"] = op
+    return found
+
+
+def _webhooks(pair: _Pair) -> list[Change]:
+    """OpenAPI 3.1's ``webhooks``: operations the provider calls, like callbacks."""
+
+    def ops(resolve: Resolver, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        hooks = spec.get("webhooks") if isinstance(spec.get("webhooks"), dict) else {}
+        return {
+            f"{method.upper()} (webhook {name})": op
+            for name, item in hooks.items()
+            for method, op in _path_item(resolve, item).items()
+        }
+
+    was, now = ops(pair.old, pair.old_spec), ops(pair.new, pair.new_spec)
+    changes = [Change(op, "webhook", "removed", True) for op in sorted(was.keys() - now.keys())]
+    changes += [Change(op, "webhook", "added", False) for op in sorted(now.keys() - was.keys())]
+    for op in sorted(was.keys() & now.keys()):
+        changes += _operation(pair, op, was[op], now[op], sends=False)
+    return changes
+
+
+def _prefixed(change: Change, prefix: str) -> Change:
+    return Change(change.operation, prefix + change.where, change.message, change.breaking)
+
+
+# -- for modules that read one spec rather than compare two (pact_check) ------------------------
 
 
 def resolver(spec: dict[str, Any]) -> Callable[[Any], Any]:
     """Follows the local ``$ref``s of ``spec``; one that leads nowhere reads as ``{}``."""
-    return _Resolver(spec)
-
-
-def plain_name(name: str) -> str:
-    """One name whatever its case style: ``tracking_number`` and ``trackingNumber`` agree."""
-    return _plain(name)
+    return Resolver(spec)

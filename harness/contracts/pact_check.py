@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.contracts import openapi_diff
 from harness.contracts.openapi_diff import METHODS, SpecError
 from harness.contracts.pacts import HTTP, MESSAGE, Body, Interaction, Pact, PactError, load
+from harness.contracts.schema_compare import plain_name
+from harness.contracts.schema_resolve import Resolver, parameter_schema, ref_name
 
 REQUEST, RESPONSE = "request", "response"
 # OpenAPI ignores header parameters of these names: the media types and security cover them.
@@ -120,7 +121,7 @@ def check(
 class _SpecCheck:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.resolve = openapi_diff.resolver(spec)
+        self.resolve = Resolver(spec)
         self.paths = {
             str(template): (self.resolve(item), _template_pattern(str(template)))
             for template, item in spec["paths"].items()
@@ -214,7 +215,7 @@ class _SpecCheck:
                 if parameter.get("required") and where != "path":
                     problems.append(Problem(at, "required parameter not sent", True))
                 continue
-            schema = self._flat(parameter.get("schema"))
+            schema = self._flat(parameter_schema(self.resolve, parameter))
             if schema.get("type") == "array":
                 schema = self._flat(schema.get("items"))
             for text in sent:
@@ -343,8 +344,10 @@ class _SpecCheck:
         where: str,
         prefix: str,
     ) -> list[Problem]:
-        """A request object: every required field sent, every field sent accepted."""
-        required = list(dict.fromkeys(schema.get("required") or ()))
+        """A request object: every required field sent (a read-only one is the provider's to
+        fill), every field sent accepted."""
+        read_only = {k for k, p in properties.items() if self._flat(p).get("readOnly")}
+        required = [k for k in dict.fromkeys(schema.get("required") or ()) if k not in read_only]
         missing = [key for key in required if key not in value]
         unknown = [key for key in value if key not in properties]
         renamed = self._renamed(value, properties, unknown, missing, REQUEST)
@@ -356,7 +359,10 @@ class _SpecCheck:
             problems.append(Problem(f"{where}: {prefix}{key}", message, True))
         for key, item in value.items():
             at = f"{where}: {prefix}{key}"
-            if key in properties:
+            if key in read_only:
+                message = "read-only in the new spec: the provider ignores it"
+                problems.append(Problem(at, message, False))
+            elif key in properties:
                 problems += self._value(item, properties[key], REQUEST, where, prefix + key)
             elif extra is False:
                 problems.append(Problem(at, "not accepted (additionalProperties: false)", True))
@@ -377,12 +383,16 @@ class _SpecCheck:
     ) -> list[Problem]:
         """A response object: every field the consumer reads promised, of its type."""
         required = set(schema.get("required") or ())
+        write_only = {k for k, p in properties.items() if self._flat(p).get("writeOnly")}
         unknown = [key for key in value if key not in properties]
-        unread = [key for key in properties if key not in value]
+        unread = [key for key in properties if key not in value and key not in write_only]
         renamed = self._renamed(value, properties, unknown, unread, RESPONSE)
         problems = []
         for key, item in value.items():
             at = f"{where}: {prefix}{key}"
+            if key in write_only:
+                problems.append(Problem(at, "write-only in the new spec: never answered", True))
+                continue
             if key in properties:
                 problems += self._value(item, properties[key], RESPONSE, where, prefix + key)
                 if key not in required:
@@ -417,7 +427,7 @@ class _SpecCheck:
             return re.search(rf"(?<![\w.]){re.escape(old)}(?!\w)", text) is not None
 
         rules: list[Callable[[str, str], bool]] = [
-            lambda old, new: openapi_diff.plain_name(old) == openapi_diff.plain_name(new),
+            lambda old, new: plain_name(old) == plain_name(new),
             described,
             lambda old, new: len(_first_word(old)) > 2 and _first_word(old) == _first_word(new),
         ]
@@ -441,8 +451,18 @@ class _SpecCheck:
         where: str,
         name: str,
     ) -> list[Problem]:
-        """The value holds when one alternative holds; else the closest one's problems."""
-        rest = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
+        """The value holds when one alternative holds (the one its discriminator names, when
+        the schema has one); else the closest one's problems."""
+        rest = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf", "discriminator")}
+        picked = _discriminated(value, schema, options)
+        if picked is not None and not picked:
+            prop = schema["discriminator"]["propertyName"]
+            named = ", ".join(sorted(_discriminator_values(schema, options)))
+            message = f"{_show(value[prop])} names no variant in the new spec ({named})"
+            return [
+                Problem(f"{where}: {name}.{prop}" if name else f"{where}: {prop}", message, True)
+            ]
+        options = picked or options
         tried = []
         for option in options:
             found = self._value(value, {"allOf": [rest, option]}, side, where, name)
@@ -451,24 +471,39 @@ class _SpecCheck:
             tried.append(found)
         return min(tried, key=lambda found: sum(p.breaking for p in found))
 
-    def _flat(self, schema: Any, depth: int = 0) -> dict[str, Any]:
-        """The schema with ``$ref``s followed and ``allOf`` merged into one."""
-        schema = self.resolve(schema)
-        if not isinstance(schema, dict):
-            return {}
-        parts = schema.get("allOf")
-        if not isinstance(parts, list) or depth > 16:
-            return schema
-        merged = {k: v for k, v in schema.items() if k != "allOf"}
-        for part in parts:
-            for key, item in self._flat(part, depth + 1).items():
-                if key == "properties":
-                    merged["properties"] = {**item, **merged.get("properties", {})}
-                elif key == "required":
-                    merged["required"] = [*merged.get("required", []), *item]
-                else:
-                    merged.setdefault(key, item)
-        return merged
+    def _flat(self, schema: Any) -> dict[str, Any]:
+        """The schema with ``$ref``s followed and ``allOf`` merged into one (as ``contracts
+        diff`` reads it)."""
+        return self.resolve.view(schema)
+
+
+def _discriminated(value: Any, schema: dict[str, Any], options: list[Any]) -> list[Any] | None:
+    """The variants a discriminator names for ``value``: None when it does not apply, empty
+    when it names none of them."""
+    disc = schema.get("discriminator")
+    if not isinstance(disc, dict) or not isinstance(value, dict):
+        return None
+    prop = disc.get("propertyName")
+    if not isinstance(prop, str) or prop not in value:
+        return None
+    wanted = _discriminator_map(disc).get(str(value[prop]), str(value[prop]))
+    named = [o for o in options if ref_name(o) is not None]
+    if not named:
+        return None  # inline variants: nothing to name, try each
+    return [o for o in named if ref_name(o) == wanted]
+
+
+def _discriminator_map(disc: dict[str, Any]) -> dict[str, str]:
+    mapping = disc.get("mapping") if isinstance(disc.get("mapping"), dict) else {}
+    return {str(k): ref_name({"$ref": str(v)}) or str(v) for k, v in mapping.items()}
+
+
+def _discriminator_values(schema: dict[str, Any], options: list[Any]) -> set[str]:
+    """The mapping's values that lead to a variant, and each variant's own name (a
+    discriminator matches schema names too)."""
+    targets = {name for name in map(ref_name, options) if name}
+    mapped = _discriminator_map(schema["discriminator"])
+    return {k for k, v in mapped.items() if v in targets} | targets
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
