@@ -1,7 +1,9 @@
 """Scenario files: the schema, loading, and errors that name file, field and line.
 
 A scenario is YAML validated by pydantic. Unknown keys are errors (a typo must not be
-silently ignored); every error is reported as ``file:line: field.path: message``.
+silently ignored); every error is reported as ``file:line: field.path: message``. The file is
+read by ``harness.scenario_yaml``, which bounds it and refuses what plain YAML should not
+hold (docs/scenario-loading.md); no file, however hostile, ends in a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,16 +25,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from yaml.nodes import ScalarNode
 
 import simulators
+from harness import scenario_yaml
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
 from simulators.common.faults import Fault
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float of every section is finite: .nan slips past bounds, .inf past lower ones.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _time_of_day(value: Any) -> Any:
@@ -406,10 +409,22 @@ def _known_event(fault: Fault) -> Fault:
     return fault
 
 
+MAX_SEED = 2**63 - 1  # a seed is written into verdict.json and journals as a 64-bit integer
+DAY_S = 86_400
+
+
+def _moment(seconds: float) -> str:
+    """Virtual seconds as a scenario author reads them: ``90000 s (day 1, 01:00)``."""
+    if seconds >= 1_000 * DAY_S:
+        return f"{seconds:g} s"
+    day, rest = divmod(int(seconds), DAY_S)
+    return f"{seconds:g} s (day {day}, {rest // 3600:02d}:{rest % 3600 // 60:02d})"
+
+
 class Scenario(Strict):
     name: str = "unnamed"
     description: str = ""
-    seed: int = 1
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 1
     start: datetime = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     horizon_days: Annotated[float, Field(gt=0, le=60)] = 7.0
     demand: Demand = Demand()
@@ -428,9 +443,45 @@ class Scenario(Strict):
     @field_validator("start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            value = datetime.min.replace(tzinfo=UTC)  # below the calendar: refused just below
+        if not 1970 <= value.year <= 9998:  # the run's dates must fit the calendar
+            raise ValueError("give a date from 1970 to 9998 (the run's days must fit the calendar)")
+        return value
+
+    @model_validator(mode="after")
+    def _within_horizon(self) -> Scenario:
+        """Anything timed at or after the end of the run would silently never happen."""
+        end = self.horizon_days * DAY_S
+        ends = f"the run ends at {end:g} s (horizon_days: {self.horizon_days:g})"
+        late = [
+            (("faults", i, "at"), f"opens at {_moment(fault.at)}, but {ends}: it would never apply")
+            for i, fault in enumerate(self.faults)
+            if fault.at >= end
+        ]
+        late += [
+            (
+                ("on_call", "replay_dead_letters_at", i),
+                f"at {t:%H:%M}, but {ends}: it would never run",
+            )
+            for i, t in enumerate(self.on_call.replay_dead_letters_at)
+            if _seconds(t) >= end
+        ]
+        if late:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("after_horizon", "{why}", {"why": why}),
+                        loc=loc,
+                        input=None,
+                    )
+                    for loc, why in late
+                ],
+            )
+        return self
 
     @property
     def epoch(self) -> datetime:
@@ -438,7 +489,11 @@ class Scenario(Strict):
         return self.start.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def with_seed(self, seed: int | None) -> Scenario:
-        return self if seed is None else self.model_copy(update={"seed": seed})
+        if seed is None:
+            return self
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"a seed is a whole number from 0 to {MAX_SEED}, not {seed}")
+        return self.model_copy(update={"seed": seed})
 
 
 class ScenarioError(Exception):
@@ -449,78 +504,71 @@ class ScenarioError(Exception):
         self.lines = lines
 
 
-class ScenarioLoader(yaml.SafeLoader):
-    """Reads ``17:00`` as the text "17:00", as YAML 1.2 does.
-
-    PyYAML follows YAML 1.1, where an unquoted 17:00 is the base-60 integer 1020: a cut-off
-    or a fault window would silently move to 00:17. Times work quoted or not here.
-    """
-
-
-_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
-ScenarioLoader.yaml_implicit_resolvers = {
-    first: [("tag:yaml.org,2002:str", _SEXAGESIMAL), *resolvers]
-    if first in "+-0123456789"
-    else list(resolvers)
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load(path: str | Path) -> Scenario:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([f"{file}: no such scenario file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{file}: cannot read: {exc}"]) from None
+        text = scenario_yaml.read(file)
+    except scenario_yaml.Problem as problem:
+        raise ScenarioError([_located(str(file), problem)]) from None
     return parse(text, str(file))
 
 
 def parse(text: str, filename: str = "<scenario>") -> Scenario:
+    """The scenario in ``text``; every problem is a ``file:line: field: message`` line."""
     try:
-        root = yaml.compose(text, Loader=ScenarioLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark else filename
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{where}: not valid YAML: {problem}"]) from None
-    if root is None:
-        data: Any = {}
-        lines: dict[tuple[Any, ...], int] = {}
-    else:
-        lines = {}
-        data = _to_python(root, (), lines)
+        root = scenario_yaml.compose(text)
+        if root is None or (isinstance(root, ScalarNode) and root.tag == scenario_yaml.NULL):
+            line = 1 if root is None else root.start_mark.line + 1
+            raise scenario_yaml.Problem(
+                "empty scenario: give at least a name (every other field has a default)", line
+            )
+        data, lines = scenario_yaml.to_data(root)
+    except scenario_yaml.Problem as problem:
+        raise ScenarioError([_located(filename, problem)]) from None
     if not isinstance(data, dict):
-        raise ScenarioError([f"{filename}:1: the scenario must be a mapping of fields"])
+        line = root.start_mark.line + 1
+        raise ScenarioError(
+            [_clean(f"{filename}:{line}: the scenario must be a mapping of fields")]
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(
             [_describe(err, filename, lines) for err in exc.errors(include_url=False)]
         ) from None
+    except RecursionError:  # pydantic on values nested deeper than scenario_yaml lets through
+        message = f"values nested too deep (at most {scenario_yaml.MAX_DEPTH})"
+        raise ScenarioError([_clean(f"{filename}:{root.start_mark.line + 1}: {message}")]) from None
 
 
-def _to_python(node: Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
-    """Build plain data from YAML nodes, remembering the line of every field path."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = SafeConstructor().construct_object(key_node)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _to_python(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, SequenceNode):
-        return [_to_python(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    assert isinstance(node, ScalarNode)
-    return SafeConstructor().construct_object(node)
+def _located(filename: str, problem: scenario_yaml.Problem) -> str:
+    """``file: message`` for the file as a whole, ``file:line: [field: ]message`` inside it."""
+    if problem.line is None:
+        return _clean(f"{filename}: {problem.message}")
+    field = "" if problem.field is None else f"{_field(problem.field)}: "
+    return _clean(f"{filename}:{problem.line}: {field}{_clip(problem.message)}")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(scenario_yaml.clip(str(p)) for p in loc) or "(top level)"
+
+
+def _clip(message: str, limit: int = 300) -> str:
+    return scenario_yaml.clip(message, limit)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _clean(line: str) -> str:
+    """One line whatever the file held: control characters (a newline in a key, a file
+    name) are written as escapes."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], line)
 
 
 def _describe(err: dict[str, Any], filename: str, lines: dict[tuple[Any, ...], int]) -> str:
     loc = tuple(err["loc"])
-    field = ".".join(str(p) for p in loc) or "(top level)"
+    field = _field(loc)
     line = None
     for depth in range(len(loc), -1, -1):  # the deepest part of the path that exists
         line = lines.get(loc[:depth])
@@ -529,4 +577,4 @@ def _describe(err: dict[str, Any], filename: str, lines: dict[tuple[Any, ...], i
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown field (check its spelling)"
-    return f"{filename}:{line or 1}: {field}: {message}"
+    return _clean(f"{filename}:{line or 1}: {field}: {_clip(message)}")

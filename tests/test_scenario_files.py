@@ -83,3 +83,59 @@ def test_a_time_of_day_given_as_a_number_is_refused_not_guessed(capsys):
         assert line.endswith("write a time of day as HH:MM, like 06:00")
     else:
         raise AssertionError("a number was taken for a time of day")
+
+
+# -- what the safe loader still reads (docs/scenario-loading.md) ----------------------------
+def test_anchors_and_aliases_within_the_limits_still_work():
+    loaded = scenario.parse(
+        "name: shared\nfaults:\n"
+        "  - &outage {system: wms, kind: outage, at: '10:00', for: 600}\n"
+        "  - *outage\n"
+        "  - {system: erp, kind: outage, at: '12:00', for: 600}\n"
+    )
+    assert len(loaded.faults) == 3 and loaded.faults[0] == loaded.faults[1]
+
+
+def test_core_tags_and_dates_are_read_as_before():
+    loaded = scenario.parse("name: !!str 123\nseed: !!int '7'\nstart: 2026-11-23\n")
+    assert loaded.name == "123" and loaded.seed == 7
+    assert loaded.start.isoformat() == "2026-11-23T00:00:00+00:00"
+
+
+def test_a_quoted_yes_is_a_key_like_any_other():
+    loaded = scenario.parse('name: keys\ndescription: "yes"\n"seed": 3\n')
+    assert loaded.description == "yes" and loaded.seed == 3
+
+
+@pytest.mark.parametrize("seed", [0, 2**63 - 1])
+def test_seeds_at_both_ends_of_the_range_are_valid(seed):
+    assert scenario.parse(f"name: s\nseed: {seed}\n").seed == seed
+    assert scenario.parse("name: s\n").with_seed(seed).seed == seed
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**64 + 1])
+def test_a_seed_out_of_range_is_refused_in_the_file_on_the_command_line_and_in_code(
+    seed, capsys, tmp_path
+):
+    with pytest.raises(scenario.ScenarioError, match=r"^s\.yaml:2: seed: "):
+        scenario.parse(f"name: s\nseed: {seed}\n", "s.yaml")
+    with pytest.raises(ValueError, match="from 0 to 9223372036854775807"):
+        scenario.parse("name: s\n").with_seed(seed)
+    report = tmp_path / "report"
+    assert main(["run", "--seed", str(seed), "--report-dir", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--seed" in err and "Traceback" not in err
+    assert not report.exists()
+
+
+def test_a_fault_just_before_the_horizon_is_accepted_and_one_at_it_refused():
+    text = "name: edge\nhorizon_days: 1\nfaults:\n  - {{system: wms, kind: error, at: {at}}}\n"
+    assert scenario.parse(text.format(at=86_399)).faults[0].at == 86_399
+    with pytest.raises(scenario.ScenarioError, match=r"day\.yaml:4: faults\.0\.at: opens at 86400"):
+        scenario.parse(text.format(at=86_400), "day.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "~\n", "---\n"])
+def test_an_empty_scenario_is_refused(text):
+    with pytest.raises(scenario.ScenarioError, match="empty scenario: give at least a name"):
+        scenario.parse(text, "empty.yaml")
