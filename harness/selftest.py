@@ -48,15 +48,21 @@ class Result:
     exit_code: int
     wall_s: float
     failed: dict[str, list[str]] = field(default_factory=dict)  # oracle -> first entities
-    error: str = ""  # the run's own complaint when it could not judge (exit 2)
+    error: str = ""  # the run's own complaint when it could not judge (exit 2, a crash)
+
+    @property
+    def judged(self) -> bool:
+        """A verdict came back: exit 0 or 1 and no complaint (exit 1 with a traceback and no
+        verdict is a crash, not a catch)."""
+        return self.exit_code in (0, 1) and not self.error
 
     @property
     def passed(self) -> bool:
-        return self.exit_code == 0
+        return self.judged and self.exit_code == 0
 
     @property
     def caught(self) -> bool:
-        return self.exit_code == 1
+        return self.judged and self.exit_code == 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,11 +76,12 @@ class Result:
         }
 
 
-async def run_cell(cell: Cell, report_root: Path) -> Result:
-    """One ``twinyard run`` in a child process; the verdict is read from its report."""
+async def run_cell(cell: Cell, report_root: Path, extra_args: Sequence[str] = ()) -> Result:
+    """One ``twinyard run`` in a child process; the verdict is read from its report.
+    ``extra_args`` go on its command line (``--stack-url URL`` for a user's stack)."""
     report_dir = report_root / cell.name
     argv = [sys.executable, "-m", "harness", "run", str(cell.scenario), "--quiet"]
-    argv += ["--report-dir", str(report_dir)]
+    argv += ["--report-dir", str(report_dir), *extra_args]
     if cell.seed is not None:
         argv += ["--seed", str(cell.seed)]
     env = {**os.environ, "REFSTACK_DEFECTS": cell.defect}
@@ -84,11 +91,13 @@ async def run_cell(cell: Cell, report_root: Path) -> Result:
     )
     _, stderr = await child.communicate()
     result = Result(cell, child.returncode or 0, time.perf_counter() - started)
-    if result.exit_code not in (0, 1):
-        lines = stderr.decode(errors="replace").strip().splitlines()
-        result.error = lines[-1] if lines else f"exit code {result.exit_code}"
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    written = report_dir / "verdict.json"
+    if result.exit_code not in (0, 1) or not written.is_file():
+        # exit 1 with no verdict is a crash (a traceback), not a failed oracle
+        result.error = lines[-1] if lines else f"exit code {result.exit_code}, no verdict"
         return result
-    verdict = json.loads((report_dir / "verdict.json").read_text())
+    verdict = json.loads(written.read_text())
     for item in verdict["oracles"]:
         if not item["passed"]:
             result.failed[item["name"]] = [f["entity"] for f in item["findings"][:3]]
@@ -100,12 +109,13 @@ async def run_cells(
     report_root: Path,
     jobs: int,
     on_result: Callable[[Result], None] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> list[Result]:
     gate = asyncio.Semaphore(jobs)
 
     async def one(cell: Cell) -> Result:
         async with gate:
-            result = await run_cell(cell, report_root)
+            result = await run_cell(cell, report_root, extra_args)
         if on_result is not None:
             on_result(result)
         return result
@@ -160,7 +170,7 @@ class Matrix:
         return [r for r in self.results if r.cell.defect == CLEAN and not r.passed]
 
     def errors(self) -> list[Result]:
-        return [r for r in self.results if r.exit_code not in (0, 1)]
+        return [r for r in self.results if not r.judged]
 
     def missed_defects(self) -> list[str]:
         """Defects that no scenario caught."""

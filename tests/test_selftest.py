@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_the_librar
     cells = [selftest.Cell(f, selftest.CLEAN, s) for s in seeds for f in files]
     cells += [selftest.Cell(f, d) for f in files for d in declared[f.stem]]
     results = uvloop.run(selftest.run_cells(cells, tmp_path, jobs=3))
-    errors = [(r.cell.name, r.error) for r in results if r.exit_code not in (0, 1)]
+    errors = [(r.cell.name, r.error) for r in results if not r.judged]
     assert not errors
     false_alarms = [(r.cell.name, r.failed) for r in results if not r.cell.defect and not r.passed]
     assert not false_alarms
@@ -72,3 +73,17 @@ def test_selftest_misuse_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert "no_such_scenario" in err[2] and "label_response_lost" in err[2]
     assert len(err) == 3 and all(line.startswith("twinyard: error: ") for line in err)
+
+
+async def test_a_run_that_crashes_without_a_verdict_is_an_error_not_a_catch(tmp_path, monkeypatch):
+    crash = tmp_path / "crash.py"  # a "twinyard run" that dies with a traceback: exit 1
+    crash.write_text("raise RuntimeError('boom')\n")
+    python = tmp_path / "python-crash"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {crash}\n")
+    python.chmod(0o755)
+    monkeypatch.setattr(selftest.sys, "executable", str(python))
+    result = await selftest.run_cell(selftest.Cell(Path("x.yaml"), "no-dedup"), tmp_path)
+    assert result.exit_code == 1 and "RuntimeError: boom" in result.error
+    assert not result.caught and not result.passed
+    matrix = selftest.Matrix(["x"], ["no-dedup"], [result], {"x": ["no-dedup"]})
+    assert matrix.errors() == [result] and not matrix.ok

@@ -9,9 +9,6 @@ go one at a time.
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,41 +99,7 @@ async def play(
 ) -> list[Run]:
     """Play each scenario once on the stack; the runs, in the order of ``files``."""
     cells = [selftest.Cell(file, selftest.CLEAN) for file in files]
-    if stack.args():
-        results = await _run_cells_on(cells, report_root, jobs, stack.args(), on_result)
-    else:
-        results = await selftest.run_cells(cells, report_root, jobs, on_result)
+    results = await selftest.run_cells(cells, report_root, jobs, on_result, stack.args())
     return [
         Run(r.cell.scenario.stem, report_root / r.cell.name, r.exit_code, r.error) for r in results
     ]
-
-
-async def _run_cells_on(
-    cells: Sequence[selftest.Cell],
-    report_root: Path,
-    jobs: int,
-    stack_args: list[str],
-    on_result: Callable[[selftest.Result], None] | None,
-) -> list[selftest.Result]:
-    """``selftest.run_cells`` for a user's stack: the same child, given the stack option."""
-    gate = asyncio.Semaphore(jobs)
-
-    async def one(cell: selftest.Cell) -> selftest.Result:
-        async with gate:
-            report_dir = report_root / cell.name
-            argv = [sys.executable, "-m", "harness", "run", str(cell.scenario), "--quiet"]
-            argv += ["--report-dir", str(report_dir), *stack_args]
-            started = time.perf_counter()
-            child = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-            )
-            _, stderr = await child.communicate()
-            result = selftest.Result(cell, child.returncode or 0, time.perf_counter() - started)
-            if result.exit_code not in (0, 1):
-                lines = stderr.decode(errors="replace").strip().splitlines()
-                result.error = lines[-1] if lines else f"exit code {result.exit_code}"
-        if on_result is not None:
-            on_result(result)
-        return result
-
-    return list(await asyncio.gather(*(one(c) for c in cells)))

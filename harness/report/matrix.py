@@ -53,7 +53,7 @@ def _mark(matrix: Matrix, scenario: str, defect: str) -> str:
     if result is None:
         return ""
     declared = defect in matrix.declared.get(scenario, [])
-    if result.exit_code not in (0, 1):
+    if not result.judged:
         return ERROR
     if result.caught:
         return CAUGHT_AS_DECLARED if declared else CAUGHT
@@ -66,7 +66,7 @@ def _clean_mark(matrix: Matrix, scenario: str) -> str:
     ]
     if not runs:
         return ""
-    if any(r.exit_code not in (0, 1) for r in runs):
+    if any(not r.judged for r in runs):
         return ERROR
     return "ok" if all(r.passed for r in runs) else "FAIL"
 
