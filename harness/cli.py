@@ -26,6 +26,7 @@ from harness import scenario as scenarios
 from harness.report import html, junit, progress, run_files, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import HEALTH_PATH, StackError
+from simulators.common.guard import usable_token
 
 app = typer.Typer(
     name="twinyard",
@@ -181,13 +182,24 @@ def run_command(
     scenario: Annotated[Path | None, typer.Argument(help="scenario file")] = None,
     stack_url: StackUrl = None,
     stack_cmd: StackCmd = None,
-    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, max=scenarios.MAX_SEED, help="override the scenario's seed"),
+    ] = None,
     report_dir: Annotated[Path, typer.Option(callback=_out_folder, help="where reports go")] = Path(
         "reports/latest"
     ),
     port_base: PortBase = None,
     webhook_secret: Annotated[
         str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
+    ] = None,
+    control_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TWINYARD_CONTROL_TOKEN",
+            help="token that /_sim/ writes need [default: a new one per run, given to a "
+            "launched stack as TWINYARD_CONTROL_TOKEN]",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
     ready_timeout: Annotated[
@@ -205,6 +217,8 @@ def run_command(
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
+    if control_token is not None and not usable_token(control_token):
+        raise Usage("--control-token must be visible ASCII characters, no spaces (not empty)")
     loaded = _load(path).with_seed(seed)
     _make_folder(report_dir, "--report-dir")
     if stack_url and port_base is None:
@@ -217,6 +231,7 @@ def run_command(
         report_dir=report_dir,
         port_base=port_base,
         webhook_secret=webhook_secret,
+        control_token=control_token,
         ready_timeout_s=ready_timeout,
         health_path=health_path,
     )
@@ -419,8 +434,8 @@ app.add_typer(contracts_app, name="contracts")
 
 @contracts_app.command("diff")
 def contracts_diff_command(
-    old: Annotated[Path, typer.Argument(help="the vendor's OpenAPI your stack was built on")],
-    new: Annotated[Path, typer.Argument(help="the vendor's new OpenAPI")],
+    old: Annotated[str, typer.Argument(help="the OpenAPI your stack was built on (file or URL)")],
+    new: Annotated[str, typer.Argument(help="the vendor's new OpenAPI (file or URL)")],
     output: FormatOption = Format.table,
 ) -> None:
     """List breaking and non-breaking changes between two OpenAPI versions (exit 1: breaking)."""
@@ -449,7 +464,7 @@ def contracts_diff_command(
     raise typer.Exit(1 if breaking else 0)
 
 
-def _diff_json(old: Path, new: Path, changes: list[Any]) -> dict[str, Any]:
+def _diff_json(old: str, new: str, changes: list[Any]) -> dict[str, Any]:
     """docs/cli.md: both files, the counts, and every change, breaking ones first."""
     breaking = sum(c.breaking for c in changes)
     return {
@@ -525,7 +540,7 @@ def contracts_fuzz_command(
 @contracts_app.command("check")
 def contracts_check_command(
     pacts: Annotated[Path, typer.Option(help="a folder of pact files (*.json) or one pact")],
-    openapi: Annotated[Path, typer.Option(help="the vendor's new OpenAPI")],
+    openapi: Annotated[str, typer.Option(help="the vendor's new OpenAPI (file or URL)")],
     provider: Annotated[str | None, typer.Option(help="only the pacts for this provider")] = None,
     junit_path: Annotated[
         Path | None,
@@ -554,7 +569,7 @@ def contracts_check_command(
     raise typer.Exit(0 if result.passed else 1)
 
 
-def _check_json(result: Any, openapi: Path) -> dict[str, Any]:
+def _check_json(result: Any, openapi: str) -> dict[str, Any]:
     """docs/cli.md: the verdict, the counts, the pacts read, and every interaction."""
     return {
         "openapi": str(openapi),
@@ -704,6 +719,25 @@ def sims_command(
     seed: Annotated[
         int | None, typer.Option(help="keys the faults' draws [default: the scenario's, 1]")
     ] = None,
+    control_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TWINYARD_CONTROL_TOKEN",
+            help="token that /_sim/ writes need [default: a new one, printed]",
+        ),
+    ] = None,
+    no_token: Annotated[
+        bool,
+        typer.Option("--no-token", help="no token on /_sim/ writes (loopback only)"),
+    ] = False,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="a Host name the simulators answer to besides this machine's"),
+    ] = None,
+    webhook_allow: Annotated[
+        list[str] | None,
+        typer.Option(help="a host webhook subscriptions may call besides this machine"),
+    ] = None,
 ) -> None:
     """Start only the four simulators (wall clock) and print their URLs; Ctrl-C stops them."""
     from harness import sims
@@ -712,12 +746,22 @@ def sims_command(
     if carrier_api_version is not None and carrier_api_version not in API_VERSIONS:
         known = ", ".join(API_VERSIONS)
         raise Usage(f"--carrier-api-version {carrier_api_version!r}: known versions are {known}")
+    try:
+        guard = sims.make_guard(
+            host,
+            token=control_token,
+            no_token=no_token,
+            allow_hosts=allow_host or (),
+            webhook_allow=webhook_allow or (),
+        )
+    except sims.Misuse as exc:
+        raise Usage(str(exc)) from None
     world = _load(scenario) if scenario is not None else scenarios.Scenario()
     world = sims.configure(
         world, skus=skus, stock=stock, carrier_api_version=carrier_api_version, seed=seed
     )
     try:
-        sims.serve(world, host=host, port_base=port_base, as_env=env)
+        sims.serve(world, host=host, port_base=port_base, as_env=env, guard=guard)
     except hosting.PortInUse as exc:
         raise Usage(str(exc)) from None
 

@@ -22,6 +22,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from simulators.common.faults import Fault
+from simulators.common.guard import is_loopback
 from simulators.common.simulator import Simulator
 
 LOOPBACK = "127.0.0.1"
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 class PortInUse(Exception):
     """A port the user asked for is taken (a usage error, not a crash)."""
+
+
+class Unprotected(Exception):
+    """Asked to listen beyond loopback with a control plane that has no token."""
 
 
 @dataclass(eq=False)
@@ -189,7 +194,14 @@ def tune_gc() -> None:
 
 
 async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -> list[Hosted]:
-    """Start one uvicorn server per simulator on the running loop (port 0: any free port)."""
+    """Start one uvicorn server per simulator on the running loop (port 0: any free port).
+
+    Beyond loopback only with a control-plane token on every simulator (``Unprotected``)."""
+    if not is_loopback(host) and any(sim.guard.token is None for sim in sims):
+        raise Unprotected(
+            f"listening on {host} needs a control-plane token: anyone who can reach the "
+            "port could reset the simulators or break them"
+        )
     socks = [bind(host, port) for port in ports]  # all bound before any starts: fail early
     hosted: list[Hosted] = []
     for sim, sock in zip(sims, socks, strict=True):

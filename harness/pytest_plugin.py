@@ -5,7 +5,8 @@
   each service level with thresholds is a test item, so a red one says which rule broke, for
   which orders, with the evidence.
 - Fixtures for a team's own tests: ``twinyard_sims`` (the four simulators running, with their
-  URLs) and ``twinyard_run`` (play a scenario file or text and get its outcome).
+  URLs, and the control-plane token their ``/_sim/`` writes need as ``.token`` and ``.headers``)
+  and ``twinyard_run`` (play a scenario file or text and get its outcome).
 
 Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` (default: the bundled reference
 stack), ``--twinyard-report-dir`` (default ``reports/pytest`` under the rootdir; one folder per
@@ -292,26 +293,46 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ScenarioFilesTogether(config, log)
 
 
+class SimUrls(dict[str, str]):
+    """``{"erp": "http://127.0.0.1:PORT", ...}``, with the control-plane token: ``headers``
+    to send on ``/_sim/`` writes (``httpx.post(f"{url}/_sim/reset", headers=sims.headers)``)."""
+
+    def __init__(self, urls: dict[str, str], token: str) -> None:
+        super().__init__(urls)
+        self.token = token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 @contextlib.contextmanager
 def serving_sims(
-    skus: int = 40, stock: int = 500, carrier_api_version: str = "v1"
-) -> Iterator[dict[str, str]]:
-    """The four simulators on free loopback ports in a thread of their own, wall clock."""
+    skus: int = 40,
+    stock: int = 500,
+    carrier_api_version: str = "v1",
+    control_token: str | None = None,
+) -> Iterator[SimUrls]:
+    """The four simulators on free loopback ports in a thread of their own, wall clock; their
+    control plane closed by ``control_token`` (a new one when None), webhooks to this machine
+    or the hosts in ``TWINYARD_WEBHOOK_ALLOW``."""
     import simulators
     from harness import hosting
     from harness.world.catalogue import Catalogue
     from simulators.common.clock import WallClock
+    from simulators.common.guard import Guard, new_token, webhook_allow_from_env
 
     ready = threading.Event()
     stop: dict[str, Any] = {}
     urls: dict[str, str] = {}
     versions = {"carrier": {"api_version": carrier_api_version}}
+    guard = Guard(token=control_token or new_token(), webhook_hosts=webhook_allow_from_env())
 
     async def serve() -> None:
         clock = WallClock()
         shelves = Catalogue.build(skus, stock).stock()
         sims = [
-            simulators.build(s, clock, stock=shelves, **versions.get(s, {}))
+            simulators.build(s, clock, stock=shelves, guard=guard, **versions.get(s, {}))
             for s in simulators.SYSTEMS
         ]
         hosted = await hosting.serve(sims, [0] * len(sims))
@@ -329,16 +350,17 @@ def serving_sims(
     if not ready.wait(30):
         raise RuntimeError("the simulators did not start within 30 s")
     try:
-        yield dict(urls)
+        yield SimUrls(urls, guard.token or "")
     finally:
         stop["loop"].call_soon_threadsafe(stop["event"].set)
         thread.join(30)
 
 
 @pytest.fixture
-def twinyard_sims(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+def twinyard_sims(request: pytest.FixtureRequest) -> Iterator[SimUrls]:
     """The four simulators on free loopback ports, wall clock: ``{"erp": "http://..."}``.
-    Talk to them as your stack would; ``/_sim/`` on each gives state, journal and faults.
+    Talk to them as your stack would; ``/_sim/`` on each gives state, journal and faults
+    (writes need ``headers=twinyard_sims.headers``: the token of their closed control plane).
     ``@pytest.mark.twinyard_sims(skus=5, stock=10, carrier_api_version="v2")`` sets them up
     differently for one test."""
     marker = request.node.get_closest_marker("twinyard_sims")
@@ -347,8 +369,9 @@ def twinyard_sims(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def twinyard_sims_session() -> Iterator[dict[str, str]]:
-    """The same simulators once for the whole session (reset one with ``POST /_sim/reset``
-    between tests when they must not see each other's state)."""
+def twinyard_sims_session() -> Iterator[SimUrls]:
+    """The same simulators once for the whole session (reset one with ``POST /_sim/reset``,
+    ``headers=twinyard_sims_session.headers``, between tests when they must not see each
+    other's state)."""
     with serving_sims() as urls:
         yield urls

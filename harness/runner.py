@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import simpy
 
@@ -39,6 +40,7 @@ from harness.stack import (
 )
 from harness.world.world import World, catalogue_of
 from simulators.common.clock import Clock
+from simulators.common.guard import TOKEN_ENV, Guard, names, new_token, webhook_allow_from_env
 from simulators.common.simulator import Simulator
 
 DAY = 86_400.0
@@ -59,6 +61,8 @@ class RunConfig:
     report_dir: Path = Path("reports/latest")
     port_base: int | None = None  # None: any free ports
     webhook_secret: str | None = None
+    control_token: str | None = None  # the simulators' control-plane token; None: a new one
+    webhook_allow: tuple[str, ...] = ()  # hosts subscriptions may call beyond loopback
     stack_env: dict[str, str] = field(default_factory=dict)  # extra variables for a launched stack
     ready_timeout_s: float | None = None  # None: LAUNCH_READY_S launched, URL_READY_S by URL
     health_path: str = HEALTH_PATH
@@ -108,12 +112,27 @@ def private_files(report_dir: Path) -> dict[str, str]:
     return {"TWINYARD_RUN_DIR": str(files), "TMPDIR": str(files / "tmp")}
 
 
-def simulator_env(urls: dict[str, str], secret: str, port: int) -> dict[str, str]:
-    """What a stack is told about its world: one base URL per system and the webhook secret."""
+def simulator_env(
+    urls: dict[str, str], secret: str, port: int, token: str | None = None
+) -> dict[str, str]:
+    """What a stack is told about its world: one base URL per system, the webhook secret and
+    the control-plane token (for a stack's own tooling that drives ``/_sim/``)."""
     env = {f"TWINYARD_{system.upper()}_URL": url for system, url in urls.items()}
     env["TWINYARD_WEBHOOK_SECRET"] = secret
     env["TWINYARD_STACK_PORT"] = str(port)
+    if token is not None:
+        env[TOKEN_ENV] = token
     return env
+
+
+def run_guard(config: RunConfig) -> Guard:
+    """The run's control-plane token, and the hosts its webhooks may call beyond loopback:
+    those allowed (``TWINYARD_WEBHOOK_ALLOW``, ``webhook_allow``) and a ``--stack-url`` stack's
+    own host, since the user named it."""
+    allowed = webhook_allow_from_env() | names(config.webhook_allow)
+    if config.stack_url and (host := urlsplit(config.stack_url).hostname):
+        allowed |= names(host)
+    return Guard(token=config.control_token or new_token(), webhook_hosts=allowed)
 
 
 def declare_subscriptions(sims: dict[str, Simulator], stack_url: str, secret: str) -> list[str]:
@@ -178,14 +197,17 @@ def _driver(
     )
 
 
-def build_simulators(scenario: Scenario, clock: Clock) -> dict[str, Simulator]:
+def build_simulators(
+    scenario: Scenario, clock: Clock, guard: Guard | None = None
+) -> dict[str, Simulator]:
     """The four simulators as the scenario's world sets them up, on ``clock``: its catalogue
     on the shelves of the stock keepers, its carrier API version, and its faults in their
-    plans, keyed by its seed (windows on ``clock``: ``at`` counts from its zero)."""
+    plans, keyed by its seed (windows on ``clock``: ``at`` counts from its zero); ``guard``
+    closes their control plane (``simulators.common.guard``)."""
     stock = catalogue_of(scenario).stock()
     versions = {"carrier": {"api_version": scenario.carrier.api_version}}
     sims = {
-        s: simulators.build(s, clock, stock=stock, **versions.get(s, {}))
+        s: simulators.build(s, clock, stock=stock, guard=guard, **versions.get(s, {}))
         for s in simulators.SYSTEMS
     }
     for sim in sims.values():
@@ -221,7 +243,8 @@ async def _run(config: RunConfig) -> RunOutcome:
         else LockstepClock(scenario.epoch, settings.pace)
     )
     env = simpy.Environment()
-    sims = build_simulators(scenario, clock)
+    guard = run_guard(config)
+    sims = build_simulators(scenario, clock, guard)
     ports = [0] * 4 if config.port_base is None else [config.port_base + i for i in range(4)]
     try:
         hosted = await hosting.serve(list(sims.values()), ports)
@@ -240,7 +263,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         else:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            stack_env = simulator_env(urls, secret, port)
+            stack_env = simulator_env(urls, secret, port, guard.token)
             stack_env.update(private_files(config.report_dir))
             stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
             stack_env.update(config.stack_env)

@@ -282,7 +282,8 @@ def test_control_plane_refuses_a_bad_fault_with_field_errors():
     r = http.post("/_sim/faults", json={"system": "erp", "kind": "error"})
     assert r.status_code == 422
     assert r.json()["error"]["details"]["errors"][0]["field"] == "system"
-    assert http.post("/_sim/faults", content=b"[").status_code == 400
+    broken = http.post("/_sim/faults", content=b"[", headers={"content-type": "application/json"})
+    assert broken.status_code == 400  # declared JSON, and not: undeclared is 415 (guard)
     assert sim.faults.faults == []
 
 

@@ -41,7 +41,7 @@ class KeptAlive:
         return cls(*await asyncio.open_connection(host, int(port)))
 
     async def get(self, path: str) -> int:
-        self.writer.write(f"GET {path} HTTP/1.1\r\nhost: sim\r\n\r\n".encode())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode())
         await self.writer.drain()
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode().split("\r\n")

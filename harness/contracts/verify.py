@@ -2,7 +2,8 @@
 
 Against the simulators, each provider named by a pact is served over real HTTP on a free
 port; provider states go to its control plane (``POST /_sim/provider-states``, with teardown
-resetting it between interactions), and a message interaction is answered with the latest
+resetting it between interactions; closed by a token made for this verification, which the
+verifier sends as ``X-Twinyard-Token``), and a message interaction is answered with the latest
 event of its type the simulator sent while its states were set up. Every state is checked
 against the vocabulary first, so an unknown one fails at once, naming the known ones.
 
@@ -34,6 +35,7 @@ from harness.contracts.pacts import MESSAGE, Interaction, PactError, files, load
 from harness.report import junit_xml
 from simulators import provider_states
 from simulators.common.clock import WallClock
+from simulators.common.guard import TOKEN_HEADER, Guard, new_token
 from simulators.common.simulator import Simulator
 
 # Pact's usage telemetry is off unless the user turned it on: a CI job here sends nothing.
@@ -129,7 +131,8 @@ async def _verify_all(
     grouped: dict[str, list[Path]], prepare: Callable[[Simulator], None] | None, quiet: bool
 ) -> dict[str, Verification]:
     clock = WallClock()
-    sims = [simulators.build(name, clock) for name in grouped]
+    guard = Guard(token=new_token())  # provider states go to a closed control plane
+    sims = [simulators.build(name, clock, guard=guard) for name in grouped]
     for sim in sims:
         if prepare is not None:
             prepare(sim)
@@ -141,7 +144,7 @@ async def _verify_all(
             url = f"http://{item.host}:{item.port}"
             states = f"{url}/_sim/provider-states"
             results[system] = await asyncio.to_thread(
-                _verify, system, grouped[system], url, states, item.sim, quiet
+                _verify, system, grouped[system], url, states, item.sim, quiet, guard.token
             )
         return results
     finally:
@@ -155,22 +158,34 @@ def _verify(
     state_url: str | None,
     sim: Simulator | None,
     quiet: bool = True,
+    token: str | None = None,
 ) -> Verification:
     """Each pact file on its own verifier: the results name interactions by description,
-    which is unique within a pact but not across two consumers' pacts."""
+    which is unique within a pact but not across two consumers' pacts. ``token``: the
+    simulators' control-plane token (never sent to a vendor)."""
     verdicts, output = [], []
     for path in paths:
-        one = _verify_file(system, path, url, state_url, sim, quiet)
+        one = _verify_file(system, path, url, state_url, sim, quiet, token)
         verdicts += one.outcomes
         output.append(one.output)
     return Verification(verdicts, "\n".join(output))
 
 
 def _verify_file(
-    system: str, path: Path, url: str, state_url: str | None, sim: Simulator | None, quiet: bool
+    system: str,
+    path: Path,
+    url: str,
+    state_url: str | None,
+    sim: Simulator | None,
+    quiet: bool,
+    token: str | None = None,
 ) -> Verification:
     found = interactions([path])
     verifier = Verifier(system, host=urlsplit(url).hostname).add_transport(url=url)
+    if token is not None:
+        # Sent on every request, state changes included; our own header, so a vendor's
+        # Authorization in a pact's request is never replaced.
+        verifier.add_custom_header(TOKEN_HEADER, token)
     if state_url:
         verifier.state_handler(state_url, teardown=True, body=True)
     if sim is not None and any(i.kind == MESSAGE for i in found):

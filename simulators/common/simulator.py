@@ -26,6 +26,7 @@ from simulators.common.errors import SimError
 from simulators.common.events_api import events_route
 from simulators.common.fault_injection import FaultInjection, FaultPlan
 from simulators.common.faults import Fault
+from simulators.common.guard import OPEN, Guard
 from simulators.common.http import (
     Endpoint,
     error_response,
@@ -93,7 +94,18 @@ class Simulator:
         # hosting arms down outages here. None: not served by hosting, a down outage is refused.
         self.on_fault_added: Callable[[int, Fault], None] | None = None
         self.webhooks.on_settle = lambda: self.on_settle()
+        self.guard = OPEN  # no token: see simulators.common.guard, and ``simulators.build``
         self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
+
+    @property
+    def guard(self) -> Guard:
+        """Who may drive this simulator and where it may call back (one per run)."""
+        return self._guard
+
+    @guard.setter
+    def guard(self, guard: Guard) -> None:
+        self._guard = guard
+        self.webhooks.guard = guard  # subscriptions are checked against its allow-list
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -389,8 +401,12 @@ class JournalMiddleware:
             return
         sim = self.sim
         path: str = scope["path"]
+        refusal = sim.guard.refusal(scope)  # Host, Origin, token, JSON: before anything else
         if path.startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
+            if refusal is not None:
+                await _refuse(refusal, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         sim.inflight += 1
         sim.activity += 1
@@ -428,8 +444,11 @@ class JournalMiddleware:
             await send(message)
 
         try:
-            app = self.faulty if sim.faults.faults else self.app
-            await app(scope, receive_body, send_status)
+            if refusal is not None:  # journalled: a stack refused for its Host shows why
+                await _refuse(refusal, scope, receive_body, send_status)
+            else:
+                app = self.faulty if sim.faults.faults else self.app
+                await app(scope, receive_body, send_status)
         finally:
             CORRELATION_ID.reset(token)
             sim.inflight -= 1
@@ -450,6 +469,13 @@ class JournalMiddleware:
                 retry_after=retry_after,
                 query=scope.get("query_string", b"").decode("latin-1"),
             )
+
+
+async def _refuse(refusal: SimError, scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(refusal)
+    if refusal.status == 401:
+        response.headers["www-authenticate"] = 'Bearer realm="twinyard"'
+    await response(scope, receive, send)
 
 
 ERROR_BODY_LIMIT = 4096  # vendor error bodies are small; a huge one is not parsed

@@ -18,6 +18,7 @@ from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import conflict, not_found, unprocessable
 from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
 from simulators.common.feed import EventFeed
+from simulators.common.guard import OPEN, Guard
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
 from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
@@ -157,6 +158,7 @@ class WebhookDispatcher:
         self.latest: dict[str, bytes] = {}
         # Every event published, subscribers or not, for clients that poll (GET /events).
         self.feed = EventFeed()
+        self.guard: Guard = OPEN  # where subscriptions may point (the simulator's guard)
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(
@@ -174,6 +176,7 @@ class WebhookDispatcher:
             )
         if not secret:
             raise unprocessable("validation_failed", "secret must not be empty", field="secret")
+        self.guard.check_webhook_url(url)  # this machine or an allowed host, never metadata
         if sub_id in self.subscriptions:
             raise conflict("already_exists", f"webhook subscription {sub_id} already exists")
         sub_id = sub_id or self._sub_ids.next()
