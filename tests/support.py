@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -121,3 +122,28 @@ def play(scenario_path: str | Path, report_dir: Path, defects: str = "") -> Any:
     for report in (verdict_json, junit, run_files, html):
         report.write(outcome, report_dir)
     return outcome
+
+
+def four_free_ports(host: str = "127.0.0.1") -> int:
+    """A port N with N..N+3 free just now (for --port-base), retried when another test's
+    socket sits in the range."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            base = probe.getsockname()[1]
+        if base + 3 > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                socks.append(sock)
+                sock.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no four consecutive free ports")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from harness import scenario, settings
 from harness.cli import main
 from harness.runner import URL_READY_S, ConfigError, RunConfig, run
 from harness.stack import StackError, StackProbe
-from tests.support import LoopThread, serving
+from tests.support import LoopThread, four_free_ports, serving
 
 TINY_DAY = 'name: tiny\nseed: 3\ndemand: {orders: 2, open: "08:00", close: "09:00"}\n'
 
@@ -192,19 +191,13 @@ def fake_stack() -> Iterator[tuple[FakeStack, str]]:
         thread.close()
 
 
-def free_port_base() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_health_path_and_ready_timeout_from_settings_govern_a_stack_by_url(
     fake_stack, project, monkeypatch, capsys
 ):
     stack, url = fake_stack
     (project / "day.yaml").write_text(TINY_DAY)
     monkeypatch.setenv("TWINYARD_RUN_HEALTH_PATH", "/custom/starting")  # always 503
-    argv = ["run", "day.yaml", "--stack-url", url, "--port-base", str(free_port_base())]
+    argv = ["run", "day.yaml", "--stack-url", url, "--port-base", str(four_free_ports())]
     started = time.monotonic()
     assert main([*argv, "--ready-timeout", "0.4", "--quiet", "--report-dir", "r"]) == 2
     waited = time.monotonic() - started

@@ -28,8 +28,8 @@ from simulators.common.errors import SimError
 from simulators.common.faults import Fault
 from simulators.common.guard import Guard
 from simulators.common.simulator import Simulator
-from tests.support import LoopThread
-from tests.test_sims_command import _four_free_ports, _sims, _stop
+from tests.support import LoopThread, four_free_ports
+from tests.test_sims_command import _sims, _stop
 
 TOKEN = "t0ken-for-this-test"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -260,7 +260,7 @@ async def test_hosting_refuses_to_listen_beyond_loopback_without_a_token():
 
 # -- twinyard sims ----------------------------------------------------------------------------
 def test_twinyard_sims_prints_a_token_that_opens_its_control_plane():
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = _sims("--env", "--port-base", str(base))
     try:
         lines = [proc.stdout.readline().strip() for _ in range(5)]
@@ -278,7 +278,7 @@ def test_twinyard_sims_prints_a_token_that_opens_its_control_plane():
 
 def test_twinyard_sims_takes_its_token_from_the_environment(monkeypatch):
     monkeypatch.setenv("TWINYARD_CONTROL_TOKEN", "chosen-token-1")
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = _sims("--port-base", str(base))  # the table: "token    <token>" after the URLs
     try:
         lines = [proc.stdout.readline().split() for _ in range(5)]
@@ -317,7 +317,7 @@ def test_twinyard_sims_refuses_an_open_control_plane_beyond_loopback(args, messa
 
 
 def test_twinyard_sims_without_a_token_on_loopback_is_open_and_says_so():
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = _sims("--env", "--no-token", "--port-base", str(base))
     try:
         urls = [proc.stdout.readline().strip() for _ in range(4)]

@@ -13,6 +13,7 @@ from harness import oracles, scenario
 from harness.cli import main
 from harness.runner import RunConfig, run
 from harness.world.integrator import play
+from tests.support import four_free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -87,10 +88,7 @@ def test_unreachable_stack_url_is_one_line_exit_2(tmp_path, capsys):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    base = 0  # any free simulator ports
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
+    base = four_free_ports()
     code = main(
         [
             "run",

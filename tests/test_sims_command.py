@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -10,32 +9,11 @@ from datetime import datetime
 import httpx
 import pytest
 
-
-def _four_free_ports(host: str = "127.0.0.1") -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base = probe.getsockname()[1]
-        if base + 3 > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + 4):
-                sock = socket.socket()
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                socks.append(sock)
-                sock.bind((host, port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no four consecutive free ports")
+from tests.support import four_free_ports
 
 
 def test_sims_env_prints_one_variable_per_system_and_they_answer():
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "sims", "--env", "--port-base", str(base)],
         stdout=subprocess.PIPE,
@@ -58,7 +36,7 @@ def test_sims_env_prints_one_variable_per_system_and_they_answer():
 
 
 def test_sims_can_serve_the_carriers_v2():
-    base = _four_free_ports()
+    base = four_free_ports()
     args = ["sims", "--env", "--port-base", str(base), "--carrier-api-version", "v2"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE)
     try:
@@ -118,7 +96,7 @@ faults:
 def test_sims_scenario_sets_the_simulators_up_as_its_world_and_options_override_it(tmp_path):
     scenario = tmp_path / "small_shop.yaml"
     scenario.write_text(SMALL_SHOP)
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = _sims("--env", "--port-base", str(base), "--scenario", str(scenario), "--stock", "9")
     try:
         urls = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(4))
@@ -159,7 +137,7 @@ def test_sims_options_override_the_scenario_and_the_seed_keys_its_faults():
 
 
 def test_sims_on_all_interfaces_prints_a_url_a_client_can_use():
-    base = _four_free_ports("0.0.0.0")
+    base = four_free_ports("0.0.0.0")
     proc = _sims("--env", "--host", "0.0.0.0", "--port-base", str(base))
     try:
         lines = [proc.stdout.readline().strip() for _ in range(4)]
@@ -180,7 +158,7 @@ def test_sims_on_all_interfaces_prints_a_url_a_client_can_use():
 def test_sims_on_loopback_is_not_reachable_on_other_addresses():
     if sys.platform != "linux":
         pytest.skip("127.0.0.2 is routed to this machine on Linux only")
-    base = _four_free_ports()
+    base = four_free_ports()
     proc = _sims("--env", "--port-base", str(base))
     try:
         assert proc.stdout.readline().strip() == f"TWINYARD_ERP_URL=http://127.0.0.1:{base}"
