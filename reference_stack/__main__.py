@@ -2,8 +2,11 @@
 
 Exit codes: 0 after a requested stop (SIGTERM or SIGINT, once the graceful shutdown is done);
 1 when a simulator could not be subscribed to; 2 when the stack cannot start as configured
-(a variable missing or malformed, REFSTACK_DB unusable, the port taken), with one line on
-stderr saying which.
+(a variable missing or malformed, REFSTACK_DB unusable, the port taken, an argument given),
+with one line on stderr saying which.
+
+It takes no arguments: everything comes from the environment (reference_stack.config), so
+the webhook secret is never on a command line, where ``ps`` shows it to every user.
 """
 
 from __future__ import annotations
@@ -45,7 +48,16 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        print(
+            f"reference_stack: takes no arguments (got {len(args)}): it is configured by "
+            "environment variables only; the webhook secret by TWINYARD_WEBHOOK_SECRET or a "
+            "file named by TWINYARD_WEBHOOK_SECRET_FILE",
+            file=sys.stderr,
+        )
+        return 2
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _stopped)
     logging.basicConfig(

@@ -20,11 +20,24 @@ from reference_stack.defects import DEAD_LETTER_NO_REPLAY, SKIP_SIGNATURE
 from reference_stack.stack import Stack
 from reference_stack.store import DEAD, Event
 from reference_stack.subscriptions import SubscriptionError
-from simulators.common.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from simulators.common.signing import (
+    FUTURE_SKEW_S,
+    SIGNATURE_HEADER,
+    SIGNATURE_HEADERS,
+    STANDARD_WEBHOOKS,
+    SW_ID_HEADER,
+    SW_SIGNATURE_HEADER,
+    SW_TIMESTAMP_HEADER,
+    TIMESTAMP_HEADER,
+    TWINYARD,
+    verify,
+    verify_standard,
+)
 
 log = logging.getLogger("reference_stack")
 
-REPLAY_WINDOW_S = 300
+REPLAY_WINDOW_S = 300  # how old a signed timestamp may be
+MAX_SKEW_S = FUTURE_SKEW_S  # how far ahead of our clock (30 s): the sender's clock may run fast
 
 
 def respond(data: Any, status: int = 200) -> Response:
@@ -44,28 +57,61 @@ def too_large() -> Response:
 
 
 def check_signature(
-    secret: str, body: bytes, request: Request, defects: frozenset[str] = frozenset()
+    secret: str,
+    body: bytes,
+    request: Request,
+    defects: frozenset[str] = frozenset(),
+    scheme: str = TWINYARD,
 ) -> str | None:
-    """None when the webhook is signed with our secret within the replay window, else why not."""
+    """None when the webhook is signed with our secret, in the scheme we subscribed with,
+    with a timestamp in canonical form no older than the replay window and no further ahead
+    than the skew; else why not. A signature or timestamp header sent twice is refused: which
+    one a server hands over (the first, the last, both joined by a comma) differs between
+    servers and proxies, and a check may then read another than the one verified."""
     if SKIP_SIGNATURE in defects:
         return None
+    headers = request.headers
+    for name in SIGNATURE_HEADERS[scheme]:
+        if len(headers.getlist(name)) > 1:
+            return f"{name} sent more than once"
+    if scheme == STANDARD_WEBHOOKS:
+        return verify_standard(
+            secret,
+            body,
+            headers.get(SW_ID_HEADER),
+            headers.get(SW_TIMESTAMP_HEADER),
+            headers.get(SW_SIGNATURE_HEADER),
+            tolerance_s=REPLAY_WINDOW_S,
+            future_skew_s=MAX_SKEW_S,
+        )
     return verify(
         secret,
         body,
-        request.headers.get(TIMESTAMP_HEADER),
-        request.headers.get(SIGNATURE_HEADER),
+        headers.get(TIMESTAMP_HEADER),
+        headers.get(SIGNATURE_HEADER),
         tolerance_s=REPLAY_WINDOW_S,
+        future_skew_s=MAX_SKEW_S,
     )
 
 
-def parse_event(system: str, body: bytes, correlation_id: str | None = None) -> Event | None:
-    """The envelope ``{"id", "type", "data", ...}`` as an Event; None when it is not one."""
+def load_envelope(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object; None when it is not one."""
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(envelope, dict):
-        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
+def parse_event(system: str, body: bytes, correlation_id: str | None = None) -> Event | None:
+    """The envelope ``{"id", "type", "data", ...}`` as an Event; None when it is not one."""
+    envelope = load_envelope(body)
+    return None if envelope is None else event_of(system, envelope, correlation_id)
+
+
+def event_of(
+    system: str, envelope: dict[str, Any], correlation_id: str | None = None
+) -> Event | None:
     event_id, event_type, data = envelope.get("id"), envelope.get("type"), envelope.get("data")
     if not (isinstance(event_id, str) and event_id and isinstance(event_type, str)):
         return None
@@ -87,12 +133,32 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         body = await request.body()
         if len(body) > MAX_EVENT_BYTES:
             return too_large()
-        reason = check_signature(stack.config.webhook_secret, body, request, stack.config.defects)
+        config = stack.config
+        reason = check_signature(
+            config.webhook_secret, body, request, config.defects, config.webhook_signing
+        )
         if reason is not None:
             return error(401, "invalid_signature", reason)
-        event = parse_event(system, body, request.headers.get("x-correlation-id"))
-        if event is None:
+        envelope = load_envelope(body)
+        event = None
+        if envelope is not None:
+            event = event_of(system, envelope, request.headers.get("x-correlation-id"))
+        if envelope is None or event is None:
             return error(400, "malformed_event", "the body is not an event envelope")
+        source = envelope.get("source")
+        if source != system:
+            # The signature binds the body, and the body names its sender: an event one
+            # system sent, replayed to another's endpoint (one secret serves all four), is
+            # refused here.
+            shown = source[:40] if isinstance(source, str) else None  # never a body echoed
+            sender = f"from {shown!r}" if shown is not None else "naming no source system"
+            return error(
+                400,
+                "wrong_system",
+                f"an event {sender} sent to the {system} endpoint",
+                source=shown,
+                endpoint=system,
+            )
         if not stack.receive(event, body):
             return respond({"status": "duplicate", "event_id": event.id}, 200)
         return respond({"status": "accepted", "event_id": event.id}, 202)

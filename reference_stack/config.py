@@ -1,24 +1,29 @@
 """Configuration from environment variables only, as the harness (or a user) launches the stack.
 
 A stack that is misconfigured must say so in one line and stop with exit code 2, before it
-binds a port or subscribes anywhere.
+binds a port or subscribes anywhere. The webhook secret never comes from the command line
+(anyone on the machine reads that in ``ps``): ``TWINYARD_WEBHOOK_SECRET``, or a file named by
+``TWINYARD_WEBHOOK_SECRET_FILE``.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from reference_stack import defects as known_defects
+from simulators.common import signing
 
 T = TypeVar("T", int, float)
 
 SYSTEMS = ("erp", "wms", "tms", "carrier")
 URL_VARS = {system: f"TWINYARD_{system.upper()}_URL" for system in SYSTEMS}
 SECRET_VAR = "TWINYARD_WEBHOOK_SECRET"
+SECRET_FILE_VAR = "TWINYARD_WEBHOOK_SECRET_FILE"
+SIGNING_VAR = "REFSTACK_WEBHOOK_SIGNING"
 DEFECTS_VAR = "REFSTACK_DEFECTS"
 
 
@@ -29,7 +34,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class Config:
     vendor_urls: dict[str, str]  # system -> base URL without a trailing slash
-    webhook_secret: str
+    webhook_secret: str = field(repr=False)  # never in a log line or a traceback
     port: int = 8700
     db_path: Path | None = None  # None: a fresh file in a temporary directory
     retry_base_s: float = 0.2
@@ -38,17 +43,30 @@ class Config:
     workers: int = 16
     call_jitter_ms: float = 0.0  # a random delay before each vendor call (timing perturbation)
     defects: frozenset[str] = frozenset()  # known bugs switched on (reference_stack.defects)
+    # How the simulators sign what they send it: "twinyard" or "standard-webhooks" (a whsec_
+    # secret), asked for when it subscribes.
+    webhook_signing: str = signing.TWINYARD
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
-        missing = [var for var in (*URL_VARS.values(), SECRET_VAR) if not env.get(var)]
+        missing = [var for var in URL_VARS.values() if not env.get(var)]
+        if not env.get(SECRET_VAR) and not env.get(SECRET_FILE_VAR):
+            missing.append(SECRET_VAR)  # or SECRET_FILE_VAR (docs/choreography.md)
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         urls = {system: _url(env, var) for system, var in URL_VARS.items()}
         db = env.get("REFSTACK_DB")
+        scheme = env.get(SIGNING_VAR, "").strip() or signing.TWINYARD
+        secret = _secret(env)
+        try:
+            signing.check_secret(scheme, secret)
+        except ValueError as exc:
+            var = SIGNING_VAR if scheme not in signing.SCHEMES else _secret_origin(env)
+            raise ConfigError(f"{var}: {exc}") from None
         return cls(
             vendor_urls=urls,
-            webhook_secret=env[SECRET_VAR],
+            webhook_secret=secret,
+            webhook_signing=scheme,
             port=_number(env, "TWINYARD_STACK_PORT", 8700, int, low=1, high=65535),
             db_path=Path(db) if db else None,
             retry_base_s=_number(env, "REFSTACK_RETRY_BASE_S", 0.2, float, low=0.0),
@@ -64,6 +82,21 @@ class Config:
         if self.db_path is not None:
             return self.db_path
         return Path(tempfile.mkdtemp(prefix="refstack-")) / "refstack.db"
+
+
+def _secret(env: Mapping[str, str]) -> str:
+    """The variable's value; else the file's. A launched stack gets the variable from the
+    harness (the run's secret), whatever file its environment also names, so it wins."""
+    if env.get(SECRET_VAR):
+        return env[SECRET_VAR]
+    try:
+        return signing.read_secret_file(env[SECRET_FILE_VAR])
+    except ValueError as exc:
+        raise ConfigError(f"{SECRET_FILE_VAR}: {exc}") from None
+
+
+def _secret_origin(env: Mapping[str, str]) -> str:
+    return SECRET_VAR if env.get(SECRET_VAR) else SECRET_FILE_VAR
 
 
 def _url(env: Mapping[str, str], var: str) -> str:

@@ -57,6 +57,7 @@ class Stack:
             f"http://127.0.0.1:{self.config.port}/webhooks",
             handlers.CONSUMED,
             self.config.webhook_secret,
+            signing=self.config.webhook_signing,
         )
         self.subscribed = True
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from reference_stack.clients import Vendors, Verdict
+from simulators.common.signing import TWINYARD
 
 log = logging.getLogger("reference_stack.subscriptions")
 
@@ -29,22 +31,26 @@ async def subscribe_all(
     secret: str,
     *,
     within_s: float = SUBSCRIBE_WITHIN_S,
+    signing: str = TWINYARD,
 ) -> None:
-    """Subscribe ``{base_url}/{system}`` to the events consumed from each system, concurrently."""
+    """Subscribe ``{base_url}/{system}`` to the events consumed from each system, concurrently,
+    signed in the ``signing`` scheme."""
     deadline = asyncio.get_running_loop().time() + within_s
+    body: dict[str, Any] = {"secret": secret}
+    if signing != TWINYARD:  # the default is not sent: the recorded pacts stay as they are
+        body["signing"] = signing
     try:
         async with asyncio.TaskGroup() as group:
             for system, events in consumed.items():
                 url = f"{base_url}/{system}"
-                group.create_task(_subscribe(vendors, system, url, events, secret, deadline))
+                request = {"url": url, "events": events, **body}
+                group.create_task(_subscribe(vendors, system, request, deadline))
     except* SubscriptionError as failed:
         raise failed.exceptions[0] from None
 
 
-async def _subscribe(
-    vendors: Vendors, system: str, url: str, events: list[str], secret: str, deadline: float
-) -> None:
-    body = {"url": url, "events": events, "secret": secret}
+async def _subscribe(vendors: Vendors, system: str, body: dict[str, Any], deadline: float) -> None:
+    url = body["url"]
     loop = asyncio.get_running_loop()
     wait = FIRST_RETRY_S
     while True:

@@ -9,8 +9,13 @@ Two parts, both against the receiver's URL:
   secret so that it gets past the signature check to the parser, and checks every answer:
   not a server error, a documented status, a body and headers as documented;
 - hostile: a fixed catalogue of events, each with the answer it must get (unsigned, forged
-  or replayed events: 401; signed garbage: 400; an unknown type or a 2 MB body: no 5xx; the
-  same event twice; and a valid event at the end, to see that the receiver still answers).
+  or replayed events: 401; a timestamp ahead beyond the clock skew or not canonical: 401; a
+  signature header sent twice, an event sent to another system's endpoint: a 4xx; signed
+  garbage: 400; an unknown type or a 2 MB body: no 5xx; the same event twice; and a valid
+  event at the end, to see that the receiver still answers).
+
+Both sign in the scheme the receiver subscribed with: ``twinyard`` (the default) or
+``standard-webhooks`` (``signing``; simulators.common.signing).
 
 The engine run is ``schemathesis_run``; the catalogue is ``hostile``.
 """
@@ -18,6 +23,7 @@ The engine run is ``schemathesis_run``; the catalogue is ``hostile``.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +46,13 @@ from harness.contracts.schemathesis_run import (
     run_engine,
 )
 from harness.report import junit_xml
+from simulators.common import signing as schemes
 from simulators.common.signing import (
     SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signed_headers,
+    SIGNATURE_HEADERS,
+    STANDARD_WEBHOOKS,
+    SW_SIGNATURE_HEADER,
+    TWINYARD,
 )
 
 DEFAULT_SPEC = bundled.STACK_WEBHOOKS_SPEC
@@ -92,13 +101,19 @@ def run(
     *,
     max_examples: int = 100,
     seed: int = 0,
+    signing: str = TWINYARD,
 ) -> FuzzResult:
-    """Fuzz the receiver at ``url`` (its base URL; the spec's paths are appended)."""
+    """Fuzz the receiver at ``url`` (its base URL; the spec's paths are appended), every
+    event signed in the ``signing`` scheme."""
     started = time.perf_counter()
     url = url.rstrip("/")
+    try:
+        schemes.check_secret(signing, secret)
+    except ValueError as exc:
+        raise FuzzError(f"--signing {signing}: {exc}") from None
     raw = _load(spec)
     targets = receiver_paths(raw)
-    schema = signed_schema(raw, url, secret, max_examples=max_examples, seed=seed)
+    schema = signed_schema(raw, url, secret, max_examples=max_examples, seed=seed, signing=signing)
     _reachable(url)
     generated = run_engine(schema)
     # A connection per case: a receiver that crashed on one case may drop the connection it
@@ -106,7 +121,7 @@ def run(
     fresh = httpx.Limits(max_keepalive_connections=0)
     sending = time.perf_counter()
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=fresh) as client:
-        outcomes = [o for target in targets for o in run_catalogue(client, target, secret)]
+        outcomes = [o for target in targets for o in run_catalogue(client, target, secret, signing)]
     hostile_s = time.perf_counter() - sending
     ended = time.perf_counter()
     return FuzzResult(url, str(spec), generated, outcomes, hostile_s, ended - started)
@@ -185,20 +200,30 @@ class _Signer(requests.auth.AuthBase):
     Schemathesis removed or replaced on purpose (to see them refused) goes out as it is.
     """
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, signing: str = TWINYARD) -> None:
         self.secret = secret
+        self.signing = signing
+        self.marker = SW_SIGNATURE_HEADER if signing == STANDARD_WEBHOOKS else SIGNATURE_HEADER
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if request.headers.get(SIGNATURE_HEADER) == PENDING:
+        if request.headers.get(self.marker) == PENDING:
             body = request.body or b""
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            request.headers.update(signed_headers(self.secret, body))  # type: ignore[arg-type]
+            msg_id = f"msg_{uuid.uuid4().hex}"  # Standard Webhooks' webhook-id
+            headers = schemes.sign(self.signing, self.secret, body, msg_id)  # type: ignore[arg-type]
+            request.headers.update(headers)
         return request
 
 
 def signed_schema(
-    raw: dict[str, Any], url: str, secret: str, *, max_examples: int, seed: int = 0
+    raw: dict[str, Any],
+    url: str,
+    secret: str,
+    *,
+    max_examples: int,
+    seed: int = 0,
+    signing: str = TWINYARD,
 ) -> Any:
     """The receiver's schema, configured for this run, with every generated request signed."""
     config = SchemathesisConfig.from_dict(
@@ -219,7 +244,7 @@ def signed_schema(
                 raise operation.err()
     except Exception as exc:  # schemathesis and jsonschema-rs each raise their own
         raise FuzzError(f"not a usable OpenAPI document: {first_line(str(exc))}") from None
-    signer = _Signer(secret)
+    signer = _Signer(secret, signing)
 
     class Signature:
         """Schemathesis auth provider: the placeholder now, the signature when sent."""
@@ -230,8 +255,8 @@ def signed_schema(
         def set(self, case: Any, data: str, context: Any) -> None:
             if case.headers is None:
                 case.headers = {}
-            case.headers[SIGNATURE_HEADER] = data
-            case.headers[TIMESTAMP_HEADER] = data
+            for name in SIGNATURE_HEADERS[signing]:
+                case.headers[name] = data
             case._auth = signer  # what schemathesis' own requests-auth provider sets
 
     schema.auth(refresh_interval=None, retry_on=[])(Signature)
