@@ -27,6 +27,7 @@ from harness.report import html, junit, progress, run_files, terminal, verdict_j
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import HEALTH_PATH, StackError
 from simulators.common.guard import usable_token
+from simulators.common.signing import read_secret_file
 
 app = typer.Typer(
     name="twinyard",
@@ -91,6 +92,37 @@ def _route(value: str) -> str:
     if not value.startswith("/"):
         raise typer.BadParameter(f"{value!r}: a path on the stack starts with /, e.g. /health")
     return value
+
+
+SECRET_FILE_VAR = "TWINYARD_WEBHOOK_SECRET_FILE"
+SECRET_NOTE = "deprecated on the command line, where ps shows it to every user"
+
+
+def _webhook_secret(
+    value: str | None, file: Path | None, names: tuple[str, str], flags: tuple[str, str]
+) -> str | None:
+    """The webhook secret: the option's value or its file's text, whichever was given in the
+    higher-ranked place (command line, variable, pyproject.toml); both in the same place is a
+    usage error. ``names`` are the two parameters' names, ``flags`` their options."""
+    if file is None:
+        return value
+    if value is not None:
+        from typer._click.core import ParameterSource
+        from typer._click.globals import get_current_context
+
+        ctx = get_current_context()
+        rank = [ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT]
+        value_from, file_from = (ctx.get_parameter_source(name) for name in names)
+        value_rank = rank.index(value_from) if value_from in rank else len(rank)
+        file_rank = rank.index(file_from) if file_from in rank else len(rank)
+        if value_rank < file_rank:
+            return value
+        if value_rank == file_rank:
+            raise Usage(f"{flags[0]} and {flags[1]} both give the webhook secret: give one")
+    try:
+        return read_secret_file(file)
+    except ValueError as exc:
+        raise Usage(f"{flags[1]}: {exc}") from None
 
 
 def _where_not(path: Path, folder: bool) -> str | None:
@@ -191,7 +223,19 @@ def run_command(
     ),
     port_base: PortBase = None,
     webhook_secret: Annotated[
-        str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
+        str | None,
+        typer.Option(
+            envvar="TWINYARD_WEBHOOK_SECRET",
+            help=f"secret for webhooks ({SECRET_NOTE}: set TWINYARD_WEBHOOK_SECRET or use "
+            "--webhook-secret-file) [default: a new one per run]",
+        ),
+    ] = None,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=SECRET_FILE_VAR,
+            help="a file holding the webhook secret (its text, without trailing line breaks)",
+        ),
     ] = None,
     control_token: Annotated[
         str | None,
@@ -214,11 +258,26 @@ def run_command(
     health_path: Annotated[
         str, typer.Option(callback=_route, help="the stack's health route")
     ] = HEALTH_PATH,
+    max_wall: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            max=604_800,
+            help="stop the run after this many wall seconds: the day is judged as it stood "
+            "and the run fails (exit 1) [default: no limit]",
+        ),
+    ] = None,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
     if control_token is not None and not usable_token(control_token):
         raise Usage("--control-token must be visible ASCII characters, no spaces (not empty)")
+    webhook_secret = _webhook_secret(
+        webhook_secret,
+        webhook_secret_file,
+        ("webhook_secret", "webhook_secret_file"),
+        ("--webhook-secret", "--webhook-secret-file"),
+    )
     loaded = _load(path).with_seed(seed)
     _make_folder(report_dir, "--report-dir")
     if stack_url and port_base is None:
@@ -234,6 +293,7 @@ def run_command(
         control_token=control_token,
         ready_timeout_s=ready_timeout,
         health_path=health_path,
+        max_wall_s=max_wall,
     )
     console = terminal.console()
     try:
@@ -484,6 +544,13 @@ def _diff_json(old: str, new: str, changes: list[Any]) -> dict[str, Any]:
     }
 
 
+class Signing(StrEnum):
+    """The webhook signature scheme (simulators.common.signing.SCHEMES)."""
+
+    twinyard = "twinyard"
+    standard_webhooks = "standard-webhooks"
+
+
 @contracts_app.command("fuzz")
 def contracts_fuzz_command(
     url: Annotated[
@@ -494,8 +561,27 @@ def contracts_fuzz_command(
         Path | None, typer.Option(help="the receiver's OpenAPI (default: stack-webhooks.yaml)")
     ] = None,
     secret: Annotated[
-        str | None, typer.Option(envvar="TWINYARD_WEBHOOK_SECRET", help="secret for webhooks")
+        str | None,
+        typer.Option(
+            envvar="TWINYARD_WEBHOOK_SECRET",
+            help=f"secret for webhooks ({SECRET_NOTE}: set TWINYARD_WEBHOOK_SECRET or use "
+            "--secret-file)",
+        ),
     ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=SECRET_FILE_VAR,
+            help="a file holding the webhook secret (its text, without trailing line breaks)",
+        ),
+    ] = None,
+    signing: Annotated[
+        Signing,
+        typer.Option(
+            help="how the events are signed: as the stack subscribed (standard-webhooks: a "
+            "whsec_ secret)"
+        ),
+    ] = Signing.twinyard,
     max_examples: Annotated[int, typer.Option(min=1, help="generated cases per phase")] = 100,
     junit_path: Annotated[
         Path | None, typer.Option("--junit", callback=_out_file, help="also write JUnit XML")
@@ -507,12 +593,22 @@ def contracts_fuzz_command(
 
     from harness.contracts import fuzz
 
+    secret = _webhook_secret(
+        secret, secret_file, ("secret", "secret_file"), ("--secret", "--secret-file")
+    )
     if not secret:
         raise Usage(
-            "a webhook secret is needed to sign events: --secret or TWINYARD_WEBHOOK_SECRET"
+            "a webhook secret is needed to sign events: TWINYARD_WEBHOOK_SECRET, "
+            "--secret-file or --secret"
         )
     try:
-        result = fuzz.run(url, secret, openapi or fuzz.DEFAULT_SPEC, max_examples=max_examples)
+        result = fuzz.run(
+            url,
+            secret,
+            openapi or fuzz.DEFAULT_SPEC,
+            max_examples=max_examples,
+            signing=signing.value,
+        )
     except fuzz.FuzzError as exc:
         raise Usage(str(exc)) from None
     console = terminal.console()

@@ -6,6 +6,14 @@ on the simulator's clock the listener is closed, so new connections are refused,
 open connection is reset; when it closes the simulator listens again on the same port, with
 its state as it was. Faults of the scenario are armed when serving starts, faults added live
 through ``POST /_sim/faults`` through ``Simulator.on_fault_added``.
+
+Every listener has slow-connection limits (wall seconds), so no client can hold a connection,
+and through it a lockstep step, forever: a request's line and headers must arrive within
+``HEADER_TIMEOUT_S`` of its first byte (or of the connection opening), else it is answered
+``408 request_timeout`` and closed; its body within the simulator's ``BODY_TIMEOUT_S``
+(``simulators.common.simulator``: h11 and httptools have no body timeout); an idle kept-alive
+connection is closed after ``KEEP_ALIVE_S``; and at shutdown a request still being received
+is reset, others get ``SHUTDOWN_GRACE_S`` to finish.
 """
 
 from __future__ import annotations
@@ -16,11 +24,15 @@ import gc
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from simulators.common.errors import SimError
 from simulators.common.faults import Fault
 from simulators.common.guard import is_loopback
 from simulators.common.simulator import Simulator
@@ -29,6 +41,9 @@ LOOPBACK = "127.0.0.1"
 REBIND_PAUSE_S = 0.05  # wall seconds between tries when the port is not free to listen again
 REBIND_TRIES = 100
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
+HEADER_TIMEOUT_S = 30.0  # a request line and headers, from the first byte (read when armed)
+KEEP_ALIVE_S = 30  # an idle kept-alive connection is closed after this
+SHUTDOWN_GRACE_S = 1  # at shutdown, requests being handled get this long to finish
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +180,73 @@ def _reset(connection: object) -> None:
     transport.abort()
 
 
+class _Connection(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP protocol with a limit on how long a request's line and headers may take:
+    armed when the connection opens and when a request's first bytes come, disarmed when its
+    headers are complete (uvicorn has then started a new request cycle)."""
+
+    on_slow: Callable[[str], None] | None = None  # told of each connection let go
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._headers_timer: asyncio.TimerHandle | None = None
+        self._armed_for: object = None
+        self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        super().data_received(data)
+        if self.cycle is not before:
+            self._headers_came()
+        elif self._headers_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._await_headers()  # the first bytes of the next request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_came()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        self._armed_for = self.cycle
+        self._headers_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+
+    def _headers_came(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
+    def _headers_late(self) -> None:
+        self._headers_timer = None
+        cycle = self.cycle
+        if cycle is not self._armed_for or (cycle is not None and not cycle.response_complete):
+            return  # a request came after all, and is being handled
+        if self.transport.is_closing():
+            return
+        body = orjson.dumps(
+            SimError(
+                408,
+                "request_timeout",
+                f"the request headers did not arrive within {HEADER_TIMEOUT_S:g} s",
+            ).body()
+        )
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("latin-1") + body)
+        self.transport.close()
+        if self.on_slow is not None:
+            peer = f" from {self.client[0]}:{self.client[1]}" if self.client else ""
+            self.on_slow(
+                f"closed a connection{peer} that sent no complete request headers within "
+                f"{HEADER_TIMEOUT_S:g} s (408)"
+            )
+
+
+def connection_class(on_slow: Callable[[str], None] | None = None) -> type[asyncio.Protocol]:
+    """The protocol a listener serves with, telling ``on_slow`` of connections it let go."""
+    return type("Connection", (_Connection,), {"on_slow": staticmethod(on_slow)})
+
+
 def bind(host: str, port: int) -> socket.socket:
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY on accepted connections only for
     # sockets whose proto says TCP; with proto 0 each answer waited ~40 ms for a delayed ACK
@@ -205,7 +287,7 @@ async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -
     socks = [bind(host, port) for port in ports]  # all bound before any starts: fail early
     hosted: list[Hosted] = []
     for sim, sock in zip(sims, socks, strict=True):
-        server = await start_server(sim.app, sock)
+        server = await start_server(sim.app, sock, on_slow=_noting(sim))
         await sim.start()
         hosted.append(Hosted(sim, server, sock))
     tune_gc()
@@ -214,10 +296,26 @@ async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -
     return hosted
 
 
-async def start_server(app: ASGIApp, sock: socket.socket) -> uvicorn.Server:
-    """A uvicorn server on the running loop, without taking over signals (we own them)."""
+def _noting(sim: Simulator) -> Callable[[str], None]:
+    def note(line: str) -> None:
+        sim.slow_clients.append(f"{sim.system} {line}")
+
+    return note
+
+
+async def start_server(
+    app: ASGIApp, sock: socket.socket, on_slow: Callable[[str], None] | None = None
+) -> uvicorn.Server:
+    """A uvicorn server on the running loop, without taking over signals (we own them), with
+    the slow-connection limits of this module."""
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        http=connection_class(on_slow),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
     config.load()
@@ -233,5 +331,17 @@ async def shutdown(hosted: list[Hosted]) -> None:
         await item.settle()
         await item.sim.stop()
         item.server.should_exit = True
+        connections = item.server.server_state.connections
+        for connection in list(connections):
+            if _receiving(connection):  # a body that may never come: not waited for
+                _reset(connection)
         await item.server.shutdown(sockets=[item.sock])
         item.sock.close()
+        for connection in list(connections):  # still open after the grace: let go
+            _reset(connection)
+
+
+def _receiving(connection: object) -> bool:
+    """A uvicorn connection whose request's body is still being received."""
+    cycle = getattr(connection, "cycle", None)
+    return cycle is not None and not cycle.response_complete and cycle.more_body

@@ -17,6 +17,12 @@ A stack with no probe is quiet when it has been silent for a settle window after
 exchange. The window is learnt: it starts at ``stack.settle_ms`` and shrinks to a few times the
 longest reaction the stack has shown (a webhook delivered, then its next call), never below
 ``MIN_SETTLE_S``; and a step that sent the stack nothing needs no settle at all.
+
+Watchdogs (wall clock): a request in flight at a simulator for longer than
+``request_watchdog_s`` is named in the notes and no longer waited for (``harness.driving``);
+a step that cannot get quiet within ``stall_timeout_s`` says in one note what held it (requests
+in flight, deliveries on the wire or queued, the stack's probe saying busy, a stack that kept
+calling) and goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from harness.clock import LockstepClock
-from harness.driving import Driver
+from harness.driving import REQUEST_WATCHDOG_S, Driver, moment
 from harness.polling import PollWatch
 from harness.stack import Idle, StackProbe
 from harness.timers import RetryWatch
@@ -44,6 +50,8 @@ LEARN_AFTER = 20  # settles observed before the window is learnt
 BUSY_BUT_WAITING_S = 0.5  # a probe saying busy this long with nothing but refusals on the
 # wire and a retry due is a stack waiting on its own timer (it counts the wait as work)
 WATCHDOG_S = 10.0  # a wait this long (wall) is reported with its reason
+STEP_WATCHDOG_S = 60.0  # wall seconds a step may wait to get quiet before it goes on anyway
+NAMED_AT_MOST = 3  # requests or deliveries a step watchdog's note names (then: "+N more")
 POLL_TIMEOUT_S = 30.0  # wall seconds a polling stack has to read what it owes at a tick
 POLL_TICK_S = 0.005  # wall seconds between looks at the journals while a read is owed
 
@@ -59,13 +67,20 @@ class Lockstep(Driver):
         horizon_s: float,
         resolution_s: float = 0.0,
         settle_s: float = 0.05,
-        stall_timeout_s: float = 60.0,
+        stall_timeout_s: float = STEP_WATCHDOG_S,
         drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
         polls: PollWatch | None = None,
+        request_watchdog_s: float = REQUEST_WATCHDOG_S,
     ) -> None:
         super().__init__(
-            env, sims, probe, horizon_s=horizon_s, drain_timeout_s=drain_timeout_s, on_step=on_step
+            env,
+            sims,
+            probe,
+            horizon_s=horizon_s,
+            drain_timeout_s=drain_timeout_s,
+            on_step=on_step,
+            request_watchdog_s=request_watchdog_s,
         )
         self.clock = clock
         self.resolution_s = resolution_s
@@ -84,6 +99,8 @@ class Lockstep(Driver):
         self._settle_samples = 0
         self._wait_started: float | None = None
         self._busy_progress, self._busy_since = -1, time.monotonic()  # a probe saying busy
+        self._last_idle: Idle | None = None  # the probe's last answer in this wait
+        self._kept_calling = False  # a settle window of this wait ended with the wire moved
         for sim in sims:
             sim.on_settle = self._settled.set
 
@@ -300,24 +317,70 @@ class Lockstep(Driver):
             self._reactions.append(max(0.0, first - settled_at))
             self._reactions = self._reactions[-200:]
 
+    def _what_holds(self) -> str:
+        """Why the system is not quiet, in a few words naming what it waits for."""
+        now, reasons = time.monotonic(), []
+        requests = [
+            f"{sim.system} {r.call()} for {now - r.since:.1f} s{r.body_state()}"
+            + (f" (delayed {r.held_s:g} s by a latency fault)" if r.held_s else "")
+            for sim in self.sims
+            if not sim.quiet()
+            for r in sim.requests.values()
+            if not r.excused
+        ]
+        deliveries = [
+            f"{sim.system} {d.event_type} {d.id} (attempt {d.attempts}) to "
+            f"{d.subscription.url} since {moment(at)}, {now - since:.1f} s on the wire"
+            for sim in self.sims
+            if not sim.quiet()
+            for d, since, at in sim.webhooks.on_wire.values()
+        ]
+        queued = [
+            f"{sim.system} {sim.webhooks.queued}"
+            for sim in self.sims
+            if not sim.quiet() and sim.webhooks.queued
+        ]
+        for label, named in (
+            ("requests in flight", requests),
+            ("deliveries on the wire", deliveries),
+        ):
+            if named:
+                more = len(named) - NAMED_AT_MOST
+                reasons.append(
+                    f"{label}: {', '.join(named[:NAMED_AT_MOST])}"
+                    + (f" (+{more} more)" if more > 0 else "")
+                )
+        if queued:
+            reasons.append(f"deliveries queued: {', '.join(queued)}")
+        if not reasons and not self._sims_quiet():
+            reasons.append("deliveries due on the simulators' clocks")
+        if self._last_idle is Idle.NO:
+            reasons.append(f"the stack's probe (GET {self.probe.idle_path}) said busy")
+        elif self._kept_calling:
+            reasons.append("the stack kept calling the simulators (no settle window was silent)")
+        return "; ".join(reasons) or "nothing the harness can name"
+
     async def wait_quiet(self) -> None:
         started = time.monotonic()
         pause = 0.0005
+        self._last_idle, self._kept_calling = None, False
         while True:
             await asyncio.sleep(0)
             if time.monotonic() - started > self.stall_timeout_s:
                 self.stalls.append(
-                    f"not quiet after {self.stall_timeout_s:.0f} s wall at {self.clock.iso()}; "
-                    "advanced anyway"
+                    f"not quiet within the step watchdog ({self.stall_timeout_s:g} s wall) at "
+                    f"{moment(self.clock.now())}: {self._what_holds()}; advanced anyway"
                 )
                 return
             if not self._sims_quiet():
+                if self.let_go_of_stuck_requests(self.clock.now()) and self._sims_quiet():
+                    continue
                 self._settled.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._settled.wait(), 0.05)
                 continue
             mark = self._mark()
-            state = await self.probe.idle()
+            state = self._last_idle = await self.probe.idle()
             if state is Idle.NO:
                 # Kept across calls: once a "busy" stack is known to wait on a timer, each
                 # paced tick goes on at once until something other than a refusal happens.
@@ -346,3 +409,4 @@ class Lockstep(Driver):
             if self._sims_quiet() and self._mark() == mark:
                 self._quiet_mark = mark
                 return
+            self._kept_calling = True

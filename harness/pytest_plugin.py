@@ -10,7 +10,8 @@
 
 Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` (default: the bundled reference
 stack), ``--twinyard-report-dir`` (default ``reports/pytest`` under the rootdir; one folder per
-scenario, and per xdist worker), each also an ini option (``twinyard_stack_url`` ...).
+scenario, and per xdist worker), ``--twinyard-max-wall`` (seconds: a run cut short there fails
+every item of its scenario), each also an ini option (``twinyard_stack_url`` ...).
 
 Under ``pytest -n N`` (xdist's default ``--dist load``) a scenario file's items are kept on one
 worker, so each scenario is played once; other tests are still spread one by one.
@@ -47,6 +48,7 @@ OPTIONS = {
     "stack_url": "a running stack to test (default: start one)",
     "stack_cmd": "command that starts the stack under test",
     "report_dir": "where each scenario's reports go (default: reports/pytest under the rootdir)",
+    "max_wall": "stop each scenario's run after this many wall seconds; its items then fail",
 }
 
 
@@ -149,6 +151,7 @@ class ScenarioFile(pytest.File):
                         stack_url=option(config, "stack_url"),
                         stack_cmd=option(config, "stack_cmd"),
                         report_dir=self.report_dir,
+                        max_wall_s=_seconds(option(config, "max_wall")),
                     )
                 )
             except (ConfigError, OSError) as exc:
@@ -156,7 +159,22 @@ class ScenarioFile(pytest.File):
                 raise ScenarioFailure(f"{self.path.name} could not be played: {exc}") from None
             for report in (verdict_json, junit, run_files, html):
                 report.write(self.outcome, self.report_dir)
+        if self.outcome.cut_short:  # a day not finished cannot pass, whatever was judged
+            raise ScenarioFailure(f"{self.path.name}: {self.outcome.notes[0]}")
         return self.outcome
+
+
+def _seconds(value: str | None) -> float | None:
+    """``--twinyard-max-wall`` / ``twinyard_max_wall``: positive seconds, or None."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"twinyard max-wall {value!r}: give a number of seconds above 0")
+    return seconds
 
 
 class ScenarioFailure(Exception):

@@ -2,7 +2,9 @@
 
 For load tests and for stacks with wall-clock timers of their own. The world is played every
 tick up to the clock's present; the stack is never waited for, so a slow stack falls behind
-the world exactly as it would on a real peak day.
+the world exactly as it would on a real peak day. Only at the end, when the world has nothing
+left, does it wait for the system to settle; a request stuck in flight longer than the request
+watchdog is named and not waited for there either.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from harness.clock import RealtimeClock
-from harness.driving import Driver
+from harness.driving import REQUEST_WATCHDOG_S, Driver
 from harness.stack import Idle, StackProbe
 from simulators.common.simulator import Simulator
 
@@ -33,9 +35,16 @@ class Realtime(Driver):
         horizon_s: float,
         drain_timeout_s: float = 60.0,
         on_step: Callable[[], None] | None = None,
+        request_watchdog_s: float = REQUEST_WATCHDOG_S,
     ) -> None:
         super().__init__(
-            env, sims, probe, horizon_s=horizon_s, drain_timeout_s=drain_timeout_s, on_step=on_step
+            env,
+            sims,
+            probe,
+            horizon_s=horizon_s,
+            drain_timeout_s=drain_timeout_s,
+            on_step=on_step,
+            request_watchdog_s=request_watchdog_s,
         )
         self.clock = clock
 
@@ -69,6 +78,7 @@ class Realtime(Driver):
         while time.monotonic() < deadline:
             if self.env.peek() != math.inf:
                 return False  # the stack's work made the world move again
+            self.let_go_of_stuck_requests(self.clock.now())
             if all(sim.quiet() and not sim.webhooks.scheduled for sim in self.sims):
                 state = await self.probe.idle()
                 if state is Idle.DOWN:

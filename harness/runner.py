@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 import shlex
@@ -19,7 +20,9 @@ import simpy
 import simulators
 from harness import diagnosis, hosting, operator, oracles, slos
 from harness.clock import LockstepClock, RealtimeClock
-from harness.lockstep import Lockstep
+from harness.driving import REQUEST_WATCHDOG_S, Driver
+from harness.driving import moment as virtual_moment
+from harness.lockstep import STEP_WATCHDOG_S, Lockstep
 from harness.operator import OnCall
 from harness.oracles import evidence
 from harness.oracles.base import OracleResult
@@ -46,6 +49,7 @@ from simulators.common.simulator import Simulator
 DAY = 86_400.0
 LAUNCH_READY_S = 30.0  # a stack the harness starts may take a while to boot
 URL_READY_S = 3.0  # a stack given by URL is already running: it answers at once or is missing
+SLOW_CLIENTS_NAMED = 5  # connections the listeners gave up on, named one by one in the notes
 
 
 class ConfigError(Exception):
@@ -71,6 +75,14 @@ class RunConfig:
     on_step: Callable[[World, StackProcess | None], None] | None = None
     # Shown while the run plays (None: nothing is shown).
     progress: ProgressView | None = None
+    # Watchdogs (wall seconds): a request in flight at a simulator longer than this is named
+    # in the notes and no longer waited for; a lockstep step that cannot get quiet within
+    # step_watchdog_s says what held it and goes on (docs/choreography.md).
+    request_watchdog_s: float = REQUEST_WATCHDOG_S
+    step_watchdog_s: float = STEP_WATCHDOG_S
+    # The whole run stops this many wall seconds after it started (`run --max-wall`): the day
+    # is judged as it stood, and the run fails. None: no limit.
+    max_wall_s: float | None = None
 
 
 @dataclass
@@ -95,11 +107,17 @@ class RunOutcome:
     stack: str = ""  # what was tested: the command launched, or the URL
     scenario_digest: str = ""  # the scenario as loaded, defaults included
     outcome_digest: str = ""  # the business outcome, keyed by business identity
+    cut_short: bool = False  # stopped at --max-wall: the day was not finished
 
     @property
     def passed(self) -> bool:
-        """Every oracle passed and every service level met its thresholds."""
-        return all(r.passed for r in self.results) and all(s.passed for s in self.service_levels)
+        """Every oracle passed and every service level met its thresholds, on a day played
+        to its end (a run stopped at --max-wall cannot pass)."""
+        return (
+            not self.cut_short
+            and all(r.passed for r in self.results)
+            and all(s.passed for s in self.service_levels)
+        )
 
 
 def private_files(report_dir: Path) -> dict[str, str]:
@@ -174,16 +192,25 @@ def _step_hook(
 
 
 def _driver(
-    scenario: Scenario,
+    config: RunConfig,
     env: simpy.Environment,
     clock: LockstepClock | RealtimeClock,
     sims: list[Simulator],
     probe: StackProbe,
     on_step: Callable[[], None] | None,
 ) -> Lockstep | Realtime:
+    scenario = config.scenario
     horizon_s = scenario.horizon_days * DAY
     if isinstance(clock, RealtimeClock):
-        return Realtime(env, clock, sims, probe, horizon_s=horizon_s, on_step=on_step)
+        return Realtime(
+            env,
+            clock,
+            sims,
+            probe,
+            horizon_s=horizon_s,
+            on_step=on_step,
+            request_watchdog_s=config.request_watchdog_s,
+        )
     return Lockstep(
         env,
         clock,
@@ -194,7 +221,37 @@ def _driver(
         settle_s=scenario.stack.settle_ms / 1000,
         on_step=on_step,
         polls=PollWatch(sims, scenario.stack.schedule, scenario.stack.poll_every),
+        request_watchdog_s=config.request_watchdog_s,
+        stall_timeout_s=config.step_watchdog_s,
     )
+
+
+async def _play_within(driver: Driver, deadline: float | None) -> bool:
+    """Play the day; False when the wall-clock ``deadline`` (``time.perf_counter()``) came
+    first and stopped it."""
+    if deadline is None:
+        await driver.run()
+        return True
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.perf_counter())) as limit:
+            await driver.run()
+    except TimeoutError:
+        if not limit.expired():
+            raise  # a timeout of the driver's own, not the run's limit
+        return False
+    return True
+
+
+def slow_client_notes(sims: list[Simulator]) -> list[str]:
+    """The connections the simulators' listeners gave up on, the first few by name."""
+    lines = [line for sim in sims for line in sim.slow_clients]
+    if len(lines) <= SLOW_CLIENTS_NAMED:
+        return lines
+    more = len(lines) - SLOW_CLIENTS_NAMED
+    return [
+        *lines[:SLOW_CLIENTS_NAMED],
+        f"... and {more} more slow connections the simulators let go",
+    ]
 
 
 def build_simulators(
@@ -253,6 +310,7 @@ async def _run(config: RunConfig) -> RunOutcome:
     urls = {system: h.url for system, h in zip(sims, hosted, strict=True)}
     secret = config.webhook_secret or secrets.token_hex(16)
     notes: list[str] = []
+    cut_short = False
     if scenario.carrier.api_version != "v1":  # a red day on an upgrade says so on its face
         notes.append(f"the carrier serves its API {scenario.carrier.api_version}")
     process = None
@@ -285,13 +343,20 @@ async def _run(config: RunConfig) -> RunOutcome:
                 notes.append(f"declared webhook subscriptions for: {', '.join(declared)}")
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
             on_step = _step_hook(config, world, process, clock, list(sims.values()))
-            driver = _driver(scenario, env, clock, list(sims.values()), probe, on_step)
+            driver = _driver(config, env, clock, list(sims.values()), probe, on_step)
             on_call = OnCall(base, scenario.stack.dead_letters_path)
             for moment in scenario.on_call.replay_dead_letters_at:
                 at = moment.hour * 3600 + moment.minute * 60 + moment.second
                 action = functools.partial(on_call.replay_dead_letters, moment.strftime("%H:%M"))
                 operator.schedule(env, at, action, driver.actions)
-            await driver.run()
+            deadline = None if config.max_wall_s is None else started + config.max_wall_s
+            if not await _play_within(driver, deadline):
+                cut_short = True
+                notes.insert(
+                    0,
+                    f"stopped at --max-wall after {time.perf_counter() - started:.1f} s at "
+                    f"virtual {virtual_moment(clock.now())}; the day was not finished",
+                )
             notes += on_call.notes
         finally:
             await probe.close()
@@ -300,7 +365,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         if process is not None:
             process.stop()
         await hosting.shutdown(hosted)
-    notes += driver.stalls + world.incidents
+    notes += driver.stalls + slow_client_notes(list(sims.values())) + world.incidents
     if isinstance(driver, Lockstep):
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
@@ -341,6 +406,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         virtual_s=clock.now(),
         steps=driver.steps,
         notes=notes,
+        cut_short=cut_short,
         urls=urls,
         stack_log=str(process.log_path) if process else None,
         snapshots=snapshots,

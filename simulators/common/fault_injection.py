@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from simulators.common.context import hold
 from simulators.common.faults import Fault, keyed_unit
 from simulators.common.feed_faults import STATE_KEY, FeedView
 from simulators.common.journal import body_digest
@@ -206,6 +207,7 @@ class FaultInjection:
                     label = f"latency:{ms}ms"
                     plan.count(i, label)
                     labels.append(label)
+                    hold(ms / 1000)  # on purpose: not a stuck request
                     await asyncio.sleep(ms / 1000)
                 elif fault.kind == "rate_limit":
                     wait = plan.take_token(i, now)

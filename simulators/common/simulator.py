@@ -6,8 +6,11 @@ every vendor system in twinyard shares (``/webhooks``, ``/_sim/``) and the journ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -21,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators import provider_states
 from simulators.common.clock import Clock
-from simulators.common.context import CORRELATION_ID
+from simulators.common.context import CORRELATION_ID, IN_FLIGHT
 from simulators.common.errors import SimError
 from simulators.common.events_api import events_route
 from simulators.common.fault_injection import FaultInjection, FaultPlan
@@ -45,6 +48,42 @@ from simulators.common.webhooks import WebhookDispatcher
 RoutesFactory = Callable[["Simulator"], list[Route]]
 
 CONTROL_PREFIX = "/_sim/"
+# Wall seconds a request's body has to arrive in full once its headers have (h11 and httptools
+# have no such limit): later, the simulator answers 408 request_timeout and closes the
+# connection. Read at each request, so tests may lower it.
+BODY_TIMEOUT_S = 30.0
+
+
+@dataclass(slots=True, eq=False)
+class InFlight:
+    """A business request being handled now: what the watchdogs name when one is stuck."""
+
+    method: str
+    path: str
+    client: tuple[str, int] | None  # the peer's address, as the server saw it
+    correlation_id: str | None
+    since: float  # time.monotonic() when its headers had arrived and the app took it
+    expected: int | None  # body bytes announced (Content-Length); None: chunked or none
+    received: int = 0  # body bytes read so far
+    reading: bool = False  # still waiting for the rest of its body
+    excused: bool = False  # named by a watchdog: lockstep no longer waits for it
+    held_s: float = 0.0  # wall seconds the simulator delays it on purpose (latency faults)
+
+    def call(self) -> str:
+        """``POST /fulfilment-orders from 127.0.0.1:53122 (correlation SO-000042)``."""
+        text = f"{self.method} {self.path}"
+        if self.client is not None:
+            text += f" from {self.client[0]}:{self.client[1]}"
+        if self.correlation_id is not None:
+            text += f" (correlation {self.correlation_id})"
+        return text
+
+    def body_state(self) -> str:
+        """How far its body came while it is still being read (else empty)."""
+        if not self.reading:
+            return ""
+        of = f" of {self.expected}" if self.expected is not None else ""
+        return f", waiting for its body ({self.received}{of} bytes received)"
 
 
 class ProviderStateChange(Body):
@@ -59,6 +98,7 @@ class SubscriptionRequest(Body):
     url: NonEmpty
     events: list[NonEmpty]
     secret: NonEmpty
+    signing: Literal["twinyard", "standard-webhooks"] = "twinyard"  # simulators.common.signing
 
 
 class Simulator:
@@ -86,8 +126,15 @@ class Simulator:
         self._asked_at: dict[int, tuple[Fault, float]] = {}
         self.webhooks.faults = self.faults  # event faults apply to deliveries
         self.honour_idempotency = honour_idempotency
-        self.inflight = 0  # requests being handled now
+        self.inflight = 0  # requests being handled now that lockstep waits for
         self.activity = 0  # requests ever started: lets the clock see that something happened
+        # Every business request being handled now, oldest first, excused ones included (a
+        # watchdog named them and lockstep no longer waits for them; they are journalled when
+        # they end, if they ever do).
+        self.requests: dict[int, InFlight] = {}
+        # Connections the listener gave up on (a body or headers that never came in time):
+        # one line each, for the run's notes.
+        self.slow_clients: list[str] = []
         model.bind(self.webhooks.publish)
         self.on_settle: Callable[[], None] = lambda: None  # a request or delivery just ended
         # Told of each fault added live (POST /_sim/faults), after its 201 has been sent:
@@ -116,6 +163,25 @@ class Simulator:
 
     def quiet(self) -> bool:
         return self.inflight == 0 and self.webhooks.quiet()
+
+    def stuck(self, started_before: float) -> list[InFlight]:
+        """Requests lockstep still waits for that started before ``started_before``
+        (``time.monotonic()``), not counting the delays the simulator makes on purpose."""
+        found = []
+        for request in self.requests.values():  # oldest first
+            if request.since >= started_before:
+                break
+            if not request.excused and request.since + request.held_s < started_before:
+                found.append(request)
+        return found
+
+    def excuse(self, request: InFlight) -> None:
+        """Stop counting ``request`` as in flight (a watchdog named it); it is still
+        journalled when it ends."""
+        if not request.excused:
+            request.excused = True
+            self.inflight -= 1
+            self.on_settle()
 
     def reset(self) -> None:
         self.model.reset()
@@ -184,7 +250,7 @@ class Simulator:
 
     async def _subscribe(self, request: Request) -> Response:
         body = await parse_body(request, SubscriptionRequest)
-        sub = self.webhooks.subscribe(body.url, body.events, body.secret)
+        sub = self.webhooks.subscribe(body.url, body.events, body.secret, signing=body.signing)
         return respond(sub.public(), 201)
 
     async def _list_subscriptions(self, request: Request) -> Response:
@@ -406,28 +472,22 @@ class JournalMiddleware:
             if refusal is not None:
                 await _refuse(refusal, scope, receive, send)
             else:
-                await self.app(scope, receive, send)
+                await self._control(scope, receive, send)
             return
         sim.inflight += 1
         sim.activity += 1
+        key = sim.activity
         started = time.perf_counter()
         virtual_time = sim.clock.now()
-        correlation_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-correlation-id":
-                correlation_id = value.decode("latin-1")
-                break
+        request = _announced(scope)
+        sim.requests[key] = request
+        correlation_id = request.correlation_id
         token = CORRELATION_ID.set(correlation_id)
+        held = IN_FLIGHT.set(request)
         chunks: list[bytes] = []
         status = 0
         error_body: list[bytes] = []  # an error answer's body, for its vendor error code
         retry_after: float | None = None
-
-        async def receive_body() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
 
         async def send_status(message: Message) -> None:
             nonlocal status, retry_after
@@ -445,13 +505,26 @@ class JournalMiddleware:
 
         try:
             if refusal is not None:  # journalled: a stack refused for its Host shows why
-                await _refuse(refusal, scope, receive_body, send_status)
-            else:
-                app = self.faulty if sim.faults.faults else self.app
-                await app(scope, receive_body, send_status)
+                await _refuse(refusal, scope, receive, send_status)
+                return
+            if request.reading:
+                # Read in full before the app runs, within BODY_TIMEOUT_S: a client that
+                # stalls mid-body is answered 408 and let go, not waited for forever.
+                whole = await _read_body(receive, request, chunks)
+                if whole is None:
+                    await _too_slow(sim, request, scope, receive, send_status)
+                    return
+                if not whole:
+                    return  # the client went away mid-body: nothing to answer (status 0)
+                receive = _replay(b"".join(chunks), receive)
+            app = self.faulty if sim.faults.faults else self.app
+            await app(scope, receive, send_status)
         finally:
             CORRELATION_ID.reset(token)
-            sim.inflight -= 1
+            IN_FLIGHT.reset(held)
+            del sim.requests[key]
+            if not request.excused:
+                sim.inflight -= 1
             sim.on_settle()
             state: dict[str, Any] = scope.get("state") or {}
             sim.journal.record(
@@ -469,6 +542,100 @@ class JournalMiddleware:
                 retry_after=retry_after,
                 query=scope.get("query_string", b"").decode("latin-1"),
             )
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A control-plane request: neither counted in flight nor journalled, but its body
+        has the same time limit."""
+        request = _announced(scope)
+        if request.reading:
+            chunks: list[bytes] = []
+            whole = await _read_body(receive, request, chunks)
+            if whole is None:
+                await _too_slow(self.sim, request, scope, receive, send)
+                return
+            if not whole:
+                return
+            receive = _replay(b"".join(chunks), receive)
+        await self.app(scope, receive, send)
+
+
+def _announced(scope: Scope) -> InFlight:
+    """The request as its headers announce it; ``reading`` when a body is to come."""
+    correlation_id = None
+    expected: int | None = None
+    has_body = False
+    for name, value in scope["headers"]:
+        if name == b"x-correlation-id":
+            correlation_id = value.decode("latin-1")
+        elif name == b"content-length":
+            with contextlib.suppress(ValueError):
+                expected = int(value)
+            has_body = expected != 0
+        elif name == b"transfer-encoding":
+            has_body = True
+    return InFlight(
+        scope["method"],
+        scope["path"],
+        scope.get("client"),
+        correlation_id,
+        time.monotonic(),
+        expected,
+        reading=has_body,
+    )
+
+
+async def _read_body(receive: Receive, request: InFlight, chunks: list[bytes]) -> bool | None:
+    """The whole body into ``chunks``: True when it came, False when the client went away,
+    None when it did not come within ``BODY_TIMEOUT_S``."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                request.received += len(chunk)
+                if not message.get("more_body", False):
+                    request.reading = False
+                    return True
+    except TimeoutError:
+        return None
+
+
+async def _too_slow(
+    sim: Simulator, request: InFlight, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """408 with a vendor error body, and the connection closed after it (what is left of the
+    body would be read as the next request); noted for the run."""
+    sim.slow_clients.append(
+        f"{sim.system} answered 408 request_timeout to {request.call()}: {request.received} "
+        f"of {request.expected or '?'} body bytes in {BODY_TIMEOUT_S:g} s"
+    )
+    late = SimError(
+        408,
+        "request_timeout",
+        f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+        received=request.received,
+        expected=request.expected,
+    )
+    response = error_response(late)
+    response.headers["connection"] = "close"
+    await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then the server's own."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _refuse(refusal: SimError, scope: Scope, receive: Receive, send: Send) -> None:

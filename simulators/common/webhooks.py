@@ -21,7 +21,15 @@ from simulators.common.feed import EventFeed
 from simulators.common.guard import OPEN, Guard
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
-from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
+from simulators.common.signing import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SCHEMES,
+    TWINYARD,
+    check_secret,
+    other_secret,
+    sign,
+)
 
 if TYPE_CHECKING:
     from simulators.common.fault_injection import FaultPlan
@@ -64,15 +72,23 @@ class Subscription:
     events: frozenset[str]
     secret: str
     created_at: str
+    signing: str = TWINYARD  # the signature scheme (simulators.common.signing.SCHEMES)
 
     def wants(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events
+
+    def sign(
+        self, body: bytes, event_id: str, timestamp: int | None = None, secret: str | None = None
+    ) -> dict[str, str]:
+        """The signature headers of one attempt (``secret``: a forger's instead of ours)."""
+        return sign(self.signing, secret or self.secret, body, event_id, timestamp)
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "url": self.url,
             "events": sorted(self.events),
+            "signing": self.signing,
             "created_at": self.created_at,
         }
 
@@ -145,6 +161,9 @@ class WebhookDispatcher:
         self._delivery_ids = Ids("DL")
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._sending = 0
+        # Attempts on the wire now, by delivery id: (the delivery, time.monotonic() and
+        # virtual time it was sent at), for a watchdog that has to say what it waits for.
+        self.on_wire: dict[str, tuple[Delivery, float, float]] = {}
         self._due: list[tuple[float, int]] = []  # (due, token) of held deliveries, a heap
         self._fired: set[int] = set()  # tokens already on the queue (lazily off the heap)
         self._tokens = itertools.count()
@@ -162,9 +181,16 @@ class WebhookDispatcher:
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(
-        self, url: str, events: list[str], secret: str, sub_id: str | None = None
+        self,
+        url: str,
+        events: list[str],
+        secret: str,
+        sub_id: str | None = None,
+        *,
+        signing: str = TWINYARD,
     ) -> Subscription:
-        """A new subscription (under ``sub_id`` when a provider state names it)."""
+        """A new subscription (under ``sub_id`` when a provider state names it), signed in the
+        ``signing`` scheme (``twinyard`` or ``standard-webhooks``, whose secret is whsec_)."""
         if not url.startswith(("http://", "https://")):
             raise unprocessable("validation_failed", "url must be an http(s) URL", field="url")
         unknown = sorted(set(events) - self.event_types - {"*"})
@@ -176,11 +202,16 @@ class WebhookDispatcher:
             )
         if not secret:
             raise unprocessable("validation_failed", "secret must not be empty", field="secret")
+        try:
+            check_secret(signing, secret)
+        except ValueError as exc:
+            field = "secret" if signing in SCHEMES else "signing"
+            raise unprocessable("validation_failed", str(exc), field=field) from None
         self.guard.check_webhook_url(url)  # this machine or an allowed host, never metadata
         if sub_id in self.subscriptions:
             raise conflict("already_exists", f"webhook subscription {sub_id} already exists")
         sub_id = sub_id or self._sub_ids.next()
-        sub = Subscription(sub_id, url, frozenset(events), secret, self.clock.iso())
+        sub = Subscription(sub_id, url, frozenset(events), secret, self.clock.iso(), signing)
         self.subscriptions[sub.id] = sub
         return sub
 
@@ -254,7 +285,8 @@ class WebhookDispatcher:
             forged = self._copy(delivery, fault=label, probe=True)
             envelope["id"] = forged.event_id = self._event_ids.next()
             forged.body = orjson.dumps(envelope)
-            forged.signing_secret = "not-" + delivery.subscription.secret
+            sub = delivery.subscription
+            forged.signing_secret = other_secret(sub.signing, sub.secret)
             self._queue.put_nowait(forged)
             self._queue.put_nowait(delivery)
         elif kind == "replayed":
@@ -292,6 +324,11 @@ class WebhookDispatcher:
         while due and due[0][1] in self._fired:
             self._fired.discard(heapq.heappop(due)[1])
         return not due or due[0][0] > self.clock.now()
+
+    @property
+    def queued(self) -> int:
+        """Deliveries waiting for a free worker."""
+        return self._queue.qsize()
 
     @property
     def scheduled(self) -> int:
@@ -337,11 +374,11 @@ class WebhookDispatcher:
         if original is not None and delivery.signed_age_s is not None:
             # A capture from that long ago: a genuine signature over an old timestamp.
             captured_at = int(time.time() - delivery.signed_age_s)
-            headers = signed_headers(sub.secret, delivery.body, timestamp=captured_at)
+            headers = sub.sign(delivery.body, delivery.event_id, timestamp=captured_at)
         elif original is not None and original.first_headers is not None:
             headers = dict(original.first_headers)  # the old timestamp and signature
         else:
-            headers = signed_headers(delivery.signing_secret or sub.secret, delivery.body)
+            headers = sub.sign(delivery.body, delivery.event_id, secret=delivery.signing_secret)
         if delivery.attempts == 0:
             delivery.first_headers = dict(headers)
         headers["content-type"] = "application/json"
@@ -353,6 +390,7 @@ class WebhookDispatcher:
         virtual_time = self.clock.now()
         started = time.perf_counter()
         status, error = 0, None
+        self.on_wire[delivery.id] = (delivery, time.monotonic(), virtual_time)
         try:
             async with self._session.post(sub.url, data=delivery.body, headers=headers) as response:
                 status = response.status
@@ -361,6 +399,8 @@ class WebhookDispatcher:
                     error = answer[:160].decode(errors="replace").strip() or None
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        finally:
+            self.on_wire.pop(delivery.id, None)
         duration_ms = (time.perf_counter() - started) * 1000
         self.journal.record(
             "out",
