@@ -194,6 +194,15 @@ def _root(
     """Simulated ERP, WMS, TMS and carrier to test a logistics integration stack."""
 
 
+def _stack_config(path: Path | None) -> scenarios.Stack | None:
+    if path is None:
+        return None
+    try:
+        return scenarios.load_stack(path)
+    except scenarios.ScenarioError as exc:
+        raise Usage(exc.lines[0]) from None
+
+
 def _load(path: Path) -> scenarios.Scenario:
     try:
         return scenarios.load(path)
@@ -267,6 +276,13 @@ def run_command(
             "and the run fails (exit 1) [default: no limit]",
         ),
     ] = None,
+    stack_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="how your stack runs (a scenario's stack: section in a file of its own: "
+            "idle_path, settle_ms, schedule, poll_every), in place of the scenario's"
+        ),
+    ] = None,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
@@ -278,7 +294,7 @@ def run_command(
         ("webhook_secret", "webhook_secret_file"),
         ("--webhook-secret", "--webhook-secret-file"),
     )
-    loaded = _load(path).with_seed(seed)
+    loaded = _load(path).with_seed(seed).with_stack(_stack_config(stack_config))
     _make_folder(report_dir, "--report-dir")
     if stack_url and port_base is None:
         port_base = SYSTEM_PORTS  # a stack started elsewhere knows the simulators' fixed ports

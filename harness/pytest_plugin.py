@@ -49,6 +49,8 @@ OPTIONS = {
     "stack_cmd": "command that starts the stack under test",
     "report_dir": "where each scenario's reports go (default: reports/pytest under the rootdir)",
     "max_wall": "stop each scenario's run after this many wall seconds; its items then fail",
+    "stack_config": "how the stack runs (a stack: section in a file: probe, schedule ...), "
+    "in place of each scenario's",
 }
 
 
@@ -100,6 +102,16 @@ def looks_like_a_scenario(path: Path) -> bool:
     return sum(key in known for key in keys) * 2 >= len(keys)
 
 
+def stack_config(config: pytest.Config) -> scenarios.Stack | None:
+    """``--twinyard-stack-config`` (relative to the rootdir): one stack description for every
+    scenario; a broken file fails each scenario's first item with its located line."""
+    name = option(config, "stack_config")
+    if name is None:
+        return None
+    path = Path(name) if Path(name).is_absolute() else config.rootpath / name
+    return scenarios.load_stack(path)
+
+
 def report_root(config: pytest.Config) -> Path:
     """Relative paths are the rootdir's, not the current folder's; each xdist worker has a
     folder of its own, so two workers never write into one run's folder."""
@@ -122,7 +134,7 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            loaded = scenarios.load(self.path)
+            loaded = scenarios.load(self.path).with_stack(stack_config(self.config))
         except scenarios.ScenarioError as exc:
             yield BrokenScenario.from_parent(self, name="scenario", message="\n".join(exc.lines))
             return

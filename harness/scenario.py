@@ -488,6 +488,10 @@ class Scenario(Strict):
         """Virtual time zero: midnight of the start day, so hours of day read naturally."""
         return self.start.replace(hour=0, minute=0, second=0, microsecond=0)
 
+    def with_stack(self, stack: Stack | None) -> Scenario:
+        """This day played by a stack described on its own (``--stack-config``)."""
+        return self if stack is None else self.model_copy(update={"stack": stack})
+
     def with_seed(self, seed: int | None) -> Scenario:
         if seed is None:
             return self
@@ -511,6 +515,27 @@ def load(path: str | Path) -> Scenario:
     except scenario_yaml.Problem as problem:
         raise ScenarioError([_located(str(file), problem)]) from None
     return parse(text, str(file))
+
+
+def load_stack(path: str | Path) -> Stack:
+    """How a stack runs (a scenario's ``stack:`` section in a file of its own: probe, settle
+    window, poll schedule), so one stack plays every scenario of a library the way it runs."""
+    file = Path(path)
+    try:
+        root = scenario_yaml.compose(scenario_yaml.read(file))
+        if root is None or (isinstance(root, ScalarNode) and root.tag == scenario_yaml.NULL):
+            raise scenario_yaml.Problem("empty stack file: give at least one field of stack", 1)
+        data, lines = scenario_yaml.to_data(root)
+    except scenario_yaml.Problem as problem:
+        raise ScenarioError([_located(str(file), problem)]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([_clean(f"{file}:1: a stack file is a mapping of stack fields")])
+    try:
+        return Stack.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(
+            [_describe(err, str(file), lines) for err in exc.errors(include_url=False)]
+        ) from None
 
 
 def parse(text: str, filename: str = "<scenario>") -> Scenario:

@@ -210,3 +210,19 @@ async def test_a_stack_that_never_reads_what_it_owes_is_named_and_the_day_goes_o
         await probe.close()
     assert log == [HOUR, 2 * HOUR]
     assert any("did not read erp changes since day 0 01:00" in s for s in driver.stalls)
+
+
+def test_a_stack_config_file_replaces_every_scenarios_stack_section(tmp_path, capsys):
+    from harness import scenario
+    from harness.cli import main
+
+    good = tmp_path / "stack.yaml"
+    good.write_text("schedule:\n  - {system: erp, every: 300}\npoll_every: 120\n")
+    day = scenario.parse("name: d\nstack: {settle_ms: 7}\n").with_stack(scenario.load_stack(good))
+    assert day.stack.poll_every == 120 and day.stack.schedule[0].every == 300
+    assert day.stack.settle_ms == 50  # the whole section is the stack's, not merged
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  - {system: erp}\n")
+    assert main(["run", "--stack-config", str(bad), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:2: schedule.0" in err[0] and "every" in err[0]
