@@ -353,8 +353,11 @@ class Steps:
     # -- TMS and carrier -----------------------------------------------------------------
     async def _plan_shipment(self, job: Job) -> Completion:
         ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
+        body = job.payload["body"]
+        if (newest := self._newest_ship_to(ref)) is not None:
+            body = {**body, "ship_to": newest}
         outcome = await self.vendors.plan_shipment(
-            job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            body, key=job.send_key, correlation_id=job.correlation_id
         )
         if _express_declined(outcome) and NO_TENDER_FALLBACK not in self.defects:
             return self._plan_ground_instead(job, outcome)
@@ -367,9 +370,17 @@ class Steps:
                 service=shipment["service"],
                 carrier=shipment["carrier"],
             )
-            return [self._add(buy_label(ref, fo_id, shipment, job.payload), job)]
+            planned = {**job.payload, "body": body}  # the address the shipment was planned to
+            return [self._add(buy_label(ref, fo_id, shipment, planned), job)]
 
         return Completion(outcome, record)
+
+    def _newest_ship_to(self, ref: str) -> dict[str, Any] | None:
+        """The customer's newest address, from the ERP's latest order.updated: the order.packed
+        a plan is made from carries the WMS's address, which is the old one while the change
+        is still being retried (the label would be bought for where the customer no longer is)."""
+        changes = [j for j in self.store.jobs_for(ref) if j.kind == CHANGE_ADDRESS]
+        return changes[-1].payload["body"]["ship_to"] if changes else None
 
     def _plan_ground_instead(self, job: Job, declined: Outcome) -> Completion:
         """The business rule when the carrier's express capacity is taken: ship today by

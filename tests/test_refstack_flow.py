@@ -627,3 +627,23 @@ async def test_a_body_over_a_megabyte_is_refused_unparsed(sut: Sut) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
     genuine = await sut.deliver("erp", "order.released", ORDER, event_id="EV-BIG")
     assert genuine.status_code == 202  # the refused one was never stored
+
+
+async def test_a_label_goes_to_the_new_address_while_the_wms_change_is_still_retried(
+    sut: Sut,
+) -> None:
+    moved = {**ADDRESS, "street": "Elsewhere 9", "city": "Hamburg"}
+    sut.routes["readdress"].side_effect = [
+        vendor_error(502, "bad_gateway"),
+        vendor_error(502, "bad_gateway"),
+        httpx.Response(200, json={"id": "FO-000001", "ship_to": moved}),
+    ]
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    update = {"order_id": "SO-000001", "ship_to": moved, "updated_at": "2026-05-04T10:05:00Z"}
+    await sut.deliver("erp", "order.updated", update)
+    await sut.deliver("wms", "order.packed", PACKED)  # packed at the WMS's (old) address
+    await sut.settle()
+    [plan], [label] = sut.requests("plan"), sut.requests("label")
+    assert body(plan)["ship_to"] == moved
+    assert body(label)["ship_to"] == moved
