@@ -19,11 +19,18 @@ def yaml_blocks() -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
 
 
+STACK_FILE = "# my_stack.yaml"  # a --stack-config file: a scenario's stack: section
+
+
 def test_every_yaml_example_in_the_readme_validates():
-    blocks = [b for b in yaml_blocks() if not b.startswith(WORKFLOW)]
+    blocks = [b for b in yaml_blocks() if not b.startswith((WORKFLOW, STACK_FILE))]
     assert blocks, "the README shows no scenario example"
     for block in blocks:
         scenario.parse(block, "README.md example")  # raises ScenarioError naming the line
+    stack_files = [b for b in yaml_blocks() if b.startswith(STACK_FILE)]
+    assert stack_files, "the README shows no --stack-config example"
+    for block in stack_files:
+        assert scenario.Stack.model_validate(yaml.safe_load(block)).schedule
 
 
 def test_the_upgrade_day_workflow_is_yaml_calling_real_subcommands():

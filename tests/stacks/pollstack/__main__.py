@@ -1,0 +1,5 @@
+"""``python -m tests.stacks.pollstack``."""
+
+from .app import main
+
+main()

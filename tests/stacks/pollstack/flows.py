@@ -1,0 +1,401 @@
+"""The choreography (docs/choreography.md), one handler per thing a feed can tell us.
+
+Every handler is safe to run twice: it compares what it learned with what it already did
+(state below) and sends writes with Idempotency-Keys. A handler raises Later when it cannot
+finish now (a vendor still failing, a scan whose goods issue is not posted yet): its record is
+then read again on a later cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .feeds import Record
+from .vendors import Ambiguous, Later, Reply, Vendors
+
+log = logging.getLogger("pollstack.flows")
+
+
+def refused(ref: str, vendor: str, what: str, reply: Reply) -> None:
+    """A business refusal nobody can fix by retrying: logged, the record is done."""
+    log.error("%s: %s refused %s: %s %s", ref, vendor, what, reply.status, reply.body)
+
+
+def digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Order:
+    """Everything the stack knows and did about one ERP order."""
+
+    ref: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ship_to: dict[str, Any] | None = None  # the ERP's current address
+    cancelled: bool = False
+    cancel_done: bool = False  # the WMS order, the shipment and the label are cancelled
+    fo_id: str | None = None
+    fo_unsure: bool = False  # a create may have gone through unanswered: look before writing
+    fo_ship_to: dict[str, Any] | None = None  # the address the WMS holds
+    packed: dict[str, Any] | None = None  # the order.packed data
+    shipment: dict[str, Any] | None = None  # the TMS shipment planned
+    label: dict[str, Any] | None = None  # the carrier label bought
+    label_refused: bool = False  # the carrier refused the address: buy again once it changes
+    labelled: bool = False  # the label is on the WMS order
+    issued: bool = False  # the ERP goods issue is posted
+    last_scan: int = 0  # the newest scan sequence posted to the ERP
+
+
+class Flows:
+    """The stack's business rules over the vendors."""
+
+    def __init__(self, vendors: Vendors) -> None:
+        self.vendors = vendors
+        self.orders: dict[str, Order] = {}
+        self.parcels: dict[str, str] = {}  # tracking number -> order ref
+
+    def order(self, ref: str) -> Order:
+        if ref not in self.orders:
+            self.orders[ref] = Order(ref)
+        return self.orders[ref]
+
+    async def call(self, system: str, method: str, path: str, ref: str, **kw: Any) -> Reply:
+        """A vendor call about an order: its correlation id is `ps-<order>`."""
+        return await self.vendors.call(system, method, path, corr=f"ps-{ref}", **kw)
+
+    # -- keys: which records must run one after the other ---------------------------------
+    def key_of(self, record: Record) -> str:
+        data = record.data
+        if record.kind == "tracking.updated":
+            number = data.get("tracking_number", "")
+            return self.parcels.get(number, number)
+        for name in ("order_ref", "id", "adjustment_id", "receipt_id", "shipment_id"):
+            if data.get(name):
+                return str(data[name])
+        return record.rid
+
+    # -- ERP: the orders change list ------------------------------------------------------
+    async def erp_order(self, record: Record) -> None:
+        """A version of an ERP order: release, cancellation, a new address."""
+        data = record.data
+        order = self.order(data["id"])
+        order.ship_to = data["ship_to"]
+        order.cancelled = order.cancelled or data["status"] == "cancelled"  # nothing new starts
+        if not self.owed(order, data["status"]):
+            return  # most versions are our own postings (goods issue, tracking) coming back
+        async with order.lock:
+            if order.cancelled:
+                if not order.cancel_done:
+                    await self.cancel(order)
+            elif data["status"] == "released" and not order.fo_id:
+                await self.create_fulfilment_order(order, data)
+            elif order.fo_id and order.fo_ship_to != order.ship_to:
+                await self.new_address(order)
+
+    @staticmethod
+    def owed(order: Order, status: str) -> bool:
+        """Whether this version of the ERP order asks anything of the stack."""
+        if order.cancelled:
+            return not order.cancel_done
+        if status == "released" and not order.fo_id:
+            return True
+        return bool(order.fo_id) and order.fo_ship_to != order.ship_to
+
+    async def create_fulfilment_order(self, order: Order, data: dict[str, Any]) -> None:
+        body = {
+            "order_ref": order.ref,
+            "ship_to": order.ship_to,
+            "service_level": data["service_level"],
+            "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in data["lines"]],
+        }
+        if order.fo_unsure and (found := await self.live_fulfilment_orders(order)):
+            order.fo_id, order.fo_ship_to = found[0]["id"], found[0]["ship_to"]
+            order.fo_unsure = False
+            if order.fo_ship_to != order.ship_to:
+                await self.new_address(order)
+            return
+        try:  # the WMS does not honour Idempotency-Key: a lost answer may hide a created order
+            reply = await self.call(
+                "wms",
+                "POST",
+                "/fulfilment-orders",
+                order.ref,
+                json_body=body,
+                key=f"fo-{order.ref}",
+                retry_ambiguous=False,
+            )
+        except Ambiguous:
+            order.fo_unsure = True
+            raise
+        if not reply.ok:
+            refused(order.ref, "WMS", "the fulfilment order", reply)
+            return
+        order.fo_id, order.fo_ship_to, order.fo_unsure = reply.body["id"], body["ship_to"], False
+
+    async def live_fulfilment_orders(self, order: Order) -> list[dict[str, Any]]:
+        reply = await self.call(
+            "wms", "GET", "/fulfilment-orders", order.ref, params={"order_ref": order.ref}
+        )
+        if not reply.ok:
+            raise Later(f"{order.ref}: WMS lookup {reply.status}")
+        return [fo for fo in reply.body["items"] if fo.get("status") != "cancelled"]
+
+    async def new_address(self, order: Order) -> None:
+        """Carry the ERP's new address to the WMS, and buy the refused label again."""
+        body = {"ship_to": order.ship_to}
+        reply = await self.call(
+            "wms",
+            "PATCH",
+            f"/fulfilment-orders/{order.fo_id}",
+            order.ref,
+            json_body=body,
+            key=f"addr-{order.ref}-{digest(body)}",
+        )
+        if reply.ok or reply.status == 409:  # 409: labelled or closed, too late to change
+            order.fo_ship_to = order.ship_to
+        if order.label_refused and order.packed and not order.cancelled:
+            await self.label_and_attach(order)
+
+    async def cancel(self, order: Order) -> None:
+        """The customer cancelled: stop the warehouse, the freight and the label."""
+        fo_ids = [order.fo_id] if order.fo_id else []
+        if order.fo_unsure:
+            fo_ids += [fo["id"] for fo in await self.live_fulfilment_orders(order)]
+            order.fo_unsure = False
+        for fo_id in dict.fromkeys(fo_ids):
+            reply = await self.call(
+                "wms",
+                "POST",
+                f"/fulfilment-orders/{fo_id}/cancel",
+                order.ref,
+                json_body={},
+                key=f"cancel-{fo_id}",
+            )
+            if reply.status == 409 and reply.details.get("status") == "shipped":
+                log.error("%s: cancelled in the ERP but %s has shipped", order.ref, fo_id)
+        if order.shipment:
+            await self.call(
+                "tms",
+                "POST",
+                f"/shipments/{order.shipment['id']}/cancel",
+                order.ref,
+                json_body={},
+                key=f"cancel-{order.shipment['id']}",
+            )
+        if order.label:
+            await self.call(
+                "carrier",
+                "POST",
+                f"/labels/{order.label['id']}/void",
+                order.ref,
+                json_body={},
+                key=f"void-{order.label['id']}",
+            )
+        order.cancel_done = True
+
+    # -- WMS: the events feed -------------------------------------------------------------
+    async def wms_event(self, record: Record) -> None:
+        data = record.data
+        if record.kind == "inventory.adjusted":
+            await self.adjustment(data)
+        elif record.kind == "receipt.confirmed":
+            await self.receipt(data)
+        elif record.kind in ("order.picked", "order.packed", "order.shipped"):
+            order = self.order(data["order_ref"])
+            async with order.lock:
+                if order.cancelled:
+                    return
+                lines = data.get("lines", [])
+                if record.kind == "order.picked" and not any(x["picked_qty"] for x in lines):
+                    await self.goods_issue(order, [{"line": x["line"], "qty": 0} for x in lines])
+                elif record.kind == "order.packed":
+                    order.packed = data
+                    await self.ship_out(order)
+                elif record.kind == "order.shipped":
+                    self.parcels[data["tracking_number"]] = order.ref
+                    shipped = [{"line": x["line"], "qty": x["qty"]} for x in lines]
+                    await self.goods_issue(order, shipped, data["tracking_number"], data["carrier"])
+
+    async def ship_out(self, order: Order) -> None:
+        """Packed: plan the freight, buy the label, put it on the WMS order."""
+        packed = order.packed or {}
+        if not order.shipment:
+            body = {
+                "order_ref": order.ref,
+                "fulfilment_order_id": packed["fulfilment_order_id"],
+                "ship_to": order.ship_to or packed["ship_to"],
+                "service_level": packed["service_level"],
+                "packages": [{"weight_kg": p["weight_kg"]} for p in packed["packages"]],
+            }
+            reply = await self.plan(order, body)
+            if (
+                reply.code == "tender_rejected"
+                and body["service_level"] == "express"
+                and reply.details.get("reason") == "capacity_exhausted"
+            ):
+                reply = await self.plan(order, {**body, "service_level": "standard"})  # by ground
+            if not reply.ok:
+                refused(order.ref, "TMS", "the shipment", reply)
+                return
+            order.shipment = reply.body
+        await self.label_and_attach(order)
+
+    async def plan(self, order: Order, body: dict[str, Any]) -> Reply:
+        return await self.call(
+            "tms",
+            "POST",
+            "/shipments",
+            order.ref,
+            json_body=body,
+            key=f"plan-{order.ref}-{digest(body)}",
+        )
+
+    async def label_and_attach(self, order: Order) -> None:
+        packed, shipment = order.packed or {}, order.shipment
+        if not shipment:
+            return
+        if not order.label or order.label_refused:
+            body = {
+                "shipment_ref": shipment["id"],
+                "service": shipment["service"],
+                "ship_to": order.ship_to or packed["ship_to"],
+                "packages": [
+                    {"weight_kg": p["weight_kg"], "contents": p["contents"]}
+                    for p in packed["packages"]
+                ],
+            }
+            reply = await self.call(
+                "carrier",
+                "POST",
+                "/labels",
+                order.ref,
+                json_body=body,
+                key=f"label-{shipment['id']}-{digest(body)}",
+            )
+            if reply.code == "address_invalid":  # wait for customer service to fix it
+                order.label_refused = True
+                log.warning("%s: carrier refused the address: %s", order.ref, reply.details)
+                return
+            if not reply.ok:
+                refused(order.ref, "carrier", "the label", reply)
+                return
+            order.label, order.label_refused = reply.body, False
+            self.parcels[reply.body["tracking_number"]] = order.ref
+        if not order.labelled:
+            label = order.label or {}
+            body = {
+                "tracking_number": label["tracking_number"],
+                "carrier": shipment["carrier"],
+                "label_id": label["id"],
+            }
+            reply = await self.call(
+                "wms",
+                "POST",
+                f"/fulfilment-orders/{packed['fulfilment_order_id']}/label",
+                order.ref,
+                json_body=body,
+                key=f"attach-{label['id']}",
+            )
+            if not reply.ok:
+                refused(order.ref, "WMS", "the label", reply)
+            order.labelled = True
+
+    async def goods_issue(
+        self,
+        order: Order,
+        lines: list[dict[str, Any]],
+        tracking: str | None = None,
+        carrier: str | None = None,
+    ) -> None:
+        """Post what the warehouse shipped (or nothing, for a short-closed order) once."""
+        if order.issued:
+            return
+        body = {
+            "lines": lines,
+            "tracking_number": tracking,
+            "carrier": carrier,
+            "shipment_id": order.shipment["id"] if order.shipment else None,
+        }
+        reply = await self.call(
+            "erp",
+            "POST",
+            f"/orders/{order.ref}/goods-issue",
+            order.ref,
+            json_body=body,
+            key=f"gi-{order.ref}",
+        )
+        if reply.code == "insufficient_stock":  # a receipt not posted yet: try again later
+            raise Later(f"{order.ref}: goods issue refused for book stock")
+        if not reply.ok and reply.code != "already_issued":
+            refused(order.ref, "ERP", "the goods issue", reply)
+        order.issued = True
+
+    async def adjustment(self, data: dict[str, Any]) -> None:
+        body = {
+            "sku": data["sku"],
+            "delta": data["delta"],
+            "reason": data["reason"],
+            "reference": data["adjustment_id"],
+        }
+        await self.post_once("/inventory/adjustments", data["adjustment_id"], body)
+
+    async def receipt(self, data: dict[str, Any]) -> None:
+        body = {"reference": data["receipt_id"], "lines": data["lines"]}
+        await self.post_once("/goods-receipts", data["receipt_id"], body)
+
+    async def post_once(self, path: str, ref: str, body: dict[str, Any]) -> None:
+        reply = await self.call("erp", "POST", path, ref, json_body=body, key=f"{path}-{ref}")
+        if not reply.ok:
+            refused(ref, "ERP", path, reply)
+
+    # -- TMS and carrier: their events feeds ----------------------------------------------
+    async def tms_event(self, record: Record) -> None:
+        if record.kind == "freight.settled":
+            data = record.data
+            body = {
+                "order_id": data["order_ref"],
+                "shipment_id": data["shipment_id"],
+                "amount": data["amount"],
+            }
+            reply = await self.call(
+                "erp",
+                "POST",
+                "/freight-accruals",
+                data["order_ref"],
+                json_body=body,
+                key=f"fa-{data['shipment_id']}",
+            )
+            if not reply.ok:
+                refused(data["order_ref"], "ERP", "the accrual", reply)
+
+    async def carrier_event(self, record: Record) -> None:
+        """A scan: post it to the ERP after the goods issue, newest scans only."""
+        if record.kind != "tracking.updated":
+            return
+        data = record.data
+        ref = self.parcels.get(data["tracking_number"])
+        if ref is None:
+            raise Later(f"parcel {data['tracking_number']} not known yet")
+        order = self.order(ref)
+        async with order.lock:
+            if order.cancelled or data["sequence"] <= order.last_scan:
+                return
+            if not order.issued:
+                raise Later(f"{ref}: scan before the goods issue")
+            body = {k: data[k] for k in ("tracking_number", "status", "occurred_at")}
+            reply = await self.call(
+                "erp",
+                "POST",
+                f"/orders/{ref}/tracking",
+                ref,
+                json_body=body,
+                key=f"trk-{data['tracking_number']}-{data['sequence']}",
+            )
+            if not reply.ok:
+                refused(ref, "ERP", "the scan", reply)
+            order.last_scan = data["sequence"]
