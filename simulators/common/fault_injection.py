@@ -401,6 +401,11 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
+    return body, replaying(body, receive)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then the server's own."""
     replayed = False
 
     async def replay() -> Message:
@@ -410,7 +415,7 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return body, replay
+    return replay
 
 
 def _error(code: str, message: str, **details: Any) -> bytes:

@@ -27,7 +27,7 @@ from simulators.common.clock import Clock
 from simulators.common.context import CORRELATION_ID, IN_FLIGHT
 from simulators.common.errors import SimError
 from simulators.common.events_api import events_route
-from simulators.common.fault_injection import FaultInjection, FaultPlan
+from simulators.common.fault_injection import FaultInjection, FaultPlan, replaying
 from simulators.common.faults import Fault
 from simulators.common.guard import OPEN, Guard
 from simulators.common.http import (
@@ -516,7 +516,7 @@ class JournalMiddleware:
                     return
                 if not whole:
                     return  # the client went away mid-body: nothing to answer (status 0)
-                receive = _replay(b"".join(chunks), receive)
+                receive = replaying(b"".join(chunks), receive)
             app = self.faulty if sim.faults.faults else self.app
             await app(scope, receive, send_status)
         finally:
@@ -555,7 +555,7 @@ class JournalMiddleware:
                 return
             if not whole:
                 return
-            receive = _replay(b"".join(chunks), receive)
+            receive = replaying(b"".join(chunks), receive)
         await self.app(scope, receive, send)
 
 
@@ -622,20 +622,6 @@ async def _too_slow(
     response = error_response(late)
     response.headers["connection"] = "close"
     await response(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the app the body already read, then the server's own."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _refuse(refusal: SimError, scope: Scope, receive: Receive, send: Send) -> None:
