@@ -1,6 +1,8 @@
 """A stack that never takes a webhook and has no probe (tests/stacks/pollstack, written from the
 docs alone) plays in lockstep, paced by its declared schedule: a correct one passes with
-release latencies inside its 5-minute poll, and a planted batch bug is caught by the oracles."""
+release latencies inside its 5-minute poll, and a planted batch bug is caught by the oracles.
+(Its realtime tests were dropped from the suite: a realtime day at 1200x depends on the
+machine keeping up, and failed once in CI under load; lockstep does not.)"""
 
 from __future__ import annotations
 
