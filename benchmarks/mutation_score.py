@@ -458,13 +458,15 @@ class Runner:
         env["CI"] = "1"
         return env
 
-    def run(self, copy: Path, scenario: Path, timeout_s: float) -> Run:
+    def run(
+        self, copy: Path, scenario: Path, timeout_s: float, stack_cmd: str | None = None
+    ) -> Run:
         with self._lock:
             self._count += 1
             report = self.work / f"run-{self._count}"
         argv = [self.python, "-m", "harness", "run", str(scenario), "--quiet"]
         argv += ["--report-dir", str(report)]
-        argv += ["--stack-cmd", f"{shlex.quote(self.python)} -m {PACKAGE}"]
+        argv += ["--stack-cmd", stack_cmd or f"{shlex.quote(self.python)} -m {PACKAGE}"]
         started = time.perf_counter()
         child = subprocess.Popen(
             argv,
@@ -544,13 +546,20 @@ class Result:
     error: str = ""
     wall_s: float = 0.0
     scenarios_run: int = 0
+    reached_by: int | None = None  # scenarios whose clean run executes the mutated statement
     triage: str | None = None  # for survivors: EQUIVALENT, GAP or None (untriaged)
     reason: str = ""
     catch: str = ""
 
 
-def evaluate(runner: Runner, mutant: Mutant, scenarios: Sequence[tuple[Path, float]]) -> Result:
-    """Copy, mutate, and play the ordered library until a scenario fails."""
+def evaluate(
+    runner: Runner,
+    mutant: Mutant,
+    scenarios: Sequence[tuple[Path, float]],
+    reach: Reach | None = None,
+) -> Result:
+    """Copy, mutate, and play the ordered library until a scenario fails: only the scenarios
+    whose clean run executes the mutated statement, when ``reach`` knows them."""
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="mutant-", dir=runner.work))
     result = Result(mutant.key, mutant.module, mutant.line, mutant.op, mutant.occurrence, "", "")
@@ -565,6 +574,9 @@ def evaluate(runner: Runner, mutant: Mutant, scenarios: Sequence[tuple[Path, flo
             result.status, result.error = INCOMPETENT, str(exc)
             return result
         result.status = SURVIVED
+        if reach is not None:
+            scenarios = reach.scenarios(mutant, scenarios)
+            result.reached_by = len(scenarios)
         for scenario, timeout_s in scenarios:
             run = runner.run(copy, scenario, timeout_s)
             if run.status == TIMEOUT:  # a busy shared machine, or a hang: once more, twice as long
@@ -585,6 +597,67 @@ def order_scenarios(clean: Sequence[Run], files: Mapping[str, Path]) -> list[tup
     its timeout: TIMEOUT_FACTOR x its clean time, at least MIN_TIMEOUT_S."""
     ranked = sorted(clean, key=lambda r: (r.wall_s / max(r.judged, 1), r.scenario))
     return [(files[r.scenario], max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * r.wall_s)) for r in ranked]
+
+
+# -- which scenarios can notice a mutant: line coverage of the clean library -----------------
+# A mutant changes behaviour only when its statement runs. The clean library is played once
+# more with the stack under coverage.py (mutmut's "stats" phase does the same): a mutant is
+# then played only against the scenarios whose clean run executed its statement, and one no
+# scenario executes survives unplayed. Without that, every survivor plays the whole library.
+def coverage_stack_cmd(python: str, data_dir: Path) -> str:
+    """The stack under coverage.py, one data file per process (a scenario may restart it)."""
+    data_file = f"--data-file={data_dir / '.coverage'}"
+    only_the_stack = f"--include=*/{PACKAGE}/*"
+    run = [python, "-m", "coverage", "run", "--parallel-mode", data_file, only_the_stack]
+    return shlex.join([*run, "-m", PACKAGE])
+
+
+def executed_lines(data_dir: Path) -> dict[str, frozenset[int]]:
+    """Module file name -> lines executed, from every coverage data file in ``data_dir``."""
+    from coverage import CoverageData
+
+    lines: dict[str, set[int]] = {}
+    for path in sorted(data_dir.glob(".coverage.*")):
+        data = CoverageData(basename=str(path))
+        data.read()
+        for measured in data.measured_files():
+            lines.setdefault(Path(measured).name, set()).update(data.lines(measured) or ())
+    return {module: frozenset(found) for module, found in lines.items()}
+
+
+def statement_lines(tree: ast.AST, line: int, col: int) -> range:
+    """The lines of the innermost statement holding (line, col), from its first line (its
+    first decorator) to ``line``. Coverage reports a statement by its first line; any of them
+    executed means the statement ran. An ``except`` clause counts as its ``try`` (conservative:
+    its type is evaluated only when something is raised)."""
+
+    def span(node: ast.stmt) -> Span:  # a decorated definition starts at its first ``@``
+        decorators = getattr(node, "decorator_list", [])
+        start = min([(node.lineno, node.col_offset)] + [(d.lineno, 0) for d in decorators])
+        return Span(start, Span.of(node).end)
+
+    holding = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and (line, col) in span(n)]
+    best = max(holding, key=lambda n: span(n).start, default=None)  # nested: latest start
+    return range(span(best).start[0] if best else line, line + 1)
+
+
+@dataclass
+class Reach:
+    """Per scenario of the clean library, the lines of each module its stack executed."""
+
+    executed: Mapping[str, Mapping[str, frozenset[int]]]  # scenario -> module -> lines
+    trees: Mapping[str, ast.AST]  # module -> its parsed source
+
+    def scenarios(
+        self, mutant: Mutant, ordered: Sequence[tuple[Path, float]]
+    ) -> list[tuple[Path, float]]:
+        """The ordered scenarios whose clean run executed the mutant's statement."""
+        lines = statement_lines(self.trees[mutant.module], mutant.line, mutant.col)
+        return [
+            (path, timeout)
+            for path, timeout in ordered
+            if any(n in self.executed.get(path.stem, {}).get(mutant.module, ()) for n in lines)
+        ]
 
 
 # -- triage and score ------------------------------------------------------------------------
@@ -695,6 +768,10 @@ def progress_line(done: int, total: int, result: Result) -> str:
         tail = f"by {result.scenario}: {why}"
     elif result.status == SURVIVED:
         tail = {EQUIVALENT: "(equivalent)", GAP: "(gap)"}.get(result.triage or "", "UNTRIAGED")
+        if result.reached_by == 0:
+            tail += " not executed by any scenario"
+        elif result.reached_by is not None:
+            tail += f" through {result.reached_by} scenarios"
     else:
         tail = result.error
     return (
@@ -762,6 +839,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rescore", action="store_true", help="re-apply the triage to --json's results; no runs"
     )
+    parser.add_argument(
+        "--every-scenario",
+        action="store_true",
+        help="play each mutant against the whole library, not only the scenarios whose clean "
+        "run executes its statement (no coverage pass)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # a log to tail
     if args.rescore:
@@ -774,8 +857,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         population, dropped, excluded = enumerate_mutants(source_root)
-    except ImportError:
-        print("Cosmic Ray is missing: .venv/bin/pip install -e '.[mutation]'", file=sys.stderr)
+        if not args.every_scenario:
+            import coverage  # noqa: F401  # the coverage pass needs it; fail before any run
+    except ImportError as exc:
+        print(f"{exc.name} is missing: .venv/bin/pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     if args.only:
         by_key = {m.key: m for m in population}
@@ -832,7 +917,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"  canary: a copy that cannot start is caught ({check.error})")
         print(f"  scenario order: {', '.join(p.stem for p, _ in ordered)}")
-        # 3. The mutants, --jobs side by side.
+        # 3. The coverage pass: which statements each scenario's clean stack executes.
+        reach = None if args.every_scenario else coverage_pass(runner, clean_copy, ordered, args)
+        # 4. The mutants, --jobs side by side.
         results: list[Result] = []
         earlier_s = 0.0  # wall time of the interrupted run(s) this one resumes
         if args.resume and args.json.exists():
@@ -861,6 +948,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in clean
             ],
             "order": [p.stem for p, _ in ordered],
+            "reach": None
+            if reach is None
+            else {
+                name: {module: len(lines) for module, lines in sorted(modules.items())}
+                for name, modules in sorted(reach.executed.items())
+            },
         }
 
         def settle(result: Result) -> None:
@@ -876,7 +969,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_json(args.json, payload)
 
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(evaluate, runner, m, ordered) for m in chosen]
+            futures = [pool.submit(evaluate, runner, m, ordered, reach) for m in chosen]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     settle(future.result())
@@ -899,6 +992,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def coverage_pass(
+    runner: Runner, clean_copy: Path, ordered: Sequence[tuple[Path, float]], args: Any
+) -> Reach:
+    """The clean library once more with the stack under coverage.py: its executed lines."""
+    data_root = runner.work / "coverage"
+    started = time.perf_counter()
+
+    def measure(item: tuple[Path, float]) -> tuple[str, dict[str, frozenset[int]], Run]:
+        path, timeout = item
+        data_dir = data_root / path.stem
+        data_dir.mkdir(parents=True)
+        command = coverage_stack_cmd(runner.python, data_dir)
+        run = runner.run(clean_copy, path, 3 * timeout, stack_cmd=command)
+        return path.stem, executed_lines(data_dir), run
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        measured = list(pool.map(measure, ordered))
+    failed = [run for _, _, run in measured if run.status != "passed"]
+    for run in failed:  # the statements it executed still count; say the run was not clean
+        print(f"  coverage pass: {run.scenario} {run.status} {', '.join(run.oracles) or run.error}")
+    executed = {name: lines for name, lines, _ in measured}
+    trees = {m: ast.parse((clean_copy / PACKAGE / m).read_text()) for m in MODULES}
+    print(f"  coverage pass: {len(executed)} scenarios in {time.perf_counter() - started:.0f} s")
+    return Reach(executed, trees)
 
 
 def apply_triage(result: Result, entries: Mapping[str, Mapping[str, Any]]) -> None:

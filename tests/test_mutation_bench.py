@@ -215,3 +215,56 @@ def test_wilson_interval():
     assert ms.wilson(0, 0) == (0.0, 1.0)
     low, high = ms.wilson(150, 200)
     assert low == pytest.approx(0.6856, abs=1e-3) and high == pytest.approx(0.8046, abs=1e-3)
+
+
+REACHED = textwrap.dedent(
+    """
+    @decorator(
+        limit=3 + 1,
+    )
+    def handle(event):
+        if (event.kind == "scan"
+                and event.seq > 2):
+            return post(event)
+        try:
+            return parse(event)
+        except ValueError:
+            return None
+    """
+)
+
+
+def _mutant_at(line: int, col: int) -> object:
+    return ms.Mutant("steps.py", line, col, "core/ReplaceComparisonOperator_Gt_GtE", 0)
+
+
+def test_statement_lines_run_from_a_statements_first_line_to_the_mutant():
+    tree = ms.ast.parse(REACHED)
+    assert ms.statement_lines(tree, 7, 18) == range(6, 8)  # `event.seq > 2`, inside the `if`
+    assert ms.statement_lines(tree, 8, 19) == range(8, 9)  # in the body: its own statement
+    assert ms.statement_lines(tree, 3, 10) == range(2, 4)  # a decorator's argument: from `@`
+    assert ms.statement_lines(tree, 11, 11) == range(9, 12)  # `except`: as its `try`
+
+
+def test_a_mutant_is_played_only_where_its_statement_ran():
+    tree = ms.ast.parse(REACHED)
+    ordered = [(Path("a.yaml"), 60.0), (Path("b.yaml"), 90.0), (Path("c.yaml"), 60.0)]
+    executed = {
+        "a": {"steps.py": frozenset({2, 5, 6, 9, 10})},  # parsed, never a scan
+        "b": {"steps.py": frozenset({2, 5, 6, 8})},  # a scan posted
+        "c": {"steps.py": frozenset({2, 5, 9, 10, 11, 12}), "app.py": frozenset({8})},
+    }
+    reach = ms.Reach(executed, {"steps.py": tree})
+    assert reach.scenarios(_mutant_at(8, 19), ordered) == [ordered[1]]
+    assert reach.scenarios(_mutant_at(7, 18), ordered) == ordered[:2]  # the `if` ran in a, b
+    assert reach.scenarios(_mutant_at(11, 11), ordered) == [ordered[0], ordered[2]]  # `try` ran
+    executed_nowhere = ms.Reach({"a": {"app.py": frozenset({8})}}, {"steps.py": tree})
+    assert executed_nowhere.scenarios(_mutant_at(8, 19), ordered) == []
+
+
+def test_the_coverage_pass_runs_the_stack_under_coverage_with_one_file_per_process(tmp_path):
+    command = ms.shlex.split(ms.coverage_stack_cmd("/venv/bin/python", tmp_path))
+    assert command[:4] == ["/venv/bin/python", "-m", "coverage", "run"]
+    assert "--parallel-mode" in command  # a restarted stack writes its own data file
+    assert f"--data-file={tmp_path / '.coverage'}" in command
+    assert command[-2:] == ["-m", "reference_stack"]
