@@ -334,9 +334,11 @@ def mutant_key(module: str, line: int, op: str, occurrence: int) -> str:
     return f"{module}:{line}:{op}:{occurrence}"
 
 
-def enumerate_mutants(source_root: Path) -> tuple[list[Mutant], Counter[str], Exclusions]:
-    """Every mutant Cosmic Ray's core operators make in the business modules, less the
-    excluded ones (counted by reason)."""
+def enumerate_mutants(
+    source_root: Path, modules: Sequence[str] = MODULES
+) -> tuple[list[Mutant], Counter[str], Exclusions]:
+    """Every mutant Cosmic Ray's core operators make in ``modules``, less the excluded ones
+    (counted by reason)."""
     import cosmic_ray.plugins
     from cosmic_ray.ast import ast_nodes, get_ast
 
@@ -350,7 +352,7 @@ def enumerate_mutants(source_root: Path) -> tuple[list[Mutant], Counter[str], Ex
             operators.append((name, operator_class()))
     population: list[Mutant] = []
     dropped: Counter[str] = Counter()
-    for module in MODULES:
+    for module in modules:
         nodes = list(ast_nodes(get_ast(sources[module])))
         binary = binary_operator_spans(ast.parse(sources[module]))
         for name, operator in operators:
@@ -840,6 +842,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rescore", action="store_true", help="re-apply the triage to --json's results; no runs"
     )
     parser.add_argument(
+        "--modules",
+        nargs="+",
+        choices=MODULES,
+        default=list(MODULES),
+        metavar="FILE",
+        help=f"modules to mutate (default: all of {', '.join(MODULES)})",
+    )
+    parser.add_argument(
         "--every-scenario",
         action="store_true",
         help="play each mutant against the whole library, not only the scenarios whose clean "
@@ -856,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no scenarios in {scenario_dir}", file=sys.stderr)
         return 2
     try:
-        population, dropped, excluded = enumerate_mutants(source_root)
+        population, dropped, excluded = enumerate_mutants(source_root, args.modules)
         if not args.every_scenario:
             import coverage  # noqa: F401  # the coverage pass needs it; fail before any run
     except ImportError as exc:
@@ -873,7 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = sample(population, args.sample, args.seed)
     triage = load_triage(args.triage)
     print(
-        f"{len(population)} mutants in {', '.join(MODULES)} of {source_root / PACKAGE} "
+        f"{len(population)} mutants in {', '.join(args.modules)} of {source_root / PACKAGE} "
         f"(left out: {', '.join(f'{n} {why}' for why, n in sorted(dropped.items())) or 'none'}); "
         f"{len(chosen)} to run"
     )
@@ -935,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = len(results) + len(chosen)
         payload: dict[str, Any] = {
             "source_root": str(source_root),
-            "modules": list(MODULES),
+            "modules": list(args.modules),
             "population": len(population),
             "excluded": dict(dropped),
             "dead_functions": excluded.dead_functions,
