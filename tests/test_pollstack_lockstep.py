@@ -1,8 +1,10 @@
 """A stack that never takes a webhook and has no probe (tests/stacks/pollstack, written from the
 docs alone) plays in lockstep, paced by its declared schedule: a correct one passes with
 release latencies inside its 5-minute poll, and a planted batch bug is caught by the oracles.
-(Its realtime tests were dropped from the suite: a realtime day at 1200x depends on the
-machine keeping up, and failed once in CI under load; lockstep does not.)"""
+The feed incidents that make watermark bugs certain (feed_batch_mid_commit: a second committed
+in parts; feed_vendor_clock_drift: a vendor's list clock running slow) pass clean and catch
+theirs. (Its realtime tests were dropped from the suite: a realtime day at 1200x depends on
+the machine keeping up, and failed once in CI under load; lockstep does not.)"""
 
 from __future__ import annotations
 
@@ -18,11 +20,17 @@ from harness.scenario import ScheduledRead
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
+INCIDENTS = ROOT / "scenarios" / "incidents"
 POLLSTACK = [sys.executable, "-m", "tests.stacks.pollstack"]
 SCHEDULE = [  # it reads the ERP's /events and /orders, and the others' /events
     ScheduledRead(system="erp", route="/", every=300),
     *(ScheduledRead(system=s, route="/events", every=300) for s in ("wms", "tms", "carrier")),
 ]
+# On a loaded machine the stack can run for more than lockstep's default 50 ms settle window
+# before its first call after a read (a page of 40 releases, 20 POSTs prepared at once); lockstep
+# then judges it done and plays the world on without it. 1 s is the stack's honest reaction
+# time under load, and costs nothing when it rests sooner (README, "The idle probe").
+SETTLE = {"settle_ms": 1000}
 BURST = """
 name: release_burst
 seed: 5
@@ -32,9 +40,9 @@ warehouse: {pickers: 6, packers: 3, short_pick_rate: 0.1, cutoff: "17:00"}
 """
 
 
-async def play(tmp_path: Path, bugs: str = ""):
-    day = scenario.parse(BURST)
-    day = day.with_stack(day.stack.model_copy(update={"schedule": SCHEDULE}))
+async def play(tmp_path: Path, bugs: str = "", day: scenario.Scenario | None = None):
+    day = day or scenario.parse(BURST)
+    day = day.with_stack(day.stack.model_copy(update={"schedule": SCHEDULE, **SETTLE}))
     return await run(
         RunConfig(
             scenario=day,
@@ -67,3 +75,40 @@ async def test_reading_only_the_first_page_of_a_feed_loses_orders(tmp_path, monk
     outcome = await play(tmp_path, "first-page-only")
     failed = {r.name: [f.entity for f in r.findings] for r in outcome.results if not r.passed}
     assert "orders_terminal" in failed and failed["orders_terminal"][0].startswith("SO-")
+
+
+def failures(outcome) -> dict[str, list[str]]:
+    """Each failed oracle and the entities it names."""
+    return {r.name: [f.entity for f in r.findings] for r in outcome.results if not r.passed}
+
+
+WATERMARK_BUGS = {  # incident -> the planted bug it must catch, and the orders it loses
+    "feed_batch_mid_commit": ("same-second", [f"SO-{n:06d}" for n in range(21, 41)]),
+    "feed_vendor_clock_drift": ("own-clock", None),  # which: the stack's cycles decide
+}
+
+
+@pytest.mark.parametrize("incident", sorted(WATERMARK_BUGS))
+async def test_a_correct_polling_stack_passes_the_feed_watermark_incidents(
+    tmp_path, monkeypatch, incident
+):
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, day=scenario.load(INCIDENTS / f"{incident}.yaml"))
+    assert failures(outcome) == {}, outcome.notes
+    assert any("faults applied: erp feed_" in n for n in outcome.notes), outcome.notes
+
+
+@pytest.mark.parametrize("incident", sorted(WATERMARK_BUGS))
+async def test_a_watermark_bug_loses_orders_in_its_feed_incident(tmp_path, monkeypatch, incident):
+    """same-second (`>` on whole-second stamps) loses the second half of the batch's second,
+    which the torn commit showed later; own-clock (updated_since = our clock when the last
+    poll began) loses what the slow ERP stamped earlier than that."""
+    monkeypatch.chdir(ROOT)
+    bug, lost = WATERMARK_BUGS[incident]
+    outcome = await play(tmp_path, bug, scenario.load(INCIDENTS / f"{incident}.yaml"))
+    failed = failures(outcome)
+    assert "orders_terminal" in failed, failed
+    never_released = failed["orders_terminal"]
+    assert never_released and all(ref.startswith("SO-") for ref in never_released)
+    if lost is not None:
+        assert never_released == lost

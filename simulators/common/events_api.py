@@ -7,6 +7,7 @@ commits the cursor of what it has processed and pages until ``has_more`` is fals
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import orjson
@@ -52,15 +53,24 @@ def events_route(sim: Simulator) -> Route:
                 )
             view.check_age(token, "after")
             after = token.position
+        hidden_from = None
+        if view.tears:
+            newest = feed.newest_second(after, types=types, visible_until=view.visible_until)
+            keys = [(sim.clock.iso(math.floor(e.at)), str(e.position)) for e in newest]
+            hidden = view.torn(FEED, keys)
+            hidden_from = min((int(position) for _, position in hidden), default=None)
         found = feed.page(
             after,
             limit=limit,
             types=types,
             visible_until=view.visible_until,
+            hidden_from=hidden_from,
             repeat=view.overlaps,
         )
         if found.held_back:
             view.mark("feed_lag")
+        if found.torn:
+            view.mark("feed_torn_second")
         if found.repeated:
             view.mark("feed_overlap")
         now = view.now

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.common.context import hold
 from simulators.common.faults import Fault, keyed_unit
-from simulators.common.feed_faults import STATE_KEY, FeedView
+from simulators.common.feed_faults import STATE_KEY, FeedMemory, FeedView
 from simulators.common.journal import body_digest
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class FaultPlan:
     by_label: Counter[str] = field(default_factory=Counter)  # "error:503": 3, "latency": 9
     _buckets: dict[int, _Bucket] = field(default_factory=dict)
     _attempts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    feed_memory: FeedMemory = field(default_factory=dict)  # feed_torn_second's torn seconds
 
     def __bool__(self) -> bool:
         return bool(self.faults)
@@ -93,6 +94,7 @@ class FaultPlan:
         self.by_label.clear()
         self._buckets.clear()
         self._attempts.clear()
+        self.feed_memory.clear()
 
     def public(self) -> dict[str, Any]:
         return {
@@ -240,7 +242,8 @@ class FaultInjection:
         send: Send,
     ) -> None:
         """Run the app on a feed view the feed faults bend; count those that changed it."""
-        view = FeedView(self.sim.clock, {kind: plan.faults[i] for kind, i in feed.items()})
+        hit = {kind: plan.faults[i] for kind, i in feed.items()}
+        view = FeedView(self.sim.clock, hit, plan.feed_memory)
         scope.setdefault("state", {})[STATE_KEY] = view
         try:
             await self.app(scope, receive, send)

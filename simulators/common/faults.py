@@ -19,10 +19,11 @@ Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``re
 ``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
 type rather than a route, and ``simulators.common.webhooks`` applies them.
 
-Feed kinds (``feed_lag``, ``feed_overlap``, ``token_expiry``) break what a polling client reads
-from a change feed (``GET /events``, a list filtered by ``updated_since``): they take a route like
-answer kinds, but the answer is built as usual, only from a view the fault bends
-(``simulators.common.feed_faults``); docs/feeds.md says what each does.
+Feed kinds (``feed_lag``, ``feed_overlap``, ``token_expiry``, ``feed_torn_second``,
+``feed_clock_skew``) break what a polling client reads from a change feed (``GET /events``, a
+list filtered by ``updated_since``): they take a route like answer kinds, but the answer is
+built as usual, only from a view the fault bends (``simulators.common.feed_faults``);
+docs/feeds.md says what each does.
 
 Which requests a ``rate`` below 1 hits is decided by keyed randomness (``keyed_unit``): a
 hash of (scenario seed, system, fault index, method, path, body digest, attempt number of
@@ -74,15 +75,20 @@ Kind = Literal[
     "feed_lag",
     "feed_overlap",
     "token_expiry",
+    "feed_torn_second",
+    "feed_clock_skew",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 EVENT_KINDS = frozenset({"duplicate", "reorder", "late", "give_up", "forged", "replayed", "burst"})
-FEED_KINDS = frozenset({"feed_lag", "feed_overlap", "token_expiry"})
+FEED_KINDS = frozenset(
+    {"feed_lag", "feed_overlap", "token_expiry", "feed_torn_second", "feed_clock_skew"}
+)
 DEFAULT_COPIES = 2
 DEFAULT_HOLD_S = 600.0  # reorder
 DEFAULT_DELAY_S = 600.0  # late, replayed: past a 300 s replay window
 DEFAULT_LAG_S = 30.0  # feed_lag: a search index a little behind
 DEFAULT_TTL_S = 300.0  # token_expiry: a five-minute page token
+MAX_SKEW_S = 86_400  # feed_clock_skew: a bound, not a model (real skews are seconds to minutes)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control plane, webhooks
 
@@ -156,6 +162,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "mode": ("outage",),
     "lag_s": ("feed_lag",),
     "ttl_s": ("token_expiry",),
+    "skew_s": ("feed_clock_skew",),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
 
@@ -192,6 +199,9 @@ class Fault(_Data):
     """feed_lag: virtual seconds a change stays out of feeds and change lists (default 30)."""
     ttl_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """token_expiry: virtual seconds a cursor or page token lives (default 300); older: 410."""
+    skew_s: Annotated[int, Field(ge=-MAX_SKEW_S, le=MAX_SKEW_S)] | None = None
+    """feed_clock_skew: whole seconds the vendor's change-list clock runs ahead of (positive)
+    or behind (negative) the true virtual clock; required, never 0."""
     hold_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
     """reorder: virtual seconds an event is held (default 600)."""
     delay_s: Annotated[float, Field(gt=0, le=604_800)] | None = None
@@ -262,7 +272,25 @@ class Fault(_Data):
             raise ValueError(
                 "a schema_drift fault needs at least one of " + ", ".join(DRIFT_PARAMETERS)
             )
+        if self.kind == "feed_clock_skew":
+            self._check_skew()
         return self
+
+    def _check_skew(self) -> None:
+        """A skewed clock is the vendor's, for every read of its change lists."""
+        if not self.skew_s:
+            raise ValueError(
+                "a feed_clock_skew fault needs skew_s: whole seconds ahead (positive) or "
+                "behind (negative), not 0"
+            )
+        if self.match is not None or self.rate != 1.0:
+            raise ValueError("a vendor's clock is skewed for every read: give no match or rate")
+        if self.path_prefix.rstrip("/") == "/events":
+            raise ValueError(
+                "the events feed pages by position and keeps its events' occurred_at: "
+                "feed_clock_skew applies to change lists (GET /orders, GET /fulfilment-orders, "
+                "GET /shipments)"
+            )
 
     def _check_down(self) -> None:
         """A down outage takes a whole process away, and gives it back."""
@@ -311,11 +339,14 @@ class Fault(_Data):
         return self.kind
 
     def feed_label(self) -> str:
-        """What the journal says: ``feed_lag:30s``, ``feed_overlap``, ``token_expiry:300s``."""
+        """What the journal says: ``feed_lag:30s``, ``feed_overlap``, ``token_expiry:300s``,
+        ``feed_torn_second``, ``feed_clock_skew:-180s``."""
         if self.kind == "feed_lag":
             return f"feed_lag:{self.lag_s or DEFAULT_LAG_S:g}s"
         if self.kind == "token_expiry":
             return f"token_expiry:{self.ttl_s or DEFAULT_TTL_S:g}s"
+        if self.kind == "feed_clock_skew":
+            return f"feed_clock_skew:{self.skew_s:+d}s"
         return self.kind
 
     @property

@@ -10,6 +10,7 @@ the events since rather than skipping some.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class FeedPage:
     has_more: bool  # more entries are visible now past this page
     held_back: bool  # an entry this page would have shown is not visible yet (lag)
     repeated: bool  # the page starts with the entry at ``after`` again (overlap)
+    torn: bool = False  # it would have shown an entry of a torn second (feed_torn_second)
 
 
 class EventFeed:
@@ -61,11 +63,13 @@ class EventFeed:
         limit: int,
         types: Collection[str] | None = None,
         visible_until: float = float("inf"),
+        hidden_from: int | None = None,
         repeat: bool = False,
     ) -> FeedPage:
         """Up to ``limit`` entries past position ``after`` of the given types, published no
-        later than ``visible_until``; ``repeat`` starts with the entry at ``after`` itself when
-        it qualifies (and ``limit`` leaves room for a new one too)."""
+        later than ``visible_until`` and before position ``hidden_from`` (the rest of a torn
+        second, and anything after it); ``repeat`` starts with the entry at ``after`` itself
+        when it qualifies (and ``limit`` leaves room for a new one too)."""
         entries = self._entries
         first = entries[0].position if entries else self._next
         start = max(0, after + 1 - first)
@@ -76,10 +80,13 @@ class EventFeed:
             if _wanted(previous, types) and previous.at <= visible_until:
                 page.append(previous)
                 repeated = True
-        last, has_more, held_back = after, False, False
+        last, has_more, held_back, torn = after, False, False, False
         for entry in entries[start:]:
             if entry.at > visible_until:  # published in order: the rest is later still
                 held_back = any(_wanted(e, types) for e in entries[entry.position - first :])
+                break
+            if hidden_from is not None and entry.position >= hidden_from:
+                torn = any(_wanted(e, types) for e in entries[entry.position - first :])
                 break
             if not _wanted(entry, types):
                 if len(page) < limit:
@@ -90,7 +97,28 @@ class EventFeed:
                 break
             page.append(entry)
             last = entry.position
-        return FeedPage(page, last, has_more, held_back, repeated)
+        return FeedPage(page, last, has_more, held_back, repeated, torn)
+
+    def newest_second(
+        self, after: int, *, types: Collection[str] | None, visible_until: float
+    ) -> list[FeedEntry]:
+        """The entries past ``after`` of the given types published in the newest whole second
+        that is visible by ``visible_until``, oldest first (what ``feed_torn_second`` tears)."""
+        entries = self._entries
+        first = entries[0].position if entries else self._next
+        start = max(0, after + 1 - first)
+        tail: list[FeedEntry] = []
+        second: int | None = None
+        for entry in reversed(entries[start:]):
+            if entry.at > visible_until or not _wanted(entry, types):
+                continue
+            if second is None:
+                second = math.floor(entry.at)
+            elif math.floor(entry.at) != second:
+                break
+            tail.append(entry)
+        tail.reverse()
+        return tail
 
 
 def _wanted(entry: FeedEntry, types: Collection[str] | None) -> bool:

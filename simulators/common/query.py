@@ -61,3 +61,9 @@ def iso_second(unix_seconds: float) -> str:
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
         f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
     )
+
+
+def shift_second(stamp: str, seconds: int) -> str:
+    """A whole-second UTC stamp moved by ``seconds`` (a skewed vendor clock's reading)."""
+    moment = datetime.fromisoformat(stamp).astimezone(UTC)
+    return iso_second(moment.timestamp() + seconds)

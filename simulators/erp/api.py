@@ -162,7 +162,7 @@ class ErpHandlers:
         page = changes.page(found, _change_key, query, view, ORDER_FEED)
         return respond(
             {
-                "items": [o.to_dict() for o in page.items],
+                "items": [changes.restamp(o.to_dict(), view, "updated_at") for o in page.items],
                 "next_page_token": page.next_token,
                 "has_more": page.has_more,
             }

@@ -71,7 +71,7 @@ def routes(sim: Simulator) -> list[Route]:
         page = changes.page(model.shipments.values(), _change_key, query, view, SHIPMENT_FEED)
         return respond(
             {
-                "items": [s.listed() for s in page.items],
+                "items": [changes.restamp(s.listed(), view, "updated_at") for s in page.items],
                 "next_page_token": page.next_token,
                 "has_more": page.has_more,
             }

@@ -90,7 +90,8 @@ def _changed(request: Request, model: WmsModel) -> Response:
         if "limit" in request.query_params:
             params["limit"] = str(query.limit)
         headers["link"] = f'<{request.url.replace_query_params(**params)}>; rel="next"'
-    return respond({"items": [fo.to_dict() for fo in page.items]}, headers=headers)
+    items = [changes.restamp(fo.to_dict(), view, "status_history", -1, "at") for fo in page.items]
+    return respond({"items": items}, headers=headers)
 
 
 def routes(sim: Simulator) -> list[Route]:

@@ -14,6 +14,8 @@ BUGS = {
     "partial-batch": "a batch's cursor is committed even when one of its records failed",
     "same-second": "the change list is read with `>` on one-second stamps (updated_since + 1 s)",
     "first-page-only": "one page per cycle, then the cursor jumps to the end of the feed",
+    "own-clock": "the change list's next updated_since is our own clock when the poll started "
+    "(GET /_sim/clock, twinyard's virtual time, our datetime.now()), not the newest stamp read",
 }
 
 

@@ -61,6 +61,19 @@ async def read_events(
     return Page(records, bool(body["has_more"]), body["next_cursor"])
 
 
+async def own_clock(vendors: Vendors) -> str:
+    """Our clock now, as the ERP's stamps are written (whole seconds, `Z`).
+
+    In production this would be `datetime.now(UTC)`. Played by twinyard, our time is its virtual
+    clock, which every simulator's `GET /_sim/clock` shows (README, "Virtual time"): in lockstep
+    hours pass in wall seconds, so the machine's clock says nothing about the day."""
+    reply = await vendors.call("erp", "GET", "/_sim/clock", corr="ps-clock")
+    if not reply.ok or not isinstance(reply.body, dict) or "now" not in reply.body:
+        raise Later(f"erp /_sim/clock: {reply.status} {reply.code}")
+    moment = datetime.fromisoformat(str(reply.body["now"]).replace("Z", "+00:00"))
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def one_second_later(stamp: str) -> str:
     """`stamp` + 1 s: the `>` an ERP read with whole-second stamps must not do (a bug)."""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(seconds=1)

@@ -3,8 +3,8 @@
 A batch is one page. Its records run grouped by business key (an order's records one after
 the other, orders side by side). The committed point moves past a record only once it and
 everything before it is done: a record that failed (Later) is read again next cycle, and the
-records after it, already done, are skipped by their id. The four planted batch bugs
-(config.BUGS) are switched here and nowhere else.
+records after it, already done, are skipped by their id. The planted batch bugs (config.BUGS)
+are switched here and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .feeds import Expired, Page, Record, one_second_later, read_events, read_orders
+from .feeds import Expired, Page, Record, one_second_later, own_clock, read_events, read_orders
 from .vendors import Later, Vendors
 
 log = logging.getLogger("pollstack.poller")
@@ -171,14 +171,19 @@ class OrderList(Feed):
     ) -> None:
         super().__init__("erp/orders", handle, key_of, bugs)
         self.vendors, self.limit = vendors, limit
+        self.poll_started: str | None = None  # own-clock: our clock at the sweep's first read
 
     async def read(self, token: str | None) -> Page:
         since = self.committed
         if since and "same-second" in self.bugs:  # BUG same-second: `>` on whole seconds
             since = one_second_later(since)
+        if token is None and "own-clock" in self.bugs:  # BUG own-clock: note when we started
+            self.poll_started = await own_clock(self.vendors)
         return await read_orders(self.vendors, since, token, self.limit, "ps-poll-erp")
 
     def end_of(self, page: Page) -> str | None:
+        if "own-clock" in self.bugs:  # BUG own-clock: "changed since our last poll began"
+            return self.poll_started
         stamps = [r.stamp for r in page.records if r.stamp]
         return max(stamps) if stamps else None
 
