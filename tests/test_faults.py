@@ -344,3 +344,21 @@ def test_a_run_applies_its_faults_and_counts_them(tmp_path):
     assert "carrier error:503 x" in note
     labels = outcome.snapshots["carrier"]["labels"]
     assert labels, "the stack retried past the carrier's 503s"
+
+
+@pytest.mark.parametrize(
+    "spec_name", ["erp", "wms", "tms", "carrier", "carrier.v1.1", "carrier.v2"]
+)
+def test_every_vendor_spec_documents_every_fault_kind_and_field(spec_name):
+    """The control plane's `Fault` schema is what a user reads to write a fault: a kind or a
+    field the simulators accept but the spec omits is undocumented (and never fuzzed)."""
+    import yaml
+
+    from harness.bundled import OPENAPI
+    from simulators.common.faults import KINDS
+
+    spec = yaml.safe_load((OPENAPI / f"{spec_name}.yaml").read_text())
+    documented = spec["components"]["schemas"]["Fault"]["properties"]
+    accepted = {info.alias or name for name, info in Fault.model_fields.items()}
+    assert set(documented) == accepted
+    assert set(documented["kind"]["enum"]) == set(KINDS)
