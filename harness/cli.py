@@ -799,6 +799,131 @@ def contracts_verify_command(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command("load")
+def load_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="scenario whose demand curve Locust plays [default: Black Friday]"),
+    ] = None,
+    rate_multiplier: Annotated[
+        float, typer.Option(min=0.001, max=10_000, help="orders at this multiple of the real rate")
+    ] = 1.0,
+    factor: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=100_000,
+            help="virtual seconds per wall second [default: the scenario's clock.factor]",
+        ),
+    ] = None,
+    orders_per_user: Annotated[
+        float,
+        typer.Option(min=0.01, max=1000, help="orders per wall second one Locust user sends"),
+    ] = 2.0,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Locust's --processes: a master and N workers"),
+    ] = None,
+    web: Annotated[
+        bool, typer.Option("--web", help="Locust's web UI (started at once) instead of headless")
+    ] = False,
+    web_port: Annotated[int, typer.Option(min=1, max=65535, help="with --web: its port")] = 8089,
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="Locust's --csv prefix [default: REPORT_DIR/locust]"),
+    ] = None,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html", help="Locust's --html report [default: REPORT_DIR/locust.html]"),
+    ] = None,
+    locustfile: Annotated[
+        Path | None,
+        typer.Option(help="a Locust file of yours [default: loadtests/peak_season.py's]"),
+    ] = None,
+    stack_url: StackUrl = None,
+    stack_cmd: StackCmd = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, max=scenarios.MAX_SEED, help="override the scenario's seed"),
+    ] = None,
+    report_dir: Annotated[Path, typer.Option(callback=_out_folder, help="where reports go")] = Path(
+        "reports/load"
+    ),
+    port_base: PortBase = None,
+    control_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TWINYARD_CONTROL_TOKEN",
+            help="token that /_sim/ writes need [default: a new one per run]",
+        ),
+    ] = None,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, max=3600, help="seconds the stack has to answer its health route"),
+    ] = None,
+    max_wall: Annotated[
+        float | None,
+        typer.Option(
+            min=1, max=604_800, help="stop after this many wall seconds (the run then fails)"
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
+) -> None:
+    """Play a peak day with Locust releasing the orders; judge the flows and the day."""
+    from harness.load import engine, session
+    from harness.load import report as load_report
+
+    path = scenario or bundled.SCENARIOS / "peak" / "black_friday.yaml"
+    if control_token is not None and not usable_token(control_token):
+        raise Usage("--control-token must be visible ASCII characters, no spaces (not empty)")
+    if locustfile is not None and not locustfile.is_file():
+        raise Usage(f"--locustfile {locustfile}: no such file")
+    loaded = _load(path).with_seed(seed)
+    _make_folder(report_dir, "--report-dir")
+    if stack_url and port_base is None:
+        port_base = SYSTEM_PORTS
+    options = engine.EngineOptions(
+        locustfile=(locustfile or engine.LOCUSTFILE).resolve(),
+        processes=processes,
+        web=web,
+        web_port=web_port,
+        csv=csv or report_dir / "locust",
+        html=html_file or report_dir / "locust.html",
+    )
+    config = session.LoadConfig(
+        scenario=loaded,
+        scenario_path=str(path),
+        multiplier=rate_multiplier,
+        factor=factor,
+        per_user=orders_per_user,
+        engine=options,
+        stack_url=stack_url,
+        stack_cmd=stack_cmd,
+        report_dir=report_dir,
+        port_base=port_base,
+        control_token=control_token,
+        ready_timeout_s=ready_timeout,
+        max_wall_s=max_wall,
+    )
+    console = terminal.console()
+    try:
+        if progress.wanted(console, quiet):
+            orders = max(1, round(loaded.demand.orders * rate_multiplier))
+            with progress.ProgressView(console, orders) as view:
+                config.progress = view
+                outcome = uvloop.run(session.play(config))
+        else:
+            outcome = uvloop.run(session.play(config))
+    except (ConfigError, StackError) as exc:
+        raise Usage(str(exc)) from None
+    load_report.render(outcome, console)
+    written = load_report.write(outcome, report_dir)
+    console.print(f"report: {written}")
+    said = "[bold green]PASS[/]" if outcome.passed else "[bold red]FAIL[/]"
+    console.print(f"load verdict: {said} (the day's verdict and Locust's exit code)")
+    raise typer.Exit(0 if outcome.passed else 1)
+
+
 @app.command("sims")
 def sims_command(
     scenario: Annotated[

@@ -335,7 +335,13 @@ class ClockSettings(Strict):
     pace: Annotated[float, Field(gt=0, le=100_000)] = 300.0
 
 
-SloName = Literal["release_latency", "confirmation_latency", "tracking_latency"]
+SloName = Literal[
+    "release_latency",
+    "label_latency",
+    "confirmation_latency",
+    "tracking_latency",
+    "accrual_latency",
+]
 SloStatistic = Literal["p50", "p95", "p99", "max"]
 
 
@@ -348,8 +354,8 @@ class Expect(Strict):
     selftest`` fails when one of them gets through."""
     slos: dict[SloName, dict[SloStatistic, Annotated[float, Field(ge=0)]]] = {}
     """Service-level thresholds in virtual seconds, e.g. ``{release_latency: {p95: 300}}``:
-    release_latency, confirmation_latency, tracking_latency; p50, p95, p99, max. A measure
-    over its threshold fails the run like an oracle."""
+    release_latency, label_latency, confirmation_latency, tracking_latency, accrual_latency;
+    p50, p95, p99, max. A measure over its threshold fails the run like an oracle."""
 
 
 class ScheduledRead(Strict):

@@ -4,8 +4,10 @@ in virtual time, read from the simulators' final state (never from the stack).
 | measure | from | to |
 | --- | --- | --- |
 | ``release_latency`` | the ERP releases the order | the WMS has its fulfilment order |
+| ``label_latency`` | the WMS packs the order | the carrier has sold its label |
 | ``confirmation_latency`` | the WMS ships the order | the ERP has its goods issue |
 | ``tracking_latency`` | the carrier scans the parcel | the ERP has the scan |
+| ``accrual_latency`` | the TMS settles the freight | the ERP has its freight accrual |
 
 Percentiles are nearest-rank over whole virtual seconds. In lockstep a stack that keeps up
 shows 0 s; time passes only while it retries (an outage, a rate limit) or when it is slower
@@ -23,8 +25,10 @@ from harness.oracles.view import SystemsView
 
 MEASURES: dict[str, str] = {
     "release_latency": "ERP release -> WMS fulfilment order",
+    "label_latency": "WMS packed -> carrier label",
     "confirmation_latency": "WMS shipped -> ERP goods issue",
     "tracking_latency": "carrier scan -> ERP tracking",
+    "accrual_latency": "TMS freight settled -> ERP freight accrual",
 }
 STATISTICS = ("p50", "p95", "p99", "max")
 
@@ -68,8 +72,13 @@ class ServiceLevel:
 
 def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[ServiceLevel]:
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in MEASURES}
+    labels = view.labels_by_order()
     for order in view.erp_orders.values():
         fos = view.wms_by_ref.get(order["id"], [])
+        packed = _first_at(fos, "packed")
+        bought = [epoch_seconds(label["created_at"]) for label in labels.get(order["id"], [])]
+        if packed is not None and bought:
+            samples["label_latency"].append((packed, min(bought) - packed))
         if order.get("released_at") and fos:
             released = epoch_seconds(order["released_at"])
             first = min(epoch_seconds(fo["created_at"]) for fo in fos)
@@ -85,6 +94,12 @@ def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[
             samples["tracking_latency"].append(
                 (scanned, epoch_seconds(scan["posted_at"]) - scanned)
             )
+    for shipment in view.tms_shipments.values():
+        accruals = view.accruals_by_shipment.get(shipment["id"], [])
+        if shipment.get("settled_at") and accruals:
+            settled = epoch_seconds(shipment["settled_at"])
+            posted = min(epoch_seconds(a["posted_at"]) for a in accruals)
+            samples["accrual_latency"].append((settled, posted - settled))
     return [
         ServiceLevel(
             name,
@@ -97,11 +112,13 @@ def measure(view: SystemsView, thresholds: dict[str, dict[str, float]]) -> list[
 
 
 def _shipped_at(fos: list[dict[str, Any]]) -> float | None:
+    return _first_at(fos, "shipped")
+
+
+def _first_at(fos: list[dict[str, Any]], status: str) -> float | None:
+    """When the first of these WMS orders first reached ``status``."""
     times = [
-        epoch_seconds(h["at"])
-        for fo in fos
-        for h in fo["status_history"]
-        if h["status"] == "shipped"
+        epoch_seconds(h["at"]) for fo in fos for h in fo["status_history"] if h["status"] == status
     ]
     return min(times) if times else None
 

@@ -42,6 +42,8 @@ LATENCY_COLOURS = {
     "release_latency": "#3b6ea8",
     "confirmation_latency": "#4c9a6a",
     "tracking_latency": "#8a5aa8",
+    "label_latency": "#c08a2d",
+    "accrual_latency": "#7f8c8d",
 }
 CLOSED_WMS = ("shipped", "short_closed", "cancelled")
 
