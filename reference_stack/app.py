@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reference_stack import retention
 from reference_stack.config import SYSTEMS
 from reference_stack.defects import DEAD_LETTER_NO_REPLAY, SKIP_SIGNATURE
 from reference_stack.stack import Stack
@@ -53,7 +54,22 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 
 def too_large() -> Response:
-    return error(413, "payload_too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+    """413, and the connection closed after it: the server would otherwise read (and throw
+    away) the rest of the body to keep the connection for a next request."""
+    response = error(413, "payload_too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+    response.headers["connection"] = "close"
+    return response
+
+
+async def read_body(request: Request) -> bytes | None:
+    """The body, or None as soon as it passes the cap. Read as it arrives: a chunked body
+    says no length up front, so only counting what came stops one at the cap."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_EVENT_BYTES:
+            return None
+    return bytes(body)
 
 
 def check_signature(
@@ -121,7 +137,8 @@ def event_of(
 
 
 def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) -> Starlette:
-    """The ASGI app; its lifespan starts the stack and subscribes it (``on_fatal`` if it can't)."""
+    """The ASGI app; its lifespan starts the stack, subscribes it (``on_fatal`` if it can't)
+    and prunes its finished work while it runs (reference_stack.retention)."""
 
     async def webhook(request: Request) -> Response:
         system = request.path_params["system"]
@@ -130,9 +147,9 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
             return too_large()  # refused before a byte of it is read
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
-            return too_large()
+        body = await read_body(request)
+        if body is None:
+            return too_large()  # chunked (no length said up front): refused at the cap
         config = stack.config
         reason = check_signature(
             config.webhook_secret, body, request, config.defects, config.webhook_signing
@@ -202,12 +219,16 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await stack.start()
-        subscribing = asyncio.create_task(subscribe())
+        background = [
+            asyncio.create_task(subscribe()),
+            asyncio.create_task(retention.prune_forever(stack.store, stack.config)),
+        ]
         try:
             yield
         finally:
-            subscribing.cancel()
-            await asyncio.gather(subscribing, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await stack.stop()
 
     async def subscribe() -> None:

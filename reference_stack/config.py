@@ -25,6 +25,7 @@ SECRET_VAR = "TWINYARD_WEBHOOK_SECRET"
 SECRET_FILE_VAR = "TWINYARD_WEBHOOK_SECRET_FILE"
 SIGNING_VAR = "REFSTACK_WEBHOOK_SIGNING"
 DEFECTS_VAR = "REFSTACK_DEFECTS"
+RETENTION_S = 7 * 86_400.0  # a week: see reference_stack.retention
 
 
 class ConfigError(Exception):
@@ -46,6 +47,11 @@ class Config:
     # How the simulators sign what they send it: "twinyard" or "standard-webhooks" (a whsec_
     # secret), asked for when it subscribes.
     webhook_signing: str = signing.TWINYARD
+    # Finished work (processed events, done jobs) is forgotten this long after it finished:
+    # the dedup window, longer than vendors redeliver for (reference_stack.retention).
+    retention_s: float = RETENTION_S
+    prune_every_s: float = 60.0  # how often old finished work is looked for
+    prune_batch: int = 100  # rows per table per transaction: about a millisecond each
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -75,6 +81,9 @@ class Config:
             workers=_number(env, "REFSTACK_WORKERS", 16, int, low=1),
             call_jitter_ms=_number(env, "REFSTACK_CALL_JITTER_MS", 0.0, float, low=0.0),
             defects=_defects(env),
+            retention_s=_number(env, "REFSTACK_RETENTION_S", RETENTION_S, float, low=1.0),
+            prune_every_s=_number(env, "REFSTACK_PRUNE_EVERY_S", 60.0, float, low=0.01),
+            prune_batch=_number(env, "REFSTACK_PRUNE_BATCH", 100, int, low=1),
         )
 
     def database(self) -> Path:

@@ -3,7 +3,8 @@
 Nothing may be lost when a call fails or the process dies: an event is committed to the inbox
 before its webhook is acknowledged, and it is turned into jobs in the same transaction that
 marks it processed. One connection is used from the event loop only; every statement is short,
-so WAL with ``synchronous=NORMAL`` keeps a commit in the tens of microseconds.
+so WAL with ``synchronous=NORMAL`` keeps a commit in the tens of microseconds. Finished work is
+deleted once it is older than the dedup window (``prune``, driven by reference_stack.retention).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_unprocessed ON inbox (received_at) WHERE processed = 0;
+CREATE INDEX IF NOT EXISTS inbox_processed ON inbox (received_at) WHERE processed = 1;
 
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs (idempotency_key);
 CREATE INDEX IF NOT EXISTS jobs_entity ON jobs (entity);
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs (status) WHERE status != 'done';
+CREATE INDEX IF NOT EXISTS jobs_done ON jobs (updated_at) WHERE status = 'done';
 
 CREATE TABLE IF NOT EXISTS orders (
     order_ref TEXT PRIMARY KEY,
@@ -297,6 +300,24 @@ class Store:
     def jobs_for(self, entity: str) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs WHERE entity = ? ORDER BY id", (entity,))
         return [_job(r) for r in rows.fetchall()]
+
+    # -- retention -----------------------------------------------------------------------
+    def prune(self, before: float, limit: int) -> tuple[int, int]:
+        """Delete up to ``limit`` processed events received, and ``limit`` done jobs finished,
+        before ``before``; returns how many of each went. Events not yet handled, open jobs
+        and dead letters are never pruned. Both scans walk a partial index, oldest first."""
+        with self.transaction():
+            events = self._db.execute(
+                "DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox"
+                " WHERE processed = 1 AND received_at < ? ORDER BY received_at LIMIT ?)",
+                (before, limit),
+            )
+            jobs = self._db.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+                " WHERE status = 'done' AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+                (before, limit),
+            )
+        return events.rowcount, jobs.rowcount
 
     # -- orders --------------------------------------------------------------------------
     def order(self, order_ref: str) -> Order | None:
