@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
+
+import orjson
+
+from simulators.common.spill import SpillFile
 
 
 def body_digest(body: bytes) -> str:
@@ -58,10 +63,39 @@ class JournalEntry:
         }
 
 
+DEFAULT_MEMORY_ENTRIES = 10_000  # see simulators.common.limits (journal_memory_entries)
+
+T = TypeVar("T")
+
+
 class Journal:
-    def __init__(self, system: str) -> None:
+    """Every exchange in order: the newest ``memory_entries`` in memory, the older ones spilled
+    to a JSON Lines file (``simulators.common.spill``), read back as if nothing had moved.
+
+    Readers see one sequence, oldest first, whatever is where: ``entries`` (a read-only
+    sequence of ``JournalEntry``), ``iter`` and ``dicts`` (streamed), ``query`` (filtered).
+    """
+
+    def __init__(self, system: str, *, memory_entries: int = DEFAULT_MEMORY_ENTRIES) -> None:
         self.system = system
-        self.entries: list[JournalEntry] = []
+        self.memory_entries = memory_entries
+        self._tail: list[JournalEntry] = []  # the newest entries; the rest are spilled
+        self._spill = SpillFile(f"journal-{system}")
+        self._generation = 0  # bumped by clear(): readers of the old entries stop
+        self.entries: Sequence[JournalEntry] = Entries(self)
+
+    def __len__(self) -> int:
+        return self._spill.count + len(self._tail)
+
+    @property
+    def spilled(self) -> int:
+        """How many of the oldest entries are on disk, not in memory."""
+        return self._spill.count
+
+    @property
+    def spilled_bytes(self) -> int:
+        """How many bytes the spilled entries take on disk."""
+        return self._spill.size
 
     def record(
         self,
@@ -82,7 +116,7 @@ class Journal:
         query: str = "",
     ) -> JournalEntry:
         entry = JournalEntry(
-            len(self.entries) + 1,
+            len(self) + 1,
             self.system,
             direction,
             method,
@@ -92,7 +126,7 @@ class Journal:
             digest,
             virtual_time,
             time.time(),
-            duration_ms,
+            round(duration_ms, 3),  # as to_dict gives it, so a spilled entry reads back equal
             event_type,
             ref,
             fault,
@@ -100,8 +134,51 @@ class Journal:
             retry_after,
             query,
         )
-        self.entries.append(entry)
+        self._tail.append(entry)
+        if len(self._tail) > self.memory_entries:
+            self._spill_oldest()
         return entry
+
+    def _spill_oldest(self) -> None:
+        """Write the oldest entries out, keeping the newest half of ``memory_entries``: one
+        write per ``memory_entries / 2`` records, and the recent past stays in memory for the
+        readers that follow the journal as it grows (lockstep, polling, timers)."""
+        keep = max(self.memory_entries, 1) // 2
+        count = len(self._tail) - keep
+        self._spill.append(orjson.dumps(entry) for entry in self._tail[:count])
+        del self._tail[:count]
+
+    def iter(self, start: int = 0, stop: int | None = None) -> Iterator[JournalEntry]:
+        """Entries ``start`` to ``stop`` (indexes, oldest first), streamed."""
+        return self._walk(start, stop, _entry, _same)
+
+    def dicts(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """Entries ``start`` to ``stop`` as ``to_dict`` gives them, streamed (a spilled entry
+        is parsed straight into its dict)."""
+        return self._walk(start, stop, orjson.loads, JournalEntry.to_dict)
+
+    def _walk(
+        self,
+        start: int,
+        stop: int | None,
+        from_disk: Callable[[bytes], T],
+        from_memory: Callable[[JournalEntry], T],
+    ) -> Iterator[T]:
+        """Entries ``start`` to ``stop`` (default: as many as there are now). A reader may
+        pause between entries: what was spilled meanwhile is read from disk, and a clear()
+        ends the reading."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        generation = self._generation
+        index = max(start, 0)
+        while index < stop and generation == self._generation:
+            spilled = self._spill.count
+            if index < spilled:
+                for line in self._spill.read(index, min(stop, spilled)):
+                    yield from_disk(line)
+                    index += 1
+            else:
+                yield from_memory(self._tail[index - spilled])
+                index += 1
 
     def query(
         self,
@@ -112,10 +189,13 @@ class Journal:
         ref: str | None = None,
         since: int = 0,
         limit: int | None = None,
-    ) -> list[JournalEntry]:
-        """Entries after ``since`` matching every given filter; ``path`` matches as a prefix."""
-        found: list[JournalEntry] = []
-        for entry in self.entries[since:]:
+    ) -> Iterator[JournalEntry]:
+        """Entries after ``since`` matching every given filter, streamed; ``path`` matches as a
+        prefix."""
+        found = 0
+        if limit is not None and limit <= 0:
+            return
+        for entry in self.iter(since):
             if direction and entry.direction != direction:
                 continue
             if path and not entry.path.startswith(path):
@@ -124,10 +204,60 @@ class Journal:
                 continue
             if ref and entry.ref != ref:
                 continue
-            found.append(entry)
-            if limit is not None and len(found) >= limit:
-                break
-        return found
+            yield entry
+            found += 1
+            if limit is not None and found >= limit:
+                return
 
     def clear(self) -> None:
-        self.entries.clear()
+        self._generation += 1
+        self._tail.clear()
+        self._spill.clear()
+
+    def close(self) -> None:
+        """Give the spill file back to the system (the journal is emptied)."""
+        self.clear()
+        self._spill.close()
+
+
+def _entry(line: bytes) -> JournalEntry:
+    return JournalEntry(**orjson.loads(line))
+
+
+def _same(entry: JournalEntry) -> JournalEntry:
+    return entry
+
+
+class Entries(Sequence[JournalEntry]):
+    """A journal's entries as a read-only sequence (``len``, indexes, slices, iteration), the
+    spilled ones read from disk when asked for: what the harness has always read as a list."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def __len__(self) -> int:
+        return len(self._journal)
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        return self._journal.iter()
+
+    @overload
+    def __getitem__(self, index: int) -> JournalEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[JournalEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> JournalEntry | list[JournalEntry]:
+        size = len(self._journal)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(size)
+            if step == 1:
+                return list(self._journal.iter(start, stop))
+            return [self[i] for i in range(start, stop, step)]
+        position = index + size if index < 0 else index
+        if not 0 <= position < size:
+            raise IndexError("journal index out of range")
+        return next(self._journal.iter(position, position + 1))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} {self._journal.system} journal entries>"

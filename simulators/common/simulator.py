@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +40,8 @@ from simulators.common.http import (
     validate,
 )
 from simulators.common.idempotency import IdempotencyStore
-from simulators.common.journal import Journal, body_digest
+from simulators.common.journal import Journal, JournalEntry, body_digest
+from simulators.common.limits import Limits, clip, header_refusal, too_large
 from simulators.common.model import SimModel
 from simulators.common.schemas import Body, NonEmpty
 from simulators.common.webhooks import WebhookDispatcher
@@ -52,6 +53,8 @@ CONTROL_PREFIX = "/_sim/"
 # have no such limit): later, the simulator answers 408 request_timeout and closes the
 # connection. Read at each request, so tests may lower it.
 BODY_TIMEOUT_S = 30.0
+JOURNAL_PAGE = 256  # entries serialised per chunk of a streamed GET /_sim/journal
+CORRELATION_HEADER = "X-Correlation-Id"
 
 
 @dataclass(slots=True, eq=False)
@@ -68,6 +71,7 @@ class InFlight:
     reading: bool = False  # still waiting for the rest of its body
     excused: bool = False  # named by a watchdog: lockstep no longer waits for it
     held_s: float = 0.0  # wall seconds the simulator delays it on purpose (latency faults)
+    correlation_cut: int = 0  # characters cut from an over-long correlation id (refused)
 
     def call(self) -> str:
         """``POST /fulfilment-orders from 127.0.0.1:53122 (correlation SO-000042)``."""
@@ -110,6 +114,7 @@ class Simulator:
         honour_idempotency: bool = True,
         delivery_workers: int = 8,
         api_version: str = "v1",
+        limits: Limits | None = None,
     ) -> None:
         self.model = model
         self.api_version = api_version  # which version of the vendor's API it speaks
@@ -119,7 +124,8 @@ class Simulator:
         self.webhooks = WebhookDispatcher(
             self.system, self.clock, self.journal, model.event_types, workers=delivery_workers
         )
-        self.idempotency = IdempotencyStore()
+        self.idempotency = IdempotencyStore(self.clock)
+        self.limits = limits or Limits.from_env()  # also sets the journal's and the stores'
         self.faults = FaultPlan()  # empty: business requests go straight to the app
         # On the wall clock, the ``at`` each live fault was sent with (seconds from then), by
         # the id of the fault stored with its window on the clock: what the listing shows.
@@ -143,6 +149,20 @@ class Simulator:
         self.webhooks.on_settle = lambda: self.on_settle()
         self.guard = OPEN  # no token: see simulators.common.guard, and ``simulators.build``
         self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
+
+    @property
+    def limits(self) -> Limits:
+        """What this simulator takes in and how long it keeps things (docs/limits.md)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self.journal.memory_entries = limits.journal_memory_entries
+        self.idempotency.ttl_s = limits.idempotency_ttl_s
+        self.idempotency.max_keys = limits.idempotency_max_keys
+        self.webhooks.delivery_ttl_s = limits.delivery_ttl_s
+        self.webhooks.deliveries_kept = limits.deliveries_kept
 
     @property
     def guard(self) -> Guard:
@@ -197,6 +217,15 @@ class Simulator:
             key = request.headers.get("idempotency-key")
             if not key or not self.honour_idempotency:
                 return await endpoint(request)
+            longest = self.limits.idempotency_key_chars
+            if len(key) > longest:  # as Stripe: a key is at most 255 characters
+                raise SimError(
+                    400,
+                    "invalid_idempotency_key",
+                    f"Idempotency-Key must be at most {longest} characters",
+                    limit=longest,
+                    size=len(key),
+                )
             scoped = f"{request.method} {request.url.path} {key}"
             digest = body_digest(await request.body())
             stored = self.idempotency.lookup(scoped, digest)
@@ -293,9 +322,11 @@ class Simulator:
             since=since,
             limit=limit,
         )
-        return respond({"items": [e.to_dict() for e in entries]})
+        # Streamed: a long run's journal is never built as one answer in memory.
+        return StreamingResponse(_items_json(entries), media_type="application/json")
 
     async def _deliveries(self, request: Request) -> Response:
+        self.webhooks.trim()  # expired ones are not listed, even with no event since
         status = request.query_params.get("status")
         items = [d.public() for d in self.webhooks.deliveries if not status or d.status == status]
         return respond({"items": items})
@@ -433,6 +464,21 @@ class Simulator:
         return respond({"state": change.state, "action": "setup"})
 
 
+async def _items_json(entries: Iterator[JournalEntry]) -> AsyncIterator[bytes]:
+    """``{"items": [...]}`` in chunks of ``JOURNAL_PAGE`` entries, read as they are sent."""
+    yield b'{"items":['
+    page: list[bytes] = []
+    first = True
+    for entry in entries:
+        page.append(orjson.dumps(entry))  # a dataclass: the keys and values of to_dict()
+        if len(page) >= JOURNAL_PAGE:
+            yield (b"" if first else b",") + b",".join(page)
+            first, page = False, []
+    if page:
+        yield (b"" if first else b",") + b",".join(page)
+    yield b"]}"
+
+
 async def _sim_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SimError)
     return error_response(exc)
@@ -466,8 +512,10 @@ class JournalMiddleware:
             await self.app(scope, receive, send)
             return
         sim = self.sim
+        limits = sim.limits
         path: str = scope["path"]
-        refusal = sim.guard.refusal(scope)  # Host, Origin, token, JSON: before anything else
+        # Sizes, then Host, Origin, token, JSON: before anything else
+        refusal = _oversized(scope, limits) or sim.guard.refusal(scope)
         if path.startswith(CONTROL_PREFIX):
             if refusal is not None:
                 await _refuse(refusal, scope, receive, send)
@@ -479,12 +527,14 @@ class JournalMiddleware:
         key = sim.activity
         started = time.perf_counter()
         virtual_time = sim.clock.now()
-        request = _announced(scope)
+        request = _announced(scope, limits)
         sim.requests[key] = request
         correlation_id = request.correlation_id
+        if refusal is None and request.correlation_cut:
+            refusal = _long_correlation_id(request, limits)
         token = CORRELATION_ID.set(correlation_id)
         held = IN_FLIGHT.set(request)
-        chunks: list[bytes] = []
+        body = b""
         status = 0
         error_body: list[bytes] = []  # an error answer's body, for its vendor error code
         retry_after: float | None = None
@@ -508,15 +558,16 @@ class JournalMiddleware:
                 await _refuse(refusal, scope, receive, send_status)
                 return
             if request.reading:
-                # Read in full before the app runs, within BODY_TIMEOUT_S: a client that
-                # stalls mid-body is answered 408 and let go, not waited for forever.
-                whole = await _read_body(receive, request, chunks)
-                if whole is None:
-                    await _too_slow(sim, request, scope, receive, send_status)
-                    return
-                if not whole:
-                    return  # the client went away mid-body: nothing to answer (status 0)
-                receive = replaying(b"".join(chunks), receive)
+                # Read in full before the app runs, within BODY_TIMEOUT_S and up to the
+                # body cap: a client that stalls mid-body is answered 408 and let go, not
+                # waited for forever; one that sends too much is answered 413.
+                read = await _read_body(
+                    sim, request, limits.body_bytes, scope, receive, send_status
+                )
+                if read is None:
+                    return  # answered (408, 413), or the client went away (status 0)
+                body = read
+                receive = replaying(body, receive)
             app = self.faulty if sim.faults.faults else self.app
             await app(scope, receive, send_status)
         finally:
@@ -534,7 +585,7 @@ class JournalMiddleware:
                 status,
                 virtual_time=virtual_time,
                 correlation_id=correlation_id,
-                digest=body_digest(b"".join(chunks)),
+                digest=body_digest(body),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 ref=state.get("ref"),
                 fault=state.get("fault"),
@@ -544,29 +595,52 @@ class JournalMiddleware:
             )
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A control-plane request: neither counted in flight nor journalled, but its body
-        has the same time limit."""
-        request = _announced(scope)
+        """A control-plane request: neither counted in flight nor journalled; its body has
+        the same time limit, and a size limit of its own (``control_body_bytes``)."""
+        limits = self.sim.limits
+        request = _announced(scope, limits)
         if request.reading:
-            chunks: list[bytes] = []
-            whole = await _read_body(receive, request, chunks)
-            if whole is None:
-                await _too_slow(self.sim, request, scope, receive, send)
+            body = await _read_body(
+                self.sim, request, limits.control_body_bytes, scope, receive, send
+            )
+            if body is None:
                 return
-            if not whole:
-                return
-            receive = replaying(b"".join(chunks), receive)
+            receive = replaying(body, receive)
         await self.app(scope, receive, send)
 
 
-def _announced(scope: Scope) -> InFlight:
-    """The request as its headers announce it; ``reading`` when a body is to come."""
+def _oversized(scope: Scope, limits: Limits) -> SimError | None:
+    """414 or 431 for a request target or headers larger than ``limits`` allow."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    return header_refusal(scope["headers"], target, limits)
+
+
+def _long_correlation_id(request: InFlight, limits: Limits) -> SimError:
+    """400 for a correlation id longer than a vendor keeps (it is journalled cut short)."""
+    size = limits.correlation_id_chars + request.correlation_cut
+    return SimError(
+        400,
+        "invalid_header_value",
+        f"{CORRELATION_HEADER} must be at most {limits.correlation_id_chars} characters",
+        header=CORRELATION_HEADER,
+        limit=limits.correlation_id_chars,
+        size=size,
+    )
+
+
+def _announced(scope: Scope, limits: Limits) -> InFlight:
+    """The request as its headers announce it; ``reading`` when a body is to come. A
+    correlation id longer than ``limits`` allow is kept cut short (and the request refused)."""
     correlation_id = None
+    cut = 0
     expected: int | None = None
     has_body = False
     for name, value in scope["headers"]:
         if name == b"x-correlation-id":
             correlation_id = value.decode("latin-1")
+            if len(correlation_id) > limits.correlation_id_chars:
+                cut = len(correlation_id) - limits.correlation_id_chars
+                correlation_id = clip(correlation_id, limits.correlation_id_chars)
         elif name == b"content-length":
             with contextlib.suppress(ValueError):
                 expected = int(value)
@@ -581,25 +655,44 @@ def _announced(scope: Scope) -> InFlight:
         time.monotonic(),
         expected,
         reading=has_body,
+        correlation_cut=cut,
     )
 
 
-async def _read_body(receive: Receive, request: InFlight, chunks: list[bytes]) -> bool | None:
-    """The whole body into ``chunks``: True when it came, False when the client went away,
-    None when it did not come within ``BODY_TIMEOUT_S``."""
+async def _read_body(
+    sim: Simulator, request: InFlight, cap: int, scope: Scope, receive: Receive, send: Send
+) -> bytes | None:
+    """The whole body, or None when it was answered or the client went away mid-body.
+
+    A body announced (Content-Length) or found (chunked, or longer than announced) to be over
+    ``cap`` bytes is answered 413 without reading more than ``cap`` of it: the connection
+    stays open and the server discards the rest as it comes, so the client reads the answer
+    once it has sent its body. One that does not come within ``BODY_TIMEOUT_S`` is answered
+    408 (and the connection closed)."""
+    if request.expected is not None and request.expected > cap:
+        await _refuse(too_large(cap, expected=request.expected), scope, receive, send)
+        return None
+    chunks: list[bytes] = []
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
-                    return False
+                    return None  # the client went away: nothing to answer (status 0)
                 chunk = message.get("body", b"")
-                chunks.append(chunk)
                 request.received += len(chunk)
+                if request.received > cap:
+                    chunks.clear()
+                    request.reading = False
+                    refusal = too_large(cap, expected=request.expected, received=request.received)
+                    await _refuse(refusal, scope, receive, send)
+                    return None
+                chunks.append(chunk)
                 if not message.get("more_body", False):
                     request.reading = False
-                    return True
+                    return b"".join(chunks)
     except TimeoutError:
+        await _too_slow(sim, request, scope, receive, send)
         return None
 
 

@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from simulators.common.clock import Clock
+from simulators.common.compact import compact
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import conflict, not_found, unprocessable
 from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 # Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 DELIVERY_TIMEOUT_S = 10.0
+# Finished deliveries listed (GET /_sim/deliveries): for this long after they ended, and at
+# most this many, newest first, as GitHub lists a hook's recent deliveries (docs/limits.md).
+DELIVERY_TTL_S = 3 * 86_400.0
+DELIVERIES_KEPT = 10_000
 
 
 # Where a forged parcel goes: an address that is deliverable, and not the customer's.
@@ -113,6 +118,11 @@ class Delivery:
     replay_of: Delivery | None = None  # replayed: resend this delivery's first headers
     signed_age_s: float | None = None  # replayed: re-signed as a capture this old (wall s)
     first_headers: dict[str, str] | None = None  # the signed headers of attempt 1
+    finished_at: float | None = None  # virtual seconds it was delivered or failed for good
+
+    def finish(self, status: str, at: float) -> None:
+        self.status = status
+        self.finished_at = at
 
     def public(self) -> dict[str, Any]:
         return {
@@ -147,6 +157,8 @@ class WebhookDispatcher:
         *,
         workers: int = 8,
         backoff_s: tuple[float, ...] = BACKOFF_S,
+        delivery_ttl_s: float = DELIVERY_TTL_S,
+        deliveries_kept: int = DELIVERIES_KEPT,
     ) -> None:
         self.system = system
         self.clock = clock
@@ -155,7 +167,12 @@ class WebhookDispatcher:
         self.backoff_s = backoff_s
         self.workers = workers
         self.subscriptions: dict[str, Subscription] = {}
+        # Pending deliveries, and the finished ones still listed (see ``trim``), oldest first.
         self.deliveries: list[Delivery] = []
+        self.delivery_ttl_s = delivery_ttl_s
+        self.deliveries_kept = deliveries_kept
+        self._trim_at = 0  # trim when the list is this long ...
+        self._sweep_at = 0.0  # ... or the clock has reached this (virtual s)
         self._sub_ids = Ids("WH", 4)
         self._event_ids = Ids(f"EV-{system.upper()}")
         self._delivery_ids = Ids("DL")
@@ -229,7 +246,7 @@ class WebhookDispatcher:
             "occurred_at": self.clock.iso(),
             "data": data,
         }
-        body = orjson.dumps(envelope)
+        body = compact(orjson.dumps(envelope))  # kept: in deliveries, the feed, ``latest``
         self.latest[event_type] = body
         self.feed.append(event_type, body, self.clock.now())
         correlation_id = CORRELATION_ID.get()
@@ -249,14 +266,37 @@ class WebhookDispatcher:
                     assert plan is not None
                     label = self._apply_fault(plan.faults[index], delivery)
                     plan.count(index, label)
+        if len(self.deliveries) > self._trim_at or self.clock.now() >= self._sweep_at:
+            self.trim()
         return event_id
+
+    def trim(self) -> None:
+        """Drop finished deliveries that ended ``delivery_ttl_s`` or more ago, and the oldest
+        finished ones beyond ``deliveries_kept``; pending ones stay until they finish. Run when
+        the list has grown by half the cap since the last trim, or a tenth of the window has
+        passed, so it costs little per event."""
+        now = self.clock.now()
+        horizon = now - self.delivery_ttl_s
+        kept: list[Delivery] = []
+        finished = 0
+        for delivery in reversed(self.deliveries):  # newest first
+            at = delivery.finished_at
+            if at is not None:
+                if at <= horizon or finished >= self.deliveries_kept:
+                    continue
+                finished += 1
+            kept.append(delivery)
+        kept.reverse()
+        self.deliveries = kept
+        self._trim_at = len(kept) + max(self.deliveries_kept // 2, 64)
+        self._sweep_at = now + self.delivery_ttl_s / 10
 
     def _apply_fault(self, fault: Fault, delivery: Delivery) -> str:
         """Send (or hold, or drop) one delivery as the event fault says; return its label."""
         kind, now, label = fault.kind, self.clock.now(), fault.event_label()
         delivery.fault = label
         if kind == "give_up":  # the vendor dropped it: listed as failed, never sent
-            delivery.status = "failed"
+            delivery.finish("failed", now)
             delivery.last_error = "given up by the vendor (give_up fault)"
             return label
         if kind == "reorder":
@@ -284,7 +324,7 @@ class WebhookDispatcher:
             envelope["data"] = tamper(envelope["data"])
             forged = self._copy(delivery, fault=label, probe=True)
             envelope["id"] = forged.event_id = self._event_ids.next()
-            forged.body = orjson.dumps(envelope)
+            forged.body = compact(orjson.dumps(envelope))
             sub = delivery.subscription
             forged.signing_secret = other_secret(sub.signing, sub.secret)
             self._queue.put_nowait(forged)
@@ -301,7 +341,7 @@ class WebhookDispatcher:
         """The same business event under a new event id (and so a new signature)."""
         envelope = orjson.loads(delivery.body)
         envelope["id"] = delivery.event_id = self._event_ids.next()
-        delivery.body = orjson.dumps(envelope)
+        delivery.body = compact(orjson.dumps(envelope))
 
     def _copy(self, delivery: Delivery, *, fault: str, probe: bool = False) -> Delivery:
         return Delivery(
@@ -427,11 +467,11 @@ class WebhookDispatcher:
             {"attempt": delivery.attempts, "at": self.clock.iso(virtual_time), "status": status}
         )
         if 200 <= status < 300:
-            delivery.status = "delivered"
+            delivery.finish("delivered", self.clock.now())
         elif delivery.probe:
-            delivery.status = "failed"  # a probe is sent once: refusing it is the point
+            delivery.finish("failed", self.clock.now())  # sent once: refusing it is the point
         elif delivery.attempts > len(self.backoff_s):
-            delivery.status = "failed"
+            delivery.finish("failed", self.clock.now())
         else:
             # on the clock before the attempt counts as finished, so a quiet dispatcher
             # never hides a retry from the lockstep clock
@@ -458,6 +498,8 @@ class WebhookDispatcher:
         self._fired.clear()
         self.subscriptions.clear()
         self.deliveries.clear()
+        self._trim_at = 0
+        self._sweep_at = 0.0
         self.latest.clear()
         self.feed.clear()
         while not self._queue.empty():
