@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 # Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 DELIVERY_TIMEOUT_S = 10.0
+# An idle connection to a stack is reused for at most this long: under the 5 s idle timeout of
+# uvicorn, Node and gunicorn, so a delivery never goes out on a connection the stack is closing
+# (aiohttp's default, 15 s, met a reset in a 10-minute soak; the event was redelivered).
+IDLE_REUSE_S = 4.0
 # Finished deliveries listed (GET /_sim/deliveries): for this long after they ended, and at
 # most this many, newest first, as GitHub lists a hook's recent deliveries (docs/limits.md).
 DELIVERY_TTL_S = 3 * 86_400.0
@@ -380,7 +384,7 @@ class WebhookDispatcher:
         # aiohttp, not httpx, on this hot path: about a quarter of the CPU per request here
         # (measured: ~150 us against ~650 us, client and a local server together).
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.workers),
+            connector=aiohttp.TCPConnector(limit=self.workers, keepalive_timeout=IDLE_REUSE_S),
             timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT_S),
         )
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
