@@ -27,6 +27,7 @@ from harness.report import html, junit, progress, run_files, terminal, verdict_j
 from harness.runner import ConfigError, RunConfig, run
 from harness.stack import HEALTH_PATH, StackError
 from simulators.common.guard import usable_token
+from simulators.common.limits import Limits, LimitsError
 from simulators.common.signing import read_secret_file
 
 app = typer.Typer(
@@ -868,8 +869,27 @@ def load_command(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress view")] = False,
+    find_knee: Annotated[
+        bool,
+        typer.Option(
+            "--find-knee",
+            help="step the rate up from --rate-multiplier (doubling, then bisecting) until a "
+            "flow breaks; report the sustainable orders per hour (docs/load.md)",
+        ),
+    ] = False,
+    knee_steps: Annotated[
+        int, typer.Option(min=1, max=50, help="with --find-knee: at most this many steps")
+    ] = 6,
+    knee_step: Annotated[
+        float,
+        typer.Option(
+            min=5, max=3600, help="with --find-knee: wall seconds of load per step (then a drain)"
+        ),
+    ] = 60.0,
 ) -> None:
-    """Play a peak day with Locust releasing the orders; judge the flows and the day."""
+    """Play a peak day with Locust releasing the orders; judge the flows and the day.
+
+    With --find-knee: short steps at rising rates instead, to find the highest it sustains."""
     from harness.load import engine, session
     from harness.load import report as load_report
 
@@ -906,6 +926,8 @@ def load_command(
         max_wall_s=max_wall,
     )
     console = terminal.console()
+    if find_knee:
+        _find_knee(config, console, knee_steps, knee_step, max_wall)
     try:
         if progress.wanted(console, quiet):
             orders = max(1, round(loaded.demand.orders * rate_multiplier))
@@ -922,6 +944,37 @@ def load_command(
     said = "[bold green]PASS[/]" if outcome.passed else "[bold red]FAIL[/]"
     console.print(f"load verdict: {said} (the day's verdict and Locust's exit code)")
     raise typer.Exit(0 if outcome.passed else 1)
+
+
+def _find_knee(
+    config: Any, console: Any, steps: int, step_s: float, max_wall: float | None
+) -> None:
+    """``load --find-knee``: the steps, the table, knee.json and report.html; exit 0 when some
+    rate was sustained."""
+    import shutil
+
+    from harness.load import knee
+    from harness.load import report as load_report
+    from harness.report import folder
+
+    config.max_wall_s = None  # the search's budget, not one step's
+    search = knee.KneeConfig(config, steps=steps, step_s=step_s, max_wall_s=max_wall)
+    try:
+        knee.check(search)
+        with folder.claimed(config.report_dir):
+            shutil.rmtree(config.report_dir / "knee", ignore_errors=True)
+            (config.report_dir / load_report.KNEE_JSON).unlink(missing_ok=True)
+            found = uvloop.run(
+                knee.find(search, lambda step: load_report.render_step(step, console))
+            )
+    except folder.FolderInUse as exc:
+        raise Usage(str(exc)) from None
+    except (ConfigError, StackError) as exc:
+        raise Usage(str(exc)) from None
+    load_report.render_knee(found, console)
+    written = load_report.write_knee(found, config.report_dir)
+    console.print(f"report: {written} and {config.report_dir / 'report.html'}")
+    raise typer.Exit(0 if found.passed else 1)
 
 
 @app.command("sims")
@@ -1059,7 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
     command = _click_command()
     try:
         found = settings.load(command)
-    except settings.SettingsError as exc:
+        Limits.from_env()  # a bad TWINYARD_LIMIT_* is a configuration error, said before any work
+    except (settings.SettingsError, LimitsError) as exc:
         return _error(str(exc))
     try:
         # Without standalone mode click *returns* the code of a typer.Exit instead of raising.

@@ -94,6 +94,10 @@ def test_a_bad_value_names_its_variable_or_its_pyproject_key(project, monkeypatc
     monkeypatch.setenv("TWINYARD_CONTRACTS_VERIFY_VERBOSE", "maybe")
     assert main(["contracts", "verify"]) == 2
     assert one_error(capsys).startswith("TWINYARD_CONTRACTS_VERIFY_VERBOSE (--verbose): ")
+    monkeypatch.delenv("TWINYARD_CONTRACTS_VERIFY_VERBOSE")
+    monkeypatch.setenv("TWINYARD_LIMIT_BODY_BYTES", "abc")  # a simulator limit (docs/limits.md)
+    assert main(["run"]) == 2
+    assert one_error(capsys) == "TWINYARD_LIMIT_BODY_BYTES must be a positive int, not 'abc'"
 
 
 @pytest.mark.parametrize(
