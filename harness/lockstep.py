@@ -45,6 +45,7 @@ from simulators.common.simulator import Simulator
 PACE_TICK_S = 0.02  # wall seconds between paced steps while the stack waits on its timers
 MIN_SETTLE_S = 0.004  # the shortest learnt settle window
 PROCESS_REST_S = 0.001  # a launched stack that has not run for this long is at rest
+REST_PATIENCE_S = 2.0  # how long a stack once seen at rest is waited for while it computes
 SETTLE_MARGIN = 3.0  # learnt window = this x the longest reaction seen
 LEARN_AFTER = 20  # settles observed before the window is learnt
 BUSY_BUT_WAITING_S = 0.5  # a probe saying busy this long with nothing but refusals on the
@@ -97,6 +98,7 @@ class Lockstep(Driver):
         self._quiet_mark = -1  # the wire's mark when the system was last found quiet
         self._reactions: list[float] = []  # wall s from a quiet wire to the stack's next call
         self._settle_samples = 0
+        self._seen_at_rest = False  # its processes have rested once: they do rest when done
         self._wait_started: float | None = None
         self._busy_progress, self._busy_since = -1, time.monotonic()  # a probe saying busy
         self._last_idle: Idle | None = None  # the probe's last answer in this wait
@@ -276,16 +278,23 @@ class Lockstep(Driver):
 
     async def _process_rests(self, mark: int) -> None:
         """A launched stack without a probe: wait until its processes have not run for
-        ``PROCESS_REST_S`` (or until the wire moves, or ``settle_s`` passed while it kept
-        running: a stack busy in the background is judged by silence instead)."""
+        ``PROCESS_REST_S`` (or until the wire moves). How long it may keep running first:
+        ``settle_s`` until it has been seen at rest once (a stack that never rests is busy in
+        the background and is judged by silence instead), then ``REST_PATIENCE_S``: a stack
+        that rests when done is still working while it runs, however slow a loaded machine
+        makes it (a poller preparing forty writes on two shared cores)."""
         watch = self.probe.process
         assert watch is not None
-        deadline = time.monotonic() + max(self.settle_s, PROCESS_REST_S)
+        patience = max(self.settle_s, PROCESS_REST_S)
+        if self._seen_at_rest:
+            patience = max(patience, REST_PATIENCE_S)
+        deadline = time.monotonic() + patience
         before = watch.sample()
         while time.monotonic() < deadline:
             await asyncio.sleep(PROCESS_REST_S)
             now = watch.sample()
             if now[0] == before[0] and not now[1]:
+                self._seen_at_rest = True
                 return
             if self._mark() != mark or not self._sims_quiet():
                 return

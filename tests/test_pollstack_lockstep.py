@@ -26,11 +26,9 @@ SCHEDULE = [  # it reads the ERP's /events and /orders, and the others' /events
     ScheduledRead(system="erp", route="/", every=300),
     *(ScheduledRead(system=s, route="/events", every=300) for s in ("wms", "tms", "carrier")),
 ]
-# On a loaded machine the stack can run for more than lockstep's default 50 ms settle window
-# before its first call after a read (a page of 40 releases, 20 POSTs prepared at once); lockstep
-# then judges it done and plays the world on without it. 1 s is the stack's honest reaction
-# time under load, and costs nothing when it rests sooner (README, "The idle probe").
-SETTLE = {"settle_ms": 1000}
+# No settle_ms: on a loaded machine the stack can compute for longer than the default 50 ms
+# before its first call after a read (a page of 40 releases, 20 POSTs prepared at once), and
+# lockstep must wait for it because it has seen the stack rest before (REST_PATIENCE_S).
 BURST = """
 name: release_burst
 seed: 5
@@ -42,7 +40,7 @@ warehouse: {pickers: 6, packers: 3, short_pick_rate: 0.1, cutoff: "17:00"}
 
 async def play(tmp_path: Path, bugs: str = "", day: scenario.Scenario | None = None):
     day = day or scenario.parse(BURST)
-    day = day.with_stack(day.stack.model_copy(update={"schedule": SCHEDULE, **SETTLE}))
+    day = day.with_stack(day.stack.model_copy(update={"schedule": SCHEDULE}))
     return await run(
         RunConfig(
             scenario=day,
