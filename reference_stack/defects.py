@@ -2,7 +2,8 @@
 
 Each name switches one real integration bug on, at the one place that behaviour lives; an
 empty set is the correct stack. docs/defects.md tells the incident each imitates and the
-business invariant that should catch it.
+business invariant that should catch it. ``DESCRIPTIONS`` are the bugs the day's oracles
+catch (the selftest matrix); ``CAPACITY`` the ones only a load finds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ DEAD_LETTER_NO_REPLAY = "dead-letter-no-replay"
 STRICT_PARSING = "strict-parsing"
 IGNORE_ORDER_UPDATES = "ignore-order-updates"
 NO_TENDER_FALLBACK = "no-tender-fallback"
+SERIAL_LABELS = "serial-labels"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -49,7 +51,16 @@ DESCRIPTIONS: dict[str, str] = {
     "instead of shipped ground",
 }
 
-NAMES = frozenset(DESCRIPTIONS)
+# Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)
+# and only its speed suffers, so the day's oracles cannot catch them and the selftest matrix
+# (which iterates DESCRIPTIONS) leaves them out; ``twinyard load --find-knee`` finds them, as a
+# lower knee (docs/defects.md, docs/load.md).
+CAPACITY: dict[str, str] = {
+    SERIAL_LABELS: "labels are bought one at a time behind one lock (a carrier client not safe "
+    "for concurrent use): correct, and slow when a wave is packed at once",
+}
+
+NAMES = frozenset(DESCRIPTIONS) | frozenset(CAPACITY)
 
 # The defects that are a missing event mapping: the event is acknowledged and then dropped.
 IGNORED_EVENTS: dict[str, tuple[str, str]] = {

@@ -9,6 +9,8 @@ marks it done (see ``worker.Worker``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,6 +22,7 @@ from reference_stack.defects import (
     NO_DEDUP,
     NO_RETRY_WMS,
     NO_TENDER_FALLBACK,
+    SERIAL_LABELS,
     STALE_EVENTS,
 )
 from reference_stack.store import DEAD, Job, Order, Store
@@ -231,6 +234,11 @@ class Steps:
         self.store = store
         self.vendors = vendors
         self.defects = defects
+        self._one_label_at_a_time: asyncio.Lock | contextlib.nullcontext[None] = (
+            contextlib.nullcontext()
+        )
+        if SERIAL_LABELS in defects:  # one carrier session for the whole stack, behind a lock
+            self._one_label_at_a_time = asyncio.Lock()
         self._runners: dict[str, Callable[[Job], Awaitable[Completion]]] = {
             CREATE_FO: self._create_fulfilment_order,
             CANCEL_FO: self._cancel_fulfilment_order,
@@ -398,11 +406,12 @@ class Steps:
         ref, fo_id = job.payload["order_ref"], job.payload["fulfilment_order_id"]
         carrier = job.payload["carrier"]
         blind = BLIND_RETRY in self.defects  # no key: a retry is a new purchase to the carrier
-        outcome = await self.vendors.buy_label(
-            job.payload["body"],
-            key=None if blind else job.send_key,
-            correlation_id=job.correlation_id,
-        )
+        async with self._one_label_at_a_time:
+            outcome = await self.vendors.buy_label(
+                job.payload["body"],
+                key=None if blind else job.send_key,
+                correlation_id=job.correlation_id,
+            )
 
         def record() -> list[Job]:
             label = outcome.body

@@ -365,6 +365,45 @@ async def test_no_tender_fallback(
             assert probe["dead"] == 0 and len(sut.requests("label")) == 1
 
 
+@ON_OFF
+async def test_serial_labels(defective: bool) -> None:
+    """Two parcels packed at once: the correct stack buys both labels side by side; with the
+    defect the second purchase waits for the first (one call to the carrier at a time)."""
+    from types import SimpleNamespace
+
+    from reference_stack.clients import Outcome, Verdict
+    from reference_stack.steps import Steps
+
+    calls = {"now": 0, "most": 0}
+
+    class Carrier:
+        async def buy_label(self, body: dict, *, key: str | None, correlation_id: str) -> Outcome:
+            calls["now"] += 1
+            calls["most"] = max(calls["most"], calls["now"])
+            await asyncio.sleep(0.01)
+            calls["now"] -= 1
+            return Outcome(Verdict.OK, 201, LABEL)
+
+    names = frozenset([defects.SERIAL_LABELS] if defective else [])
+    steps = Steps(store=None, vendors=Carrier(), defects=names)  # type: ignore[arg-type]
+    jobs = [
+        SimpleNamespace(
+            payload={
+                "order_ref": f"SO-{n}",
+                "fulfilment_order_id": f"FO-{n}",
+                "carrier": "X",
+                "body": {},
+            },
+            send_key=f"label-FO-{n}",
+            correlation_id=f"SO-{n}",
+        )
+        for n in (1, 2)
+    ]
+    done = await asyncio.gather(*(steps._buy_label(job) for job in jobs))  # type: ignore[arg-type]
+    assert all(c.outcome.succeeded for c in done)  # both labels bought either way
+    assert calls["most"] == (1 if defective else 2)
+
+
 def test_every_defect_has_a_test() -> None:
     from tests import test_refstack_strict_parsing as strict_parsing
 

@@ -192,6 +192,20 @@ class FlowWatch:
         """How many flows of each kind are open now: the stack's backlog per stage."""
         self.backlog.append((self.clock.now(), {m: len(self.open[m]) for m in FLOWS}))
 
+    def times(self) -> dict[str, list[tuple[float, float, bool]]]:
+        """Every flow so far as ``(virtual start, virtual seconds, completed)``; a flow still
+        open counts with its age now (a lower bound on its time). Read before ``finish``."""
+        now = time.time()
+        found: dict[str, list[tuple[float, float, bool]]] = {}
+        for measure in FLOWS:
+            done = [(at - self.epoch_s, v, True) for at, v in self.samples[measure]]
+            still = [
+                (s.virtual, max(0.0, now - s.wall) * self.clock.factor, False)
+                for s in self.open[measure].values()
+            ]
+            found[measure] = done + still
+        return found
+
     def finish(self) -> dict[str, list[str]]:
         """The day is over: every flow still open never completed. Each becomes a failed
         record (its age as its time); returns the orders left open, per measure."""

@@ -16,7 +16,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from harness.load.flows import FLOWS
+from harness.load.flows import FLOWS, ROW
 from harness.load.session import LoadOutcome
 from harness.report import html, html_charts, junit, run_files, terminal, verdict_json
 from harness.report.html_svg import esc
@@ -180,4 +180,92 @@ def render(outcome: LoadOutcome, console: Console) -> None:
         console.print(f"locust: {outcome.html}", highlight=False)
 
 
-__all__ = ["facts", "render", "section", "write"]
+# -- --find-knee -----------------------------------------------------------------------------
+KNEE_JSON = "knee.json"
+
+
+def write_knee(knee: Any, report_dir: Path) -> Path:
+    """``knee.json`` and ``report.html`` of a knee search; returns knee.json's path."""
+    from harness.load.knee import facts as knee_facts
+    from harness.report import html_knee
+
+    found = knee_facts(knee)
+    path = report_dir / KNEE_JSON
+    path.write_bytes(orjson.dumps(found, option=orjson.OPT_INDENT_2))
+    html_knee.write(found, report_dir)
+    return path
+
+
+def render_step(step: Any, console: Console) -> None:
+    """One line per step as the search goes."""
+    said = (
+        "[green]pass[/]"
+        if step.passed
+        else "[bold red]broke[/]: "
+        + ", ".join(f"{ROW}{FLOWS[f.measure]} ({'; '.join(f.breaches)})" for f in step.broken)
+    )
+    console.print(
+        f"knee: step x{step.multiplier:g}: {step.orders} orders, "
+        f"{step.peak_per_hour * step.factor / 3600:,.1f} per wall s at the peak: {said} "
+        f"(load average {step.load_average[0]:.2f}, {step.wall_s:.0f} s)",
+        highlight=False,
+    )
+
+
+def render_knee(knee: Any, console: Console) -> None:
+    """The table of rate -> each flow's p95 and largest backlog, then the knee in words."""
+    from harness.load.knee import facts as knee_facts
+
+    found = knee_facts(knee)
+    measures = [m for m in FLOWS if any(m in s.flows for s in knee.steps)]
+    table = Table(title="knee: rate -> each flow's p95 (virtual s) / largest backlog")
+    table.add_column("rate", justify="right")
+    table.add_column("orders/h virtual", justify="right")
+    table.add_column("orders/s wall", justify="right")
+    for m in measures:
+        table.add_column(FLOWS[m], justify="right", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("load avg", justify="right")
+    for step in sorted(knee.steps, key=lambda s: s.multiplier):
+        cells = []
+        for m in measures:
+            flow = step.flows.get(m)
+            if flow is None:
+                cells.append("-")
+                continue
+            text = f"{_seconds(flow.p95_s)} / {flow.max_backlog}"
+            cells.append(text if flow.passed else f"[bold red]{text}[/]")
+        table.add_row(
+            f"x{step.multiplier:g}",
+            f"{step.peak_per_hour:,.0f}",
+            f"{step.peak_per_hour * step.factor / 3600:,.1f}",
+            *cells,
+            "pass" if step.passed else "[bold red]broke[/]",
+            f"{step.load_average[0]:.2f}",
+        )
+    console.print(table)
+    good, first = found["sustainable"], found["first_broken"]
+    if good is None:
+        console.print("[bold red]knee: no rate tried was sustained[/]", highlight=False)
+    else:
+        bound = "" if found["found"] else " (a lower bound: every rate tried passed)"
+        console.print(
+            f"knee: sustainable x{good['rate_multiplier']:g}{bound}: "
+            f"{good['peak_orders_per_virtual_hour']:,.0f} orders per virtual hour at the peak, "
+            f"{good['peak_orders_per_wall_second']:,.1f} per wall second "
+            f"({good['orders_per_day']:,} orders a day)",
+            highlight=False,
+        )
+    if first is not None:
+        also = f"; then {', '.join(first['also_broken'])}" if first["also_broken"] else ""
+        console.print(
+            f"knee: first to break at x{first['rate_multiplier']:g}: [bold red]{first['flow']}[/] "
+            f"({'; '.join(first['why'])}){also}",
+            highlight=False,
+        )
+    console.print(
+        f"knee: stopped: {found['stopped']}; {len(knee.steps)} steps in {knee.wall_s:.0f} s"
+    )
+
+
+__all__ = ["facts", "render", "render_knee", "render_step", "section", "write", "write_knee"]
