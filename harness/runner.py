@@ -242,6 +242,55 @@ async def _play_within(driver: Driver, deadline: float | None) -> bool:
     return True
 
 
+@dataclass
+class EndOfDay:
+    """What the simulators hold when a day ends, ready to judge and to report."""
+
+    counts: dict[str, int]
+    snapshots: dict[str, Any]
+    journals: dict[str, list[dict[str, Any]]]  # also the journal file and `twinyard trace`
+    view: oracles.SystemsView
+    faults_applied: dict[str, dict[str, int]]
+
+
+def end_of_day(
+    world: Any, sims: dict[str, Simulator], scenario: Scenario, notes: list[str]
+) -> EndOfDay:
+    """The day's counts, state and journals (``notes`` gains the faults applied, if any)."""
+    counts = dict(world.counts) | {
+        "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
+    }
+    if scenario.faults:
+        counts["faults_applied"] = sum(sum(sim.faults.applied) for sim in sims.values())
+        applied = [
+            f"{s} {label} x{n}"
+            for s, sim in sims.items()
+            for label, n in sorted(sim.faults.by_label.items())
+        ]
+        notes.append(f"faults applied: {', '.join(applied) or 'none'}")
+    snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
+    journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
+    return EndOfDay(
+        counts,
+        snapshots,
+        journals,
+        oracles.SystemsView(snapshots, journals),
+        {
+            s: dict(sorted(sim.faults.by_label.items()))
+            for s, sim in sims.items()
+            if sim.faults.by_label
+        },
+    )
+
+
+def stack_name(stack_url: str | None, stack_cmd: str | list[str] | None) -> str:
+    """The stack as the verdict names it: its URL, or the command that launched it."""
+    if stack_url:
+        return stack_url
+    cmd = stack_cmd or REFERENCE_STACK_CMD
+    return cmd if isinstance(cmd, str) else shlex.join(cmd)
+
+
 def slow_client_notes(sims: list[Simulator]) -> list[str]:
     """The connections the simulators' listeners gave up on, the first few by name."""
     lines = [line for sim in sims for line in sim.slow_clients]
@@ -370,27 +419,10 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
-    counts = dict(world.counts) | {
-        "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
-    }
-    if scenario.faults:
-        counts["faults_applied"] = sum(sum(sim.faults.applied) for sim in sims.values())
-        applied = [
-            f"{s} {label} x{n}"
-            for s, sim in sims.items()
-            for label, n in sorted(sim.faults.by_label.items())
-        ]
-        notes.append(f"faults applied: {', '.join(applied) or 'none'}")
-    snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
-    # Kept for the journal file and `twinyard trace` as well as for the oracles that read them.
-    journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
-    view = oracles.SystemsView(snapshots, journals)
+    day = end_of_day(world, sims, scenario, notes)
+    counts, snapshots, journals, view = day.counts, day.snapshots, day.journals, day.view
     launched = process is not None
-    if config.stack_url:
-        stack = config.stack_url
-    else:
-        cmd = config.stack_cmd or REFERENCE_STACK_CMD
-        stack = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    stack = stack_name(config.stack_url, config.stack_cmd)
     return RunOutcome(
         diagnosis=diagnosis.diagnose(view, journals, launched=launched, exit_code=exit_code),
         ready_s=ready_s,
@@ -412,9 +444,5 @@ async def _run(config: RunConfig) -> RunOutcome:
         snapshots=snapshots,
         journals=journals,
         service_levels=slos.measure(view, dict(scenario.expect.slos)),
-        faults_applied={
-            s: dict(sorted(sim.faults.by_label.items()))
-            for s, sim in sims.items()
-            if sim.faults.by_label
-        },
+        faults_applied=day.faults_applied,
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -46,10 +45,12 @@ from harness.runner import (
     RunOutcome,
     build_simulators,
     declare_subscriptions,
+    end_of_day,
     private_files,
     run_guard,
     simulator_env,
     slow_client_notes,
+    stack_name,
 )
 from harness.scenario import ClockSettings, Scenario
 from harness.slos import ServiceLevel
@@ -436,49 +437,27 @@ def _outcome(
 ) -> RunOutcome:
     """The day judged as ``twinyard run`` judges one (runner._run's ending), with the flows'
     service levels (measured live, at wall precision) and ``flows_completed``."""
-    counts = dict(world.counts) | {
-        "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
-    }
-    if played.faults:
-        counts["faults_applied"] = sum(sum(sim.faults.applied) for sim in sims.values())
-        applied = [
-            f"{s} {label} x{n}"
-            for s, sim in sims.items()
-            for label, n in sorted(sim.faults.by_label.items())
-        ]
-        notes.append(f"faults applied: {', '.join(applied) or 'none'}")
-    snapshots = {s: sim.model.snapshot() for s, sim in sims.items()}
-    journals = {s: [e.to_dict() for e in sim.journal.entries] for s, sim in sims.items()}
-    view = oracles.SystemsView(snapshots, journals)
+    day = end_of_day(world, sims, played, notes)
     results = []
     if config.judge_day:
-        results = evidence.attach(oracles.judge(view, played.expect.oracles), view)
+        results = evidence.attach(oracles.judge(day.view, played.expect.oracles), day.view)
         results.append(flows_result(never, watch))
-    if config.stack_url:
-        stack = config.stack_url
-    else:
-        cmd = config.stack_cmd or REFERENCE_STACK_CMD
-        stack = cmd if isinstance(cmd, str) else shlex.join(cmd)
     return RunOutcome(
         scenario=played,
         scenario_path=config.scenario_path,
         results=results,
-        counts=counts,
+        counts=day.counts,
         wall_s=0.0,
         virtual_s=clock.now(),
         steps=driver.steps,
         notes=notes,
         urls=urls,
         stack_log=str(config.report_dir / "stack.log") if not config.stack_url else None,
-        snapshots=snapshots,
-        journals=journals,
+        snapshots=day.snapshots,
+        journals=day.journals,
         service_levels=levels,
-        faults_applied={
-            s: dict(sorted(sim.faults.by_label.items()))
-            for s, sim in sims.items()
-            if sim.faults.by_label
-        },
-        stack=stack,
+        faults_applied=day.faults_applied,
+        stack=stack_name(config.stack_url, config.stack_cmd),
         scenario_digest=digest.digest(played.model_dump(mode="json")),
-        outcome_digest=digest.outcome(view),
+        outcome_digest=digest.outcome(day.view),
     )
