@@ -283,6 +283,25 @@ def end_of_day(
     )
 
 
+def start_stack(
+    stack_url: str | None,
+    stack_cmd: str | list[str] | None,
+    report_dir: Path,
+    ready_timeout_s: float | None,
+    env_for_port: Callable[[int], dict[str, str]],
+) -> tuple[str, float, StackProcess | None]:
+    """The stack's base URL, how long to wait for it to be ready, and its process when the
+    harness launches it (on a free port, with ``env_for_port(port)``, its own files and its
+    log in ``report_dir``); a stack given by URL is only reached."""
+    if stack_url:
+        return stack_url.rstrip("/"), ready_timeout_s or URL_READY_S, None
+    port = free_port()
+    launched_env = env_for_port(port) | private_files(report_dir)
+    launched_env["REFSTACK_DB"] = str(report_dir.resolve() / "refstack.db")
+    process = StackProcess(stack_cmd or REFERENCE_STACK_CMD, launched_env, report_dir / "stack.log")
+    return f"http://127.0.0.1:{port}", ready_timeout_s or LAUNCH_READY_S, process
+
+
 def stack_name(stack_url: str | None, stack_cmd: str | list[str] | None) -> str:
     """The stack as the verdict names it: its URL, or the command that launched it."""
     if stack_url:
@@ -364,19 +383,13 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes.append(f"the carrier serves its API {scenario.carrier.api_version}")
     process = None
     try:
-        if config.stack_url:
-            base = config.stack_url.rstrip("/")
-            ready_timeout = config.ready_timeout_s or URL_READY_S
-        else:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            stack_env = simulator_env(urls, secret, port, guard.token)
-            stack_env.update(private_files(config.report_dir))
-            stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
-            stack_env.update(config.stack_env)
-            cmd = config.stack_cmd or REFERENCE_STACK_CMD
-            process = StackProcess(cmd, stack_env, config.report_dir / "stack.log")
-            ready_timeout = config.ready_timeout_s or LAUNCH_READY_S
+        base, ready_timeout, process = start_stack(
+            config.stack_url,
+            config.stack_cmd,
+            config.report_dir,
+            config.ready_timeout_s,
+            lambda port: simulator_env(urls, secret, port, guard.token) | config.stack_env,
+        )
         probe = StackProbe(base, scenario.stack.idle_path, config.health_path)
         if process is not None and ProcessWatch.available():
             probe.process = ProcessWatch(process.proc.pid)

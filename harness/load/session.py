@@ -38,30 +38,26 @@ from harness.realtime import Realtime
 from harness.report import digest, folder
 from harness.report.progress import ProgressView
 from harness.runner import (
-    LAUNCH_READY_S,
-    URL_READY_S,
     ConfigError,
     RunConfig,
     RunOutcome,
     build_simulators,
     declare_subscriptions,
     end_of_day,
-    private_files,
     run_guard,
     simulator_env,
     slow_client_notes,
     stack_name,
+    start_stack,
 )
 from harness.scenario import ClockSettings, Scenario
 from harness.slos import ServiceLevel
 from harness.stack import (
     HEALTH_PATH,
-    REFERENCE_STACK_CMD,
     ProcessWatch,
     StackError,
     StackProbe,
     StackProcess,
-    free_port,
 )
 
 LOCUST_START_S = 60.0  # wall seconds Locust has to start its first tick
@@ -188,21 +184,13 @@ async def _play(config: LoadConfig) -> LoadOutcome:
     locust_exit: int | None = None
     judgement: dict[str, Any] = {}
     try:
-        if config.stack_url:
-            base = config.stack_url.rstrip("/")
-            ready_timeout = config.ready_timeout_s or URL_READY_S
-        else:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            stack_env = simulator_env(urls, secret, port, guard.token)
-            stack_env.update(private_files(config.report_dir))
-            stack_env["REFSTACK_DB"] = str(config.report_dir.resolve() / "refstack.db")
-            process = StackProcess(
-                config.stack_cmd or REFERENCE_STACK_CMD,
-                stack_env,
-                config.report_dir / "stack.log",
-            )
-            ready_timeout = config.ready_timeout_s or LAUNCH_READY_S
+        base, ready_timeout, process = start_stack(
+            config.stack_url,
+            config.stack_cmd,
+            config.report_dir,
+            config.ready_timeout_s,
+            lambda port: simulator_env(urls, secret, port, guard.token),
+        )
         probe = StackProbe(base, scenario.stack.idle_path, config.health_path)
         if process is not None and ProcessWatch.available():
             probe.process = ProcessWatch(process.proc.pid)
