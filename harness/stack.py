@@ -17,6 +17,7 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import orjson
@@ -42,25 +43,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def spawn_logged(
+    argv: list[str], env: dict[str, str], log_path: Path
+) -> tuple[subprocess.Popen[bytes], BinaryIO]:
+    """A child process of the harness (the stack, Locust) with its output in ``log_path``,
+    which dies with the harness however the harness dies. OSError: it could not start."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("wb")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    except OSError:
+        log.close()
+        raise
+    return proc, log
+
+
 class StackProcess:
     """A stack the harness launched; its output goes to a log file in the report folder."""
 
     def __init__(self, cmd: str | list[str], env: dict[str, str], log_path: Path) -> None:
         argv = shlex.split(cmd) if isinstance(cmd, str) else cmd
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
-        self._log = log_path.open("wb")
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                env={**os.environ, **env},
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            self.proc, self._log = spawn_logged(argv, env, log_path)
         except OSError as exc:
-            self._log.close()
             raise StackError(
                 f"cannot start the stack command {argv[0]!r}: {exc.strerror}"
             ) from None

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.stack import _die_with_parent, free_port
+from harness.stack import free_port, spawn_logged
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # what loadtests/peak_season.py uses
 WEB_AUTOQUIT_S = 60  # with --web, Locust's UI stays up this long after the day
@@ -83,21 +82,11 @@ class LocustProcess:
     """Locust started by the harness; it dies with the harness, however the harness dies."""
 
     def __init__(self, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self.argv = argv
-        self._log = log_path.open("wb")
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                env={**os.environ, **env},
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            self.proc, self._log = spawn_logged(argv, env, log_path)
         except OSError as exc:
-            self._log.close()
             raise EngineError(f"cannot start Locust ({argv[0]}): {exc.strerror}") from None
 
     def exited(self) -> int | None:
