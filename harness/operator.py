@@ -4,13 +4,15 @@ A scenario may say when the on-call replays the stack's dead letters (after the 
 whatever killed them). The stack exposes them the way the reference stack does, if it can:
 ``GET {dead_letters_path}`` lists ``{"items": [{"id": ...}, ...]}`` and
 ``POST {dead_letters_path}/{id}/replay`` puts one back to work. A stack without that route
-cannot be helped by its on-call, and the verdict says so.
+cannot be helped by its on-call, and the verdict says so. At the end of the day the on-call
+looks once more: the dead letters left are what someone would be paged for.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -24,6 +26,23 @@ class OnCall:
         self.base_url = base_url.rstrip("/")
         self.path = "/" + dead_letters_path.strip("/")
         self.notes: list[str] = []
+
+    async def leftover(self) -> list[dict[str, Any]] | None:
+        """The dead letters the stack holds now, or None when it does not list them."""
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        try:
+            async with (
+                aiohttp.ClientSession(base_url=self.base_url, timeout=timeout) as http,
+                http.get(self.path) as response,
+            ):
+                if response.status != 200:
+                    return None
+                items = orjson.loads(await response.read()).get("items")
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(items, list):
+            return None
+        return [item if isinstance(item, dict) else {"id": item} for item in items]
 
     async def replay_dead_letters(self, when: str) -> None:
         """List the dead letters and replay each; note what happened in the verdict."""

@@ -254,9 +254,14 @@ class EndOfDay:
 
 
 def end_of_day(
-    world: Any, sims: dict[str, Simulator], scenario: Scenario, notes: list[str]
+    world: Any,
+    sims: dict[str, Simulator],
+    scenario: Scenario,
+    notes: list[str],
+    dead_letters: list[dict[str, Any]] | None = None,
 ) -> EndOfDay:
-    """The day's counts, state and journals (``notes`` gains the faults applied, if any)."""
+    """The day's counts, state and journals (``notes`` gains the faults applied, if any);
+    ``dead_letters`` is what the stack listed at the end (None: not listed)."""
     counts = dict(world.counts) | {
         "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
     }
@@ -274,7 +279,7 @@ def end_of_day(
         counts,
         snapshots,
         journals,
-        oracles.SystemsView(snapshots, journals),
+        oracles.SystemsView(snapshots, journals, dead_letters),
         {
             s: dict(sorted(sim.faults.by_label.items()))
             for s, sim in sims.items()
@@ -382,6 +387,7 @@ async def _run(config: RunConfig) -> RunOutcome:
     if scenario.carrier.api_version != "v1":  # a red day on an upgrade says so on its face
         notes.append(f"the carrier serves its API {scenario.carrier.api_version}")
     process = None
+    dead_letters: list[dict[str, Any]] | None = None
     try:
         base, ready_timeout, process = start_stack(
             config.stack_url,
@@ -420,6 +426,10 @@ async def _run(config: RunConfig) -> RunOutcome:
                     f"virtual {virtual_moment(clock.now())}; the day was not finished",
                 )
             notes += on_call.notes
+            if not cut_short and not driver.stack_down:
+                dead_letters = await on_call.leftover()
+                if dead_letters:
+                    notes.append(f"the stack ended the day with {len(dead_letters)} dead letters")
         finally:
             await probe.close()
     finally:
@@ -432,7 +442,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
-    day = end_of_day(world, sims, scenario, notes)
+    day = end_of_day(world, sims, scenario, notes, dead_letters)
     counts, snapshots, journals, view = day.counts, day.snapshots, day.journals, day.view
     launched = process is not None
     stack = stack_name(config.stack_url, config.stack_cmd)

@@ -25,7 +25,7 @@ from reference_stack.defects import (
     SERIAL_LABELS,
     STALE_EVENTS,
 )
-from reference_stack.store import DEAD, Job, Order, Store
+from reference_stack.store import DEAD, SUPERSEDED, Job, Order, Store
 
 CREATE_FO = "create_fulfilment_order"
 CANCEL_FO = "cancel_fulfilment_order"
@@ -330,14 +330,22 @@ class Steps:
         )
 
         def record() -> list[Job]:
-            refused = self.store.job_by_key(key(BUY_LABEL, fo_id))
+            labels = [j for j in self.store.jobs_for(order.order_ref) if j.kind == BUY_LABEL]
+            refused = labels[-1] if labels else None
             if order.label_id is not None or refused is None or refused.status != DEAD:
                 return []
             if refused.last_status != 422:
                 return []  # dead for another reason: the on-call's to replay, not ours
             payload = {**refused.payload, "body": {**refused.payload["body"], **body}}
             spec = JobSpec(
-                BUY_LABEL, refused.entity, f"{refused.idempotency_key}-{job.id}", payload
+                BUY_LABEL, refused.entity, f"{key(BUY_LABEL, fo_id)}-{job.id}", payload
+            )
+            self.store.settle_job(
+                refused,
+                SUPERSEDED,
+                error=f"superseded by the label for the address of job {job.id}",
+                http_status=refused.last_status,
+                response=refused.last_response,
             )
             return [self._add(spec, job)]
 

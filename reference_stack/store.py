@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS tracking (
 """
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+# A dead job the stack itself made obsolete (a label refused for an address the customer has
+# since changed): no longer a dead letter, so the on-call is not paged to replay it.
+SUPERSEDED = "superseded"
 
 
 @dataclass(slots=True)

@@ -156,6 +156,8 @@ class Worker:
                 status = DONE
                 if completion.record is not None:
                     started = completion.record()
+                    if self.dead:  # a follow-up may have superseded a dead letter
+                        self.dead = self.store.count_dead()
             elif outcome.verdict is Verdict.RETRY and job.attempts < self._attempts_for(outcome):
                 status = PENDING
                 next_attempt_at = time.time() + self.retry_delay(job.attempts, outcome.retry_after)

@@ -294,3 +294,34 @@ def test_every_oracle_says_what_it_protects_and_is_in_the_readme():
     for name, rule in oracles.REGISTRY.items():
         assert rule.protects.strip(), f"{name} says nothing about what it protects"
     assert listed == set(oracles.REGISTRY)
+
+
+# -- dead letters ------------------------------------------------------------------------------
+def _dead_letter_result(snaps, dead_letters):
+    view = oracles.SystemsView(snaps, None, dead_letters)
+    (result,) = oracles.judge(view, ["dead_letters_only_for_undone_work"])
+    return result
+
+
+def test_a_dead_letter_left_on_a_day_whose_work_is_all_done_is_caught(snaps):
+    order = orders(snaps, "delivered")[0]["id"]
+    letter = {"id": 7, "kind": "attach_label", "entity": order, "last_status": 409}
+    finding = only_finding(_dead_letter_result(snaps, [letter]))
+    assert finding.entity == order
+    assert "dead letter 7" in finding.message and "last_status 409" in finding.message
+
+
+def test_no_dead_letter_passes_and_a_stack_that_lists_none_is_not_judged(snaps):
+    assert _dead_letter_result(snaps, []).passed
+    unlisted = _dead_letter_result(snaps, None)
+    assert unlisted.passed and unlisted.checked == 0
+
+
+def test_a_dead_letter_is_excused_while_an_order_is_still_undone(snaps):
+    stuck = orders(snaps, "delivered")[0]
+    stuck["status"] = "released"  # the work the dead letter stands for never happened
+    result = _dead_letter_result(snaps, [{"id": 3}])
+    assert result.passed and result.checked == 1
+    stuck["status"] = "delivered"
+    finding = only_finding(_dead_letter_result(snaps, [{"id": 3}]))
+    assert finding.entity == "dead letter 3"

@@ -647,3 +647,25 @@ async def test_a_label_goes_to_the_new_address_while_the_wms_change_is_still_ret
     [plan], [label] = sut.requests("plan"), sut.requests("label")
     assert body(plan)["ship_to"] == moved
     assert body(label)["ship_to"] == moved
+
+
+async def test_a_label_refused_for_an_address_the_customer_then_changed_is_no_dead_letter(
+    sut: Sut,
+) -> None:
+    moved = {**ADDRESS, "street": "Elsewhere 9", "city": "Hamburg"}
+    sut.routes["label"].side_effect = [
+        vendor_error(422, "address_invalid"),
+        httpx.Response(201, json={"id": "LBL-2", "tracking_number": "TRK-2", "status": "paid"}),
+    ]
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.deliver("wms", "order.packed", PACKED)
+    probe = await sut.settle()
+    assert probe["dead"] == 1  # the carrier refused the address: the on-call's, for now
+    update = {"order_id": "SO-000001", "ship_to": moved, "updated_at": "2026-05-04T10:05:00Z"}
+    await sut.deliver("erp", "order.updated", update)
+    probe = await sut.settle()
+    assert body(sut.requests("label")[1])["ship_to"] == moved
+    assert probe["dead"] == 0  # the refused purchase is superseded, not left to page anyone
+    assert (await sut.client.get("/_stack/dead-letters")).json()["items"] == []
+    jobs = (await sut.client.get("/_stack/orders/SO-000001")).json()["jobs"]
+    assert [j["status"] for j in jobs if j["kind"] == "buy_label"] == ["superseded", "done"]

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.oracles.base import Judgement, oracle
+from harness.oracles.orders import TERMINAL
 from harness.oracles.view import SystemsView
 
 # A client's timer and the journal's clock are not the same instant: a retry this much
@@ -82,3 +83,48 @@ def retry_after_respected(view: SystemsView) -> Judgement:
 
 def _is_goods_issue(entry: dict[str, Any]) -> bool:
     return entry["method"] == "POST" and entry["path"].endswith("/goods-issue")
+
+
+@oracle(
+    "dead_letters_only_for_undone_work",
+    "A dead letter is work the vendors did not do: a day on which every released order reached "
+    "its end leaves none behind (one for a call the vendor carried out pages the on-call to "
+    "redo done work, or to replay it twice)",
+)
+def dead_letters_only_for_undone_work(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    if view.dead_letters is None:  # the stack lists no dead letters: nothing to judge
+        return judgement
+    judgement.checked = len(view.dead_letters)
+    if any(o["status"] not in TERMINAL for o in view.released_orders()):
+        return judgement  # work is left undone: its dead letters may well be why
+    for item in view.dead_letters:
+        judgement.fail(
+            _order_named(view, item) or f"dead letter {item.get('id')}",
+            f"dead letter {item.get('id')} was left although every released order reached its "
+            f"end: {_summary(item)}",
+            expected="no dead letter",
+            actual=item.get("id"),
+        )
+    return judgement
+
+
+def _order_named(view: SystemsView, item: dict[str, Any]) -> str | None:
+    """The ERP order a dead letter is about, if any of its values (or its payload's) names one."""
+    values = list(item.values())
+    if isinstance(item.get("payload"), dict):
+        values += list(item["payload"].values())
+    for value in values:
+        if isinstance(value, str) and (order := view.order_of(value)):
+            return order
+    return None
+
+
+def _summary(item: dict[str, Any]) -> str:
+    """A line about a dead letter from the fields stacks commonly give one."""
+    parts = [
+        f"{key} {item[key]}"
+        for key in ("kind", "entity", "last_status", "last_error", "error", "status")
+        if item.get(key) not in (None, "")
+    ]
+    return ", ".join(parts)[:300] or "no details"

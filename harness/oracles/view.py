@@ -19,9 +19,14 @@ class SystemsView:
         self,
         snapshots: dict[str, dict[str, Any]],
         journals: dict[str, list[dict[str, Any]]] | None = None,
+        dead_letters: list[dict[str, Any]] | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.journals = journals or {}
+        # What the stack's dead-letter route listed at the end of the day (None: not asked,
+        # or the stack has no such route). The one thing oracles read from the stack itself,
+        # through its documented contract, never its internals.
+        self.dead_letters = dead_letters
         erp, wms, carrier = snapshots["erp"], snapshots["wms"], snapshots["carrier"]
         self.erp_orders = {o["id"]: o for o in items(erp.get("orders"))}
         self.erp_stock: dict[str, int] = dict(erp.get("stock", {}))
