@@ -13,6 +13,7 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -514,13 +515,14 @@ class ScenarioError(Exception):
         self.lines = lines
 
 
-def load(path: str | Path) -> Scenario:
+def load(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
+    """The scenario in the file, with ``overrides`` (``a.b.c=value``, ``--set``) applied."""
     file = Path(path)
     try:
         text = scenario_yaml.read(file)
     except scenario_yaml.Problem as problem:
         raise ScenarioError([_located(str(file), problem)]) from None
-    return parse(text, str(file))
+    return parse(text, str(file), overrides)
 
 
 def load_stack(path: str | Path) -> Stack:
@@ -544,8 +546,9 @@ def load_stack(path: str | Path) -> Stack:
         ) from None
 
 
-def parse(text: str, filename: str = "<scenario>") -> Scenario:
-    """The scenario in ``text``; every problem is a ``file:line: field: message`` line."""
+def parse(text: str, filename: str = "<scenario>", overrides: tuple[str, ...] = ()) -> Scenario:
+    """The scenario in ``text``; every problem is a ``file:line: field: message`` line (or
+    ``--set KEY=VALUE: field: message`` for a value an override gave)."""
     try:
         root = scenario_yaml.compose(text)
         if root is None or (isinstance(root, ScalarNode) and root.tag == scenario_yaml.NULL):
@@ -561,11 +564,16 @@ def parse(text: str, filename: str = "<scenario>") -> Scenario:
         raise ScenarioError(
             [_clean(f"{filename}:{line}: the scenario must be a mapping of fields")]
         )
+    given = {}
+    for override in overrides:
+        path, value = _override(override)
+        _apply(data, path, value, override)
+        given[path] = override
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(
-            [_describe(err, filename, lines) for err in exc.errors(include_url=False)]
+            [_describe(err, filename, lines, given) for err in exc.errors(include_url=False)]
         ) from None
     except RecursionError:  # pydantic on values nested deeper than scenario_yaml lets through
         message = f"values nested too deep (at most {scenario_yaml.MAX_DEPTH})"
@@ -597,8 +605,49 @@ def _clean(line: str) -> str:
     return _CONTROL.sub(lambda found: repr(found.group())[1:-1], line)
 
 
-def _describe(err: dict[str, Any], filename: str, lines: dict[tuple[Any, ...], int]) -> str:
+def _override(text: str) -> tuple[tuple[str | int, ...], Any]:
+    """``a.b.0.c=value`` as its path and its value, read as YAML (``3``, ``true``, ``[a]``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ScenarioError([_clean(f"--set {text}: give KEY=VALUE, KEY a dotted field path")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ScenarioError([_clean(f"--set {text}: the value is not valid YAML")]) from None
+    path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
+    return path, value
+
+
+def _apply(data: dict[str, Any], path: tuple[str | int, ...], value: Any, text: str) -> None:
+    """Set ``path`` in the scenario's data, creating sections on the way."""
+    here: Any = data
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(here, list) and isinstance(part, int) and part < len(here):
+            if last:
+                here[part] = value
+            here = here[part]
+        elif isinstance(here, dict) and not isinstance(part, int):
+            if last:
+                here[part] = value
+            elif here.get(part) is None:  # a section left empty (``carrier:``) or not given
+                here[part] = {}
+            here = here[part]
+        else:
+            where = ".".join(map(str, path[:depth])) or "the scenario"
+            raise ScenarioError([_clean(f"--set {text}: {where} has no field {part}")])
+
+
+def _describe(
+    err: dict[str, Any],
+    filename: str,
+    lines: dict[tuple[Any, ...], int],
+    given: dict[tuple[Any, ...], str] | None = None,
+) -> str:
     loc = tuple(err["loc"])
+    for path, text in (given or {}).items():
+        if loc[: len(path)] == path:
+            return _clean(f"--set {text}: {_field(loc)}: {_clip(err['msg'])}")
     field = _field(loc)
     line = None
     for depth in range(len(loc), -1, -1):  # the deepest part of the path that exists

@@ -139,3 +139,29 @@ def test_a_fault_just_before_the_horizon_is_accepted_and_one_at_it_refused():
 def test_an_empty_scenario_is_refused(text):
     with pytest.raises(scenario.ScenarioError, match="empty scenario: give at least a name"):
         scenario.parse(text, "empty.yaml")
+
+
+# -- --set overrides -------------------------------------------------------------------------
+def test_set_overrides_fields_makes_sections_and_names_itself_when_wrong(tmp_path):
+    path = tmp_path / "day.yaml"
+    path.write_text(
+        "seed: 3\ncarrier:\ndemand: {orders: 10}\n"
+        "faults:\n  - {system: wms, route: POST /, kind: error, rate: 0.1}\n"
+    )
+    loaded = scenario.load(
+        path,
+        ("carrier.api_version=v2", "demand.orders=25", "faults.0.rate=0.5", "warehouse.pickers=2"),
+    )
+    assert loaded.carrier.api_version == "v2" and loaded.demand.orders == 25
+    assert loaded.faults[0].rate == 0.5 and loaded.warehouse.pickers == 2
+    for override, said in (
+        ("demand.orders=many", "--set demand.orders=many: demand.orders: Input should be"),
+        ("faults.3.rate=1", "--set faults.3.rate=1: faults has no field 3"),
+        ("seed.x=1", "--set seed.x=1: seed has no field x"),
+        ("demand.orders", "--set demand.orders: give KEY=VALUE"),
+        ("demand..orders=1", "--set demand..orders=1: give KEY=VALUE"),
+        ("demand.orders=[1", "--set demand.orders=[1: the value is not valid YAML"),
+    ):
+        with pytest.raises(scenario.ScenarioError) as caught:
+            scenario.load(path, (override,))
+        assert caught.value.lines[0].startswith(said), caught.value.lines
