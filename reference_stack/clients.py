@@ -8,6 +8,9 @@ the worker should do with it (``classify``).
 The stack is a tolerant reader: a field it does not know in an answer is ignored, so a vendor
 that adds one in a minor release breaks nothing. ``KNOWN_FIELDS`` lists the fields each answer
 had when the stack was written, for the ``strict-parsing`` defect, which refuses the others.
+
+The carrier's API version (``carrier_api``) changes only ``buy_label``: its request and its
+answer go through ``carrier_versions``, so every caller sees a 1.0 label whatever is spoken.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import email.utils
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 import httpx
 import orjson
 
+from reference_stack import carrier_versions
 from reference_stack.defects import DROP_CORRELATION, STRICT_PARSING
 
 TIMEOUT_S = 10.0
@@ -82,6 +86,15 @@ KNOWN_FIELDS: dict[str, Answer] = {
 }
 
 
+def known_fields(carrier_api: str) -> dict[str, Answer]:
+    """``KNOWN_FIELDS`` of a client generated from the contracts of the versions it speaks:
+    on carrier 2.0, the label is 2.0's (a team that moves to 2.0 regenerates its client)."""
+    if carrier_api != carrier_versions.V2:
+        return KNOWN_FIELDS
+    label = Answer("label", carrier_versions.LABEL_FIELDS_V2)
+    return KNOWN_FIELDS | {"label": label}
+
+
 class Verdict(StrEnum):
     OK = "ok"  # 2xx
     DONE = "done"  # refused because it already happened: as good as OK
@@ -111,8 +124,11 @@ class Vendors:
         timeout_s: float = TIMEOUT_S,
         jitter_ms: float = 0.0,
         defects: frozenset[str] = frozenset(),
+        carrier_api: str = carrier_versions.DEFAULT,
     ) -> None:
         self.urls = dict(urls)
+        self.carrier_api = carrier_versions.check(carrier_api)
+        self.known = known_fields(self.carrier_api)
         self.correlate = DROP_CORRELATION not in defects
         self.strict = STRICT_PARSING in defects
         self.jitter_s = jitter_ms / 1000
@@ -164,7 +180,7 @@ class Vendors:
             return Outcome(Verdict.RETRY, error=f"{system} {method} {path}: {_describe(exc)}")
         outcome = classify(response, already_done)
         if self.strict and answer is not None:
-            return parse_strictly(outcome, KNOWN_FIELDS[answer], response)
+            return parse_strictly(outcome, self.known[answer], response)
         return outcome
 
     # -- WMS -----------------------------------------------------------------------------
@@ -249,15 +265,20 @@ class Vendors:
     async def buy_label(
         self, body: dict[str, Any], *, key: str | None, correlation_id: str
     ) -> Outcome:
-        return await self.request(
+        """Buy a label: ``body`` is a 1.0 request, and a bought label comes back in 1.0's
+        words whatever version is spoken (errors are kept as the carrier wrote them)."""
+        outcome = await self.request(
             "carrier",
             "POST",
             "/labels",
-            body=body,
+            body=carrier_versions.label_request(self.carrier_api, body),
             key=key,
             correlation_id=correlation_id,
             answer="label",
         )
+        if self.carrier_api != carrier_versions.V2 or outcome.verdict is not Verdict.OK:
+            return outcome  # 1.x as it always was; refusals as the carrier wrote them
+        return replace(outcome, body=carrier_versions.label_answer(self.carrier_api, outcome.body))
 
     # -- ERP -----------------------------------------------------------------------------
     async def goods_issue(

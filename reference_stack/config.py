@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from reference_stack import carrier_versions
 from reference_stack import defects as known_defects
 from simulators.common import signing
 
@@ -25,6 +26,7 @@ SECRET_VAR = "TWINYARD_WEBHOOK_SECRET"
 SECRET_FILE_VAR = "TWINYARD_WEBHOOK_SECRET_FILE"
 SIGNING_VAR = "REFSTACK_WEBHOOK_SIGNING"
 DEFECTS_VAR = "REFSTACK_DEFECTS"
+CARRIER_API_VAR = "REFSTACK_CARRIER_API"
 RETENTION_S = 7 * 86_400.0  # a week: see reference_stack.retention
 
 
@@ -52,6 +54,9 @@ class Config:
     retention_s: float = RETENTION_S
     prune_every_s: float = 60.0  # how often old finished work is looked for
     prune_batch: int = 100  # rows per table per transaction: about a millisecond each
+    # The carrier API version the stack speaks (reference_stack.carrier_versions): v1, v1.1
+    # (spoken as v1: additions only) or v2. Only the carrier boundary changes with it.
+    carrier_api: str = carrier_versions.DEFAULT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -84,6 +89,9 @@ class Config:
             retention_s=_number(env, "REFSTACK_RETENTION_S", RETENTION_S, float, low=1.0),
             prune_every_s=_number(env, "REFSTACK_PRUNE_EVERY_S", 60.0, float, low=0.01),
             prune_batch=_number(env, "REFSTACK_PRUNE_BATCH", 100, int, low=1),
+            carrier_api=_choice(
+                env, CARRIER_API_VAR, carrier_versions.VERSIONS, carrier_versions.DEFAULT
+            ),
         )
 
     def database(self) -> Path:
@@ -120,6 +128,18 @@ def _defects(env: Mapping[str, str]) -> frozenset[str]:
         return known_defects.parse(env.get(DEFECTS_VAR, ""))
     except ValueError as exc:
         raise ConfigError(f"{DEFECTS_VAR}: {exc}") from None
+
+
+def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of a few words; unset or blank is the default. Case matters, as in a scenario's
+    ``carrier.api_version``: the same spelling in both places."""
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip()
+    if value not in allowed:
+        raise ConfigError(f"{var} must be one of {', '.join(allowed)}, got {raw!r}")
+    return value
 
 
 def _number(

@@ -31,6 +31,7 @@ class Stack:
             connections=config.workers + 4,
             jitter_ms=config.call_jitter_ms,
             defects=config.defects,
+            carrier_api=config.carrier_api,
         )
         self.worker = Worker(
             self.store,

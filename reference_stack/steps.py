@@ -337,9 +337,7 @@ class Steps:
             if refused.last_status != 422:
                 return []  # dead for another reason: the on-call's to replay, not ours
             payload = {**refused.payload, "body": {**refused.payload["body"], **body}}
-            spec = JobSpec(
-                BUY_LABEL, refused.entity, f"{key(BUY_LABEL, fo_id)}-{job.id}", payload
-            )
+            spec = JobSpec(BUY_LABEL, refused.entity, f"{key(BUY_LABEL, fo_id)}-{job.id}", payload)
             self.store.settle_job(
                 refused,
                 SUPERSEDED,
