@@ -170,6 +170,15 @@ PortBase = Annotated[
     typer.Option(min=1, max=65532, help="simulator ports N..N+3 (default: any free ports)"),
 ]
 StackUrl = Annotated[str | None, typer.Option(callback=_url, help="a running stack to test")]
+ScenarioSet = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a scenario field, KEY a dotted path, VALUE YAML "
+        "(carrier.api_version=v2, demand.orders=500); repeatable",
+    ),
+]
 StackCmd = Annotated[
     str | None, typer.Option(callback=_command, help="command that starts the stack")
 ]
@@ -204,9 +213,9 @@ def _stack_config(path: Path | None) -> scenarios.Stack | None:
         raise Usage(exc.lines[0]) from None
 
 
-def _load(path: Path) -> scenarios.Scenario:
+def _load(path: Path, overrides: list[str] | None = None) -> scenarios.Scenario:
     try:
-        return scenarios.load(path)
+        return scenarios.load(path, tuple(overrides or ()))
     except scenarios.ScenarioError as exc:
         raise Usage(_first_of(exc.lines, f"twinyard validate {path} lists them")) from None
 
@@ -284,6 +293,7 @@ def run_command(
             "idle_path, settle_ms, schedule, poll_every), in place of the scenario's"
         ),
     ] = None,
+    overrides: ScenarioSet = None,
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
@@ -295,7 +305,7 @@ def run_command(
         ("webhook_secret", "webhook_secret_file"),
         ("--webhook-secret", "--webhook-secret-file"),
     )
-    loaded = _load(path).with_seed(seed).with_stack(_stack_config(stack_config))
+    loaded = _load(path, overrides).with_seed(seed).with_stack(_stack_config(stack_config))
     _make_folder(report_dir, "--report-dir")
     if stack_url and port_base is None:
         port_base = SYSTEM_PORTS  # a stack started elsewhere knows the simulators' fixed ports
@@ -499,6 +509,89 @@ def coverage_command(
     else:
         render.render(coverage, terminal.console())
     raise typer.Exit(0 if coverage.complete else 1)
+
+
+def _side(value: str | None) -> str | None:
+    """A side of a comparison: a stack's URL (http...) or the command that starts it."""
+    if value is None:
+        return None
+    return _url(value) if value.startswith(("http://", "https://")) else _command(value)
+
+
+SideSet = Annotated[
+    list[str] | None,
+    typer.Option(metavar="KEY=VALUE", help="override a scenario field for this side only"),
+]
+
+
+@app.command("compare")
+def compare_command(
+    scenario: Annotated[
+        Path, typer.Argument(help="scenario file both stacks play, or a folder of them")
+    ],
+    a: Annotated[
+        str, typer.Option("--a", callback=_side, help="stack A (the legacy): a command or URL")
+    ],
+    b: Annotated[
+        str, typer.Option("--b", callback=_side, help="stack B (the new): a command or URL")
+    ],
+    overrides: ScenarioSet = None,
+    a_set: SideSet = None,
+    b_set: SideSet = None,
+    seeds: Annotated[
+        int, typer.Option(min=0, help="compare on seeds 1..N (0: the scenario's own seed)")
+    ] = 0,
+    noise: Annotated[
+        bool, typer.Option("--noise", help="play A twice: what differs A to A is noise")
+    ] = False,
+    compare_file: Annotated[
+        Path | None,
+        typer.Option(help="fields to ignore, tolerances, expected differences (docs/compare.md)"),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="runs side by side")] = 2,
+    report_dir: Annotated[
+        Path, typer.Option(callback=_out_folder, help="where the runs and the comparison go")
+    ] = Path("reports/compare"),
+    output: FormatOption = Format.table,
+) -> None:
+    """Play one world against two stacks and compare what each did to the business."""
+    from harness.compare import command as comparing
+    from harness.compare import spec as specs
+
+    files = sorted(scenario.glob("*.yaml")) if scenario.is_dir() else [scenario]
+    if not files:
+        raise Usage(f"{scenario}: no scenario files (*.yaml) in the folder")
+    for file in files:  # a broken scenario or override: one line, before anything plays
+        _load(file, [*(overrides or []), *(a_set or [])])
+        _load(file, [*(overrides or []), *(b_set or [])])
+    try:
+        spec = specs.load(compare_file) if compare_file else specs.CompareSpec()
+    except specs.SpecError as exc:
+        raise Usage(str(exc)) from None
+    _make_folder(report_dir, "--report-dir")
+    plan = comparing.Plan(
+        scenario=scenario,
+        scenarios=files,
+        a=a,
+        b=b,
+        a_overrides=(*(overrides or []), *(a_set or [])),
+        b_overrides=(*(overrides or []), *(b_set or [])),
+        seeds=list(range(1, seeds + 1)) if seeds else [None],
+        noise=noise,
+        spec=spec,
+        jobs=jobs,
+        report_dir=report_dir,
+    )
+    progress = terminal.console(stderr=output == Format.json)
+    with settings.not_for_children():
+        comparison = comparing.compare(plan, progress)
+    if output == Format.json:
+        _emit(comparison.to_dict())
+    else:
+        comparing.report(comparison, terminal.console())
+    if any(seed.error for seed in comparison.seeds):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if comparison.passed else 1)
 
 
 contracts_app = typer.Typer(

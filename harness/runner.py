@@ -108,6 +108,7 @@ class RunOutcome:
     scenario_digest: str = ""  # the scenario as loaded, defaults included
     outcome_digest: str = ""  # the business outcome, keyed by business identity
     cut_short: bool = False  # stopped at --max-wall: the day was not finished
+    dead_letters: list[dict[str, Any]] | None = None  # the stack's at the end (None: not listed)
 
     @property
     def passed(self) -> bool:
@@ -468,4 +469,5 @@ async def _run(config: RunConfig) -> RunOutcome:
         journals=journals,
         service_levels=slos.measure(view, dict(scenario.expect.slos)),
         faults_applied=day.faults_applied,
+        dead_letters=dead_letters,
     )

@@ -187,6 +187,20 @@ def grammar(f: Files) -> dict[str, tuple[Case, list[st.SearchStrategy[Case]]]]:
                 option("--scenario", f.not_a_file()),
             ],
         ),
+        "compare": (
+            [ok, "--a", "python -m legacy", "--b", "python -m new"],
+            [
+                fmt,
+                option("--a", st.sampled_from(["", "x 'y", "http://", "https://:80"])),
+                option("--b", NO_SCHEME.filter(lambda u: u.startswith("http"))),
+                option("--seeds", NOT_INTEGERS | st.just("-1")),
+                option("--jobs", NOT_INTEGERS | st.just("0")),
+                option("--report-dir", f.not_a_folder()),
+                option("--compare-file", f.not_a_file()),
+                option("--set", st.sampled_from(["nope", "demand.orders=x", "seed.x=1"])),
+                option("--b-set", st.sampled_from(["carrier.api_version=v9", "=1"])),
+            ],
+        ),
         "validate": ([ok], [fmt, f.not_a_file().map(lambda p: [p])]),
         "schema": ([], [WORDS.map(lambda w: [w])]),
     }
@@ -202,6 +216,7 @@ MISSING = [  # a required argument or option left out
     ["contracts", "fuzz", "--secret", "s"],
     ["contracts", "fuzz", "--url", "http://127.0.0.1:9"],  # no secret to sign with
     ["run", "--seed"],
+    ["compare", "x.yaml", "--a", "python -m a"],  # no B
 ]
 
 
@@ -238,6 +253,7 @@ def nothing_starts(monkeypatch):
     monkeypatch.setattr("harness.contracts.verify.verify_url", started)
     monkeypatch.setattr("harness.contracts.fuzz.run", started)
     monkeypatch.setattr("harness.sims.serve", started, raising=False)
+    monkeypatch.setattr("harness.compare.command.play_all", started)
     monkeypatch.delenv("TWINYARD_WEBHOOK_SECRET", raising=False)
     monkeypatch.setenv(cli_settings.OFF, "1")  # the developer's TWINYARD_* stay out of it
 

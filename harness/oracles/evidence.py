@@ -58,10 +58,11 @@ def _slice(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
     rest = [e for e in entries if e not in wrong]
     chosen = (wrong + rest)[:LIMIT]
     chosen.sort(key=lambda e: (e["virtual_time"], e["seq"]))
-    return tuple(_line(e) for e in chosen)
+    return tuple(exchange_line(e) for e in chosen)
 
 
-def _line(entry: dict[str, Any]) -> dict[str, Any]:
+def exchange_line(entry: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry as a swimlane draws it (the run report's lanes and compare's)."""
     call = entry.get("event_type") if entry["direction"] == "out" else None
     return {
         "system": entry["system"],

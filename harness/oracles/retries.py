@@ -100,24 +100,13 @@ def dead_letters_only_for_undone_work(view: SystemsView) -> Judgement:
         return judgement  # work is left undone: its dead letters may well be why
     for item in view.dead_letters:
         judgement.fail(
-            _order_named(view, item) or f"dead letter {item.get('id')}",
+            view.order_named_in(item) or f"dead letter {item.get('id')}",
             f"dead letter {item.get('id')} was left although every released order reached its "
             f"end: {_summary(item)}",
             expected="no dead letter",
             actual=item.get("id"),
         )
     return judgement
-
-
-def _order_named(view: SystemsView, item: dict[str, Any]) -> str | None:
-    """The ERP order a dead letter is about, if any of its values (or its payload's) names one."""
-    values = list(item.values())
-    if isinstance(item.get("payload"), dict):
-        values += list(item["payload"].values())
-    for value in values:
-        if isinstance(value, str) and (order := view.order_of(value)):
-            return order
-    return None
 
 
 def _summary(item: dict[str, Any]) -> str:

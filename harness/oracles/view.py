@@ -62,6 +62,17 @@ class SystemsView:
                 return index[ref]["order_ref"]
         return None
 
+    def order_named_in(self, item: dict[str, Any]) -> str | None:
+        """The ERP order a stack's record (a dead letter) is about, if any of its values, or
+        its payload's, names one: stacks describe their jobs in their own shapes."""
+        values = list(item.values())
+        if isinstance(item.get("payload"), dict):
+            values += list(item["payload"].values())
+        for value in values:
+            if isinstance(value, str) and (order := self.order_of(value)):
+                return order
+        return None
+
     def labels_by_order(self) -> dict[str, list[dict[str, Any]]]:
         """Carrier labels per ERP order (label.shipment_ref -> TMS shipment -> order_ref); a
         label whose shipment the TMS does not know is filed under its shipment ref."""

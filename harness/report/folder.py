@@ -22,6 +22,7 @@ REPORTS = (
     "report.html",
     "journal.jsonl",
     "state.json",
+    "dead_letters.json",
     "stack.log",
     "refstack.db",
     "refstack.db-wal",

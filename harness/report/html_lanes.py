@@ -6,11 +6,18 @@ order or one of its WMS orders or TMS shipments). A lane needs the finding's jou
 which evidence attaches to each oracle's first ``MAX_FINDINGS`` findings; orders beyond
 those still count. The ones not drawn are named, with where to read them: verdict.json and
 ``twinyard trace``.
+
+The drawing itself (``lane_axis``, ``lane_svg``, ``exchange_rows``) takes only exchanges
+(journal lines as ``harness.oracles.evidence`` shapes them: system, virtual_time, call,
+status, error, fault), an epoch and faults, so ``twinyard compare`` draws an order's lanes
+from a report folder's journal without a RunOutcome.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from harness.oracles.base import Finding
@@ -27,6 +34,7 @@ from harness.report.html_svg import (
     when,
 )
 from harness.runner import RunOutcome
+from simulators.common.faults import Fault
 
 MAX_SWIMLANES = 8
 LANES = ("erp", "wms", "tms", "carrier", "stack")
@@ -88,14 +96,26 @@ def shown_line(orders: list[FailingOrder], lanes: list[FailingOrder]) -> str:
 
 
 def swimlane(failing: FailingOrder, outcome: RunOutcome) -> str:
-    """One lane per system and one for the stack; each exchange a line between the stack and
-    the system at its virtual time, red when it failed or was faulted; the scenario's fault
-    windows as bands on the order's own time axis."""
+    """The order's card: its lanes on its own time axis, with the scenario's fault windows,
+    and the exchanges as a table under them."""
     exchanges = failing.finding.journal
-    axis = _lane_axis(outcome, exchanges)
+    scenario = outcome.scenario
+    svg = lane_svg(exchanges, lane_axis(scenario.epoch, exchanges), scenario.faults)
+    return (
+        f"<div class='card failing-order' id='{esc(failing.order)}'><b>{esc(failing.order)}</b> "
+        f"<span class=sub>{esc(failing.finding.message)}</span>{svg}"
+        f"<details><summary>exchanges</summary><table>{exchange_rows(exchanges)}</table>"
+        f"</details></div>"
+    )
+
+
+def lane_svg(exchanges: Sequence[dict[str, Any]], axis: TimeAxis, faults: Sequence[Fault]) -> str:
+    """One lane per system and one for the stack; each exchange a line between the stack and
+    the system at its virtual time, red when it failed or was faulted; the fault windows as
+    bands on ``axis``."""
     lane_y = {lane: LANE_TOP + i * LANE_H for i, lane in enumerate(LANES)}
     bottom = lane_y[LANES[-1]] + 10
-    under, labels = bands(outcome.scenario.faults, axis, 2.0, bottom)
+    under, labels = bands(faults, axis, 2.0, bottom)
     shapes = [under, axis.svg(2.0, bottom)]
     shapes += [
         f"<line x1={LEFT:g} x2={WIDTH - RIGHT:g} y1={y:g} y2={y:g} stroke='#d5d9e1'/>"
@@ -105,21 +125,16 @@ def swimlane(failing: FailingOrder, outcome: RunOutcome) -> str:
     shapes += [_exchange(x, axis, lane_y) for x in exchanges]
     shapes.append(labels)
     height = bottom + 30
-    svg = f"<svg class=lane viewBox='0 0 {WIDTH:g} {height:g}' width=100%>{''.join(shapes)}</svg>"
-    return (
-        f"<div class='card failing-order' id='{esc(failing.order)}'><b>{esc(failing.order)}</b> "
-        f"<span class=sub>{esc(failing.finding.message)}</span>{svg}"
-        f"<details><summary>exchanges</summary><table>{_rows(exchanges)}</table></details></div>"
-    )
+    return f"<svg class=lane viewBox='0 0 {WIDTH:g} {height:g}' width=100%>{''.join(shapes)}</svg>"
 
 
-def _lane_axis(outcome: RunOutcome, exchanges: tuple[dict[str, Any], ...]) -> TimeAxis:
+def lane_axis(epoch: datetime, exchanges: Sequence[dict[str, Any]]) -> TimeAxis:
     """The order's own time axis: its first to its last exchange, widened to at least
     ``MIN_LANE_S`` around them so the faults it ran into show where they began and ended."""
     times = [x["virtual_time"] for x in exchanges]
     first, last = min(times), max(times)
     pad = max(MIN_LANE_S - (last - first), 0.0) / 2
-    return TimeAxis.spanning(outcome.scenario.epoch, max(first - pad, 0.0), last + pad)
+    return TimeAxis.spanning(epoch, max(first - pad, 0.0), last + pad)
 
 
 def _exchange(exchange: dict[str, Any], axis: TimeAxis, lane_y: dict[str, float]) -> str:
@@ -138,7 +153,8 @@ def _exchange(exchange: dict[str, Any], axis: TimeAxis, lane_y: dict[str, float]
     )
 
 
-def _rows(exchanges: tuple[dict[str, Any], ...]) -> str:
+def exchange_rows(exchanges: Sequence[dict[str, Any]]) -> str:
+    """The exchanges as table rows: when, system, call, status and error, fault."""
     return "".join(
         f"<tr><td>{when(x['virtual_time'])}</td><td>{esc(x['system'])}</td>"
         f"<td>{esc(x['call'])}</td><td>{x['status']} {esc(x['error'] or '')}</td>"

@@ -1,0 +1,125 @@
+"""Differences between two business outcomes, each classified: a real one, noise (it also
+differs between two plays of A), or expected (the compare file says why).
+
+Two values of a field are the same when equal, or for instants, amounts and latencies when
+within the compare file's tolerances. A record on one side only is a difference of its field
+``present``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from harness.compare.outcome import ORDER_CATEGORIES, Outcome, kind
+from harness.compare.spec import CompareSpec, Tolerances
+
+Verdict = Literal["unexplained", "noise", "expected"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    category: str
+    key: str  # the business key: an order, a SKU, a receipt, a service level, an oracle
+    field: str
+    a: Any
+    b: Any
+    verdict: Verdict = "unexplained"
+    reason: str = ""
+
+    @property
+    def order(self) -> str | None:
+        return self.key if self.category in ORDER_CATEGORIES else None
+
+    @property
+    def spot(self) -> tuple[str, str, str]:
+        return self.category, self.key, self.field
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def differences(a: Outcome, b: Outcome, spec: CompareSpec) -> list[Difference]:
+    """Every field that differs between ``a`` and ``b`` beyond the tolerances, unclassified
+    (ignored fields left out)."""
+    found: list[Difference] = []
+    for category in sorted(set(a) & set(b)):  # a category one side cannot show is not compared
+        left, right = a[category], b[category]
+        for key in sorted(set(left) | set(right)):
+            if key not in right or key not in left:
+                if not spec.ignored(category, "present"):
+                    found.append(Difference(category, key, "present", key in left, key in right))
+                continue
+            for field in sorted(set(left[key]) | set(right[key])):
+                if spec.ignored(category, field):
+                    continue
+                x, y = left[key].get(field), right[key].get(field)
+                if not same(kind(category, field), x, y, spec.tolerances):
+                    found.append(Difference(category, key, field, x, y))
+    return found
+
+
+def classify(
+    found: list[Difference], spec: CompareSpec, noise: set[tuple[str, str, str]]
+) -> list[Difference]:
+    """Each difference as expected (a compare-file entry matches it), noise (the same spot
+    differed between two plays of A), or unexplained."""
+    classified = []
+    for d in found:
+        entry = next(
+            (e for e in spec.expected if e.matches(d.category, d.key, d.field, d.a, d.b)), None
+        )
+        if entry is not None:
+            d = Difference(d.category, d.key, d.field, d.a, d.b, "expected", entry.reason)
+        elif d.spot in noise:
+            d = Difference(d.category, d.key, d.field, d.a, d.b, "noise", "differs A to A too")
+        classified.append(d)
+    return classified
+
+
+def same(how: str, x: Any, y: Any, tolerances: Tolerances) -> bool:
+    if x == y:
+        return True
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(
+            same(how, p, q, tolerances) for p, q in zip(x, y, strict=True)
+        )
+    if how == "time":
+        p, q = _instant(x), _instant(y)
+        return p is not None and q is not None and abs(p - q) <= tolerances.time_s
+    if how == "amount":
+        p, q = _amount(x), _amount(y)
+        return (
+            p is not None
+            and q is not None
+            and p[1] == q[1]
+            and abs(p[0] - q[0]) <= Decimal(str(tolerances.amount))
+        )
+    if how in ("latency", "count") and isinstance(x, int | float) and isinstance(y, int | float):
+        gap = abs(x - y)
+        if how == "latency" and gap <= tolerances.latency_s:
+            return True
+        return gap <= tolerances.latency_ratio * max(x, y)
+    return False
+
+
+def _instant(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _amount(value: Any) -> tuple[Decimal, str] | None:
+    """``"5.40 EUR"`` as (5.40, EUR)."""
+    if not isinstance(value, str):
+        return None
+    number, _, currency = value.partition(" ")
+    try:
+        return Decimal(number), currency
+    except InvalidOperation:
+        return None
