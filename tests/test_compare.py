@@ -14,7 +14,7 @@ import pytest
 
 from harness import scenario
 from harness.compare import spec as specs
-from harness.compare.diff import classify, differences
+from harness.compare.diff import Noise, classify, differences
 from harness.compare.outcome import business_outcome
 from harness.oracles.view import SystemsView
 from harness.world.integrator import play
@@ -103,13 +103,52 @@ def test_noise_and_expected_differences_are_told_apart_from_real_ones(clean):
         )
     )
     found = differences(outcome(clean), outcome(changed), spec)
-    noise = {("tms_shipment", shipments[1]["order_ref"], "carrier")}
+    noise = Noise(frozenset({("tms_shipment", shipments[1]["order_ref"], "carrier")}))
     verdicts = {(d.category, d.field): (d.verdict, d.reason) for d in classify(found, spec, noise)}
     assert verdicts == {
         ("tms_shipment", "service"): ("expected", "declined"),
-        ("tms_shipment", "carrier"): ("noise", "differs A to A too"),
+        ("tms_shipment", "carrier"): ("noise", "A differs from itself here too"),
         ("goods_issue", "lines"): ("unexplained", ""),
     }
+
+
+def _drop_first_milestone(snaps: dict[str, Any], count: int) -> dict[str, Any]:
+    """A copy whose first ``count`` tracked orders lost their first milestone in the ERP."""
+    changed = copy.deepcopy(snaps)
+    tracked = [o for o in changed["erp"]["orders"] if o.get("tracking_history")]
+    for order in tracked[:count]:
+        order["tracking_history"].pop(0)
+    return changed
+
+
+def test_a_field_a_differs_from_itself_in_explains_as_many_differences_as_it_shows(clean):
+    spec = specs.CompareSpec()
+    a = outcome(clean)
+    # A's second play lost one milestone; B lost one on another order: noise in that field
+    a2 = outcome(_drop_first_milestone(clean, 1))
+    tracked = [o for o in clean["erp"]["orders"] if o.get("tracking_history")]
+    other = copy.deepcopy(clean)
+    next(o for o in other["erp"]["orders"] if o["id"] == tracked[5]["id"])["tracking_history"].pop(
+        0
+    )
+    noise = Noise.learnt(a, a2, spec)
+    classified = classify(differences(a, outcome(other), spec), spec, noise)
+    assert {d.verdict for d in classified} == {"noise"}
+    assert all("A differs from itself in tracking" in d.reason for d in classified)
+    # ... but a B that loses milestones on many orders is more than A's unsteadiness
+    many = classify(differences(a, outcome(_drop_first_milestone(clean, 8)), spec), spec, noise)
+    assert {d.verdict for d in many} == {"unexplained", "noise"}
+    assert sum(d.verdict == "unexplained" for d in many) > 0
+
+
+def test_b_doing_what_a_did_in_its_second_play_is_noise(clean):
+    spec = specs.CompareSpec()
+    a, a2 = outcome(clean), outcome(_drop_first_milestone(clean, 1))
+    # A2 and B did the same; the spot differs A to A2 as well, but the rule tried first is
+    # the spot: a Noise that only knows A2's outcome still explains it
+    noise = Noise(second=a2)
+    [*classified] = classify(differences(a, a2, spec), spec, noise)
+    assert classified and {d.reason for d in classified} == {"B does what A did in its second play"}
 
 
 def test_ignored_fields_are_not_compared(clean):

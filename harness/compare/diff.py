@@ -8,7 +8,7 @@ within the compare file's tolerances. A record on one side only is a difference 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -52,20 +52,58 @@ def differences(a: Outcome, b: Outcome, spec: CompareSpec) -> list[Difference]:
                 if not spec.ignored(category, "present"):
                     found.append(Difference(category, key, "present", key in left, key in right))
                 continue
-            for field in sorted(set(left[key]) | set(right[key])):
-                if spec.ignored(category, field):
+            for name in sorted(set(left[key]) | set(right[key])):
+                if spec.ignored(category, name):
                     continue
-                x, y = left[key].get(field), right[key].get(field)
-                if not same(kind(category, field), x, y, spec.tolerances):
-                    found.append(Difference(category, key, field, x, y))
+                x, y = left[key].get(name), right[key].get(name)
+                if not same(kind(category, name), x, y, spec.tolerances):
+                    found.append(Difference(category, key, name, x, y))
     return found
 
 
-def classify(
-    found: list[Difference], spec: CompareSpec, noise: set[tuple[str, str, str]]
-) -> list[Difference]:
-    """Each difference as expected (a compare-file entry matches it), noise (the same spot
-    differed between two plays of A), or unexplained."""
+@dataclass(frozen=True)
+class Noise:
+    """What two plays of A taught: the spots where A differed from itself, how many keys
+    differed per (category, field), and A's second outcome (B doing what A did in one of its
+    plays is no difference between the stacks)."""
+
+    spots: frozenset[tuple[str, str, str]] = frozenset()
+    per_field: dict[tuple[str, str], int] = field(default_factory=dict)
+    second: Outcome | None = None
+
+    @classmethod
+    def learnt(cls, a: Outcome, a2: Outcome, spec: CompareSpec) -> Noise:
+        found = differences(a, a2, spec)
+        per_field: dict[tuple[str, str], int] = {}
+        for d in found:
+            per_field[(d.category, d.field)] = per_field.get((d.category, d.field), 0) + 1
+        return cls(frozenset(d.spot for d in found), per_field, a2)
+
+    def explains(self, d: Difference, found: list[Difference], spec: CompareSpec) -> str | None:
+        """Why ``d`` is noise, or None when it is not."""
+        if d.spot in self.spots:
+            return "A differs from itself here too"
+        if self.second is not None and _value(self.second, d) == (True, d.b):
+            return "B does what A did in its second play"
+        n = self.per_field.get((d.category, d.field), 0)
+        if n:  # a field A is unsteady in: as many differences as A shows with itself are noise
+            m = sum(1 for x in found if (x.category, x.field) == (d.category, d.field))
+            if m <= 2 * n + 1:
+                return f"A differs from itself in {d.category}.{d.field} too ({n} keys; B {m})"
+        return None
+
+
+def _value(outcome: Outcome, d: Difference) -> tuple[bool, Any]:
+    """(whether the record exists, the field's value) at ``d``'s spot in ``outcome``."""
+    record = outcome.get(d.category, {}).get(d.key)
+    if d.field == "present":
+        return True, record is not None
+    return (record is not None, record.get(d.field)) if record is not None else (False, None)
+
+
+def classify(found: list[Difference], spec: CompareSpec, noise: Noise) -> list[Difference]:
+    """Each difference as expected (a compare-file entry matches it), noise (A differs from
+    itself there, see ``Noise``), or unexplained."""
     classified = []
     for d in found:
         entry = next(
@@ -73,8 +111,8 @@ def classify(
         )
         if entry is not None:
             d = Difference(d.category, d.key, d.field, d.a, d.b, "expected", entry.reason)
-        elif d.spot in noise:
-            d = Difference(d.category, d.key, d.field, d.a, d.b, "noise", "differs A to A too")
+        elif (why := noise.explains(d, found, spec)) is not None:
+            d = Difference(d.category, d.key, d.field, d.a, d.b, "noise", why)
         classified.append(d)
     return classified
 

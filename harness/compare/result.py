@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from harness.compare.diff import Difference, classify, differences
+from harness.compare.diff import Difference, Noise, classify, differences
 from harness.compare.outcome import CATEGORIES
 from harness.compare.play import Played
 from harness.compare.spec import CompareSpec
@@ -123,8 +123,8 @@ def compare_seed(a: Played, b: Played, a2: Played | None, spec: CompareSpec) -> 
     """A's and B's outcomes compared; with ``a2``, A's own differences are the noise."""
     if a.outcome is None or b.outcome is None or (a2 is not None and a2.outcome is None):
         return SeedComparison(a.scenario.stem, a.seed, a, b, a2, [])
-    noise = set()
+    noise = Noise()
     if a2 is not None and a2.outcome is not None:
-        noise = {d.spot for d in differences(a.outcome, a2.outcome, spec)}
+        noise = Noise.learnt(a.outcome, a2.outcome, spec)
     found = classify(differences(a.outcome, b.outcome, spec), spec, noise)
     return SeedComparison(a.scenario.stem, a.seed, a, b, a2, found)
