@@ -171,6 +171,25 @@ def test_retry_after_is_in_wall_seconds_at_the_lockstep_pace():
     assert (entry.error, entry.retry_after) == ("service_unavailable", 6.0)
 
 
+def test_retry_after_may_be_an_http_date_and_the_journal_reads_its_wait():
+    import email.utils
+    import time
+
+    sim, clock, http = carrier(
+        {"kind": "outage", "at": 100, "for": 50, "retry_after_as": "http-date"}
+    )
+    clock.set(120)
+    before = time.time()
+    r = http.post("/labels", json=label())
+    assert r.status_code == 503
+    when = email.utils.parsedate_to_datetime(r.headers["retry-after"]).timestamp()
+    assert before + 30 <= when <= time.time() + 31  # never asks for less than the window's rest
+    entry = sim.journal.entries[-1]
+    assert 29 <= entry.retry_after <= 31  # the wait the date asks for, as a client reads it
+    with pytest.raises(ValueError, match="retry_after_as applies to kind rate_limit or outage"):
+        Fault.model_validate({"system": "carrier", "kind": "error", "retry_after_as": "seconds"})
+
+
 def test_outage_only_inside_its_window():
     sim, clock, http = carrier({"kind": "outage", "at": 100, "for": 50})
     assert http.post("/labels", json=label()).status_code == 201

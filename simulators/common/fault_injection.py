@@ -36,7 +36,9 @@ the fault is not counted for it, so the journal names only the answers that drif
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -271,7 +273,7 @@ class FaultInjection:
                 "Please wait a while to try again.",
                 retry_after_s=wait_s,
             )
-            await _send(send, 429, body, {"retry-after": str(wait_s)})
+            await _send(send, 429, body, {"retry-after": _retry_after_header(fault, wait_s)})
             return "rate_limit"
         if kind == "outage":
             until = fault.until
@@ -281,7 +283,7 @@ class FaultInjection:
                 "The service is down for maintenance.",
                 retry_after_s=retry,
             )
-            await _send(send, 503, body, {"retry-after": str(retry)})
+            await _send(send, 503, body, {"retry-after": _retry_after_header(fault, retry)})
             return "outage"
         if kind == "malformed":
             status = 201 if scope["method"] == "POST" else 200
@@ -391,6 +393,14 @@ def _retry_after(sim: Simulator, virtual_s: float) -> int:
     """Retry-After in whole WALL seconds (at least 1): the client waits on its own timers, so
     the virtual wait is converted by the clock in force (lockstep pace or realtime factor)."""
     return max(1, math.ceil(sim.clock.wall_seconds(virtual_s)))
+
+
+def _retry_after_header(fault: Fault, wait_s: int) -> str:
+    """Retry-After as the fault writes it: seconds, or the HTTP date that many seconds from
+    the next whole wall second (a date has whole seconds; rounding up never asks for less)."""
+    if fault.retry_after_as == "http-date":
+        return email.utils.formatdate(math.ceil(time.time()) + wait_s, usegmt=True)
+    return str(wait_s)
 
 
 async def _buffer(receive: Receive) -> tuple[bytes, Receive]:

@@ -163,6 +163,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "lag_s": ("feed_lag",),
     "ttl_s": ("token_expiry",),
     "skew_s": ("feed_clock_skew",),
+    "retry_after_as": ("rate_limit", "outage"),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
 }
 
@@ -183,6 +184,9 @@ class Fault(_Data):
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """rate_limit: bucket size (default: per_second rounded up)."""
+    retry_after_as: Literal["seconds", "http-date"] | None = None
+    """rate_limit, outage: how Retry-After is written: whole seconds (default) or an HTTP date
+    (RFC 9110 allows both; many gateways and CDNs send the date)."""
     mode: Literal["unavailable", "down"] | None = None
     """outage: ``unavailable`` (default) answers 503 with Retry-After; ``down`` refuses and
     resets connections for the window, as a crashed process does (needs ``for``, no route)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -728,12 +729,20 @@ ERROR_BODY_LIMIT = 4096  # vendor error bodies are small; a huge one is not pars
 
 
 def _retry_after(headers: list[tuple[bytes, bytes]]) -> float | None:
+    """The wait an answer's Retry-After asks for, in seconds: its number, or how far its HTTP
+    date is from now (the oracles judge retries by it, whichever form the vendor used)."""
     for name, value in headers:
         if name.lower() == b"retry-after":
+            text = value.decode("latin-1").strip()
             try:
-                return float(value)
+                return float(text)
             except ValueError:
+                pass
+            try:
+                when = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError):
                 return None
+            return max(0.0, when.timestamp() - time.time())
     return None
 
 
