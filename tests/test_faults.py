@@ -381,3 +381,21 @@ def test_every_vendor_spec_documents_every_fault_kind_and_field(spec_name):
     accepted = {info.alias or name for name, info in Fault.model_fields.items()}
     assert set(documented) == accepted
     assert set(documented["kind"]["enum"]) == set(KINDS)
+
+
+def test_a_latency_fault_can_grow_with_the_requests_in_flight():
+    from simulators.common.fault_injection import MAX_LATENCY_MS, FaultPlan
+
+    plan = FaultPlan(seed=1)
+    plan.add(
+        Fault.model_validate({"system": "wms", "kind": "latency", "ms": 20, "per_inflight_ms": 5})
+    )
+    assert [plan.latency_ms("wms", 0, "k", others) for others in (0, 1, 10)] == [20, 25, 70]
+    assert plan.latency_ms("wms", 0, "k", 10**9) == MAX_LATENCY_MS
+    still = FaultPlan(seed=1)
+    still.add(Fault.model_validate({"system": "wms", "kind": "latency", "ms": 20}))
+    assert (
+        still.latency_ms("wms", 0, "k", 50) == 20
+    )  # without per_inflight_ms: load changes nothing
+    with pytest.raises(ValueError, match="per_inflight_ms applies to kind latency"):
+        Fault.model_validate({"system": "wms", "kind": "error", "per_inflight_ms": 5})

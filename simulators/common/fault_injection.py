@@ -62,6 +62,7 @@ _ERRORS = {
 # A truncated answer: starts like a real one, stops mid-string (never parseable JSON).
 MALFORMED_BODY = b'{"id": "'
 OUTAGE_RETRY_AFTER_S = 60  # an outage with no end says "try in a (virtual) minute"
+MAX_LATENCY_MS = 600_000  # a latency fault's cap, however much load it grew with
 
 
 @dataclass
@@ -151,13 +152,19 @@ class FaultPlan:
             return i
         return None
 
-    def latency_ms(self, system: str, index: int, key: str) -> int:
-        ms = self.faults[index].ms
+    def latency_ms(self, system: str, index: int, key: str, others: int = 0) -> int:
+        """The delay of fault ``index`` for this request, ``others`` requests in flight beside
+        it (``per_inflight_ms`` each), at most ``MAX_LATENCY_MS``."""
+        fault = self.faults[index]
+        ms = fault.ms
         if isinstance(ms, int):
-            return ms
-        assert ms is not None
-        draw = keyed_unit(self.seed, system, index, "latency", key)
-        return ms.min_ms + int(draw * (ms.max_ms - ms.min_ms + 1))
+            base = ms
+        else:
+            assert ms is not None
+            draw = keyed_unit(self.seed, system, index, "latency", key)
+            base = ms.min_ms + int(draw * (ms.max_ms - ms.min_ms + 1))
+        grown = int((fault.per_inflight_ms or 0.0) * max(0, others))
+        return min(MAX_LATENCY_MS, base + grown)
 
     def take_token(self, index: int, now: float) -> float:
         """Take a token from fault ``index``'s bucket: 0 if taken, else seconds to wait."""
@@ -207,7 +214,7 @@ class FaultInjection:
                 if fault.is_feed:
                     feed.setdefault(fault.kind, i)
                 elif fault.kind == "latency":
-                    ms = plan.latency_ms(sim.system, i, key)
+                    ms = plan.latency_ms(sim.system, i, key, sim.inflight - 1)
                     label = f"latency:{ms}ms"
                     plan.count(i, label)
                     labels.append(label)

@@ -150,6 +150,7 @@ class LatencyRange(_Data):
 # Which parameters belong to which kinds: any other kind given one is refused.
 _PARAMETERS: dict[str, tuple[str, ...]] = {
     "ms": ("latency",),
+    "per_inflight_ms": ("latency",),
     "status": ("error",),
     "per_second": ("rate_limit",),
     "burst": ("rate_limit",),
@@ -178,6 +179,9 @@ class Fault(_Data):
     kind: Kind
     ms: Annotated[int, Field(ge=0, le=600_000)] | LatencyRange | None = None
     """latency: extra delay, fixed or ``{min_ms, max_ms}``."""
+    per_inflight_ms: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    """latency: more delay for each other request the vendor is handling at that moment, so
+    its answers slow down as load grows, as a saturated vendor's do (``ms`` may then be 0)."""
     status: Literal[500, 502, 503] | None = None
     """error: the status answered (default 503)."""
     per_second: Annotated[float, Field(gt=0, le=100_000)] | None = None
