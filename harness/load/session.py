@@ -28,7 +28,7 @@ import simpy
 
 from harness import diagnosis, hosting, oracles
 from harness.driving import moment
-from harness.load import engine, feed
+from harness.load import engine, feed, saturation
 from harness.load.curve import FEED_ENV, PER_USER, Plan, plan_of
 from harness.load.flows import FLOWS, ROW, FlowWatch
 from harness.load.world import LoadClock, load_world
@@ -175,6 +175,7 @@ async def _play(config: LoadConfig) -> LoadOutcome:
     secret = config.webhook_secret or secrets.token_hex(16)
     watch = FlowWatch(sims, clock, scenario.epoch.timestamp())
     notes: list[str] = []
+    lag = saturation.LoopLag()
     process: StackProcess | None = None
     locust: engine.LocustProcess | None = None
     server = None
@@ -235,6 +236,7 @@ async def _play(config: LoadConfig) -> LoadOutcome:
             step_end = time.perf_counter() + curve.wall_seconds + config.drain_s
             deadline = step_end if deadline is None else min(deadline, step_end)
         follower = asyncio.create_task(_follow(watch, locust, demand, notes))
+        lag.start()
         try:
             if not await _within(driver.run(), deadline):
                 cut_short = True
@@ -245,6 +247,7 @@ async def _play(config: LoadConfig) -> LoadOutcome:
                     f"virtual {moment(clock.now())}; the day was not finished",
                 )
         finally:
+            await lag.stop()
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
@@ -284,6 +287,10 @@ async def _play(config: LoadConfig) -> LoadOutcome:
         f"virtual time at {curve.factor:g}x wall",
     )
     run = _outcome(config, played, sims, urls, world, driver, clock, notes, levels, never, watch)
+    loop_lag = lag.stats()
+    run.notes.append(saturation.note(loop_lag, saturation.service_times(run.journals)))
+    if config.judge_day:
+        run.results.append(saturation.judge(loop_lag))
     run.wall_s = time.perf_counter() - started
     run.ready_s, run.started_at, run.cut_short = ready_s, started_at, cut_short
     run.diagnosis = diagnosis.diagnose(
