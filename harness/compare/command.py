@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness import scenario as scenarios
 from harness.compare import html
 from harness.compare import report as reports
 from harness.compare.play import Played, Side, play_all
@@ -52,13 +53,12 @@ def compare(plan: Plan, progress: Console) -> Comparison:
         play_all(plan.scenarios, sides, plan.seeds, plan.report_dir, plan.jobs, done)
     )
     by_spot = {(p.scenario, p.seed, p.side.name): p for p in plays}
-    seeds = [
-        compare_seed(
-            by_spot[(sc, s, "a")], by_spot[(sc, s, "b")], by_spot.get((sc, s, "a2")), plan.spec
-        )
-        for sc in plan.scenarios
-        for s in plan.seeds
-    ]
+    seeds = []
+    for sc in plan.scenarios:
+        spec = plan.spec.for_clock(scenarios.load(sc, plan.a_overrides).clock)
+        for s in plan.seeds:
+            a, b, a2 = by_spot[(sc, s, "a")], by_spot[(sc, s, "b")], by_spot.get((sc, s, "a2"))
+            seeds.append(compare_seed(a, b, a2, spec))
     comparison = Comparison(
         str(plan.scenario), plan.a, plan.b, plan.spec, seeds, time.perf_counter() - started
     )

@@ -137,7 +137,7 @@ def same(how: str, x: Any, y: Any, tolerances: Tolerances) -> bool:
         )
     if how in ("latency", "count") and isinstance(x, int | float) and isinstance(y, int | float):
         gap = abs(x - y)
-        if how == "latency" and gap <= tolerances.latency_s:
+        if how == "latency" and gap <= (tolerances.latency_s or 0.0):
             return True
         return gap <= tolerances.latency_ratio * max(x, y)
     return False

@@ -120,7 +120,7 @@ def header(comparison: Comparison) -> str:
         (
             "the same when",
             f"instants within {tol.time_s:g} s, amounts within {tol.amount:g}, latencies "
-            f"within {tol.latency_s:g} s or {tol.latency_ratio:.0%}",
+            f"within {_latency(tol.latency_s)} or {tol.latency_ratio:.0%}",
         ),
         (
             "compare file",
@@ -430,3 +430,7 @@ def _clock(played: Played) -> tuple[datetime, tuple[Fault, ...]]:
     except (scenarios.ScenarioError, OSError):
         return ANY_MIDNIGHT, ()
     return scenario.epoch, scenario.faults
+
+
+def _latency(seconds: float | None) -> str:
+    return "two wall seconds of the scenario's clock" if seconds is None else f"{seconds:g} s"

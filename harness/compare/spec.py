@@ -3,7 +3,7 @@ differences are expected (docs/compare.md). Every field has a default, so no fil
 
 ```yaml
 ignore: [label.cost, "service_level.*"]    # CATEGORY.FIELD, * for every field
-tolerances: {time_s: 300, amount: 0.0, latency_s: 300}
+tolerances: {time_s: 300, amount: 0.0, latency_s: 600}
 expected:
   - {category: tms_shipment, field: service, a: express, b: ground,
      reason: "B plans ground where A planned express when the tender was declined"}
@@ -37,10 +37,21 @@ def _field_path(value: str) -> str:
 class Tolerances(Strict):
     time_s: float = Field(300.0, ge=0, description="instants this close are the same")
     amount: float = Field(0.0, ge=0, description="amounts this close are the same")
-    latency_s: float = Field(300.0, ge=0, description="flow latency percentiles this close")
+    latency_s: float | None = Field(
+        None,
+        ge=0,
+        description="flow latency percentiles this close (default: two wall seconds of the "
+        "scenario's clock, 2 x clock.pace in lockstep, 2 x clock.factor in realtime)",
+    )
     latency_ratio: float = Field(
         0.2, ge=0, description="... or this close relative to the larger (also sample counts)"
     )
+
+
+def timer_jitter_s(clock: Any) -> float:
+    """Two wall seconds in virtual seconds: how far a stack's own retry timers (wall clock)
+    can move a flow's latency between two plays of one world on a busy machine."""
+    return 2.0 * (clock.factor if clock.mode == "realtime" else clock.pace)
 
 
 class Expected(Strict):
@@ -85,6 +96,13 @@ class CompareSpec(Strict):
     @classmethod
     def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_field_path(v) for v in value)
+
+    def for_clock(self, clock: Any) -> CompareSpec:
+        """This spec with the latency tolerance a scenario's clock implies, unless set."""
+        if self.tolerances.latency_s is not None:
+            return self
+        tolerances = self.tolerances.model_copy(update={"latency_s": timer_jitter_s(clock)})
+        return self.model_copy(update={"tolerances": tolerances})
 
     def ignored(self, category: str, field: str) -> bool:
         return f"{category}.{field}" in self.ignore or f"{category}.*" in self.ignore
