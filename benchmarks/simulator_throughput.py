@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import _wrk  # benchmarks/_wrk.py: this folder is first on sys.path when run as a script
 import httpx
 
 ORDER = (
@@ -70,19 +70,11 @@ def wait_up(url: str) -> None:
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, str]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    run = _wrk.run(url, script, seconds, connections)
     return {
-        "req/s": f"{float(rps.group(1)):,.0f}" if rps else "?",
-        "p99": p99.group(1) if p99 else "?",
-        "non-2xx": errors.group(1) if errors else "0",
+        "req/s": f"{run.requests_per_s:,.0f}" if run.requests_per_s is not None else "?",
+        "p99": run.p99 or "?",
+        "non-2xx": str(run.non_2xx),
     }
 
 
