@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from harness.compare.outcome import ORDER_CATEGORIES, Outcome, kind
+from harness.compare.outcome import NO_ORDER, ORDER_CATEGORIES, Outcome, kind
 from harness.compare.spec import CompareSpec, Tolerances
 
 Verdict = Literal["unexplained", "noise", "expected"]
@@ -31,7 +31,10 @@ class Difference:
 
     @property
     def order(self) -> str | None:
-        return self.key if self.category in ORDER_CATEGORIES else None
+        """The ERP order it is about (a dead letter that names none is about no order)."""
+        if self.category not in ORDER_CATEGORIES or self.key == NO_ORDER:
+            return None
+        return self.key
 
     @property
     def spot(self) -> tuple[str, str, str]:

@@ -21,6 +21,7 @@ from harness.oracles.view import SystemsView, items
 
 Kind = Literal["exact", "time", "amount", "latency", "count"]
 Outcome = dict[str, dict[str, dict[str, Any]]]  # category -> business key -> field -> value
+NO_ORDER = "(no order)"  # the key of dead letters that name no order
 
 # Categories whose key is an ERP order: they decide whether an order is "identical".
 ORDER_CATEGORIES = (
@@ -212,7 +213,7 @@ def _stock(view: SystemsView, found: Outcome) -> None:
 def _dead_letters(view: SystemsView) -> dict[str, dict[str, Any]]:
     counted: Counter[str] = Counter()
     for item in view.dead_letters or []:
-        counted[view.order_named_in(item) or "(no order)"] += 1
+        counted[view.order_named_in(item) or NO_ORDER] += 1
     return {key: {"count": n} for key, n in sorted(counted.items())}
 
 
