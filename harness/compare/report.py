@@ -37,10 +37,11 @@ def render(comparison: Comparison, console: Console) -> None:
             f"{name}: {orders - differing} of {orders} orders identical, {differing} differing; "
             f"differences: {verdicts['unexplained']} unexplained, {verdicts['expected']} "
             f"expected, {verdicts['noise']} noise"
-            + _oracles_line(seed.a.failing_oracles, seed.b.failing_oracles)
+            + _oracles_line(seed.a.failing_oracles, seed.b.failing_oracles),
+            soft_wrap=True,
         )
         for d in seed.unexplained[:SHOWN]:
-            console.print(f"  {describe(d)}", markup=False, highlight=False)
+            console.print(f"  {describe(d)}", markup=False, highlight=False, soft_wrap=True)
         if len(seed.unexplained) > SHOWN:
             console.print(f"  ... and {len(seed.unexplained) - SHOWN} more (compare.json)")
     console.print(_category_table(comparison))
