@@ -64,7 +64,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -559,9 +559,11 @@ def evaluate(
     mutant: Mutant,
     scenarios: Sequence[tuple[Path, float]],
     reach: Reach | None = None,
+    settled: Callable[[Result], bool] | None = None,
 ) -> Result:
     """Copy, mutate, and play the ordered library until a scenario fails: only the scenarios
-    whose clean run executes the mutated statement, when ``reach`` knows them."""
+    whose clean run executes the mutated statement, when ``reach`` knows them. A mutant
+    ``settled`` says needs no play (triaged equivalent) survives unplayed."""
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="mutant-", dir=runner.work))
     result = Result(mutant.key, mutant.module, mutant.line, mutant.op, mutant.occurrence, "", "")
@@ -576,6 +578,9 @@ def evaluate(
             result.status, result.error = INCOMPETENT, str(exc)
             return result
         result.status = SURVIVED
+        if settled is not None and settled(result):
+            result.error = "not played: triaged equivalent (--play-equivalent plays it)"
+            return result
         if reach is not None:
             scenarios = reach.scenarios(mutant, scenarios)
             result.reached_by = len(scenarios)
@@ -832,6 +837,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="KEY", help="these mutant keys, unsampled")
     parser.add_argument("--source-root", type=Path, default=REPO, help="default: this repo")
     parser.add_argument("--triage", type=Path, default=TRIAGE_FILE)
+    parser.add_argument(
+        "--play-equivalent",
+        action="store_true",
+        help="play mutants the triage calls equivalent too (to check the triage)",
+    )
     parser.add_argument("--list", action="store_true", help="list the sampled mutants; no runs")
     parser.add_argument(
         "--resume",
@@ -966,6 +976,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         }
 
+        def skip_equivalent(result: Result) -> bool:
+            """An equivalent mutant leaves the denominator whatever it does: playing it only
+            checks the triage, and a constructor knob every scenario runs costs the whole
+            library (about 300 s here). --play-equivalent plays them anyway."""
+            if args.play_equivalent:
+                return False
+            verdict = triage_for(result, triage)
+            return verdict is not None and verdict.verdict == EQUIVALENT
+
         def settle(result: Result) -> None:
             apply_triage(result, triage)
             results.append(result)
@@ -979,7 +998,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_json(args.json, payload)
 
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(evaluate, runner, m, ordered, reach) for m in chosen]
+            futures = [
+                pool.submit(evaluate, runner, m, ordered, reach, skip_equivalent) for m in chosen
+            ]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     settle(future.result())
