@@ -27,11 +27,9 @@ import simulators
 from harness import scenario
 from harness.runner import RunConfig, run
 from reference_stack import carrier_versions, defects
-from reference_stack.app import build_app
 from reference_stack.carrier_versions import decimal_amount, label_answer, label_request
 from reference_stack.clients import KNOWN_FIELDS, Vendors, Verdict, known_fields
 from reference_stack.config import CARRIER_API_VAR, Config, ConfigError
-from reference_stack.stack import Stack
 from simulators.common.clock import ManualClock
 from simulators.provider_states import DEFAULT_SHIP_TO
 from tests.test_refstack_flow import (
@@ -44,7 +42,9 @@ from tests.test_refstack_flow import (
     Sut,
     body,
     make_config,
+    retried_label_purchase_is_the_same,
     router,  # noqa: F401  (the fixture)
+    running,
     vendor_error,
     vendor_routes,
 )
@@ -241,16 +241,8 @@ async def test_strict_parsing_on_2_0_knows_the_2_0_label() -> None:
 async def stack_on(version: str, db: Path, mock: respx.MockRouter) -> AsyncIterator[Sut]:
     """The stack of tests/test_refstack_flow.py, speaking carrier ``version``."""
     config = dataclasses.replace(make_config(db), carrier_api=version)
-    routes = vendor_routes(mock)
-    stack = Stack(config)
-    await stack.start()
-    await stack.subscribe()
-    transport = httpx.ASGITransport(app=build_app(stack))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://stack") as client:
-            yield Sut(stack, client, mock, routes)
-    finally:
-        await stack.stop()
+    async with running(db, mock, vendor_routes(mock), config) as sut:
+        yield sut
 
 
 @pytest.fixture
@@ -288,18 +280,7 @@ async def test_on_2_0_the_label_is_bought_in_2_0_words_and_its_tracking_id_attac
 async def test_on_2_0_a_retried_purchase_sends_the_same_bytes_under_the_same_key(
     sut: Sut,
 ) -> None:
-    sut.routes["label"].side_effect = [
-        httpx.ReadTimeout("timed out"),
-        vendor_error(503, "unavailable"),
-        httpx.Response(201, json=V2_LABEL),
-    ]
-    await sut.deliver("wms", "order.packed", PACKED)
-    await sut.settle()
-    purchases = sut.requests("label")
-    assert len(purchases) == 3
-    assert {r.headers["idempotency-key"] for r in purchases} == {"label-FO-000001"}
-    assert len({r.content for r in purchases}) == 1
-    assert len(sut.requests("attach")) == 1
+    await retried_label_purchase_is_the_same(sut, V2_LABEL)
 
 
 async def test_on_2_0_the_tracking_id_leads_the_carriers_scans_to_the_erp(sut: Sut) -> None:

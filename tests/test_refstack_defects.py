@@ -18,9 +18,7 @@ import pytest
 import respx
 
 from reference_stack import defects
-from reference_stack.app import build_app
 from reference_stack.config import Config, ConfigError
-from reference_stack.stack import Stack
 from tests.test_refstack_flow import (
     LABEL,
     ORDER,
@@ -35,6 +33,7 @@ from tests.test_refstack_flow import (
     vendor_error,
     vendor_routes,
 )
+from tests.test_refstack_flow import running as flow_stack
 
 ON_OFF = pytest.mark.parametrize("defective", [False, True], ids=["correct", "defective"])
 
@@ -42,16 +41,8 @@ ON_OFF = pytest.mark.parametrize("defective", [False, True], ids=["correct", "de
 @asynccontextmanager
 async def running(path: Path, mock: respx.MockRouter, *names: str) -> AsyncIterator[Sut]:
     config = dataclasses.replace(make_config(path / "stack.db"), defects=frozenset(names))
-    routes = vendor_routes(mock)
-    stack = Stack(config)
-    await stack.start()
-    await stack.subscribe()
-    transport = httpx.ASGITransport(app=build_app(stack))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://stack") as client:
-            yield Sut(stack, client, mock, routes)
-    finally:
-        await stack.stop()
+    async with flow_stack(path / "stack.db", mock, vendor_routes(mock), config) as sut:
+        yield sut
 
 
 def stack_with(defect: str, defective: bool, tmp_path: Path, mock: respx.MockRouter):

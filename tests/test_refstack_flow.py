@@ -206,9 +206,13 @@ def make_config(db: Path) -> Config:
 
 @asynccontextmanager
 async def running(
-    db: Path, router: respx.MockRouter, routes: dict[str, respx.Route]
+    db: Path,
+    router: respx.MockRouter,
+    routes: dict[str, respx.Route],
+    config: Config | None = None,
 ) -> AsyncIterator[Sut]:
-    stack = Stack(make_config(db))
+    """The stack in process on ``db`` (``config``: another configuration of it)."""
+    stack = Stack(config or make_config(db))
     await stack.start()
     await stack.subscribe()
     transport = httpx.ASGITransport(app=build_app(stack))
@@ -380,10 +384,15 @@ async def test_packed_plans_buys_and_attaches_in_that_order(sut: Sut) -> None:
 
 
 async def test_a_retried_label_purchase_sends_the_same_key_and_body(sut: Sut) -> None:
+    await retried_label_purchase_is_the_same(sut, LABEL)
+
+
+async def retried_label_purchase_is_the_same(sut: Sut, label: dict[str, Any]) -> None:
+    """A purchase cut off, then refused, then bought: three times the same bytes, one key."""
     sut.routes["label"].side_effect = [
         httpx.ReadTimeout("timed out"),
         vendor_error(503, "unavailable"),
-        httpx.Response(201, json=LABEL),
+        httpx.Response(201, json=label),
     ]
     await sut.deliver("wms", "order.packed", PACKED)
     await sut.settle()
