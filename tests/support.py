@@ -147,3 +147,12 @@ def four_free_ports(host: str = "127.0.0.1") -> int:
             for sock in socks:
                 sock.close()
     raise RuntimeError("no four consecutive free ports")
+
+
+def snapshots_of(scenario_text: str) -> dict[str, dict[str, Any]]:
+    """Every simulator's final state after the world alone played the day (no stack)."""
+    from harness import scenario
+    from harness.world.integrator import play
+
+    played = play(scenario.parse(scenario_text))
+    return {system: model.snapshot() for system, model in played.models.items()}

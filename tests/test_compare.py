@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from harness import scenario
 from harness.compare import spec as specs
 from harness.compare.diff import Noise, classify, differences
 from harness.compare.outcome import business_outcome
 from harness.oracles.view import SystemsView
-from harness.world.integrator import play
+from tests.support import snapshots_of
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = f"{sys.executable} -m reference_stack"
@@ -31,8 +30,7 @@ carrier: {exception_rate: 0.3}
 
 @pytest.fixture(scope="module")
 def clean() -> dict[str, dict[str, Any]]:
-    played = play(scenario.parse(DAY))
-    return {system: model.snapshot() for system, model in played.models.items()}
+    return snapshots_of(DAY)
 
 
 def outcome(snaps: dict[str, Any], dead: list[dict[str, Any]] | None = None) -> Any:

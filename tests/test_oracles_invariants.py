@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from harness import oracles, scenario
-from harness.world.integrator import play
+from harness import oracles
 from tests.support import judge_one as judge
-from tests.support import only_finding
+from tests.support import only_finding, snapshots_of
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,8 +26,7 @@ carrier: {exception_rate: 0.3}
 
 @pytest.fixture(scope="module")
 def clean() -> dict[str, dict[str, Any]]:
-    played = play(scenario.parse(DAY))
-    return {system: model.snapshot() for system, model in played.models.items()}
+    return snapshots_of(DAY)
 
 
 @pytest.fixture
