@@ -184,6 +184,34 @@ StackCmd = Annotated[
 ]
 
 
+def _image(value: str | None) -> str | None:
+    """A container image name (checked for presence when the run starts)."""
+    if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+        raise typer.BadParameter(f"{value!r} is not an image name, e.g. my-stack:1.4")
+    return value
+
+
+StackImage = Annotated[
+    str | None,
+    typer.Option(
+        callback=_image,
+        help="run the stack from this container image, on the host's network, through the "
+        "Docker or podman API (DOCKER_HOST); removed afterwards (docs/containers.md)",
+    ),
+]
+
+
+def _one_stack(stack_url: str | None, stack_cmd: str | None, stack_image: str | None) -> str | None:
+    """The stack command to give the run: ``--stack-image`` travels as a ``StackImage``."""
+    if sum(given is not None for given in (stack_url, stack_cmd, stack_image)) > 1:
+        raise Usage("give one of --stack-url, --stack-cmd and --stack-image")
+    if stack_image is None:
+        return stack_cmd
+    from harness.containers import StackImage as Image
+
+    return Image(stack_image)
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -233,6 +261,7 @@ def run_command(
     scenario: Annotated[Path | None, typer.Argument(help="scenario file")] = None,
     stack_url: StackUrl = None,
     stack_cmd: StackCmd = None,
+    stack_image: StackImage = None,
     seed: Annotated[
         int | None,
         typer.Option(min=0, max=scenarios.MAX_SEED, help="override the scenario's seed"),
@@ -297,6 +326,7 @@ def run_command(
 ) -> None:
     """Play a scenario day against a stack and judge it."""
     path = scenario or DEFAULT_SCENARIO
+    stack_cmd = _one_stack(stack_url, stack_cmd, stack_image)
     if control_token is not None and not usable_token(control_token):
         raise Usage("--control-token must be visible ASCII characters, no spaces (not empty)")
     webhook_secret = _webhook_secret(
@@ -512,9 +542,13 @@ def coverage_command(
 
 
 def _side(value: str | None) -> str | None:
-    """A side of a comparison: a stack's URL (http...) or the command that starts it."""
+    """A side of a comparison: a stack's URL (http...), ``image:NAME`` (a container image) or
+    the command that starts it."""
     if value is None:
         return None
+    if value.startswith("image:"):
+        _image(value.removeprefix("image:"))
+        return value
     return _url(value) if value.startswith(("http://", "https://")) else _command(value)
 
 
@@ -530,10 +564,14 @@ def compare_command(
         Path, typer.Argument(help="scenario file both stacks play, or a folder of them")
     ],
     a: Annotated[
-        str, typer.Option("--a", callback=_side, help="stack A (the legacy): a command or URL")
+        str,
+        typer.Option(
+            "--a", callback=_side, help="stack A (the legacy): a command, URL or image:NAME"
+        ),
     ],
     b: Annotated[
-        str, typer.Option("--b", callback=_side, help="stack B (the new): a command or URL")
+        str,
+        typer.Option("--b", callback=_side, help="stack B (the new): a command, URL or image:NAME"),
     ],
     overrides: ScenarioSet = None,
     a_set: SideSet = None,
@@ -936,6 +974,7 @@ def load_command(
     ] = None,
     stack_url: StackUrl = None,
     stack_cmd: StackCmd = None,
+    stack_image: StackImage = None,
     seed: Annotated[
         int | None,
         typer.Option(min=0, max=scenarios.MAX_SEED, help="override the scenario's seed"),
@@ -987,6 +1026,7 @@ def load_command(
     from harness.load import report as load_report
 
     path = scenario or bundled.SCENARIOS / "peak" / "black_friday.yaml"
+    stack_cmd = _one_stack(stack_url, stack_cmd, stack_image)
     if control_token is not None and not usable_token(control_token):
         raise Usage("--control-token must be visible ASCII characters, no spaces (not empty)")
     if locustfile is not None and not locustfile.is_file():

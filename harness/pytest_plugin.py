@@ -5,13 +5,15 @@
   each service level with thresholds is a test item, so a red one says which rule broke, for
   which orders, with the evidence.
 - Fixtures for a team's own tests: ``twinyard_sims`` (the four simulators running, with their
-  URLs, and the control-plane token their ``/_sim/`` writes need as ``.token`` and ``.headers``)
-  and ``twinyard_run`` (play a scenario file or text and get its outcome).
+  URLs, and the control-plane token their ``/_sim/`` writes need as ``.token`` and ``.headers``),
+  ``twinyard_run`` (play a scenario file or text and get its outcome) and ``twinyard_yard``
+  (the simulators and a stack image running in containers, with their URLs).
 
-Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` (default: the bundled reference
-stack), ``--twinyard-report-dir`` (default ``reports/pytest`` under the rootdir; one folder per
-scenario, and per xdist worker), ``--twinyard-max-wall`` (seconds: a run cut short there fails
-every item of its scenario), each also an ini option (``twinyard_stack_url`` ...).
+Options: ``--twinyard-stack-url`` / ``--twinyard-stack-cmd`` / ``--twinyard-stack-image``
+(default: the bundled reference stack), ``--twinyard-report-dir`` (default ``reports/pytest``
+under the rootdir; one folder per scenario, and per xdist worker), ``--twinyard-max-wall``
+(seconds: a run cut short there fails every item of its scenario), each also an ini option
+(``twinyard_stack_url`` ...).
 
 Under ``pytest -n N`` (xdist's default ``--dist load``) a scenario file's items are kept on one
 worker, so each scenario is played once; other tests are still spread one by one.
@@ -36,6 +38,7 @@ import uvloop
 import yaml
 
 from harness import scenario as scenarios
+from harness.containers import ContainerError, StackImage, Yard, yard
 from harness.oracles.base import OracleResult
 from harness.report import html, junit, run_files, verdict_json
 from harness.runner import ConfigError, RunConfig, RunOutcome, run
@@ -47,6 +50,10 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 OPTIONS = {
     "stack_url": "a running stack to test (default: start one)",
     "stack_cmd": "command that starts the stack under test",
+    "stack_image": "container image of the stack under test (the Docker or podman API at "
+    "DOCKER_HOST runs it); also the twinyard_yard fixture's stack",
+    "yard_image": "the twinyard image the twinyard_yard fixture runs the simulators from "
+    "(default: twinyard:VERSION, as `make containers` builds it)",
     "report_dir": "where each scenario's reports go (default: reports/pytest under the rootdir)",
     "max_wall": "stop each scenario's run after this many wall seconds; its items then fail",
     "stack_config": "how the stack runs (a stack: section in a file: probe, schedule ...), "
@@ -161,7 +168,7 @@ class ScenarioFile(pytest.File):
                         scenario=scenario,
                         scenario_path=str(self.path),
                         stack_url=option(config, "stack_url"),
-                        stack_cmd=option(config, "stack_cmd"),
+                        stack_cmd=stack_command(config),
                         report_dir=self.report_dir,
                         max_wall_s=_seconds(option(config, "max_wall")),
                     )
@@ -174,6 +181,16 @@ class ScenarioFile(pytest.File):
         if self.outcome.cut_short:  # a day not finished cannot pass, whatever was judged
             raise ScenarioFailure(f"{self.path.name}: {self.outcome.notes[0]}")
         return self.outcome
+
+
+def stack_command(config: pytest.Config) -> str | None:
+    """``--twinyard-stack-cmd``, or ``--twinyard-stack-image`` as the runner takes an image."""
+    image = option(config, "stack_image")
+    if image is None:
+        return option(config, "stack_cmd")
+    if option(config, "stack_cmd") is not None:
+        raise ConfigError("give --twinyard-stack-cmd or --twinyard-stack-image, not both")
+    return StackImage(image)
 
 
 def _seconds(value: str | None) -> float | None:
@@ -304,6 +321,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "twinyard_sims(skus=40, stock=500, carrier_api_version='v1'): options of the "
         "twinyard_sims fixture for one test",
     )
+    config.addinivalue_line(
+        "markers",
+        "twinyard_yard(stack_image=None, stack_env=None, sims_image=None): options of the "
+        "twinyard_yard fixture for one test",
+    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -405,3 +427,23 @@ def twinyard_sims_session() -> Iterator[SimUrls]:
     other's state)."""
     with serving_sims() as urls:
         yield urls
+
+
+@pytest.fixture
+def twinyard_yard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Yard]:
+    """The yard in containers: the four simulators (wall clock) in one, the stack in another,
+    on free ports of this machine with host networking; ``{"erp": "http://...", ..., "stack":
+    "http://..."}``, with ``.headers`` (the control-plane token) and ``.secret`` (the webhook
+    secret). The stack is ``--twinyard-stack-image`` (default: the twinyard image, whose default
+    command is the reference stack); ``@pytest.mark.twinyard_yard(stack_image=..., stack_env=
+    {...}, sims_image=...)`` changes it for one test. Both are removed afterwards; their logs
+    are in the test's ``tmp_path / "yard"``. Needs a Docker or podman API (DOCKER_HOST)."""
+    marker = request.node.get_closest_marker("twinyard_yard")
+    options = dict(marker.kwargs) if marker else {}
+    options.setdefault("stack_image", option(request.config, "stack_image"))
+    options.setdefault("sims_image", option(request.config, "yard_image"))
+    try:
+        with yard(log_dir=tmp_path / "yard", **options) as urls:
+            yield urls
+    except ContainerError as exc:  # one line: no engine, no image, a yard that never answered
+        raise pytest.fail.Exception(f"twinyard_yard: {exc}", pytrace=False) from None

@@ -20,6 +20,7 @@ import simpy
 import simulators
 from harness import diagnosis, hosting, operator, oracles, slos
 from harness.clock import LockstepClock, RealtimeClock
+from harness.containers import CONTAINER_FILES, ContainerStack, StackImage
 from harness.driving import REQUEST_WATCHDOG_S, Driver
 from harness.driving import moment as virtual_moment
 from harness.lockstep import STEP_WATCHDOG_S, Lockstep
@@ -72,7 +73,7 @@ class RunConfig:
     health_path: str = HEALTH_PATH
     # Called after every lockstep step with the world and the launched stack (if any):
     # the progress view hangs here, and tests use it to break the stack mid-run.
-    on_step: Callable[[World, StackProcess | None], None] | None = None
+    on_step: Callable[[World, StackProcess | ContainerStack | None], None] | None = None
     # Shown while the run plays (None: nothing is shown).
     progress: ProgressView | None = None
     # Watchdogs (wall seconds): a request in flight at a simulator longer than this is named
@@ -167,7 +168,7 @@ def declare_subscriptions(sims: dict[str, Simulator], stack_url: str, secret: st
 def _step_hook(
     config: RunConfig,
     world: World,
-    process: StackProcess | None,
+    process: StackProcess | ContainerStack | None,
     clock: LockstepClock | RealtimeClock,
     sims: list[Simulator],
 ) -> Callable[[], None] | None:
@@ -295,16 +296,22 @@ def start_stack(
     report_dir: Path,
     ready_timeout_s: float | None,
     env_for_port: Callable[[int], dict[str, str]],
-) -> tuple[str, float, StackProcess | None]:
+) -> tuple[str, float, StackProcess | ContainerStack | None]:
     """The stack's base URL, how long to wait for it to be ready, and its process when the
     harness launches it (on a free port, with ``env_for_port(port)``, its own files and its
-    log in ``report_dir``); a stack given by URL is only reached."""
+    log in ``report_dir``); a stack given by URL is only reached. A ``StackImage`` as
+    ``stack_cmd`` runs in a container (``harness.containers``)."""
     if stack_url:
         return stack_url.rstrip("/"), ready_timeout_s or URL_READY_S, None
     port = free_port()
-    launched_env = env_for_port(port) | private_files(report_dir)
-    launched_env["REFSTACK_DB"] = str(report_dir.resolve() / "refstack.db")
-    process = StackProcess(stack_cmd or REFERENCE_STACK_CMD, launched_env, report_dir / "stack.log")
+    log = report_dir / "stack.log"
+    process: StackProcess | ContainerStack
+    if isinstance(stack_cmd, StackImage):  # `--stack-image`: files of its own, in the container
+        process = ContainerStack(stack_cmd.image, env_for_port(port) | CONTAINER_FILES, log)
+    else:
+        launched_env = env_for_port(port) | private_files(report_dir)
+        launched_env["REFSTACK_DB"] = str(report_dir.resolve() / "refstack.db")
+        process = StackProcess(stack_cmd or REFERENCE_STACK_CMD, launched_env, log)
     return f"http://127.0.0.1:{port}", ready_timeout_s or LAUNCH_READY_S, process
 
 
@@ -398,8 +405,8 @@ async def _run(config: RunConfig) -> RunOutcome:
             lambda port: simulator_env(urls, secret, port, guard.token) | config.stack_env,
         )
         probe = StackProbe(base, scenario.stack.idle_path, config.health_path)
-        if process is not None and ProcessWatch.available():
-            probe.process = ProcessWatch(process.proc.pid)
+        if process is not None and process.pid is not None and ProcessWatch.available():
+            probe.process = ProcessWatch(process.pid)
         try:
             waited = time.perf_counter()
             try:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import aiohttp
 import orjson
@@ -65,6 +65,20 @@ def spawn_logged(
     return proc, log
 
 
+class Launched(Protocol):
+    """A stack the harness started: a process (``StackProcess``) or a container
+    (``harness.containers.ContainerStack``); the runner needs no more than this of either."""
+
+    log_path: Path
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def exited(self) -> int | None: ...
+
+    def stop(self, timeout_s: float = 10.0) -> None: ...
+
+
 class StackProcess:
     """A stack the harness launched; its output goes to a log file in the report folder."""
 
@@ -77,6 +91,12 @@ class StackProcess:
             raise StackError(
                 f"cannot start the stack command {argv[0]!r}: {exc.strerror}"
             ) from None
+
+    @property
+    def pid(self) -> int | None:
+        """The root of its process tree, for the lockstep's process watch (``ContainerStack``
+        has the same, None when the kernel here cannot see it)."""
+        return self.proc.pid
 
     def exited(self) -> int | None:
         return self.proc.poll()
@@ -167,7 +187,7 @@ class StackProbe:
         async with self._client().get(path) as response:
             return response.status, await response.read()
 
-    async def wait_ready(self, timeout_s: float, process: StackProcess | None = None) -> None:
+    async def wait_ready(self, timeout_s: float, process: Launched | None = None) -> None:
         """Until the stack answers its health route (503 means: still starting)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         last = "no answer"

@@ -25,12 +25,17 @@ from harness.report.run_files import DEAD_LETTERS, STATE
 @dataclass(frozen=True)
 class Side:
     name: str  # "a", "b", or "a2" (A played again, for noise)
-    target: str  # a command that starts the stack, or its URL
+    target: str  # a command that starts the stack, its URL, or image:NAME (a container image)
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE for this side's scenario
 
     @property
     def is_url(self) -> bool:
         return self.target.startswith(("http://", "https://"))
+
+    @property
+    def image(self) -> str | None:
+        """The container image of an ``image:NAME`` side (``run --stack-image``), else None."""
+        return self.target.removeprefix("image:") if self.target.startswith("image:") else None
 
 
 @dataclass
@@ -56,7 +61,10 @@ def command(scenario: Path, side: Side, seed: int | None, folder: Path) -> list[
     cmd += ["--report-dir", str(folder)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
-    cmd += ["--stack-url" if side.is_url else "--stack-cmd", side.target]
+    if side.image is not None:
+        cmd += ["--stack-image", side.image]
+    else:
+        cmd += ["--stack-url" if side.is_url else "--stack-cmd", side.target]
     for override in side.overrides:
         cmd += ["--set", override]
     return cmd
