@@ -25,7 +25,7 @@ from harness import bundled, hosting, settings
 from harness import scenario as scenarios
 from harness.report import html, junit, progress, run_files, terminal, verdict_json
 from harness.runner import ConfigError, RunConfig, run
-from harness.stack import HEALTH_PATH, StackError
+from harness.stack import HEALTH_PATH, REFERENCE_STACK_CMD, StackError
 from simulators.common.guard import usable_token
 from simulators.common.limits import Limits, LimitsError
 from simulators.common.signing import read_secret_file
@@ -630,6 +630,62 @@ def compare_command(
     if any(seed.error for seed in comparison.seeds):
         raise typer.Exit(2)
     raise typer.Exit(0 if comparison.passed else 1)
+
+
+@app.command("shrink")
+def shrink_command(
+    scenario: Annotated[Path, typer.Argument(help="a scenario file that fails")],
+    stack_url: StackUrl = None,
+    stack_cmd: StackCmd = None,
+    oracle: Annotated[
+        str | None,
+        typer.Option(help="the oracle that must keep failing (default: the first that fails)"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="where the capsule goes (default: REPORT_DIR/<scenario>_shrunk.yaml)"),
+    ] = None,
+    report_dir: Annotated[
+        Path, typer.Option(callback=_out_folder, help="where the trial runs go")
+    ] = Path("reports/shrink"),
+) -> None:
+    """Shrink a failing day to the fewest orders and faults on which an oracle still fails."""
+    from harness import oracles as known
+    from harness import shrink as shrinking
+
+    _load(scenario)
+    if oracle is not None and oracle not in known.REGISTRY:
+        raise Usage(f"--oracle {oracle}: no such oracle; known: {', '.join(known.REGISTRY)}")
+    if stack_url and stack_cmd:
+        raise Usage("give --stack-url or --stack-cmd, not both")
+    _make_folder(report_dir, "--report-dir")
+    stack = stack_url or stack_cmd or shlex.join(REFERENCE_STACK_CMD)
+    path = out or report_dir / f"{scenario.stem}_shrunk.yaml"
+    console = terminal.console()
+
+    def said(trial: shrinking.Trial) -> None:
+        verdict = "still fails" if trial.failed else "passes (not taken)"
+        console.print(
+            f"  {trial.what}: {verdict} ({trial.wall_s:.1f} s)", highlight=False, soft_wrap=True
+        )
+
+    try:
+        with settings.not_for_children():
+            shrunk = shrinking.shrink(scenario, stack, oracle, report_dir, path, said)
+    except shrinking.ShrinkError as exc:
+        raise Usage(str(exc)) from None
+    console.print(
+        f"shrunk {scenario.name} ({shrunk.oracle}): orders {shrunk.orders[0]} -> "
+        f"{shrunk.orders[1]}, faults {shrunk.faults[0]} -> {shrunk.faults[1]}, horizon "
+        f"{shrunk.horizon_days[0]:g} -> {shrunk.horizon_days[1]:g} days; "
+        f"{len(shrunk.trials)} plays in {shrunk.wall_s:.0f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{shrunk.oracle} names: {', '.join(shrunk.entities[:10]) or '-'}", highlight=False
+    )
+    console.print(f"capsule: {path}", highlight=False, soft_wrap=True)
 
 
 contracts_app = typer.Typer(

@@ -153,9 +153,15 @@ class Demand(Section):
     accepts only while the warehouse has not started on the order, as for cancellations."""
     address_change_after: Delay = Delay()
     """How long after release a customer calls to change the address."""
+    only: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=10_000)] | None = None
+    """Play only these orders of the day, by their number in its arrivals (SO-000035 is 35):
+    each keeps its id, content, arrival time and fate; the others never arrive. What
+    ``twinyard shrink`` writes into a capsule."""
 
     @model_validator(mode="after")
     def _window(self) -> Demand:
+        if self.only is not None and any(n > self.orders for n in self.only):
+            raise ValueError(f"only names orders beyond the day's {self.orders} (orders)")
         if self.close <= self.open:
             raise ValueError("close must be after open")
         weights = hourly_weights(self.curve)

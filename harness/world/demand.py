@@ -84,11 +84,16 @@ class Customers:
         env, erp, world = self.env, self.erp, self.world
         demand = self.demand
         cancel_rate, wait = demand.cancel_rate, demand.cancel_after
+        only = None if demand.only is None else set(demand.only)
         for number, at in enumerate(arrival_times(world.seed, demand), start=1):
+            if only is not None and number not in only:
+                continue  # a capsule's day: this order never arrives, the others keep their time
             if at > env.now:
                 yield env.timeout(at - env.now)
             content = self.order(number)
-            order = erp.create_order(**content)
+            # In a capsule each order keeps the id it had in the full day (and so its draws).
+            named = {} if only is None else {"order_id": f"SO-{number:06d}"}
+            order = erp.create_order(**content, **named)
             if not content["ship_to"]["postal_code"]:
                 self.true_addresses[order.id] = self.order_address(number)
                 self._later(order.id, demand.address_fix_after, "fix", self.correct_address)

@@ -1,0 +1,252 @@
+"""``twinyard shrink``: the smallest day on which the same oracle still fails.
+
+A failing scenario is a day of sixty orders and several faults; an engineer reproducing the
+failure wants the two orders and the one fault that matter. Shrinking is delta debugging over
+what a scenario is made of, as Hypothesis shrinks a failing example: each candidate is the
+day with less in it, played against the same stack (a ``twinyard run`` of its own, so the
+harness and its oracles judge it exactly as they judged the original), and kept when the
+chosen oracle still fails.
+
+1. Orders: first the orders the oracle names, alone (``demand.only``: each keeps its id,
+   content, arrival time and fate; the others never arrive), then each of those dropped in
+   turn while the oracle still fails. When the named orders do not fail alone (their failure
+   needs the others: a shelf the rest of the day emptied), the smallest count of the day's
+   orders that still fails, tried upward (1, 2, 3, 4, 5, then 8, 13, 21, ...).
+2. Faults: each fault in turn is dropped for good if the oracle still fails without it.
+3. Horizon: the day is cut to fewer days while it still fails (never for ``orders_terminal``,
+   which a cut day fails for a reason of its own: orders not finished yet).
+
+The result is a capsule: the original file with the reductions applied, written with a
+header saying what fails, where, and how it was found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import scenario as scenarios
+from harness import scenario_yaml
+from harness.compare.play import Played, Side, _play
+
+ORDER_ID = re.compile(r"\bSO-(\d{6})\b")
+ORDER_STEPS = (1, 2, 3, 4, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987)
+NEVER_CUT_HORIZON = frozenset({"orders_terminal"})
+
+
+class ShrinkError(Exception):
+    """The day cannot be shrunk: it does not fail, or the stack cannot be played."""
+
+
+@dataclass
+class Trial:
+    what: str  # "orders 3", "without fault 2 (erp error)", "horizon 2 days"
+    overrides: tuple[str, ...]
+    failed: bool
+    oracles: list[str]
+    wall_s: float
+
+
+@dataclass
+class Shrunk:
+    scenario: Path
+    oracle: str
+    orders: tuple[int, int]  # before, after
+    faults: tuple[int, int]
+    horizon_days: tuple[float, float]
+    overrides: tuple[str, ...]
+    trials: list[Trial] = field(default_factory=list)
+    wall_s: float = 0.0
+    entities: list[str] = field(default_factory=list)  # what the oracle names in the capsule
+
+
+def shrink(
+    scenario: Path,
+    stack: str,
+    oracle: str | None,
+    report_dir: Path,
+    out: Path,
+    on_trial: Callable[[Trial], None] = lambda t: None,
+) -> Shrunk:
+    """Shrink ``scenario`` played against ``stack`` (a command or URL) while ``oracle`` (or
+    the first oracle the full day fails) keeps failing; the capsule is written to ``out``
+    and played once more as written before it is trusted."""
+    started = time.perf_counter()
+    day = scenarios.load(scenario)
+    data = _data(scenario)
+    count = 0
+
+    def attempt(
+        what: str, overrides: tuple[str, ...], file: Path = scenario
+    ) -> tuple[bool, Played]:
+        nonlocal count
+        count += 1
+        folder = report_dir / f"trial-{count:03d}"
+        trial_started = time.perf_counter()
+        played = asyncio.run(_play(file, Side("s", stack, overrides), None, folder))
+        if not played.usable:
+            raise ShrinkError(f"{what}: the day could not be played: {played.error}")
+        failed = target in played.failing_oracles if target else not played.passed
+        trial = Trial(
+            what,
+            overrides,
+            bool(failed),
+            played.failing_oracles,
+            time.perf_counter() - trial_started,
+        )
+        result.trials.append(trial)
+        on_trial(trial)
+        return bool(failed), played
+
+    target = oracle
+    faults = list(data.get("faults") or [])
+    result = Shrunk(
+        scenario,
+        oracle or "",
+        (day.demand.orders, day.demand.orders),
+        (len(faults), len(faults)),
+        (day.horizon_days, day.horizon_days),
+        (),
+    )
+    failed, played = attempt("the day as written", ())
+    if not failed:
+        said = f"does not fail {oracle}" if oracle else "passes"
+        raise ShrinkError(f"{scenario}: the day {said} against this stack: nothing to shrink")
+    if target is None:
+        target = played.failing_oracles[0]
+        result.oracle = target
+    kept: dict[str, str] = {}
+
+    def with_(**changes: str) -> tuple[str, ...]:
+        return tuple(f"{k}={v}" for k, v in {**kept, **changes}.items())
+
+    named = _order_numbers(_entities(played, target), day.demand.orders)
+    failed = False
+    if named and len(named) < day.demand.orders:
+        failed, _ = attempt(f"only the orders it names ({len(named)})", with_(**_only(named)))
+    if failed:
+        for number in list(named):
+            fewer = [n for n in named if n != number]
+            if fewer and attempt(f"without order {number}", with_(**_only(fewer)))[0]:
+                named = fewer
+        kept.update(_only(named))
+        result.orders = (day.demand.orders, len(named))
+    else:
+        for n in (n for n in ORDER_STEPS if n < day.demand.orders):
+            failed, _ = attempt(f"orders {n}", with_(**{"demand.orders": str(n)}))
+            if failed:
+                kept["demand.orders"] = str(n)
+                result.orders = (day.demand.orders, n)
+                break
+    remaining = list(faults)
+    for fault in faults:
+        fewer = [f for f in remaining if f is not fault]
+        failed, _ = attempt(
+            f"without fault {_describe(fault)}", with_(faults=json.dumps(fewer, default=str))
+        )
+        if failed:
+            remaining = fewer
+            kept["faults"] = json.dumps(fewer, default=str)
+    result.faults = (len(faults), len(remaining))
+    if target not in NEVER_CUT_HORIZON:
+        horizon = day.horizon_days
+        failing = set(result.trials[-1].oracles)
+        while horizon > 0.5:
+            shorter = max(0.5, horizon / 2)
+            failed, cut = attempt(f"horizon {shorter:g} days", with_(horizon_days=f"{shorter:g}"))
+            if not failed or not set(cut.failing_oracles) <= failing:
+                break  # passes, or fails something new (an order not finished yet)
+            horizon = shorter
+            kept["horizon_days"] = f"{shorter:g}"
+        result.horizon_days = (day.horizon_days, horizon)
+    result.overrides = with_()
+    write_capsule(result, stack, out)
+    failed, final = attempt("the capsule file, played as written", (), out)
+    if not failed:  # a flaky reduction: say so rather than leave a capsule that passes
+        raise ShrinkError(
+            f"the capsule {out} passed when played as written: the failure of {target} "
+            "depends on timing; shrink by hand from the trials in the report folder"
+        )
+    result.entities = _entities(final, target)
+    result.wall_s = time.perf_counter() - started
+    write_capsule(result, stack, out)  # the same day; the header now names what it showed
+    return result
+
+
+def _order_numbers(entities: list[str], orders: int) -> list[int]:
+    """The day's order numbers the entities name (``SO-000035 line 3`` is 35)."""
+    numbers = {int(m.group(1)) for e in entities for m in ORDER_ID.finditer(e)}
+    return sorted(n for n in numbers if 1 <= n <= orders)
+
+
+def _only(numbers: list[int]) -> dict[str, str]:
+    return {"demand.only": json.dumps(sorted(numbers))}
+
+
+def _data(path: Path) -> dict[str, Any]:
+    root = scenario_yaml.compose(scenario_yaml.read(path))
+    data, _ = scenario_yaml.to_data(root) if root is not None else ({}, {})
+    return data if isinstance(data, dict) else {}
+
+
+def _describe(fault: Any) -> str:
+    if not isinstance(fault, dict):
+        return str(fault)
+    where = fault.get("route") or fault.get("event") or ""
+    return " ".join(str(p) for p in (fault.get("system"), where, fault.get("kind")) if p)
+
+
+def _entities(played: Played, oracle: str) -> list[str]:
+    try:
+        verdict = json.loads((played.folder / "verdict.json").read_text())
+    except (OSError, ValueError):
+        return []
+    for result in verdict.get("oracles", []):
+        if result["name"] == oracle:
+            return sorted({f["entity"] for f in result.get("findings", [])})
+    return []
+
+
+def write_capsule(shrunk: Shrunk, stack: str, out: Path) -> Path:
+    """The original scenario with the reductions applied, and a header saying what it shows."""
+    data = _data(shrunk.scenario)
+    for override in shrunk.overrides:
+        key, _, raw = override.partition("=")
+        _set(data, key.split("."), yaml.safe_load(raw))
+    data["name"] = f"{data.get('name') or shrunk.scenario.stem}_shrunk"
+    expect = dict(data.get("expect") or {})
+    expect.pop("catches", None)
+    if expect:
+        data["expect"] = expect
+    else:
+        data.pop("expect", None)
+    header = [
+        f"# CAPSULE: {shrunk.scenario.name} shrunk by `twinyard shrink` until only what still",
+        f"# fails {shrunk.oracle} was left, against: {stack}",
+        f"# orders {shrunk.orders[0]} -> {shrunk.orders[1]}, faults {shrunk.faults[0]} -> "
+        f"{shrunk.faults[1]}, horizon {shrunk.horizon_days[0]:g} -> "
+        f"{shrunk.horizon_days[1]:g} days, in {len(shrunk.trials)} plays "
+        f"({shrunk.wall_s:.0f} s)",
+        f"# {shrunk.oracle} names: {', '.join(shrunk.entities[:10]) or '(nothing)'}",
+    ]
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(header) + "\n" + body)
+    return out
+
+
+def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
+    here = data
+    for part in path[:-1]:
+        if not isinstance(here.get(part), dict):
+            here[part] = {}
+        here = here[part]
+    here[path[-1]] = value
