@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,9 +154,15 @@ def test_selftest_json_is_the_matrix_on_stdout_and_progress_on_stderr(tmp_path, 
     assert json.loads(matrix_file.read_text()) == found  # --json FILE still written
 
 
-def test_show_completion_prints_a_bash_script(capsys):
-    assert main(["--show-completion", "bash"]) == 0
-    script = capsys.readouterr().out
+def test_show_completion_prints_the_script_of_the_shell_it_runs_in():
+    """As a user types it in bash: the shell is detected from the parent process (under make's
+    /bin/sh it would be sh, which click cannot complete)."""
+    twinyard = Path(sys.executable).with_name("twinyard")
+    done = subprocess.run(  # "; exit": bash stays the parent instead of exec-ing twinyard
+        ["bash", "-c", f"{twinyard} --show-completion; exit $?"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
     assert "_twinyard_completion()" in script and "_TWINYARD_COMPLETE=complete_bash" in script
     assert "complete " in script and " twinyard" in script
 

@@ -147,7 +147,7 @@ def test_a_threshold_the_stack_cannot_meet_fails_through_locusts_exit_code(tmp_p
         (["{day}", "--processes", "0"], "--processes"),
         (
             ["{day}", "--stack-url", "http://127.0.0.1:9", "--stack-cmd", "python -m x"],
-            "not both",
+            "give one of --stack-url, --stack-cmd and --stack-image",
         ),
     ],
 )

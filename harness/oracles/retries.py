@@ -95,7 +95,7 @@ def dead_letters_only_for_undone_work(view: SystemsView) -> Judgement:
     judgement = Judgement()
     if view.dead_letters is None:  # the stack lists no dead letters: nothing to judge
         return judgement
-    judgement.checked = len(view.dead_letters)
+    judgement.checked = max(1, len(view.dead_letters))  # an empty list is a judged day too
     if any(o["status"] not in TERMINAL for o in view.released_orders()):
         return judgement  # work is left undone: its dead letters may well be why
     for item in view.dead_letters:
