@@ -8,10 +8,11 @@ harness and its oracles judge it exactly as they judged the original), and kept 
 chosen oracle still fails.
 
 1. Orders: first the orders the oracle names, alone (``demand.only``: each keeps its id,
-   content, arrival time and fate; the others never arrive), then each of those dropped in
-   turn while the oracle still fails. When the named orders do not fail alone (their failure
-   needs the others: a shelf the rest of the day emptied), the smallest count of the day's
-   orders that still fails, tried upward (1, 2, 3, 4, 5, then 8, 13, 21, ...).
+   content, arrival time and fate; the others never arrive), then fewer of those by delta
+   debugging (halves first, then smaller chunks) while the oracle still fails. When the
+   named orders do not fail alone (their failure needs the others: a shelf the rest of the
+   day emptied), the smallest count of the day's orders that still fails, tried upward (1,
+   2, 3, 4, 5, then 8, 13, 21, ...).
 2. Faults: each fault in turn is dropped for good if the oracle still fails without it.
 3. Horizon: the day is cut to fewer days while it still fails (never for ``orders_terminal``,
    which a cut day fails for a reason of its own: orders not finished yet).
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -37,6 +39,7 @@ from harness import scenario as scenarios
 from harness import scenario_yaml
 from harness.compare.play import Played, Side, _play
 
+T = TypeVar("T")
 ORDER_ID = re.compile(r"\bSO-(\d{6})\b")
 ORDER_STEPS = (1, 2, 3, 4, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987)
 NEVER_CUT_HORIZON = frozenset({"orders_terminal"})
@@ -133,10 +136,12 @@ def shrink(
     if named and len(named) < day.demand.orders:
         failed, _ = attempt(f"only the orders it names ({len(named)})", with_(**_only(named)))
     if failed:
-        for number in list(named):
-            fewer = [n for n in named if n != number]
-            if fewer and attempt(f"without order {number}", with_(**_only(fewer)))[0]:
-                named = fewer
+        named = ddmin(
+            named,
+            lambda fewer: attempt(
+                f"only orders {_span(fewer)} ({len(fewer)})", with_(**_only(fewer))
+            )[0],
+        )
         kept.update(_only(named))
         result.orders = (day.demand.orders, len(named))
     else:
@@ -179,6 +184,30 @@ def shrink(
     result.wall_s = time.perf_counter() - started
     write_capsule(result, stack, out)  # the same day; the header now names what it showed
     return result
+
+
+def ddmin(items: list[T], still_fails: Callable[[list[T]], bool]) -> list[T]:
+    """Zeller's delta debugging, complements only: drop a chunk (halves first, then smaller)
+    while the rest still fails; a failure carried by one item of fifty takes about a dozen
+    plays, not fifty."""
+    chunks = 2
+    while len(items) >= 2:
+        size = math.ceil(len(items) / chunks)
+        for start in range(0, len(items), size):
+            rest = items[:start] + items[start + size :]
+            if rest and still_fails(rest):
+                items, chunks = rest, max(chunks - 1, 2)
+                break
+        else:
+            if chunks >= len(items):
+                break
+            chunks = min(len(items), chunks * 2)
+    return items
+
+
+def _span(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:6]))
+    return shown + (", ..." if len(numbers) > 6 else "")
 
 
 def _order_numbers(entities: list[str], orders: int) -> list[int]:

@@ -98,3 +98,18 @@ def test_a_day_that_does_not_fail_is_one_line_and_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().endswith("nothing to shrink") and "Traceback" not in done.stderr
+
+
+def test_delta_debugging_finds_the_orders_a_failure_needs_in_few_plays():
+    from harness.shrink import ddmin
+
+    plays: list[int] = []
+
+    def fails_with_37(orders: list[int]) -> bool:
+        plays.append(len(orders))
+        return 37 in orders
+
+    assert ddmin(list(range(1, 51)), fails_with_37) == [37]
+    assert len(plays) <= 12  # halves first: not one play per order
+    assert ddmin(list(range(1, 51)), lambda xs: 3 in xs and 40 in xs) == [3, 40]
+    assert ddmin([7], lambda xs: True) == [7]
