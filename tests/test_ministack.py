@@ -44,6 +44,7 @@ def failed(outcome) -> dict[str, list[str]]:
         ("wms_outage_during_wave", "none"),
         ("label_response_lost", "idle"),
         ("wms_outage_during_wave", "busy-waiting"),  # a probe that counts timer waits as work
+        ("vendor_maintenance_windows", "none"),  # Retry-After in seconds and as HTTP dates
     ],
 )
 async def test_a_stack_written_from_the_readme_passes_incidents_without_a_full_probe(
