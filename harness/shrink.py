@@ -37,7 +37,7 @@ import yaml
 
 from harness import scenario as scenarios
 from harness import scenario_yaml
-from harness.compare.play import Played, Side, _play
+from harness.compare.play import Played, Side, play_one
 
 T = TypeVar("T")
 ORDER_ID = re.compile(r"\bSO-(\d{6})\b")
@@ -94,7 +94,7 @@ def shrink(
         count += 1
         folder = report_dir / f"trial-{count:03d}"
         trial_started = time.perf_counter()
-        played = asyncio.run(_play(file, Side("s", stack, overrides), None, folder))
+        played = asyncio.run(play_one(file, Side("s", stack, overrides), None, folder))
         if not played.usable:
             raise ShrinkError(f"{what}: the day could not be played: {played.error}")
         failed = target in played.failing_oracles if target else not played.passed

@@ -159,6 +159,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        # Dead letters now, kept by every status change below (the idle probe reports it on
+        # each poll, so it is not counted there); a rolled-back transaction counts again.
+        self.dead = self.count_dead()
 
     def close(self) -> None:
         self._db.close()
@@ -170,6 +173,7 @@ class Store:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self.dead = self.count_dead()
             raise
         self._db.execute("COMMIT")
 
@@ -246,7 +250,9 @@ class Store:
         response: Any = None,
         next_attempt_at: float | None = None,
     ) -> None:
-        """Record an attempt's end: done, dead, or pending again until ``next_attempt_at``."""
+        """Record an attempt's end: done, dead, or pending again until ``next_attempt_at``
+        (or superseded: a dead letter the stack itself made obsolete)."""
+        self.dead += (status == DEAD) - (job.status == DEAD)
         job.status, job.last_error, job.last_status = status, error, http_status
         job.last_response = response
         if next_attempt_at is not None:
@@ -267,6 +273,7 @@ class Store:
 
     def replay_job(self, job: Job, send_key: str) -> None:
         """A dead job back to pending with a fresh attempt budget."""
+        self.dead -= job.status == DEAD
         job.status, job.attempts, job.send_key = PENDING, 0, send_key
         job.next_attempt_at = time.time()
         self._db.execute(

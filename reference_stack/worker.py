@@ -74,16 +74,19 @@ class Worker:
         self.running = 0
         self.due = 0
         self.scheduled = 0
-        self.dead = 0
         self._lanes: dict[str, Lane] = {}
         self._ready: asyncio.Queue[Lane] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def dead(self) -> int:
+        """Dead letters waiting for the on-call (the store keeps the count)."""
+        return self.store.dead
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Start the workers and take back every open job (running ones were cut off)."""
         self.store.requeue_running()
-        self.dead = self.store.count_dead()
         self.add(self.store.open_jobs())
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
@@ -115,7 +118,6 @@ class Worker:
         """A dead letter back to pending, at the end of its entity's queue."""
         with self.store.transaction():
             self.store.replay_job(job, replay_key(job))
-        self.dead -= 1
         self.add([job])
 
     # -- the loop ------------------------------------------------------------------------
@@ -156,8 +158,6 @@ class Worker:
                 status = DONE
                 if completion.record is not None:
                     started = completion.record()
-                    if self.dead:  # a follow-up may have superseded a dead letter
-                        self.dead = self.store.count_dead()
             elif outcome.verdict is Verdict.RETRY and job.attempts < self._attempts_for(outcome):
                 status = PENDING
                 next_attempt_at = time.time() + self.retry_delay(job.attempts, outcome.retry_after)
@@ -172,7 +172,6 @@ class Worker:
                 next_attempt_at=next_attempt_at,
             )
         if job.status == DEAD:
-            self.dead += 1
             log.warning(
                 "dead letter: job %s %s for %s: %s", job.id, job.kind, job.entity, outcome.error
             )

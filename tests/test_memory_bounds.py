@@ -27,20 +27,10 @@ from simulators.common.journal import Journal, body_digest
 from simulators.common.limits import KIB, MIB, Limits, LimitsError
 from simulators.common.simulator import Simulator
 from tests.support import Receiver, serving, until
+from tests.test_erp_api import ORDER as ERP_ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "ship_to": {
-        "name": "Ada Lovelace",
-        "street": "12 Analytical Way",
-        "city": "Berlin",
-        "postal_code": "10115",
-        "country": "DE",
-    },
-    "service_level": "express",
-    "lines": [{"sku": "A-100", "qty": 1}],
-}
+ORDER = {**ERP_ORDER, "lines": [{"sku": "A-100", "qty": 1}]}  # one unit: stock lasts
 JSON = {"content-type": "application/json"}
 HOUR = 3600.0
 

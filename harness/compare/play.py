@@ -87,7 +87,7 @@ async def play_all(
     async def one(scenario: Path, side: Side, seed: int | None) -> Played:
         folder = report_dir / scenario.stem / seed_folder(seed) / side.name
         async with gate:
-            played = await _play(scenario, side, seed, folder)
+            played = await play_one(scenario, side, seed, folder)
         if on_done is not None:
             on_done(played)
         return played
@@ -103,7 +103,8 @@ def seed_folder(seed: int | None) -> str:
     return "own-seed" if seed is None else f"seed-{seed}"
 
 
-async def _play(scenario: Path, side: Side, seed: int | None, folder: Path) -> Played:
+async def play_one(scenario: Path, side: Side, seed: int | None, folder: Path) -> Played:
+    """One ``twinyard run`` of ``scenario`` by ``side`` in ``folder``, and what it left."""
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with (folder / "run.out").open("wb") as out:
