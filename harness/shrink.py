@@ -131,7 +131,7 @@ def shrink(
     def with_(**changes: str) -> tuple[str, ...]:
         return tuple(f"{k}={v}" for k, v in {**kept, **changes}.items())
 
-    named = _order_numbers(_entities(played, target), day.demand.orders)
+    named = _order_numbers(played.named.get(target, []), day.demand.orders)
     failed = False
     if named and len(named) < day.demand.orders:
         failed, _ = attempt(f"only the orders it names ({len(named)})", with_(**_only(named)))
@@ -180,7 +180,7 @@ def shrink(
             f"the capsule {out} passed when played as written: the failure of {target} "
             "depends on timing; shrink by hand from the trials in the report folder"
         )
-    result.entities = _entities(final, target)
+    result.entities = final.named.get(target, [])
     result.wall_s = time.perf_counter() - started
     write_capsule(result, stack, out)  # the same day; the header now names what it showed
     return result
@@ -231,17 +231,6 @@ def _describe(fault: Any) -> str:
         return str(fault)
     where = fault.get("route") or fault.get("event") or ""
     return " ".join(str(p) for p in (fault.get("system"), where, fault.get("kind")) if p)
-
-
-def _entities(played: Played, oracle: str) -> list[str]:
-    try:
-        verdict = json.loads((played.folder / "verdict.json").read_text())
-    except (OSError, ValueError):
-        return []
-    for result in verdict.get("oracles", []):
-        if result["name"] == oracle:
-            return sorted({f["entity"] for f in result.get("findings", [])})
-    return []
 
 
 def write_capsule(shrunk: Shrunk, stack: str, out: Path) -> Path:

@@ -49,6 +49,8 @@ class Played:
     outcome: Outcome | None = None
     passed: bool | None = None
     failing_oracles: list[str] = field(default_factory=list)
+    # failing oracle -> the entities its findings name (the first MAX_FINDINGS of each)
+    named: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None  # why there is no outcome: the run's last words
 
     @property
@@ -136,6 +138,11 @@ def read_run(folder: Path, played: Played) -> Played:
     played.outcome = business_outcome(view, verdict["service_levels"], verdict["oracles"])
     played.passed = verdict["passed"]
     played.failing_oracles = [o["name"] for o in verdict["oracles"] if not o["passed"]]
+    played.named = {
+        o["name"]: sorted({f["entity"] for f in o.get("findings", [])})
+        for o in verdict["oracles"]
+        if not o["passed"]
+    }
     return played
 
 
