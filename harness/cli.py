@@ -651,7 +651,7 @@ def shrink_command(
 ) -> None:
     """Shrink a failing day to the fewest orders and faults on which an oracle still fails."""
     from harness import oracles as known
-    from harness import shrink as shrinking
+    from harness.capsules import shrink as shrinking
 
     _load(scenario)
     if oracle is not None and oracle not in known.REGISTRY:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import scenario
-from harness.shrink import _order_numbers
+from harness.capsules.shrink import _order_numbers
 from harness.world.integrator import play
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_a_day_that_does_not_fail_is_one_line_and_exit_2(tmp_path):
 
 
 def test_delta_debugging_finds_the_orders_a_failure_needs_in_few_plays():
-    from harness.shrink import ddmin
+    from harness.capsules.shrink import ddmin
 
     plays: list[int] = []
 
