@@ -355,7 +355,7 @@ def run_command(
     console = terminal.console()
     try:
         if progress.wanted(console, quiet):
-            with progress.ProgressView(console, loaded.demand.orders) as view:
+            with progress.ProgressView(console, loaded.demand.orders + len(loaded.orders)) as view:
                 config.progress = view
                 outcome = uvloop.run(run(config))
         else:

@@ -32,6 +32,7 @@ from harness.realtime import Realtime
 from harness.report import digest, folder
 from harness.report.progress import ProgressView
 from harness.scenario import Scenario
+from harness.scripted import moment_text
 from harness.slos import ServiceLevel
 from harness.stack import (
     HEALTH_PATH,
@@ -421,9 +422,8 @@ async def _run(config: RunConfig) -> RunOutcome:
             on_step = _step_hook(config, world, process, clock, list(sims.values()))
             driver = _driver(config, env, clock, list(sims.values()), probe, on_step)
             on_call = OnCall(base, scenario.stack.dead_letters_path)
-            for moment in scenario.on_call.replay_dead_letters_at:
-                at = moment.hour * 3600 + moment.minute * 60 + moment.second
-                action = functools.partial(on_call.replay_dead_letters, moment.strftime("%H:%M"))
+            for at in scenario.on_call.replay_dead_letters_at:
+                action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
             deadline = None if config.max_wall_s is None else started + config.max_wall_s
             if not await _play_within(driver, deadline):

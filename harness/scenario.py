@@ -31,6 +31,7 @@ from yaml.nodes import ScalarNode
 
 import simulators
 from harness import scenario_yaml
+from harness.scripted import Capsule, Moment, ScriptedOrder, TimelineEntry
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
 from simulators.common.faults import Fault
 
@@ -407,8 +408,9 @@ class Stack(Strict):
 class OnCall(Strict):
     """What the stack's on-call engineer does during the day."""
 
-    replay_dead_letters_at: tuple[TimeOfDay, ...] = ()
-    """Times of day 0 when every dead letter is replayed (after the vendor's fix)."""
+    replay_dead_letters_at: tuple[Moment, ...] = ()
+    """When every dead letter is replayed (after the vendor's fix): "19:00" on day 0, or
+    "day 1 18:00" (a replay after the vendors have forgotten the idempotency keys)."""
 
 
 def _known_event(fault: Fault) -> Fault:
@@ -452,6 +454,12 @@ class Scenario(Strict):
     faults: tuple[Annotated[Fault, AfterValidator(_known_event)], ...] = ()
 
     """Faults the simulators inject into their answers (see docs/choreography.md#faults)."""
+    orders: Annotated[tuple[ScriptedOrder, ...], Field(max_length=100_000)] = ()
+    """Explicit orders, beside or instead of ``demand.orders`` (docs/capsules.md)."""
+    timeline: Annotated[tuple[TimelineEntry, ...], Field(max_length=100_000)] = ()
+    """Explicit things that happen: picks, cancel calls, address changes, scans, receipts."""
+    capsule: Capsule | None = None
+    """Set by ``twinyard import``: where this day came from and what it does not replay."""
 
     @field_validator("start")
     @classmethod
@@ -477,11 +485,32 @@ class Scenario(Strict):
         late += [
             (
                 ("on_call", "replay_dead_letters_at", i),
-                f"at {t:%H:%M}, but {ends}: it would never run",
+                f"at {_moment(t)}, but {ends}: it would never run",
             )
             for i, t in enumerate(self.on_call.replay_dead_letters_at)
-            if _seconds(t) >= end
+            if t >= end
         ]
+        late += [
+            (("orders", i, "at"), f"released at {_moment(order.at)}, but {ends}: never placed")
+            for i, order in enumerate(self.orders)
+            if order.at >= end
+        ]
+        late += [
+            (("timeline", i, "at"), f"at {_moment(entry.at)}, but {ends}: it would never happen")
+            for i, entry in enumerate(self.timeline)
+            if entry.at is not None and entry.at >= end
+        ]
+        late += [
+            (
+                ("timeline", i, "scans", "events", j, "at"),
+                f"at {_moment(event.at)}, but {ends}: it would never be scanned",
+            )
+            for i, entry in enumerate(self.timeline)
+            if entry.scans is not None
+            for j, event in enumerate(entry.scans.events)
+            if event.at >= end
+        ]
+        late += self._script_errors()
         if late:
             raise ValidationError.from_exception_data(
                 type(self).__name__,
@@ -495,6 +524,77 @@ class Scenario(Strict):
                 ],
             )
         return self
+
+    def _script_errors(self) -> list[tuple[tuple[Any, ...], str]]:
+        """A script must name SKUs the catalogue holds and orders it places, once each, and
+        say each thing once: one pick per order line, one journey of scans per order."""
+        skus = self.catalogue.skus
+        errors: list[tuple[tuple[Any, ...], str]] = []
+        placed: dict[str, ScriptedOrder] = {}
+        picks: dict[tuple[str, int], int] = {}  # (order, line) -> its entry
+        scans: dict[str, int] = {}  # order -> its entry
+        for i, order in enumerate(self.orders):
+            if order.id in placed:
+                errors.append((("orders", i, "id"), f"{order.id} is placed twice"))
+            elif re.fullmatch(r"SO-\d{6}", order.id) and self.demand.orders:
+                errors.append(
+                    (
+                        ("orders", i, "id"),
+                        f"{order.id} is the form of a generated order's id; with demand.orders "
+                        "above 0 give scripted orders ids of another form",
+                    )
+                )
+            placed[order.id] = order
+            for j, line in enumerate(order.lines):
+                if not _catalogue_sku(line.sku, skus):
+                    errors.append((("orders", i, "lines", j, "sku"), _no_sku(line.sku, skus)))
+        for i, entry in enumerate(self.timeline):
+            kind, order_id = entry.kind, entry.order
+            thing = getattr(entry, kind)
+            if order_id is not None and order_id not in placed and not self._generates(order_id):
+                errors.append((("timeline", i, kind), f"no order {order_id} is placed"))
+            if kind == "pick":
+                first = picks.setdefault((thing.order, thing.line), i)
+                if first != i:
+                    errors.append(
+                        (
+                            ("timeline", i, "pick"),
+                            f"line {thing.line} of {thing.order} is picked in timeline.{first} "
+                            "already: give each line one pick",
+                        )
+                    )
+            if kind == "scans":
+                first = scans.setdefault(thing.order, i)
+                if first != i:
+                    errors.append(
+                        (
+                            ("timeline", i, "scans"),
+                            f"the scans of {thing.order} are in timeline.{first} already: give "
+                            "one parcel journey per order",
+                        )
+                    )
+            if kind == "pick" and order_id in placed:
+                lines = len(placed[order_id].lines)
+                if thing.line > lines:
+                    errors.append(
+                        (("timeline", i, "pick", "line"), f"{order_id} has {lines} line(s)")
+                    )
+                elif thing.short > placed[order_id].lines[thing.line - 1].qty:
+                    errors.append(
+                        (("timeline", i, "pick", "short"), "short is more than the line's qty")
+                    )
+            if kind in ("receipt", "adjustment") and not _catalogue_sku(thing.sku, skus):
+                errors.append((("timeline", i, kind, "sku"), _no_sku(thing.sku, skus)))
+        return errors
+
+    def _generates(self, order_id: str) -> bool:
+        """Is ``order_id`` one of the day's generated orders (``SO-000012``)?"""
+        found = re.fullmatch(r"SO-(\d{6})", order_id)
+        if found is None:
+            return False
+        number = int(found.group(1))
+        only = self.demand.only
+        return 1 <= number <= self.demand.orders and (only is None or number in only)
 
     @property
     def epoch(self) -> datetime:
@@ -511,6 +611,15 @@ class Scenario(Strict):
         if not 0 <= seed <= MAX_SEED:
             raise ValueError(f"a seed is a whole number from 0 to {MAX_SEED}, not {seed}")
         return self.model_copy(update={"seed": seed})
+
+
+def _catalogue_sku(sku: str, count: int) -> bool:
+    found = re.fullmatch(r"SKU-(\d{5})", sku)
+    return found is not None and 1 <= int(found.group(1)) <= count
+
+
+def _no_sku(sku: str, count: int) -> str:
+    return f"{sku} is not in the catalogue (SKU-00001 to SKU-{count:05d}; catalogue.skus: {count})"
 
 
 class ScenarioError(Exception):

@@ -6,6 +6,7 @@ import os
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.runner import RunOutcome
@@ -54,8 +55,35 @@ def render(outcome: RunOutcome, console: Console) -> None:
     )
     for note in outcome.notes[:10]:
         console.print(f"[yellow]note:[/] {note}")
+    skipped = skipped_line(outcome)
+    if skipped:
+        console.print(f"[yellow]capsule:[/] {escape(skipped)}", highlight=False, soft_wrap=True)
     verdict = "[bold green]PASS[/]" if outcome.passed else "[bold red]FAIL[/]"
     console.print(f"verdict: {verdict}")
+
+
+SKIPPED_SHOWN = 3  # unmapped things named in the line; verdict.json lists them all
+SKIPPED_CLIP = 80  # characters of each one named
+
+
+def skipped_line(outcome: RunOutcome) -> str | None:
+    """One line for a replay whose recording held things it does not play (``capsule.
+    unmapped``), so nobody mistakes a partial replay for the whole incident."""
+    capsule = outcome.scenario.capsule
+    if capsule is None or not capsule.unmapped:
+        return None
+    unmapped = capsule.unmapped
+    shown = "; ".join(_clip(" ".join(thing.split())) for thing in unmapped[:SKIPPED_SHOWN])
+    more = f" (+{len(unmapped) - SKIPPED_SHOWN} more)" if len(unmapped) > SKIPPED_SHOWN else ""
+    things = "thing" if len(unmapped) == 1 else "things"
+    return (
+        f"this replay skips {len(unmapped)} {things} its recording held: {shown}{more}; "
+        "see verdict.json (capsule.unmapped)"
+    )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SKIPPED_CLIP else text[: SKIPPED_CLIP - 3] + "..."
 
 
 def _service_levels(outcome: RunOutcome) -> Table:

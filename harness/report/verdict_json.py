@@ -43,7 +43,17 @@ def verdict(outcome: RunOutcome) -> dict[str, Any]:
         },
         "notes": outcome.notes,
         "versions": {"twinyard": version("twinyard"), "python": platform.python_version()},
+        "capsule": capsule(outcome),
     }
+
+
+def capsule(outcome: RunOutcome) -> dict[str, Any] | None:
+    """Where a scripted day came from and what of its recording it does not replay (null for
+    a day not imported): a replay that skips things must say so in every verdict."""
+    found = outcome.scenario.capsule
+    if found is None:
+        return None
+    return {"source": found.source, "unmapped": list(found.unmapped)}
 
 
 def write(outcome: RunOutcome, report_dir: Path) -> Path:

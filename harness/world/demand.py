@@ -7,6 +7,12 @@ about the ``n``-th order of the day (customer, address, lines, service level) is
 draws keyed by ``n``; whether and when its customer calls to cancel, from draws keyed by the
 sales order. Customer service accepts a cancellation only while the warehouse has not
 started on the order, and asks the WMS (and the floor's plan) before it says yes.
+
+A scenario's script adds customers of its own (docs/capsules.md): its ``orders`` are placed at
+their times with their ids and released as generated ones are, and its ``cancel`` and
+``address`` calls reach customer service at their times, under the same rules. What a
+scripted order leaves out (ship-to, customer) and everything about it afterwards (cancel
+calls, moves, typo fixes) is drawn keyed by its id, as for a generated order.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from harness.world.curves import hourly_weights, segments
 from harness.world.people import people
 from harness.world.randomness import Draws
-from harness.world.warehouse import seconds_of_day
+from harness.world.warehouse import UNKNOWN_ORDER, seconds_of_day
 from simulators.common.errors import SimError
 
 if TYPE_CHECKING:
     from harness.scenario import Delay, Demand
+    from harness.scripted import Address, ScriptedOrder, TimelineEntry
     from harness.world.world import World
 
 MINUTE = 60.0
@@ -57,8 +64,14 @@ class Customers:
         self.released_at: dict[str, float] = {}  # sales order -> when it was released
         self.numbers: dict[str, int] = {}  # sales order -> its place in the day's arrivals
         self.true_addresses: dict[str, dict[str, Any]] = {}  # orders placed with a typo
-        self.arriving = demand.orders > 0
+        self.script = script = world.script
+        # Orders still to arrive: the generated day's (until ``_day`` ends) or the script's.
+        self._generating = True
+        self._scripting = bool(script.orders)
+        self.arriving = demand.orders > 0 or self._scripting
         self.env.process(self._day())
+        if script.orders or script.calls:
+            self.env.process(self._scripted())
 
     def order(self, number: int) -> dict[str, Any]:
         """The ``number``-th order of the day: customer, address, lines, service level."""
@@ -83,7 +96,6 @@ class Customers:
     def _day(self) -> Generator[Any, Any, None]:
         env, erp, world = self.env, self.erp, self.world
         demand = self.demand
-        cancel_rate, wait = demand.cancel_rate, demand.cancel_after
         only = None if demand.only is None else set(demand.only)
         for number, at in enumerate(arrival_times(world.seed, demand), start=1):
             if only is not None and number not in only:
@@ -94,26 +106,128 @@ class Customers:
             # In a capsule each order keeps the id it had in the full day (and so its draws).
             named = {} if only is None else {"order_id": f"SO-{number:06d}"}
             order = erp.create_order(**content, **named)
-            if not content["ship_to"]["postal_code"]:
-                self.true_addresses[order.id] = self.order_address(number)
-                self._later(order.id, demand.address_fix_after, "fix", self.correct_address)
-            self.released_at[order.id] = env.now
-            self.numbers[order.id] = number
-            world.expected.add(order.id)
-            erp.release(order.id)
-            world.counts["released"] += 1
-            if cancel_rate:
-                draws = Draws(world.seed, order.id, "customer")
-                if draws.chance(cancel_rate):
-                    minutes = draws.exponential_cut(
-                        wait.min_minutes, wait.mean_minutes, wait.max_minutes
-                    )
-                    env.process(self._changes_mind(order.id, minutes * MINUTE))
-            if demand.address_change_rate:
-                draws = Draws(world.seed, order.id, "moves")
-                if draws.chance(demand.address_change_rate):
-                    self._later(order.id, demand.address_change_after, "move", self.change_address)
-        self.arriving = False
+            self.numbers[order.id] = number  # before the release: the floor ranks by it
+            typo = not content["ship_to"]["postal_code"]
+            self._release(order.id, self.order_address(number) if typo else None)
+        self._generating = False
+        self.arriving = self._scripting
+
+    def _release(self, order_id: str, true_address: dict[str, Any] | None) -> None:
+        """Release a placed order to fulfilment, and draw (keyed by its id) what its customer
+        and customer service will do about it later."""
+        env, world, demand = self.env, self.world, self.demand
+        if true_address is not None:  # placed with a typo: customer service will fix it
+            self.true_addresses[order_id] = true_address
+            self._later(order_id, demand.address_fix_after, "fix", self.correct_address)
+        self.released_at[order_id] = env.now
+        world.expected.add(order_id)
+        self.erp.release(order_id)
+        world.counts["released"] += 1
+        if demand.cancel_rate:
+            draws = Draws(world.seed, order_id, "customer")
+            if draws.chance(demand.cancel_rate):
+                wait = demand.cancel_after
+                minutes = draws.exponential_cut(
+                    wait.min_minutes, wait.mean_minutes, wait.max_minutes
+                )
+                env.process(self._changes_mind(order_id, minutes * MINUTE))
+        if demand.address_change_rate:
+            draws = Draws(world.seed, order_id, "moves")
+            if draws.chance(demand.address_change_rate):
+                self._later(order_id, demand.address_change_after, "move", self.change_address)
+
+    def place(self, order_id: str) -> int:
+        """The order's place in the day's arrivals, which ranks it on the floor: its number,
+        or a scripted order's place after the generated ones."""
+        number = self.numbers.get(order_id)
+        if number is not None:
+            return number
+        return self.script.places.get(order_id, UNKNOWN_ORDER)
+
+    # -- the script's customers -------------------------------------------------------------
+    def _scripted(self) -> Generator[Any, Any, None]:
+        """The script's orders and calls, in time order; an order placed at the moment of a
+        call about it is placed first."""
+        env, script = self.env, self.script
+        happenings: list[tuple[float, int, int, Any]] = [
+            (order.at, 0, n, order) for n, order in enumerate(script.orders)
+        ]
+        happenings += [(at, 1, index, entry) for at, index, entry in script.calls]
+        happenings.sort(key=lambda item: item[:3])
+        orders_left = len(script.orders)
+        for at, kind, _, thing in happenings:
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            if self.world.customers is not self:
+                return  # this desk was replaced before the day began (``twinyard load``)
+            if kind == 0:
+                self.place_scripted(thing)
+                orders_left -= 1
+                if not orders_left:
+                    self._scripting = False
+                    if not self._generating:
+                        self.arriving = False
+            else:
+                self.scripted_call(thing)
+
+    def scripted_content(
+        self, order: ScriptedOrder
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The order as the ERP gets it, with what the script left out drawn keyed by its id;
+        and the address it should have had when the drawn one has a typo (else None)."""
+        seed, demand = self.world.seed, self.demand
+        drawn_customer, drawn_ship_to = self.people.customer(
+            Draws(seed, "order", order.id, "content")
+        )
+        true_address = None
+        if order.ship_to is not None:
+            ship_to = order.ship_to.model_dump()
+        else:
+            ship_to = drawn_ship_to
+            if Draws(seed, "order", order.id, "address").chance(demand.address_error_rate):
+                true_address, ship_to = ship_to, {**ship_to, "postal_code": ""}
+        name = (
+            order.customer.name
+            if order.customer is not None
+            else (order.ship_to.name if order.ship_to is not None else drawn_customer["name"])
+        )
+        email = (order.customer.email if order.customer is not None else "") or drawn_customer[
+            "email"
+        ]
+        content = {
+            "customer": {"name": name, "email": email},
+            "ship_to": ship_to,
+            "service_level": order.service_level,
+            "lines": [{"sku": line.sku, "qty": line.qty} for line in order.lines],
+        }
+        return content, true_address
+
+    def place_scripted(self, order: ScriptedOrder) -> bool:
+        """A scripted customer places an order: created with its id, released at once."""
+        content, true_address = self.scripted_content(order)
+        try:
+            created = self.erp.create_order(**content, order_id=order.id)
+        except SimError as exc:
+            self.world.incident(f"{order.id}: the ERP refused the scripted order: {exc.message}")
+            return False
+        self.world.counts["scripted_orders"] += 1
+        self._release(created.id, true_address)
+        return True
+
+    def scripted_call(self, entry: TimelineEntry) -> bool:
+        """A scripted call to customer service: a cancellation or a new address."""
+        if entry.cancel is not None:
+            return self.call_to_cancel(entry.cancel)
+        assert entry.address is not None  # script.CALLS holds only these two kinds
+        return self.move(entry.address.order, entry.address.ship_to)
+
+    def move(self, order_id: str, ship_to: Address) -> bool:
+        """A customer gives a new delivery address: accepted, as ``change_address``, only
+        before the warehouse starts on the order."""
+        if not self.world.floor.may_cancel(order_id):
+            self.world.counts["address_change_refused"] += 1
+            return False
+        return self._new_ship_to(order_id, ship_to.model_dump(), "address_changed")
 
     def order_address(self, number: int) -> dict[str, Any]:
         """The address the ``number``-th order should have had (what its draws give)."""
@@ -144,8 +258,9 @@ class Customers:
         if not self.world.floor.may_cancel(order_id):
             self.world.counts["address_change_refused"] += 1
             return False
-        number = self.numbers[order_id]
-        moved = self.people.customer(Draws(self.world.seed, "order", number, "moved"))[1]
+        # A generated order's new address is keyed by its number, a scripted order's by its id.
+        key = self.numbers.get(order_id, order_id)
+        moved = self.people.customer(Draws(self.world.seed, "order", key, "moved"))[1]
         current = self.erp.orders[order_id].ship_to
         new = {**moved, "name": current["name"], "postal_code": moved["postal_code"]}
         return self._new_ship_to(order_id, new, "address_changed")

@@ -17,6 +17,11 @@ minute in every run with that seed. One process per truckload and per van round 
 parcels in time order (ties broken by order, never by tracking number, which the carrier
 hands out in the order the stack happened to buy labels): on a 100,000-order day SimPy's
 event queue holds a few events, not one per parcel on the road.
+
+A parcel whose order the script gives ``scans`` (docs/capsules.md) travels alone instead: it
+is scanned with exactly those statuses at those times (one already past is scanned at once),
+and its freight is audited after a ``delivered`` scan as any parcel's. One never scanned
+``delivered`` stays on the road (the world stays busy with it until the horizon).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.scripted import moment_text
 from harness.world.randomness import Draws
 from simulators.common.errors import SimError
 
 if TYPE_CHECKING:
+    from harness.scripted import Scan
     from harness.world.world import World
 
 DAY = 86_400.0
@@ -74,7 +81,13 @@ class Road:
         now = env.now
         pickup_day = (now // DAY) * DAY
         parcels = []
+        scripted = world.script.scans
         for tracking, service_level, key in loads:
+            journey = scripted.get(key)
+            if journey is not None:
+                self.on_road += 1
+                env.process(self._scripted_journey(tracking, key, journey))
+                continue
             draws = Draws(world.seed, key, "road")
             to_hub = draws.uniform(1, 3) * HOUR
             held = draws.chance(road.exception_rate)
@@ -156,7 +169,7 @@ class Road:
 
     def _freight_audit(self, rounds: list[tuple[float, str, Parcel]]) -> Generator[Any, Any, None]:
         """The TMS settles each delivered parcel's freight a fixed time after delivery."""
-        world, env, carrier = self.world, self.env, self.carrier
+        env = self.env
         after = self.road.settle_after_hours * HOUR
         for at, _, parcel in rounds:
             if at + after > env.now:
@@ -164,16 +177,54 @@ class Road:
             if parcel.lost:
                 continue
             self.on_road -= 1
-            label = carrier.labels[carrier.by_tracking[parcel.tracking]]
-            shipment = world.tms.shipments.get(label.shipment_ref)
-            if shipment is None or shipment.status != "planned":
-                continue
+            self._settle(parcel.tracking)
+
+    def _settle(self, tracking: str) -> None:
+        """The freight audit of one delivered parcel: the TMS settles its shipment."""
+        world, carrier = self.world, self.carrier
+        label = carrier.labels[carrier.by_tracking[tracking]]
+        shipment = world.tms.shipments.get(label.shipment_ref)
+        if shipment is None or shipment.status != "planned":
+            return
+        try:
+            world.tms.settle(shipment.id)
+        except SimError as exc:
+            world.incident(f"{shipment.id}: freight not settled: {exc.code}: {exc.message}")
+            return
+        world.counts["settled"] += 1
+
+    # -- a scripted journey --------------------------------------------------------------
+    def _scripted_journey(
+        self, tracking: str, order: str, events: tuple[Scan, ...]
+    ) -> Generator[Any, Any, None]:
+        """The script's scans of one parcel, in its order, each at its time or at once when
+        that has passed. A scan the carrier refuses is an incident and the journey goes on."""
+        env, world = self.env, self.world
+        delivered = False
+        for event in events:
+            if event.at > env.now:
+                yield env.timeout(event.at - env.now)
             try:
-                world.tms.settle(shipment.id)
+                self.carrier.scan(tracking, event.status)
             except SimError as exc:
-                world.incident(f"{shipment.id}: freight not settled: {exc.code}: {exc.message}")
+                world.incident(
+                    f"{order}: the script could not be followed: scan {event.status} at "
+                    f"{moment_text(event.at)} of {tracking}: {exc.code}: {exc.message}"
+                )
                 continue
-            world.counts["settled"] += 1
+            if event.status == "exception":
+                world.counts["exceptions"] += 1
+            elif event.status == "delivered" and not delivered:
+                delivered = True
+                world.counts["delivered"] += 1
+                env.process(self._audit_one(tracking))
+        # Never delivered: it stays on the road (``on_road``), and the world busy with it.
+
+    def _audit_one(self, tracking: str) -> Generator[Any, Any, None]:
+        """The freight audit of a parcel delivered on the script's word."""
+        yield self.env.timeout(self.road.settle_after_hours * HOUR)
+        self.on_road -= 1
+        self._settle(tracking)
 
     def _scan(self, parcel: Parcel, status: str) -> bool:
         try:

@@ -13,6 +13,10 @@ Cycle counts compare the shelf with the WMS and report the difference; purchasin
 SKU when its shelf falls below the reorder point, and the goods arrive at the dock after a
 lead time (``receipt.confirmed``; the shelf fills too). Every change to the books goes
 through the WMS model, so the stack carries it to the ERP and the books stay reconcilable.
+
+A scenario's script (docs/capsules.md) adds receipts and adjustments at given times, and may
+say how a pick comes out; the shelves play them as physical changes the WMS is told about,
+and never take more than a shelf holds.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from collections import Counter
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from harness.scripted import moment_text
 from harness.world.randomness import Draws
 from harness.world.warehouse import DAY, seconds_of_day
 from simulators.common.errors import SimError
 
 if TYPE_CHECKING:
+    from harness.scripted import TimelineEntry
     from harness.world.world import World
 
 HOUR = 3_600.0
@@ -59,6 +65,9 @@ class Shelves:
             self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
         if settings.cycle_count.share_per_day > 0:
             self.env.process(self._cycle_counts())
+        self.deliveries_due = len(world.script.stock)  # scripted receipts and adjustments
+        if world.script.stock:
+            self.env.process(self._scripted())
 
     # -- picking -------------------------------------------------------------------------
     def take(self, fo: Any, draws: Draws) -> dict[int, int]:
@@ -89,6 +98,45 @@ class Shelves:
             self._check(sku)  # a picker at a low (or empty) shelf: time to reorder?
             picked[line.line] = qty
         counts["lines_picked"] += len(fo.lines)
+        return picked
+
+    def take_as_scripted(self, fo: Any, shorts: dict[int, int], order: str) -> dict[int, int]:
+        """What the picker takes when the script says how the pick comes out: each line's qty
+        less its scripted short (a line the script leaves out is picked whole), never more
+        than the shelf holds (then what is there, and an incident: the script could not be
+        followed). No draws: a scripted pick has no mis-picks."""
+        world, wms, good = self.world, self.wms, self.good
+        counts = world.counts
+        picked: dict[int, int] = {}
+        taken: dict[str, int] = {}
+        lines = {line.line for line in fo.lines}
+        for number in sorted(set(shorts) - lines):
+            world.incident(
+                f"{order}: the script could not be followed: it picks line {number}, but "
+                f"{fo.id} has {len(fo.lines)} line(s)"
+            )
+        for line in fo.lines:
+            sku = line.sku
+            want = max(0, line.qty - shorts.get(line.line, 0))
+            if self.damaged.get(sku):
+                self._report_damage(sku)
+            on_shelf = min(good.get(sku, 0), wms.stock.get(sku, 0) - taken.get(sku, 0))
+            qty = max(0, min(want, on_shelf))
+            if qty < want:
+                counts["shelf_short_lines"] += 1
+                world.incident(
+                    f"{order}: the script could not be followed: it picks {want} of {sku} "
+                    f"(line {line.line}), the shelf held {max(0, on_shelf)}"
+                )
+            if qty < line.qty:
+                counts["short_lines"] += 1
+            if qty:
+                good[sku] -= qty
+                taken[sku] = taken.get(sku, 0) + qty
+            self._check(sku)
+            picked[line.line] = qty
+        counts["lines_picked"] += len(fo.lines)
+        counts["scripted_picks"] += 1
         return picked
 
     def put_back(self, fo: Any, picked: dict[int, int] | None = None) -> None:
@@ -168,13 +216,14 @@ class Shelves:
         if difference:
             self._adjust(sku, difference, "cycle_count" if difference < 0 else "found")
 
-    def _adjust(self, sku: str, delta: int, reason: str) -> None:
+    def _adjust(self, sku: str, delta: int, reason: str) -> bool:
         try:
             self.wms.adjust(sku, delta, reason)
         except SimError as exc:
             self.world.incident(f"{sku}: the WMS refused an adjustment: {exc.code}: {exc.message}")
-            return
+            return False
         self.world.counts[f"adjusted_{reason}"] += 1
+        return True
 
     # -- replenishment -------------------------------------------------------------------
     def _check(self, sku: str) -> None:
@@ -201,3 +250,54 @@ class Shelves:
         self.good[sku] += qty
         world.counts["receipts"] += 1
         self._check(sku)
+
+    # -- the script's receipts and adjustments -----------------------------------------------
+    def _scripted(self) -> Generator[Any, Any, None]:
+        """The script's receipts and adjustments, each at its time, in timeline order."""
+        env, receipts = self.env, Counter[str]()
+        for at, _, entry in self.world.script.stock:
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self.deliveries_due -= 1
+            self.scripted(entry, receipts)
+
+    def scripted(self, entry: TimelineEntry, receipts: Counter[str]) -> bool:
+        """One scripted receipt (numbered per SKU: ``RC-<sku>-S001``) or adjustment."""
+        if entry.receipt is not None:
+            sku = entry.receipt.sku
+            receipts[sku] += 1
+            return self.receive(f"RC-{sku}-S{receipts[sku]:03d}", sku, entry.receipt.qty)
+        assert entry.adjustment is not None  # script.STOCK holds only these two kinds
+        change = entry.adjustment
+        return self.adjust(change.sku, change.delta, change.reason)
+
+    def receive(self, reference: str, sku: str, qty: int) -> bool:
+        """Goods at the dock: the WMS receives them, then they go on the shelf (as a
+        purchase's do)."""
+        try:
+            self.wms.receive(reference, [{"sku": sku, "qty": qty}])
+        except SimError as exc:
+            self.world.incident(
+                f"{reference}: the WMS refused the receipt: {exc.code}: {exc.message}"
+            )
+            return False
+        self.good[sku] = self.good.get(sku, 0) + qty
+        self.world.counts["receipts"] += 1
+        self._check(sku)
+        return True
+
+    def adjust(self, sku: str, delta: int, reason: str) -> bool:
+        """Stock changes on the shelf (broken, lost, found) and the WMS is told at once, as
+        ``_adjust`` tells it of what a picker or a counter found. The shelf never goes below
+        zero: a loss larger than what it holds empties it (an incident says so)."""
+        if not self._adjust(sku, delta, reason):
+            return False
+        held = self.good.get(sku, 0)
+        if held + delta < 0:
+            self.world.incident(
+                f"{sku}: the script could not be followed: adjusting by {delta} at "
+                f"{moment_text(self.env.now)}, the shelf held {held}"
+            )
+        self.good[sku] = max(0, held + delta)
+        self._check(sku)
+        return True

@@ -11,7 +11,9 @@ of it from the WMS and acts only through the WMS model, as a real floor acts thr
 2. **Picking.** Pickers on shift take the most urgent order in the pick queue (earliest
    wave, express first, then the order of arrival), walk the lines, and report what they
    found to the WMS. The queue is a priority queue keyed by business identity: the order in
-   which the stack created fulfilment orders never decides who is picked first.
+   which the stack created fulfilment orders never decides who is picked first. A scripted
+   pick (docs/capsules.md) says how many units of a line are not found, and may say when
+   the picker is done.
 3. **Packing.** Packers box what was picked, in the same order of urgency.
 4. **The dock.** A packed order waits for the stack's label; at cut-off the truck takes every
    labelled parcel packed at least ``staging_minutes`` before.
@@ -167,7 +169,7 @@ class Floor:
                 planned = due - self.lead
         else:
             due = max(due, now)
-        number = world.customers.numbers.get(fo.order_ref, UNKNOWN_ORDER)
+        number = world.customers.place(fo.order_ref)
         rank = (due, 0 if fo.service_level == "express" else 1, number, fo.id)
         job = Job(fo, world.entity_key(fo), rank, planned)
         self.jobs[fo.id] = job
@@ -258,11 +260,18 @@ class Floor:
             return
         job.started = True
         draws = Draws(world.seed, job.key, "pick")
-        yield self.env.timeout(self.pick_s_per_line * len(fo.lines) * draws.uniform(0.7, 1.3))
+        walk = self.pick_s_per_line * len(fo.lines) * draws.uniform(0.7, 1.3)
+        script = world.script.picks.get(job.key)  # a duplicate FO's key is its own: unscripted
+        if script is not None and script.at is not None:
+            walk = max(0.0, script.at - self.env.now)  # the script says when the pick is done
+        yield self.env.timeout(walk)
         if fo.status != "accepted":
             self._leaves(job)  # cancelled during the walk: the picker puts the tote back
             return
-        picked = world.shelves.take(fo, draws)
+        if script is None:
+            picked = world.shelves.take(fo, draws)
+        else:
+            picked = world.shelves.take_as_scripted(fo, script.shorts, job.key)
         try:
             self.wms.pick(fo.id, picked)
         except SimError as exc:
