@@ -295,6 +295,15 @@ class Vendors:
             answer="goods_issue",
         )
 
+    async def sales_order(self, order_ref: str, *, correlation_id: str) -> Outcome:
+        return await self.request(
+            "erp",
+            "GET",
+            f"/orders/{order_ref}",
+            correlation_id=correlation_id,
+            answer="sales_order",
+        )
+
     async def post_tracking(
         self, order_ref: str, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:

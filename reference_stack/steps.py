@@ -433,6 +433,13 @@ class Steps:
     # -- ERP -----------------------------------------------------------------------------
     async def _goods_issue(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]
+        if job.attempts > 1 or job.last_error is not None:
+            # After an attempt whose answer never came, and above all on a replay a day later
+            # (when the ERP has forgotten the idempotency key and would book it again), look
+            # first: the ERP may hold this goods issue already.
+            looked = await self._existing_goods_issue(job)
+            if looked is not None:
+                return looked
         outcome = await self.vendors.goods_issue(
             ref, job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
         )
@@ -446,6 +453,23 @@ class Steps:
             return []
 
         return Completion(outcome, record)
+
+    async def _existing_goods_issue(self, job: Job) -> Completion | None:
+        """The completion of a goods issue the ERP already holds (or of a failed look, to be
+        retried); None when the ERP holds none and it must be posted."""
+        ref = job.payload["order_ref"]
+        looked = await self.vendors.sales_order(ref, correlation_id=job.correlation_id)
+        if not looked.succeeded:
+            return Completion(looked)
+        issued = looked.body.get("goods_issues") if isinstance(looked.body, dict) else None
+        if not issued:
+            return None
+
+        def record() -> list[Job]:
+            self.store.update_order(ref, goods_issue_id=issued[0])
+            return []
+
+        return Completion(Outcome(Verdict.DONE, looked.status, looked.body), record)
 
     async def _post_tracking(self, job: Job) -> Completion:
         order, sequence = self._order(job), job.payload.get("sequence")

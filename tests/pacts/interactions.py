@@ -347,6 +347,17 @@ ERP = [
     ),
     HttpCase(
         "erp",
+        "the sales order is looked up before a goods issue is retried",
+        [("order SO-000001 is shipped", {})],
+        "GET",
+        "/orders/SO-000001",
+        lambda v: v.sales_order("SO-000001", correlation_id=CORRELATION),
+        200,
+        {"id": "SO-000001", "goods_issues": match.each_like("GI-000001")},
+        keyed=False,
+    ),
+    HttpCase(
+        "erp",
         "a carrier milestone is posted to a shipped order",
         [("order SO-000001 is shipped", {})],
         "POST",
