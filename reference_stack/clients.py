@@ -179,6 +179,18 @@ class Vendors:
         except httpx.TransportError as exc:  # timeouts, refused connections, broken streams
             return Outcome(Verdict.RETRY, error=f"{system} {method} {path}: {_describe(exc)}")
         outcome = classify(response, already_done)
+        if (
+            outcome.verdict is Verdict.OK
+            and answer is not None
+            and not isinstance(outcome.body, dict)
+        ):
+            # A 2xx cut off mid-body (a gateway, a proxy): whether the vendor did the work is
+            # unknown, so it is a failure to retry, under the same key, looking first where
+            # the vendor does not honour keys.
+            error = (
+                f"{system} {method} {path}: HTTP {response.status_code} with an unreadable answer"
+            )
+            return Outcome(Verdict.RETRY, response.status_code, outcome.body, error=error)
         if self.strict and answer is not None:
             return parse_strictly(outcome, self.known[answer], response)
         return outcome

@@ -85,6 +85,18 @@ async def test_422_is_permanent_and_keeps_the_vendor_error(vendors: Vendors) -> 
 
 
 @respx.mock
+@pytest.mark.parametrize("content", [b'{"id": "', b"<html>Bad Gateway</html>", b"[]", b""])
+async def test_a_2xx_whose_answer_does_not_read_is_retried_not_taken_for_done(
+    vendors: Vendors, content: bytes
+) -> None:
+    """A gateway that cuts an answer off after the status line: the work may not be done."""
+    respx.post("http://carrier.test/labels").respond(201, content=content)
+    outcome = await buy(vendors)
+    assert (outcome.verdict, outcome.status) == (Verdict.RETRY, 201)
+    assert "unreadable answer" in (outcome.error or "")
+
+
+@respx.mock
 async def test_goods_issue_already_issued_counts_as_done(vendors: Vendors) -> None:
     route = respx.post("http://erp.test/orders/SO-000001/goods-issue")
     route.respond(409, json=vendor_error("already_issued", status="shipped"))
