@@ -3,6 +3,7 @@ matter, each keeping its identity, and the capsule file failing the same oracle 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,96 @@ def test_delta_debugging_finds_the_orders_a_failure_needs_in_few_plays():
     assert len(plays) <= 12  # halves first: not one play per order
     assert ddmin(list(range(1, 51)), lambda xs: 3 in xs and 40 in xs) == [3, 40]
     assert ddmin([7], lambda xs: True) == [7]
+
+
+def test_a_failure_that_needs_volume_shrinks_once_the_limit_it_exceeds_is_lowered(
+    tmp_path, monkeypatch
+):
+    """A carrier that declines express beyond its capacity fails a stack with no fallback
+    only when more express orders arrive than the capacity: the day's 60 orders cannot
+    shrink below capacity + 1 until the capacity itself is lowered."""
+    from harness.capsules import shrink as shrinking
+    from harness.compare.play import Played
+
+    day = tmp_path / "cap.yaml"
+    day.write_text("name: cap\ndemand: {orders: 60}\ncarrier: {express_capacity_per_day: 8}\n")
+
+    async def fake_play(file, side, seed, folder):
+        given = dict(o.split("=", 1) for o in side.overrides)
+        if "demand.only" in given:
+            orders = json.loads(given["demand.only"])
+        else:
+            orders = list(range(1, int(given.get("demand.orders", 60)) + 1))
+        capacity = int(given.get("carrier.express_capacity_per_day", 8))
+        express = [n for n in orders if n % 4 == 0]  # one order in four is express
+        declined = express[capacity:]
+        names = [f"SO-{n:06d}" for n in declined]
+        failing = ["orders_terminal"] if declined else []
+        return Played(
+            side,
+            file,
+            seed,
+            folder,
+            1 if declined else 0,
+            0.0,
+            outcome=object(),
+            passed=not declined,
+            failing_oracles=failing,
+            named={"orders_terminal": names} if declined else {},
+        )
+
+    monkeypatch.setattr(shrinking, "play_one", fake_play)
+    shrunk = shrinking.shrink(day, "stack", None, tmp_path / "trials", tmp_path / "capsule.yaml")
+    assert shrunk.orders[1] == 1
+    assert shrunk.limits == [("carrier.express_capacity_per_day", 8, 0)]
+    assert "# carrier.express_capacity_per_day 8 -> 0" in (tmp_path / "capsule.yaml").read_text()
+
+
+def test_an_imported_capsule_shrinks_by_its_scripted_orders_and_keeps_their_timeline(
+    tmp_path, monkeypatch
+):
+    """A capsule from `twinyard import` names its orders explicitly: shrinking drops orders
+    (and the timeline entries about them) by id, keeping what is not about an order."""
+    from harness.capsules import shrink as shrinking
+    from harness.compare.play import Played
+
+    ids = [f"WEB-{n}" for n in range(1, 11)]
+    orders = "".join(
+        f"  - {{id: {i}, at: {3600 * n}, lines: [{{sku: SKU-00001, qty: 2}}]}}\n"
+        for n, i in enumerate(ids, 1)
+    )
+    timeline = (
+        "".join(f"  - {{pick: {{order: {i}, line: 1, short: 1}}}}\n" for i in ("WEB-3", "WEB-7"))
+        + "  - {at: 40000, receipt: {sku: SKU-00002, qty: 5}}\n"
+    )
+    day = tmp_path / "imported.yaml"
+    day.write_text(f"name: imp\ndemand: {{orders: 0}}\norders:\n{orders}timeline:\n{timeline}")
+
+    async def fake_play(file, side, seed, folder):
+        played_ids = [o.id for o in scenario.load(file).orders]
+        shorts = [e.pick.order for e in scenario.load(file).timeline if e.pick]
+        bad = [i for i in played_ids if i in shorts]  # a short pick never backordered
+        names = [f"{i} line 1 (SKU-00001)" for i in bad]
+        return Played(
+            side,
+            file,
+            seed,
+            folder,
+            1 if bad else 0,
+            0.0,
+            outcome=object(),
+            passed=not bad,
+            failing_oracles=["short_becomes_backorder"] if bad else [],
+            named={"short_becomes_backorder": names},
+        )
+
+    monkeypatch.setattr(shrinking, "play_one", fake_play)
+    out = tmp_path / "capsule.yaml"
+    shrunk = shrinking.shrink(day, "stack", None, tmp_path / "trials", out)
+    assert shrunk.orders == (10, 1)
+    capsule = scenario.load(out)
+    (kept,) = [o.id for o in capsule.orders]
+    assert kept in ("WEB-3", "WEB-7")  # either short order alone fails
+    kinds = sorted(e.kind for e in capsule.timeline)
+    assert kinds == ["pick", "receipt"]  # the other's pick went with it; the receipt stays
+    assert next(e.pick.order for e in capsule.timeline if e.pick) == kept

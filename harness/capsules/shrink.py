@@ -13,6 +13,9 @@ chosen oracle still fails.
    named orders do not fail alone (their failure needs the others: a shelf the rest of the
    day emptied), the smallest count of the day's orders that still fails, tried upward (1,
    2, 3, 4, 5, then 8, 13, 21, ...).
+   When more than five orders are still needed, the failure needs volume: the world's limits
+   that only volume exceeds (the carrier's express capacity, the stock on the shelves) are
+   lowered toward 0 while it still fails, and the orders are shrunk again.
 2. Faults: each fault in turn is dropped for good if the oracle still fails without it.
 3. Horizon: the day is cut to fewer days while it still fails (never for ``orders_terminal``,
    which a cut day fails for a reason of its own: orders not finished yet).
@@ -42,7 +45,12 @@ from harness.compare.play import Played, Side, play_one
 T = TypeVar("T")
 ORDER_ID = re.compile(r"\bSO-(\d{6})\b")
 ORDER_STEPS = (1, 2, 3, 4, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987)
+SMALL_DAY = 5  # orders: past this, the limits of the world are lowered and the orders shrunk again
+# Limits of the world that only volume exceeds, lowered (toward 0) when a failure needs many orders.
+LIMITS = ("carrier.express_capacity_per_day", "catalogue.initial_stock")
+LIMIT_STEPS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 NEVER_CUT_HORIZON = frozenset({"orders_terminal"})
+DAY_S = 86_400
 
 
 class ShrinkError(Exception):
@@ -69,6 +77,8 @@ class Shrunk:
     trials: list[Trial] = field(default_factory=list)
     wall_s: float = 0.0
     entities: list[str] = field(default_factory=list)  # what the oracle names in the capsule
+    limits: list[tuple[str, int, int]] = field(default_factory=list)  # (field, before, after)
+    script_ids: list[str] | None = None  # a scripted day: the orders it keeps
 
 
 def shrink(
@@ -88,11 +98,12 @@ def shrink(
     count = 0
 
     def attempt(
-        what: str, overrides: tuple[str, ...], file: Path = scenario
+        what: str, overrides: tuple[str, ...], file: Path | None = None
     ) -> tuple[bool, Played]:
         nonlocal count
         count += 1
         folder = report_dir / f"trial-{count:03d}"
+        file = file or current_file
         trial_started = time.perf_counter()
         played = asyncio.run(play_one(file, Side("s", stack, overrides), None, folder))
         if not played.usable:
@@ -110,11 +121,12 @@ def shrink(
         return bool(failed), played
 
     target = oracle
+    current_file = scenario  # a scripted day's candidates are files of their own
     faults = list(data.get("faults") or [])
     result = Shrunk(
         scenario,
         oracle or "",
-        (day.demand.orders, day.demand.orders),
+        (day.demand.orders + len(day.orders), day.demand.orders + len(day.orders)),
         (len(faults), len(faults)),
         (day.horizon_days, day.horizon_days),
         (),
@@ -131,25 +143,84 @@ def shrink(
     def with_(**changes: str) -> tuple[str, ...]:
         return tuple(f"{k}={v}" for k, v in {**kept, **changes}.items())
 
-    named = _order_numbers(played.named.get(target, []), day.demand.orders)
-    failed = False
-    if named and len(named) < day.demand.orders:
-        failed, _ = attempt(f"only the orders it names ({len(named)})", with_(**_only(named)))
-    if failed:
-        named = ddmin(
-            named,
-            lambda fewer: attempt(
-                f"only orders {_span(fewer)} ({len(fewer)})", with_(**_only(fewer))
-            )[0],
-        )
-        kept.update(_only(named))
-        result.orders = (day.demand.orders, len(named))
-    else:
-        for n in (n for n in ORDER_STEPS if n < day.demand.orders):
+    def fewer_orders(played: Played) -> None:
+        """The orders the oracle names, alone and then fewer; else the smallest count."""
+        if scripted:
+            fewer_scripted(played)
+            return
+        total = day.demand.orders
+        named = _order_numbers(played.named.get(target, []), total)
+        failed = False
+        if named and len(named) < total:
+            failed, _ = attempt(f"only the orders it names ({len(named)})", with_(**_only(named)))
+        if failed:
+            named = ddmin(
+                named,
+                lambda fewer: attempt(
+                    f"only orders {_span(fewer)} ({len(fewer)})", with_(**_only(fewer))
+                )[0],
+            )
+            kept.update(_only(named))
+            result.orders = (total, len(named))
+            return
+        for n in (n for n in ORDER_STEPS if n < result.orders[1]):
             failed, _ = attempt(f"orders {n}", with_(**{"demand.orders": str(n)}))
             if failed:
                 kept["demand.orders"] = str(n)
-                result.orders = (day.demand.orders, n)
+                result.orders = (total, n)
+                return
+
+    scripted = [
+        str(order.get("id")) for order in data.get("orders") or [] if isinstance(order, dict)
+    ]
+    kept_ids: list[str] = list(scripted)
+
+    def script_file(ids: list[str]) -> Path:
+        """The day with only these scripted orders (and the timeline about them)."""
+        path = report_dir / f"script-{count + 1:03d}.yaml"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(_scripted_subset(data, ids), sort_keys=False))
+        return path
+
+    def fewer_scripted(played: Played) -> None:
+        """A scripted day (an imported capsule): its orders by id, as for a generated day."""
+        nonlocal current_file, kept_ids
+        named = _ids_named(played.named.get(target, []), kept_ids)
+        failed = False
+        if named and len(named) < len(kept_ids):
+            failed, _ = attempt(
+                f"only the orders it names ({len(named)})", with_(), script_file(named)
+            )
+        if failed:
+            named = ddmin(
+                named,
+                lambda fewer: attempt(
+                    f"only orders {_span(fewer)} ({len(fewer)})", with_(), script_file(fewer)
+                )[0],
+            )
+        else:  # the first n orders of the day, n upward
+            named = kept_ids
+            for n in (n for n in ORDER_STEPS if n < len(kept_ids)):
+                if attempt(f"orders {n}", with_(), script_file(kept_ids[:n]))[0]:
+                    named = kept_ids[:n]
+                    break
+        kept_ids = named
+        current_file = script_file(named)
+        result.orders = (len(scripted), len(named))
+
+    fewer_orders(played)
+    # A failure that still needs many orders needs volume: a limit of the world (a carrier's
+    # capacity, the stock on the shelves) that only many orders exceed. Lowered, it needs fewer.
+    for path in LIMITS:
+        current = _get(data, path.split("."))
+        if result.orders[1] <= SMALL_DAY or not isinstance(current, int) or current <= 0:
+            continue
+        for value in (v for v in LIMIT_STEPS if v < current):
+            failed, at_limit = attempt(f"{path} {value}", with_(**{path: str(value)}))
+            if failed:
+                kept[path] = str(value)
+                result.limits.append((path, current, value))
+                fewer_orders(at_limit)
                 break
     remaining = list(faults)
     for fault in faults:
@@ -164,8 +235,11 @@ def shrink(
     if target not in NEVER_CUT_HORIZON:
         horizon = day.horizon_days
         failing = set(result.trials[-1].oracles)
+        last_scripted = _last_scripted(scenarios.load(current_file)) if scripted else 0.0
         while horizon > 0.5:
             shorter = max(0.5, horizon / 2)
+            if shorter * DAY_S <= last_scripted:
+                break  # the script has something to happen after it
             failed, cut = attempt(f"horizon {shorter:g} days", with_(horizon_days=f"{shorter:g}"))
             if not failed or not set(cut.failing_oracles) <= failing:
                 break  # passes, or fails something new (an order not finished yet)
@@ -173,6 +247,7 @@ def shrink(
             kept["horizon_days"] = f"{shorter:g}"
         result.horizon_days = (day.horizon_days, horizon)
     result.overrides = with_()
+    result.script_ids = kept_ids if scripted else None
     write_capsule(result, stack, out)
     failed, final = attempt("the capsule file, played as written", (), out)
     if not failed:  # a flaky reduction: say so rather than leave a capsule that passes
@@ -236,6 +311,8 @@ def _describe(fault: Any) -> str:
 def write_capsule(shrunk: Shrunk, stack: str, out: Path) -> Path:
     """The original scenario with the reductions applied, and a header saying what it shows."""
     data = _data(shrunk.scenario)
+    if shrunk.script_ids is not None:
+        data = _scripted_subset(data, shrunk.script_ids)
     for override in shrunk.overrides:
         key, _, raw = override.partition("=")
         _set(data, key.split("."), yaml.safe_load(raw))
@@ -255,10 +332,57 @@ def write_capsule(shrunk: Shrunk, stack: str, out: Path) -> Path:
         f"({shrunk.wall_s:.0f} s)",
         f"# {shrunk.oracle} names: {', '.join(shrunk.entities[:10]) or '(nothing)'}",
     ]
+    header[3:3] = [f"# {path} {before} -> {after}" for path, before, after in shrunk.limits]
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header) + "\n" + body)
     return out
+
+
+def _last_scripted(day: scenarios.Scenario) -> float:
+    """When the last thing the script names happens (virtual seconds)."""
+    times = [order.at for order in day.orders]
+    for entry in day.timeline:
+        times += [entry.at] if entry.at is not None else []
+        times += [scan.at for scan in entry.scans.events] if entry.scans is not None else []
+    return max(times, default=0.0)
+
+
+def _ids_named(entities: list[str], ids: list[str]) -> list[str]:
+    """The scripted order ids the oracle's findings name, in the day's order."""
+    words = {w for e in entities for w in re.findall(r"[A-Za-z0-9._:/-]+", e)}
+    return [i for i in ids if i in words]
+
+
+def _entry_order(entry: Any) -> str | None:
+    """The order a timeline entry is about (None: a receipt, an adjustment)."""
+    if not isinstance(entry, dict):
+        return None
+    if isinstance(entry.get("cancel"), str):
+        return entry["cancel"]
+    for kind in ("pick", "address", "scans"):
+        if isinstance(entry.get(kind), dict):
+            return entry[kind].get("order")
+    return None
+
+
+def _scripted_subset(data: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """The scenario with only these scripted orders and the timeline entries about them."""
+    keep = set(ids)
+    orders = [o for o in data.get("orders") or [] if isinstance(o, dict) and o.get("id") in keep]
+    timeline = [
+        e for e in data.get("timeline") or [] if _entry_order(e) in keep or _entry_order(e) is None
+    ]
+    return {**data, "orders": orders, "timeline": timeline}
+
+
+def _get(data: dict[str, Any], path: list[str]) -> Any:
+    here: Any = data
+    for part in path:
+        if not isinstance(here, dict):
+            return None
+        here = here.get(part)
+    return here
 
 
 def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
