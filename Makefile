@@ -34,7 +34,7 @@ demo: $(STAMP)  ## a 200-order day against the bundled reference stack, with its
 	$(BIN)/twinyard run scenarios/happy_day.yaml --report-dir reports/demo
 
 test: $(STAMP) lint chromium containers  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
-	DOCKER_HOST=$(YARD_DOCKER_HOST) $(BIN)/pytest -q -n auto -p no:cacheprovider
+	DOCKER_HOST=$(YARD_DOCKER_HOST) $(BIN)/pytest -q -n auto -p no:cacheprovider --durations=25
 
 chromium:  ## headless Chromium (Debian) for the report.html screenshot test
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
