@@ -74,38 +74,44 @@ class Shelves:
         """What the picker finds and takes per line: the whole qty unless they mis-pick or
         the shelf holds less. One 64-bit draw per line, always, in line order: its high half
         says whether the picker slips, its low half how much they then take."""
-        world, wms, good = self.world, self.wms, self.good
+        world = self.world
         counts = world.counts
         picked: dict[int, int] = {}
         taken: dict[str, int] = {}  # by this order, for an order that names a SKU twice
         for line in fo.lines:
             bits = draws.bits()
-            sku, want = line.sku, line.qty
+            want = line.qty
             if (bits >> 32) * _HALF < self.short_pick_rate:
                 want = int((bits & 0xFFFFFFFF) * _HALF * line.qty)  # 0 .. qty-1
                 counts["mis_picks"] += 1
-            if self.damaged.get(sku):
-                self._report_damage(sku)
-            on_shelf = min(good.get(sku, 0), wms.stock.get(sku, 0) - taken.get(sku, 0))
-            qty = max(0, min(want, on_shelf))
-            if qty < want:
-                counts["shelf_short_lines"] += 1
-            if qty < line.qty:
-                counts["short_lines"] += 1
-            if qty:
-                good[sku] -= qty
-                taken[sku] = taken.get(sku, 0) + qty
-            self._check(sku)  # a picker at a low (or empty) shelf: time to reorder?
-            picked[line.line] = qty
+            picked[line.line], _ = self._take_line(line, want, taken)
         counts["lines_picked"] += len(fo.lines)
         return picked
+
+    def _take_line(self, line: Any, want: int, taken: dict[str, int]) -> tuple[int, int]:
+        """Take ``want`` of a line's SKU, or what the shelf holds (less what this order took
+        already); returns (taken, on the shelf before)."""
+        counts, sku = self.world.counts, line.sku
+        if self.damaged.get(sku):
+            self._report_damage(sku)
+        on_shelf = min(self.good.get(sku, 0), self.wms.stock.get(sku, 0) - taken.get(sku, 0))
+        qty = max(0, min(want, on_shelf))
+        if qty < want:
+            counts["shelf_short_lines"] += 1
+        if qty < line.qty:
+            counts["short_lines"] += 1
+        if qty:
+            self.good[sku] -= qty
+            taken[sku] = taken.get(sku, 0) + qty
+        self._check(sku)  # a picker at a low (or empty) shelf: time to reorder?
+        return qty, on_shelf
 
     def take_as_scripted(self, fo: Any, shorts: dict[int, int], order: str) -> dict[int, int]:
         """What the picker takes when the script says how the pick comes out: each line's qty
         less its scripted short (a line the script leaves out is picked whole), never more
         than the shelf holds (then what is there, and an incident: the script could not be
         followed). No draws: a scripted pick has no mis-picks."""
-        world, wms, good = self.world, self.wms, self.good
+        world = self.world
         counts = world.counts
         picked: dict[int, int] = {}
         taken: dict[str, int] = {}
@@ -116,24 +122,13 @@ class Shelves:
                 f"{fo.id} has {len(fo.lines)} line(s)"
             )
         for line in fo.lines:
-            sku = line.sku
             want = max(0, line.qty - shorts.get(line.line, 0))
-            if self.damaged.get(sku):
-                self._report_damage(sku)
-            on_shelf = min(good.get(sku, 0), wms.stock.get(sku, 0) - taken.get(sku, 0))
-            qty = max(0, min(want, on_shelf))
+            qty, on_shelf = self._take_line(line, want, taken)
             if qty < want:
-                counts["shelf_short_lines"] += 1
                 world.incident(
-                    f"{order}: the script could not be followed: it picks {want} of {sku} "
+                    f"{order}: the script could not be followed: it picks {want} of {line.sku} "
                     f"(line {line.line}), the shelf held {max(0, on_shelf)}"
                 )
-            if qty < line.qty:
-                counts["short_lines"] += 1
-            if qty:
-                good[sku] -= qty
-                taken[sku] = taken.get(sku, 0) + qty
-            self._check(sku)
             picked[line.line] = qty
         counts["lines_picked"] += len(fo.lines)
         counts["scripted_picks"] += 1

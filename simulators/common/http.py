@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -17,6 +19,22 @@ M = TypeVar("M", bound=BaseModel)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 JSON = "application/json"
+
+
+def retry_after_seconds(text: str) -> float | None:
+    """The wait a Retry-After value asks for, in seconds: its number, or how far its HTTP date
+    is from now (the oracles judge retries by it, whichever form the vendor used); None when
+    it does not read."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

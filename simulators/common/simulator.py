@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from simulators.common.http import (
     read_json,
     resource,
     respond,
+    retry_after_seconds,
     validate,
 )
 from simulators.common.idempotency import IdempotencyStore
@@ -729,20 +729,10 @@ ERROR_BODY_LIMIT = 4096  # vendor error bodies are small; a huge one is not pars
 
 
 def _retry_after(headers: list[tuple[bytes, bytes]]) -> float | None:
-    """The wait an answer's Retry-After asks for, in seconds: its number, or how far its HTTP
-    date is from now (the oracles judge retries by it, whichever form the vendor used)."""
+    """The wait an answer's Retry-After asks for, in seconds (None: none, or unreadable)."""
     for name, value in headers:
         if name.lower() == b"retry-after":
-            text = value.decode("latin-1").strip()
-            try:
-                return float(text)
-            except ValueError:
-                pass
-            try:
-                when = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, when.timestamp() - time.time())
+            return retry_after_seconds(value.decode("latin-1"))
     return None
 
 
