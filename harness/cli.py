@@ -688,6 +688,60 @@ def shrink_command(
     console.print(f"capsule: {path}", highlight=False, soft_wrap=True)
 
 
+@app.command("import")
+def import_command(
+    evidence: Annotated[
+        list[Path], typer.Argument(help="run folders, journal.jsonl, HAR files, event exports")
+    ],
+    out: Annotated[Path, typer.Option(help="where the capsule (a scenario file) goes")],
+    name: Annotated[str | None, typer.Option(help="the capsule's scenario name")] = None,
+    system: Annotated[
+        list[str] | None, typer.Option(help="HOST=SYSTEM: whose traffic a HAR host is")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="run, journal, har or dlq (default: detect)")
+    ] = None,
+) -> None:
+    """Turn what an incident left behind into a capsule: a scenario that replays it."""
+    from harness.capsules import import_command as importing
+
+    try:
+        done = importing.run_import(evidence, out, name=name, systems=system, fmt=fmt)
+    except importing.ImportProblem as exc:
+        raise Usage(str(exc)) from None
+    console = terminal.console()
+    console.print(done.summary(), highlight=False, soft_wrap=True)
+    console.print(f"capsule: {out}", highlight=False, soft_wrap=True)
+
+
+@app.command("record")
+def record_command(
+    har: Annotated[Path, typer.Option(help="the HAR 1.2 file written (at least every second)")],
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=URL", help="a vendor to record, on its own port; repeatable"),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="journal lines (JSON Lines) [default: next to the HAR, *.journal.jsonl]"),
+    ] = None,
+    port_base: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="ports N, N+1, ... by --upstream [default: free]"),
+    ] = None,
+    keep_secrets: Annotated[
+        bool, typer.Option("--keep-secrets", help="write credentials and signatures unredacted")
+    ] = False,
+) -> None:
+    """Record what crosses between a stack and its vendors (HAR and journal); Ctrl-C stops."""
+    from harness.capsules import record
+
+    try:
+        record.command(upstream or [], har, journal, port_base=port_base, keep_secrets=keep_secrets)
+    except record.RecordError as exc:
+        raise Usage(str(exc)) from None
+
+
 contracts_app = typer.Typer(
     help="Vendor contracts: what changed between API versions.",
     no_args_is_help=True,

@@ -14,27 +14,15 @@ This module is only the schema; ``harness.world`` plays it.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from simulators.common.faults import MOMENT_PATTERN, virtual_seconds
+
 DAY_S = 86_400
-_MOMENT = re.compile(r"^(?:day\s+(\d{1,2})\s+)?([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
-MOMENT_PATTERN = r"^(day \d{1,2} )?([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
-
-
-def moment_seconds(value: Any) -> Any:
-    """``at``: virtual seconds, or ``"HH:MM[:SS]"`` of day 0, or ``"day N HH:MM[:SS]"``."""
-    if isinstance(value, str):
-        found = _MOMENT.match(value.strip())
-        if found is None:
-            raise ValueError('give virtual seconds, "HH:MM[:SS]" (day 0) or "day N HH:MM[:SS]"')
-        day, hour, minute, second = found.groups()
-        return int(day or 0) * DAY_S + int(hour) * 3600 + int(minute) * 60 + int(second or 0)
-    if isinstance(value, bool):
-        raise ValueError("give virtual seconds or a time, not true/false")
-    return value
+# ``at`` reads as a fault's does: virtual seconds, "HH:MM[:SS]" (day 0) or "day N HH:MM[:SS]".
+moment_seconds = virtual_seconds
 
 
 def moment_text(seconds: float) -> str:
@@ -114,6 +102,9 @@ class AddressChange(Script):
 
     order: OrderId
     ship_to: Address
+    correction: bool = False
+    """True: customer service corrects a typo (accepted until the order leaves); false: the
+    customer moves the delivery (accepted only before the warehouse starts on it)."""
 
 
 class Scan(Script):

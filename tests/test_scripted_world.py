@@ -227,6 +227,17 @@ def test_scripted_calls_reach_customer_service_at_their_times_under_its_rules():
     assert played.failed_oracles() == {}
 
 
+def test_a_scripted_correction_is_taken_after_the_warehouse_started_a_move_is_not():
+    """Customer service fixing a typo is accepted until the order leaves (as the generated
+    day's corrections are); a customer's move only before the warehouse starts."""
+    late = CALLS + f'  - {{address: {{order: B, ship_to: {ADA}, correction: true}}, at: "12:00"}}\n'
+    played = play(day(late))
+    erp, counts = played.models["erp"], played.world.counts
+    assert erp.orders["B"].ship_to["name"] == "Ada Lovelace"  # corrected after its wave
+    assert erp.orders["D"].ship_to["name"] != "Ada Lovelace"  # moved too late: refused
+    assert counts["address_corrected"] == 1 and counts["address_change_refused"] == 1
+
+
 # -- scans -------------------------------------------------------------------------------
 SCANS = """
 seed: 9

@@ -219,11 +219,15 @@ class Customers:
         if entry.cancel is not None:
             return self.call_to_cancel(entry.cancel)
         assert entry.address is not None  # script.CALLS holds only these two kinds
-        return self.move(entry.address.order, entry.address.ship_to)
+        change = entry.address
+        return self.move(change.order, change.ship_to, correction=change.correction)
 
-    def move(self, order_id: str, ship_to: Address) -> bool:
-        """A customer gives a new delivery address: accepted, as ``change_address``, only
-        before the warehouse starts on the order."""
+    def move(self, order_id: str, ship_to: Address, *, correction: bool = False) -> bool:
+        """A new delivery address: a customer's move is accepted, as ``change_address``, only
+        before the warehouse starts on the order; customer service's correction of a typo,
+        as ``correct_address``, until the order leaves."""
+        if correction:
+            return self._new_ship_to(order_id, ship_to.model_dump(), "address_corrected")
         if not self.world.floor.may_cancel(order_id):
             self.world.counts["address_change_refused"] += 1
             return False

@@ -94,17 +94,23 @@ EXCLUDED_PREFIXES = ("/_sim/", "/_sim", "/webhooks")  # never faulted: control p
 
 DRIFT_PARAMETERS = ("add_fields", "rename_fields", "remove_fields", "set_values")
 
-_HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_MOMENT = re.compile(r"^(?:day\s+(\d{1,2})\s+)?([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+MOMENT_PATTERN = r"^(day \d{1,2} )?([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
 
 
-def _virtual_seconds(value: Any) -> Any:
-    """``at``: virtual seconds, or ``"HH:MM"`` of day 0 (scenario files read an unquoted
-    17:00 as this text, never as YAML 1.1's base-60 number)."""
+def virtual_seconds(value: Any) -> Any:
+    """``at``: virtual seconds, ``"HH:MM[:SS]"`` of day 0, or ``"day N HH:MM[:SS]"`` (scenario
+    files read an unquoted 17:00 as this text, never as YAML 1.1's base-60 number)."""
     if isinstance(value, str):
-        found = _HH_MM.match(value.strip())
+        found = _MOMENT.match(value.strip())
         if found is None:
-            raise ValueError('give virtual seconds (a number) or a time of day "HH:MM"')
-        return int(found.group(1)) * 3600 + int(found.group(2)) * 60
+            raise ValueError(
+                'give virtual seconds (a number), "HH:MM[:SS]" of day 0 or "day N HH:MM[:SS]"'
+            )
+        day, hour, minute, second = found.groups()
+        return int(day or 0) * 86_400 + int(hour) * 3600 + int(minute) * 60 + int(second or 0)
+    if isinstance(value, bool):
+        raise ValueError("give virtual seconds or a time, not true/false")
     return value
 
 
@@ -118,13 +124,13 @@ Renames = Annotated[dict[FieldName, FieldName], Field(min_length=1, max_length=5
 
 At = Annotated[
     float,
-    BeforeValidator(_virtual_seconds),
+    BeforeValidator(virtual_seconds),
     Field(ge=0),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^([01]\d|2[0-3]):([0-5]\d)$"},
+                {"type": "string", "pattern": MOMENT_PATTERN},
             ]
         }
     ),
