@@ -333,6 +333,47 @@ class Carrier(Section):
     (docs/api-versions.md)."""
 
 
+class ConditionMix(Section):
+    """How returned units are graded at the returns bench (weights; they need not add to 1)."""
+
+    restock: Annotated[float, Field(ge=0, le=1_000)] = 0.7
+    """Units as good as new: back on the shelf, sellable again."""
+    damaged: Annotated[float, Field(ge=0, le=1_000)] = 0.2
+    """Units damaged (by the customer or on the way): quarantined, not stock."""
+    scrap: Annotated[float, Field(ge=0, le=1_000)] = 0.1
+    """Units fit only for disposal."""
+
+    @model_validator(mode="after")
+    def _some(self) -> ConditionMix:
+        if self.restock + self.damaged + self.scrap <= 0:
+            raise ValueError("at least one condition needs a weight above 0")
+        return self
+
+
+class Returns(Section):
+    """Customer returns: a delivered order comes back (part or whole) on an RMA the ERP
+    authorises, in a parcel with a prepaid return label, graded at the returns bench."""
+
+    return_rate: Rate = 0.0
+    """Share of delivered orders the customer returns (0: nobody returns anything)."""
+    return_after: Delay = Delay(min_minutes=120, mean_minutes=1_440, max_minutes=4_320)
+    """From delivery to the customer asking for a return (the RMA)."""
+    drop_off_after: Delay = Delay(min_minutes=30, mean_minutes=240, max_minutes=1_440)
+    """From the RMA (and its label) to the parcel handed to the carrier."""
+    transit_days: Annotated[int, Field(ge=0, le=30)] = 1
+    """Days the return parcel travels back to the warehouse (delivered around
+    ``carrier.delivery_hour``)."""
+    receive_minutes: Annotated[float, Field(ge=0, le=1_440)] = 60.0
+    """From the parcel's delivery at the dock to its receipt at the returns bench."""
+    whole_order_share: Rate = 0.5
+    """Share of returns that send back every unit issued; the others send back part of
+    one or more lines."""
+    refund_share: Rate = 0.8
+    """Share of returns refunded; the others are made good with store credit."""
+    conditions: ConditionMix = ConditionMix()
+    """How each returned unit is graded."""
+
+
 class ClockSettings(Strict):
     """How virtual time moves: lockstep for CI and replays, realtime for load and timers."""
 
@@ -447,6 +488,7 @@ class Scenario(Strict):
     warehouse: Warehouse = Warehouse()
     carrier: Carrier = Carrier()
     stock: Stock = Stock()
+    returns: Returns = Returns()
     stack: Stack = Stack()
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()

@@ -83,6 +83,9 @@ KNOWN_FIELDS: dict[str, Answer] = {
         "inventory adjustment", "id sku delta reason reference on_hand posted_at"
     ),
     "goods_receipt": _answer("goods receipt", "id reference lines posted_at"),
+    "credit_memo": _answer(
+        "credit memo", "id rma_id order_id receipt_id resolution lines total posted_at"
+    ),
 }
 
 
@@ -366,6 +369,22 @@ class Vendors:
             key=key,
             correlation_id=correlation_id,
             answer="goods_receipt",
+        )
+
+    async def return_disposition(
+        self, rma_id: str, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        """One credit memo per return receipt; the ERP's 409 ``already_disposed`` says this
+        receipt was disposed of before (a lost answer, a replay): done."""
+        return await self.request(
+            "erp",
+            "POST",
+            f"/returns/{rma_id}/disposition",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            already_done=_code_is("already_disposed"),
+            answer="credit_memo",
         )
 
 

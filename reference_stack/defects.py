@@ -25,6 +25,8 @@ STRICT_PARSING = "strict-parsing"
 IGNORE_ORDER_UPDATES = "ignore-order-updates"
 NO_TENDER_FALLBACK = "no-tender-fallback"
 SERIAL_LABELS = "serial-labels"
+DOUBLE_CREDIT = "double-credit"
+RESTOCK_DAMAGED = "restock-damaged"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -49,6 +51,10 @@ DESCRIPTIONS: dict[str, str] = {
     "label refused for its address is never bought again",
     NO_TENDER_FALLBACK: "an express tender the carrier declines for capacity is dead-lettered "
     "instead of shipped ground",
+    DOUBLE_CREDIT: "the return disposition is keyed by the event, not the receipt: a "
+    "return.received re-sent under a new id is credited again",
+    RESTOCK_DAMAGED: "returned units are restocked in the ERP whatever their condition: damaged "
+    "and scrapped units become available stock",
 }
 
 # Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)

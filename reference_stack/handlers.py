@@ -4,7 +4,8 @@ Handlers only read and write the store (no I/O), inside the transaction that mar
 processed, and return the jobs they created. Each gets the stack's defects (see
 ``reference_stack.defects``); the behaviours they switch live in one function each here:
 ``enqueue_once`` (dedup), ``is_stale`` (out-of-order tracking), ``issued_qty`` (what a goods
-issue posts) and ``handle`` (which events are mapped at all).
+issue posts), ``restocked_qty`` (what a return puts back into ERP stock) and ``handle`` (which
+events are mapped at all).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 
 from reference_stack import steps
 from reference_stack.config import SYSTEMS
-from reference_stack.defects import DOUBLE_GOODS_ISSUE, ORDERED_QTY, STALE_EVENTS, ignored_events
+from reference_stack.defects import (
+    DOUBLE_CREDIT,
+    DOUBLE_GOODS_ISSUE,
+    ORDERED_QTY,
+    RESTOCK_DAMAGED,
+    STALE_EVENTS,
+    ignored_events,
+)
 from reference_stack.steps import JobSpec
 from reference_stack.store import Event, Job, Order, Store
 
@@ -54,6 +62,26 @@ def issued_qty(order: Order, line: dict[str, Any], defects: Defects) -> int:
     if ORDERED_QTY in defects and picked is not None:
         return picked["picked_qty"] + picked["short_qty"]  # what the customer ordered
     return line["qty"]
+
+
+def restocked_qty(line: dict[str, Any], defects: Defects) -> int:
+    """What of a returned line goes back into the ERP's available stock: only the units the
+    returns bench graded ``restock``; damaged and scrapped units are credited, not stocked."""
+    if RESTOCK_DAMAGED in defects or line["condition"] == "restock":
+        return int(line["qty"])
+    return 0
+
+
+def disposition_lines(received: dict[str, Any], defects: Defects) -> list[dict[str, int]]:
+    """A return receipt per order line (the bench splits a line by condition): every unit that
+    came back is credited, the restockable ones restocked."""
+    qty: dict[int, int] = {}
+    restock: dict[int, int] = {}
+    for line in received["lines"]:
+        number = int(line["line"])
+        qty[number] = qty.get(number, 0) + int(line["qty"])
+        restock[number] = restock.get(number, 0) + restocked_qty(line, defects)
+    return [{"line": n, "qty": qty[n], "restock_qty": restock[n]} for n in sorted(qty)]
 
 
 def _order(store: Store, event: Event, ref: str) -> Order:
@@ -143,6 +171,16 @@ def receipt_confirmed(store: Store, event: Event, defects: Defects) -> list[Job]
     return enqueue_once(store, spec, correlation(event, ref=event.data["receipt_id"]), defects)
 
 
+def return_received(store: Store, event: Event, defects: Defects) -> list[Job]:
+    """A customer return at the returns bench: post its financial disposition to the ERP."""
+    data = event.data
+    order = _order(store, event, data["order_ref"])
+    spec = steps.return_disposition(data, disposition_lines(data, defects))
+    if DOUBLE_CREDIT in defects:  # keyed by the event, not by the receipt it reports
+        spec = spec._replace(key=f"{spec.key}-{event.id}")
+    return enqueue_once(store, spec, correlation(event, order), defects)
+
+
 # -- TMS and carrier -------------------------------------------------------------------------
 def freight_settled(store: Store, event: Event, defects: Defects) -> list[Job]:
     order = _order(store, event, event.data["order_ref"])
@@ -172,6 +210,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("wms", "order.shipped"): order_shipped,
     ("wms", "inventory.adjusted"): inventory_adjusted,
     ("wms", "receipt.confirmed"): receipt_confirmed,
+    ("wms", "return.received"): return_received,
     ("tms", "freight.settled"): freight_settled,
     ("carrier", "tracking.updated"): tracking_updated,
 }

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from reference_stack.clients import Outcome, Vendors, Verdict
 from reference_stack.defects import (
     BLIND_RETRY,
+    DOUBLE_CREDIT,
     DOUBLE_GOODS_ISSUE,
     NO_DEDUP,
     NO_RETRY_WMS,
@@ -38,6 +39,7 @@ POST_TRACKING = "post_tracking"
 FREIGHT_ACCRUAL = "freight_accrual"
 INVENTORY_ADJUSTMENT = "inventory_adjustment"
 GOODS_RECEIPT = "goods_receipt"
+RETURN_DISPOSITION = "return_disposition"
 
 # Idempotency keys name the business action: ``label-FO-000001`` is "the label of FO-000001",
 # whichever event, retry or restart asks for it.
@@ -53,6 +55,7 @@ KEY_PREFIX = {
     FREIGHT_ACCRUAL: "accrual",
     INVENTORY_ADJUSTMENT: "adjustment",
     GOODS_RECEIPT: "receipt",
+    RETURN_DISPOSITION: "disposition",
 }
 
 # Steps that push an order towards shipping: none of them runs once the order is cancelled.
@@ -69,7 +72,11 @@ RECORDED = {
 }
 
 # The defects that take away the once-only guarantee of one kind of job.
-UNDEDUPLICATED = {NO_DEDUP: CREATE_FO, DOUBLE_GOODS_ISSUE: GOODS_ISSUE}
+UNDEDUPLICATED = {
+    NO_DEDUP: CREATE_FO,
+    DOUBLE_GOODS_ISSUE: GOODS_ISSUE,
+    DOUBLE_CREDIT: RETURN_DISPOSITION,
+}
 
 
 def deduplicated(kind: str, defects: frozenset[str]) -> bool:
@@ -216,6 +223,18 @@ def goods_receipt(receipt: dict[str, Any]) -> JobSpec:
     return JobSpec(GOODS_RECEIPT, receipt_id, key(GOODS_RECEIPT, receipt_id), {"body": body})
 
 
+def return_disposition(received: dict[str, Any], lines: list[dict[str, int]]) -> JobSpec:
+    """Keyed by the WMS return receipt: one credit memo per receipt, whichever event (or
+    duplicate of it) reports it. Serialised on the sales order it returns."""
+    receipt_id, order_ref = received["receipt_id"], received["order_ref"]
+    payload = {
+        "order_ref": order_ref,
+        "rma_id": received["rma_id"],
+        "body": {"receipt_id": receipt_id, "lines": lines},
+    }
+    return JobSpec(RETURN_DISPOSITION, order_ref, key(RETURN_DISPOSITION, receipt_id), payload)
+
+
 # -- running a job -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Completion:
@@ -251,6 +270,7 @@ class Steps:
             FREIGHT_ACCRUAL: self._freight_accrual,
             INVENTORY_ADJUSTMENT: self._inventory_adjustment,
             GOODS_RECEIPT: self._goods_receipt,
+            RETURN_DISPOSITION: self._return_disposition,
         }
 
     async def run(self, job: Job) -> Completion:
@@ -510,6 +530,16 @@ class Steps:
         return Completion(
             await self.vendors.goods_receipt(
                 job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _return_disposition(self, job: Job) -> Completion:
+        return Completion(
+            await self.vendors.return_disposition(
+                job.payload["rma_id"],
+                job.payload["body"],
+                key=job.send_key,
+                correlation_id=job.correlation_id,
             )
         )
 

@@ -136,6 +136,26 @@ def erp_shipped(model: Any, p: Params) -> None:
     model.goods_issue(order.id, issued, tracking, "parcelco", p.get("shipment_id"))
 
 
+def erp_return_authorised(model: Any, p: Params) -> None:
+    erp_shipped(model, p)
+    order = model.order(p["order_id"])
+    lines = [{"line": x["line"], "qty": x["qty"]} for x in order.lines]
+    model.authorise_return(
+        order.id,
+        lines,
+        p.get("reason", "changed_mind"),
+        p.get("resolution", "refund"),
+        rma_id=p["rma_id"],
+    )
+
+
+def erp_return_credited(model: Any, p: Params) -> None:
+    """Needs the RMA (a state before it): credits one unit of its first line, restocked."""
+    rma = model.return_authorisation(p["rma_id"])
+    line = rma.lines[0]["line"]
+    model.dispose_return(rma.id, p["receipt_id"], [{"line": line, "qty": 1, "restock_qty": 1}])
+
+
 # -- WMS -------------------------------------------------------------------------------------
 def wms_on_hand(model: Any, p: Params) -> None:
     model.stock[p["sku"]] = p["qty"]
@@ -192,6 +212,14 @@ def wms_received(model: Any, p: Params) -> None:
     lines = lines_of(p)
     stocked(model, [x["sku"] for x in lines])
     model.receive(p["reference"], lines)
+
+
+def wms_return_received(model: Any, p: Params) -> None:
+    lines = [
+        {"line": n, "sku": x["sku"], "qty": x["qty"], "condition": p.get("condition", "restock")}
+        for n, x in enumerate(lines_of(p), 1)
+    ]
+    model.receive_return(p["rma_id"], p["order_ref"], lines, receipt_id=p["receipt_id"])
 
 
 # -- TMS -------------------------------------------------------------------------------------
@@ -279,6 +307,17 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
             erp_shipped,
             "released, then goods issued in full; params: tracking_number, shipment_id",
         ),
+        ProviderState(
+            "return {rma_id} of order {order_id} is authorised",
+            erp_return_authorised,
+            "shipped, then every unit authorised for return (return.authorised); params: "
+            "sku, qty or lines, reason, resolution",
+        ),
+        ProviderState(
+            "return receipt {receipt_id} of {rma_id} is credited",
+            erp_return_credited,
+            "a credit memo for one unit of the RMA's first line, restocked (after the RMA's state)",
+        ),
     ],
     "wms": [
         ProviderState("SKU {sku} has {qty} on hand", wms_on_hand, "sets the WMS's stock"),
@@ -326,6 +365,12 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
             "receipt {reference} is confirmed",
             wms_received,
             "goods received (receipt.confirmed); params: sku, qty or lines",
+        ),
+        ProviderState(
+            "return {receipt_id} of {rma_id} for {order_ref} is received",
+            wms_return_received,
+            "a customer return at the bench, line per sku (return.received); params: sku, qty "
+            "or lines, condition",
         ),
     ],
     "tms": [

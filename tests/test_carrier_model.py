@@ -213,7 +213,12 @@ def test_snapshot_is_json_and_reset_starts_over(carrier: CarrierModel) -> None:
     assert state["by_tracking"] == {"PC000000001": "LB-000001"}
     assert state["by_shipment"] == {"SH-000001": ["LB-000001"]}
     carrier.reset()
-    assert carrier.snapshot() == {"labels": {}, "by_tracking": {}, "by_shipment": {}}
+    assert carrier.snapshot() == {
+        "labels": {},
+        "by_tracking": {},
+        "by_shipment": {},
+        "return_labels": {},
+    }
     assert buy(carrier).tracking_number == "PC000000001"
 
 

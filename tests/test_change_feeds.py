@@ -181,7 +181,12 @@ def test_bad_queries_get_vendor_error_bodies() -> None:
     orders_token = cursors.encode("erp.orders", {"after": ["x", "y"]}, 0.0)
     refused(client.get("/events", params={"after": orders_token}), 422, "invalid_cursor")
     err = refused(client.get("/events", params={"types": "order.lost"}), 422, "unknown_event_type")
-    assert err["details"]["known"] == ["order.cancelled", "order.released", "order.updated"]
+    assert err["details"]["known"] == [
+        "order.cancelled",
+        "order.released",
+        "order.updated",
+        "return.authorised",
+    ]
     refused(client.get("/events", params={"types": "order.released,"}), 422, "validation_failed")
 
 

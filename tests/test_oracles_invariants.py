@@ -89,6 +89,7 @@ def test_only_the_journal_oracles_ask_for_journals():
         "forged_events_refused",
         "goods_issue_posted_once",
         "retry_after_respected",
+        "return_disposition_posted_once",
     }
 
 

@@ -230,6 +230,53 @@ async def test_double_goods_issue(
         assert all(key.startswith("gi-FO-000001") for key in keys)
 
 
+# A return of SO-000001 graded at the bench: line 1 split by condition, line 2 all good.
+RETURNED = {
+    "receipt_id": "RR-000001",
+    "rma_id": "RMA-000001",
+    "order_ref": "SO-000001",
+    "lines": [
+        {"line": 1, "sku": "A-100", "qty": 1, "condition": "restock"},
+        {"line": 1, "sku": "A-100", "qty": 1, "condition": "damaged"},
+        {"line": 2, "sku": "B-200", "qty": 1, "condition": "scrap"},
+    ],
+    "received_at": "2026-11-25T10:00:00Z",
+}
+
+
+@ON_OFF
+async def test_double_credit(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.DOUBLE_CREDIT, defective, tmp_path, router) as sut:
+        await sut.deliver("wms", "return.received", RETURNED)
+        await sut.settle()
+        await sut.deliver("wms", "return.received", RETURNED)  # re-sent under a new event id
+        await sut.settle()
+        posted = sut.requests("dispose")
+        assert len(posted) == (2 if defective else 1)
+        keys = {r.headers["idempotency-key"] for r in posted}
+        assert len(keys) == len(posted)  # a fresh key each time, so the ERP cannot tell
+        assert all(key.startswith("disposition-RR-000001") for key in keys)
+
+
+@ON_OFF
+async def test_restock_damaged(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.RESTOCK_DAMAGED, defective, tmp_path, router) as sut:
+        await sut.deliver("wms", "return.received", RETURNED)
+        await sut.settle()
+        [posted] = sut.requests("dispose")
+        restocked = [(x["line"], x["qty"], x["restock_qty"]) for x in body(posted)["lines"]]
+        assert restocked == ([(1, 2, 2), (2, 1, 1)] if defective else [(1, 2, 1), (2, 1, 0)])
+        assert body(posted)["receipt_id"] == "RR-000001"
+
+
 @ON_OFF
 async def test_ignore_retry_after(
     defective: bool,

@@ -188,6 +188,9 @@ def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
         "accrual": router.post(f"{ERP}/freight-accruals").respond(201, json={"id": "FA-000001"}),
         "adjust": router.post(f"{ERP}/inventory/adjustments").respond(201, json={"id": "IA-1"}),
         "receipt": router.post(f"{ERP}/goods-receipts").respond(201, json={"id": "GR-1"}),
+        "dispose": router.post(f"{ERP}/returns/RMA-000001/disposition").respond(
+            201, json={"id": "CM-000001"}
+        ),
     }
 
 
@@ -253,6 +256,7 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
         "order.shipped",
         "inventory.adjusted",
         "receipt.confirmed",
+        "return.received",
     }
     assert subscriptions["tms"]["events"] == ["freight.settled"]
     assert subscriptions["carrier"]["events"] == ["tracking.updated"]

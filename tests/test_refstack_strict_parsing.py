@@ -139,6 +139,7 @@ ANSWERS = {
     "freight_accrual": ("erp", "/freight-accruals", "post"),
     "inventory_adjustment": ("erp", "/inventory/adjustments", "post"),
     "goods_receipt": ("erp", "/goods-receipts", "post"),
+    "credit_memo": ("erp", "/returns/{rma_id}/disposition", "post"),
 }
 
 

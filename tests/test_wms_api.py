@@ -309,6 +309,7 @@ def test_state_and_reset(sim: Simulator, client: TestClient) -> None:
         "stock": STOCK,
         "adjustments": [],
         "receipts": [],
+        "return_receipts": [],
     }
     assert client.get("/_sim/journal").json() == {"items": []}
 

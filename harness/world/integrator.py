@@ -17,6 +17,7 @@ directly, doing what the reference stack does:
 | ``freight.settled`` | ERP freight accrual |
 | ``inventory.adjusted`` | ERP inventory adjustment |
 | ``receipt.confirmed`` | ERP goods receipt |
+| ``return.received`` | ERP return disposition: credit what came back, restock the good units |
 
 By default reactions run after the world's current step, at the same virtual time, as a
 lockstep stack's would. ``immediate=True`` reacts inside the emitting call instead (the
@@ -126,6 +127,7 @@ class Integrator:
             "freight.settled": self._settled,
             "inventory.adjusted": self._adjusted,
             "receipt.confirmed": self._received,
+            "return.received": self._returned,
             # the stack's own follow-up steps, queued like events so perturbation reaches them
             "buy_label": self._buy_label,
             "attach_label": self._attach_label,
@@ -295,6 +297,9 @@ class Integrator:
     def _received(self, data: dict[str, Any]) -> None:
         self.erp.receive_goods(data["receipt_id"], data["lines"])
 
+    def _returned(self, data: dict[str, Any]) -> None:
+        self.erp.dispose_return(data["rma_id"], data["receipt_id"], disposition_lines(data))
+
     # -- TMS and carrier -----------------------------------------------------------------
     def _settled(self, data: dict[str, Any]) -> None:
         self.erp.accrue_freight(data["order_ref"], data["shipment_id"], data["amount"])
@@ -308,6 +313,18 @@ class Integrator:
             return  # stale: never move the ERP's status backwards
         order.last_sequence = data["sequence"]
         self.erp.post_tracking(ref, data["tracking_number"], data["status"], data["occurred_at"])
+
+
+def disposition_lines(received: dict[str, Any]) -> list[dict[str, int]]:
+    """A return receipt's lines per order line: all of it credited, the good units restocked."""
+    qty: dict[int, int] = {}
+    restock: dict[int, int] = {}
+    for line in received["lines"]:
+        number = line["line"]
+        qty[number] = qty.get(number, 0) + line["qty"]
+        good = line["qty"] if line["condition"] == "restock" else 0
+        restock[number] = restock.get(number, 0) + good
+    return [{"line": n, "qty": qty[n], "restock_qty": restock[n]} for n in sorted(qty)]
 
 
 @dataclass

@@ -166,6 +166,7 @@ class Road:
                 yield env.timeout(at - env.now)
             if self._scan(parcel, "delivered"):
                 self.world.counts["delivered"] += 1
+                self.world.returns.delivered(parcel.key)
 
     def _freight_audit(self, rounds: list[tuple[float, str, Parcel]]) -> Generator[Any, Any, None]:
         """The TMS settles each delivered parcel's freight a fixed time after delivery."""
@@ -217,6 +218,7 @@ class Road:
             elif event.status == "delivered" and not delivered:
                 delivered = True
                 world.counts["delivered"] += 1
+                world.returns.delivered(order)
                 env.process(self._audit_one(tracking))
         # Never delivered: it stays on the road (``on_road``), and the world busy with it.
 

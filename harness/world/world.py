@@ -23,6 +23,7 @@ from harness.scenario import Scenario
 from harness.world.catalogue import Catalogue
 from harness.world.demand import Customers
 from harness.world.parcels import Road
+from harness.world.returns import Returns
 from harness.world.script import Script
 from harness.world.stock import Shelves
 from harness.world.warehouse import Floor
@@ -48,6 +49,7 @@ class World:
         self.script = Script(scenario)  # the scenario's orders and timeline (docs/capsules.md)
         self.shelves = Shelves(self)
         self.road = Road(self)
+        self.returns = Returns(self)
         self.floor = Floor(self)
         self.customers = Customers(self)
         self.wms.observe(self._on_wms)
@@ -63,14 +65,15 @@ class World:
         return self.customers.arriving or bool(self.expected) or self.floor.on_floor > 0
 
     def busy(self) -> bool:
-        """Is any business still open: orders, parcels on the road, purchases (or scripted
-        receipts and adjustments) on the way?"""
+        """Is any business still open: orders, parcels on the road (customer returns
+        included), purchases (or scripted receipts and adjustments) on the way?"""
         return (
             self.floor_needed()
             or bool(self.floor.dock)
             or self.road.on_road > 0
             or bool(self.shelves.on_order)
             or self.shelves.deliveries_due > 0
+            or self.returns.open > 0
         )
 
     def incident(self, text: str) -> None:

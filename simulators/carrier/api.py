@@ -16,10 +16,10 @@ from starlette.routing import Route
 
 from simulators.carrier import v1, v1_1, v2
 from simulators.carrier.model import CarrierModel
-from simulators.carrier.wire import Face
+from simulators.carrier.wire import Face, ReturnLabelRequest
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError
-from simulators.common.http import read_json, resource, respond, set_ref
+from simulators.common.http import parse_body, read_json, resource, respond, set_ref
 from simulators.common.simulator import Simulator
 
 FACES: dict[str, Face] = {face.version: face for face in (v1.FACE, v1_1.FACE, v2.FACE)}
@@ -70,8 +70,24 @@ def face_routes(face: Face, sim: Simulator) -> list[Route]:
         set_ref(request, label.shipment_ref)
         return respond(face.tracking(label))
 
+    async def buy_return(request: Request) -> Response:
+        body = await parse_body(request, ReturnLabelRequest)
+        set_ref(request, body.order_ref)
+        packages = [p.model_dump() for p in body.packages]
+        label = model.create_return_label(
+            body.rma_id, body.order_ref, body.ship_from.to_dict(), packages
+        )
+        return respond(label.to_dict(), 201)
+
+    async def read_return(request: Request) -> Response:
+        label = model.return_label(request.path_params["label_id"])
+        set_ref(request, label.order_ref)
+        return respond(label.to_dict())
+
     labels = {"POST": sim.idempotent(buy), **({"GET": listed} if face.lists_labels else {})}
     return [
+        resource("/returns/labels", {"POST": sim.idempotent(buy_return)}),
+        resource("/returns/labels/{label_id}", {"GET": read_return}),
         resource("/labels", labels),
         resource("/labels/{label_id}", {"GET": read}),
         resource("/labels/{label_id}/void", {"POST": void}),

@@ -79,6 +79,46 @@ class Label:
         }
 
 
+@dataclass(slots=True)
+class ReturnLabel:
+    """A prepaid label the customer sticks on a parcel going back to the warehouse.
+
+    Kept apart from outbound labels: it is no shipment of the shipper's (no TMS plan, no
+    freight accrual), and its scans name the RMA, not a shipment.
+    """
+
+    id: str
+    tracking_number: str
+    rma_id: str
+    order_ref: str
+    ship_from: dict[str, Any]
+    packages: list[dict[str, Any]]
+    cost: dict[str, str]
+    created_at: str
+    status: str = "created"  # created -> in_transit | exception | delivered (to the warehouse)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def shipment_ref(self) -> str:
+        """What its scans are filed under: the RMA."""
+        return self.rma_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tracking_number": self.tracking_number,
+            "rma_id": self.rma_id,
+            "order_ref": self.order_ref,
+            "ship_from": dict(self.ship_from),
+            "packages": [dict(p) for p in self.packages],
+            "service": "ground",
+            "cost": dict(self.cost),
+            "status": self.status,
+            "created_at": self.created_at,
+            "events": [dict(e) for e in self.events],
+        }
+
+
 def check_address(ship_to: dict[str, Any]) -> None:
     """Refuse an address the carrier cannot deliver to, naming the field at fault."""
     if not str(ship_to.get("postal_code") or "").strip():
@@ -120,6 +160,10 @@ class CarrierModel(SimModel):
         self.by_shipment: dict[str, list[str]] = {}
         self._ids = Ids("LB")
         self._tracking_count = 0
+        self.return_labels: dict[str, ReturnLabel] = {}
+        self.returns_by_tracking: dict[str, str] = {}
+        self.returns_by_rma: dict[str, str] = {}
+        self._return_ids = Ids("RL")
 
     def create_label(
         self,
@@ -155,6 +199,40 @@ class CarrierModel(SimModel):
         self.notify("label_created", label)
         return label
 
+    def create_return_label(
+        self, rma_id: str, order_ref: str, ship_from: dict[str, Any], packages: list[dict]
+    ) -> ReturnLabel:
+        """Sell a prepaid return label (ground) for an RMA; one per RMA, so asking again for
+        the same RMA is 409 ``already_exists`` naming the label sold."""
+        check_address(ship_from)
+        sold = self.returns_by_rma.get(rma_id)
+        if sold is not None:
+            raise conflict(
+                "already_exists",
+                f"RMA {rma_id} already has return label {sold}",
+                status=self.return_labels[sold].status,
+                label_id=sold,
+            )
+        self._tracking_count += 1
+        label = ReturnLabel(
+            id=self._return_ids.next(),
+            tracking_number=f"PR{self._tracking_count:09d}",
+            rma_id=rma_id,
+            order_ref=order_ref,
+            ship_from=dict(ship_from),
+            packages=[{"weight_kg": p["weight_kg"]} for p in packages],
+            cost=money(PRICE_PER_PACKAGE["ground"] * len(packages)),
+            created_at=self.now(),
+        )
+        self.return_labels[label.id] = label
+        self.returns_by_tracking[label.tracking_number] = label.id
+        self.returns_by_rma[rma_id] = label.id
+        self.notify("return_label_created", label)
+        return label
+
+    def return_label(self, label_id: str) -> ReturnLabel:
+        return lookup(self.return_labels, "return label", label_id)
+
     def get(self, label_id: str) -> Label:
         return lookup(self.labels, "label", label_id)
 
@@ -180,9 +258,11 @@ class CarrierModel(SimModel):
         label.status = "voided"
         return label
 
-    def scan(self, tracking_number: str, status: str) -> Label:
-        """Record a scan of the parcel and report it as ``tracking.updated``."""
-        label = self.track(tracking_number)
+    def scan(self, tracking_number: str, status: str) -> Label | ReturnLabel:
+        """Record a scan of the parcel (outbound or return) and report it as
+        ``tracking.updated``."""
+        returned = self.returns_by_tracking.get(tracking_number)
+        label = self.return_labels[returned] if returned else self.track(tracking_number)
         self._check_scan(label, status)
         event = {"status": status, "occurred_at": self.now(), "sequence": len(label.events) + 1}
         label.events.append(event)
@@ -191,7 +271,7 @@ class CarrierModel(SimModel):
         self.emit("tracking.updated", data, label.shipment_ref)
         return label
 
-    def _check_scan(self, label: Label, status: str) -> None:
+    def _check_scan(self, label: Label | ReturnLabel, status: str) -> None:
         if status not in SCAN_STATUSES:
             raise unprocessable(
                 "validation_failed",
@@ -207,7 +287,7 @@ class CarrierModel(SimModel):
             raise self._out_of_order(label, status, "the parcel is already further along")
 
     @staticmethod
-    def _out_of_order(label: Label, status: str, why: str) -> SimError:
+    def _out_of_order(label: Label | ReturnLabel, status: str, why: str) -> SimError:
         return conflict(
             "invalid_transition",
             f"cannot scan {label.tracking_number} as {status}: {why}",
@@ -220,10 +300,12 @@ class CarrierModel(SimModel):
             "labels": {lid: label.to_dict() for lid, label in self.labels.items()},
             "by_tracking": dict(self.by_tracking),
             "by_shipment": {ref: list(ids) for ref, ids in self.by_shipment.items()},
+            "return_labels": {lid: label.to_dict() for lid, label in self.return_labels.items()},
         }
 
     def seed_examples(self) -> None:
-        """The labels the OpenAPI examples name: LB-000001 unused, LB-000002 picked up."""
+        """The labels the OpenAPI examples name: LB-000001 unused, LB-000002 picked up, and
+        RL-000001 the return label of RMA-000001."""
         ship_to = {
             "name": "Ada Lovelace",
             "street": "Keizersgracht 1",
@@ -235,3 +317,4 @@ class CarrierModel(SimModel):
         self.create_label("SH-000001", "ground", ship_to, packages)
         picked = self.create_label("SH-000002", "express", ship_to, packages)
         self.scan(picked.tracking_number, "picked_up")
+        self.create_return_label("RMA-000001", "SO-000004", ship_to, [{"weight_kg": 0.5}])

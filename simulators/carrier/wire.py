@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from simulators.carrier.model import Label
-from simulators.common.schemas import Body, NonEmpty
+from simulators.common.schemas import Address, Body, NonEmpty
 
 # Strict: a weight or qty sent as a string is a client bug the contract must surface.
 Kilograms = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
@@ -32,6 +32,19 @@ class Item(Body):
 class Parcel(Body):
     weight_kg: Kilograms
     contents: Annotated[list[Item], Field(max_length=100)]
+
+
+class ReturnParcel(Body):
+    weight_kg: Kilograms
+
+
+class ReturnLabelRequest(Body):
+    """A return label (every API version alike: returns came after the versions split)."""
+
+    rma_id: Reference
+    order_ref: NonEmpty
+    ship_from: Address
+    packages: Annotated[list[ReturnParcel], Field(min_length=1, max_length=20)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,29 @@ class AdjustmentIn(Body):
     reference: NonEmpty | None = None
 
 
+class ReturnLineIn(Body):
+    line: LineNumber
+    qty: Qty
+
+
+class ReturnIn(Body):
+    order_id: NonEmpty
+    lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    reason: Literal["changed_mind", "wrong_size", "defective", "damaged_in_transit"]
+    resolution: Literal["refund", "credit"] = "refund"
+
+
+class DisposedLine(Body):
+    line: LineNumber
+    qty: Qty
+    restock_qty: IssuedQty
+
+
+class DispositionIn(Body):
+    receipt_id: NonEmpty
+    lines: Annotated[list[DisposedLine], Field(min_length=1, max_length=MAX_LINES)]
+
+
 class ReceiptLine(Body):
     sku: Sku
     qty: Qty
@@ -226,6 +249,26 @@ class ErpHandlers:
         receipt = self.model.receive_goods(body.reference, _dump_lines(body.lines))
         return respond(receipt.to_dict(), 201)
 
+    async def authorise_return(self, request: Request) -> Response:
+        body = await parse_body(request, ReturnIn)
+        set_ref(request, body.order_id)
+        rma = self.model.authorise_return(
+            body.order_id, _dump_lines(body.lines), body.reason, body.resolution
+        )
+        return respond(rma.to_dict(), 201)
+
+    async def get_return(self, request: Request) -> Response:
+        rma = self.model.return_authorisation(request.path_params["rma_id"])
+        set_ref(request, rma.order_id)
+        return respond(rma.to_dict())
+
+    async def dispose_return(self, request: Request) -> Response:
+        rma = self.model.return_authorisation(request.path_params["rma_id"])
+        set_ref(request, rma.order_id)  # an unknown RMA is a 404 whatever the body says
+        body = await parse_body(request, DispositionIn)
+        memo = self.model.dispose_return(rma.id, body.receipt_id, _dump_lines(body.lines))
+        return respond(memo.to_dict(), 201)
+
     async def list_inventory(self, request: Request) -> Response:
         stock = self.model.stock
         return respond({"items": [{"sku": sku, "on_hand": n} for sku, n in stock.items()]})
@@ -253,6 +296,9 @@ def routes(sim: Simulator) -> list[Route]:
         "/freight-accruals": {"POST": idem(h.accrue_freight)},
         "/inventory/adjustments": {"POST": idem(h.adjust_inventory)},
         "/goods-receipts": {"POST": idem(h.receive_goods)},
+        "/returns": {"POST": idem(h.authorise_return)},
+        "/returns/{rma_id}": {"GET": h.get_return},
+        "/returns/{rma_id}/disposition": {"POST": idem(h.dispose_return)},
         "/inventory": {"GET": h.list_inventory},
         "/inventory/{sku}": {"GET": h.get_inventory},
     }

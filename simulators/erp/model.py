@@ -6,19 +6,33 @@ Plain Python, no HTTP: the API layer and the world model both drive it. Every re
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
 from simulators.common.model import Ids, SimModel, lookup
+from simulators.common.schemas import money
 
 ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "cancelled")
 TRACKING_STATUSES = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
 ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
 CANCELLABLE = ("open", "released")
 CHANGEABLE = ("open", "released")  # the ship-to can change until goods are issued
+RETURNABLE = ("shipped", "delivered")  # a customer returns what was issued to them
+RETURN_REASONS = ("changed_mind", "wrong_size", "defective", "damaged_in_transit")
+RESOLUTIONS = ("refund", "credit")  # money back, or store credit
+RMA_STATUSES = ("authorised", "partially_credited", "credited")
+
+
+def list_price(sku: str) -> Decimal:
+    """The SKU's unit price (EUR) on the ERP's price list: fixed per SKU, so a credit memo's
+    amounts are the same in every run (orders carry no prices of their own)."""
+    cents = 500 + zlib.crc32(sku.encode()) % 9_500
+    return Decimal(cents) / 100
 
 
 @dataclass(slots=True)
@@ -158,11 +172,71 @@ class GoodsReceipt:
         }
 
 
+@dataclass(slots=True)
+class ReturnAuthorisation:
+    """An RMA: which issued lines the customer may send back, and how they are made good."""
+
+    id: str
+    order_id: str
+    lines: list[dict[str, Any]]  # {"line", "sku", "qty"}: qty authorised
+    reason: str
+    resolution: str  # refund | credit, for every credit memo of this RMA
+    status: str
+    authorised_at: str
+    credit_memos: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "lines": [dict(line) for line in self.lines],
+            "reason": self.reason,
+            "resolution": self.resolution,
+            "status": self.status,
+            "authorised_at": self.authorised_at,
+            "credit_memos": list(self.credit_memos),
+        }
+
+
+@dataclass(slots=True)
+class CreditMemo:
+    """The financial disposition of one return receipt: what is credited, what is restocked."""
+
+    id: str
+    rma_id: str
+    order_id: str
+    receipt_id: str
+    resolution: str
+    lines: list[dict[str, Any]]  # {"line", "sku", "qty", "restock_qty", "unit_price", "amount"}
+    total: dict[str, str]
+    posted_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rma_id": self.rma_id,
+            "order_id": self.order_id,
+            "receipt_id": self.receipt_id,
+            "resolution": self.resolution,
+            "lines": [
+                {**line, "unit_price": dict(line["unit_price"]), "amount": dict(line["amount"])}
+                for line in self.lines
+            ],
+            "total": dict(self.total),
+            "posted_at": self.posted_at,
+        }
+
+
 class ErpModel(SimModel):
     """The system of record: what was ordered, released, shipped, backordered and accrued."""
 
     system: ClassVar[str] = "erp"
-    event_types: ClassVar[tuple[str, ...]] = ("order.released", "order.cancelled", "order.updated")
+    event_types: ClassVar[tuple[str, ...]] = (
+        "order.released",
+        "order.cancelled",
+        "order.updated",
+        "return.authorised",
+    )
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
         super().__init__(clock)
@@ -178,11 +252,18 @@ class ErpModel(SimModel):
         self.accruals: dict[str, FreightAccrual] = {}
         self.adjustments: dict[str, InventoryAdjustment] = {}
         self.receipts: dict[str, GoodsReceipt] = {}
-        self._ids = {prefix: Ids(prefix) for prefix in ("SO", "GI", "BO", "FA", "IA", "GR")}
+        self.returns: dict[str, ReturnAuthorisation] = {}
+        self.credit_memos: dict[str, CreditMemo] = {}
+        self.memo_by_receipt: dict[str, str] = {}  # WMS return receipt -> its credit memo
+        prefixes = ("SO", "GI", "BO", "FA", "IA", "GR", "RMA", "CM")
+        self._ids = {prefix: Ids(prefix) for prefix in prefixes}
 
     # -- reading -------------------------------------------------------------------------
     def order(self, order_id: str) -> SalesOrder:
         return lookup(self.orders, "sales order", order_id)
+
+    def return_authorisation(self, rma_id: str) -> ReturnAuthorisation:
+        return lookup(self.returns, "return authorisation", rma_id)
 
     def backorder(self, backorder_id: str) -> Backorder:
         return lookup(self.backorders, "backorder", backorder_id)
@@ -202,6 +283,8 @@ class ErpModel(SimModel):
             "accruals": [a.to_dict() for a in self.accruals.values()],
             "adjustments": [a.to_dict() for a in self.adjustments.values()],
             "receipts": [r.to_dict() for r in self.receipts.values()],
+            "returns": [r.to_dict() for r in self.returns.values()],
+            "credit_memos": [m.to_dict() for m in self.credit_memos.values()],
         }
 
     # -- sales orders --------------------------------------------------------------------
@@ -386,13 +469,161 @@ class ErpModel(SimModel):
         self.receipts[receipt.id] = receipt
         return receipt
 
+    # -- returns -------------------------------------------------------------------------
+    def authorise_return(
+        self,
+        order_id: str,
+        lines: list[dict],
+        reason: str,
+        resolution: str = "refund",
+        *,
+        rma_id: str | None = None,
+    ) -> ReturnAuthorisation:
+        """Authorise the customer to send back issued units; emits ``return.authorised``.
+
+        Only what was issued can come back: all RMAs of an order together authorise at most
+        the issued qty of each line (422 ``qty_exceeds_issued``). ``rma_id`` names it (a
+        provider state does), else the next RMA id.
+        """
+        order = self.order(order_id)
+        _require_status(order, RETURNABLE, "only a shipped or delivered order can be returned")
+        if reason not in RETURN_REASONS:
+            raise _invalid("reason", f"reason must be one of {', '.join(RETURN_REASONS)}")
+        if resolution not in RESOLUTIONS:
+            raise _invalid("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}")
+        if not lines:
+            raise _invalid("lines", "a return needs at least one line")
+        returnable = self._returnable(order)
+        sku_of = {line["line"]: line["sku"] for line in order.lines}
+        wanted: Counter[int] = Counter()
+        for index, line in enumerate(lines):
+            if line["line"] not in sku_of:
+                raise _invalid(
+                    f"lines.{index}.line", f"order {order.id} has no line {line['line']}"
+                )
+            if line["qty"] < 1:
+                raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
+            wanted[line["line"]] += line["qty"]
+        for number, qty in wanted.items():
+            if qty > returnable[number]:
+                raise unprocessable(
+                    "qty_exceeds_issued",
+                    f"line {number} returns {qty} but only {returnable[number]} can come back",
+                    line=number,
+                    returnable=returnable[number],
+                    requested=qty,
+                )
+        if rma_id in self.returns:
+            raise conflict("already_exists", f"RMA {rma_id} already exists", id=rma_id)
+        rma = ReturnAuthorisation(
+            rma_id or self._ids["RMA"].next(),
+            order.id,
+            [{"line": n, "sku": sku_of[n], "qty": qty} for n, qty in sorted(wanted.items())],
+            reason,
+            resolution,
+            "authorised",
+            self.now(),
+        )
+        self.returns[rma.id] = rma
+        data = {
+            "rma_id": rma.id,
+            "order_id": order.id,
+            "lines": [dict(line) for line in rma.lines],
+            "reason": reason,
+            "resolution": resolution,
+            "authorised_at": rma.authorised_at,
+        }
+        self.emit("return.authorised", data, order.id)
+        self.notify("return_authorised", rma)
+        return rma
+
+    def dispose_return(self, rma_id: str, receipt_id: str, lines: list[dict]) -> CreditMemo:
+        """Post the financial disposition of one return receipt: a credit memo for what came
+        back, and book stock up by the restockable qty only.
+
+        One disposition per receipt (409 ``already_disposed``, as SAP's "already posted");
+        what all credit memos of the RMA credit stays within what was authorised (422).
+        """
+        rma = self.return_authorisation(rma_id)
+        posted = self.memo_by_receipt.get(receipt_id)
+        if posted is not None:
+            raise conflict(
+                "already_disposed",
+                f"return receipt {receipt_id} already has credit memo {posted}",
+                status=rma.status,
+                rma_id=rma.id,
+                receipt_id=receipt_id,
+                credit_memo_id=posted,
+            )
+        if not lines:
+            raise _invalid("lines", "a disposition needs at least one line")
+        left = self._uncredited(rma)
+        sku_of = {line["line"]: line["sku"] for line in rma.lines}
+        credited: Counter[int] = Counter()
+        for index, line in enumerate(lines):
+            if line["line"] not in sku_of:
+                raise _invalid(f"lines.{index}.line", f"{rma.id} authorises no line {line['line']}")
+            if not 0 <= line["restock_qty"] <= line["qty"]:
+                raise _invalid(f"lines.{index}.restock_qty", "restock_qty must be 0..qty")
+            credited[line["line"]] += line["qty"]
+        for number, qty in credited.items():
+            if qty > left[number]:
+                raise unprocessable(
+                    "qty_exceeds_authorised",
+                    f"line {number} credits {qty} but only {left[number]} of {rma.id} is left",
+                    line=number,
+                    left=left[number],
+                    requested=qty,
+                )
+        memo_lines = [_credit_line(sku_of[line["line"]], line) for line in lines]
+        for line in memo_lines:
+            self.stock[line["sku"]] += line["restock_qty"]
+        total = sum((Decimal(line["amount"]["amount"]) for line in memo_lines), Decimal(0))
+        memo = CreditMemo(
+            self._ids["CM"].next(),
+            rma.id,
+            rma.order_id,
+            receipt_id,
+            rma.resolution,
+            memo_lines,
+            money(total),
+            self.now(),
+        )
+        self.credit_memos[memo.id] = memo
+        self.memo_by_receipt[receipt_id] = memo.id
+        rma.credit_memos.append(memo.id)
+        fully = all(qty == credited[n] for n, qty in left.items())
+        rma.status = "credited" if fully else "partially_credited"
+        self.notify("return_disposed", memo)
+        return memo
+
+    def _returnable(self, order: SalesOrder) -> Counter[int]:
+        """Issued qty per line not yet authorised for return."""
+        left: Counter[int] = Counter()
+        for gi_id in order.goods_issues:
+            for line in self.goods_issues[gi_id].lines:
+                left[line["line"]] += line["qty"]
+        for rma in self.returns.values():
+            if rma.order_id == order.id:
+                for line in rma.lines:
+                    left[line["line"]] -= line["qty"]
+        return left
+
+    def _uncredited(self, rma: ReturnAuthorisation) -> Counter[int]:
+        """Authorised qty per line no credit memo has credited yet."""
+        left: Counter[int] = Counter({line["line"]: line["qty"] for line in rma.lines})
+        for memo_id in rma.credit_memos:
+            for line in self.credit_memos[memo_id].lines:
+                left[line["line"]] -= line["qty"]
+        return left
+
     # -- examples ------------------------------------------------------------------------
     def seed_examples(self) -> None:
         """The catalogue and documents the OpenAPI examples name, in the states they need.
 
         SO-000001 released (read, goods issue, freight), SO-000002 open (release, change),
         SO-000003 open (cancel), SO-000004 shipped short (tracking) with GI-000001 and
-        BO-000001.
+        BO-000001, and one of its units authorised for return (RMA-000001, disposition).
         The seeded SKUs join the initial catalogue, so ``reset()`` keeps them.
         """
         self._initial_stock.update({"A-100": 100, "B-200": 50})
@@ -413,6 +644,7 @@ class ErpModel(SimModel):
         self.release(first.id)
         self.release(short.id)
         self.goods_issue(short.id, [{"line": 1, "qty": 2}], "PC000000001", "parcelco", None)
+        self.authorise_return(short.id, [{"line": 1, "qty": 1}], "changed_mind")  # RMA-000001
 
     # -- helpers -------------------------------------------------------------------------
     def _require_sku(self, sku: str, field_name: str) -> None:
@@ -478,6 +710,19 @@ def _issued_per_line(order: SalesOrder, lines: list[dict]) -> dict[int, int]:
                 issued=qty,
             )
     return issued
+
+
+def _credit_line(sku: str, line: dict[str, Any]) -> dict[str, Any]:
+    """A credit memo line priced from the list: what came back is credited in full."""
+    price = list_price(sku)
+    return {
+        "line": line["line"],
+        "sku": sku,
+        "qty": line["qty"],
+        "restock_qty": line["restock_qty"],
+        "unit_price": money(price),
+        "amount": money(price * line["qty"]),
+    }
 
 
 def _require_status(order: SalesOrder, allowed: tuple[str, ...], message: str) -> None:

@@ -128,6 +128,11 @@ def routes(sim: Simulator) -> list[Route]:
         fo = model.attach_label(fo.id, body.tracking_number, body.carrier, body.label_id)
         return respond(fo.to_dict())
 
+    async def get_return_receipt(request: Request) -> Response:
+        receipt = model.return_receipt(request.path_params["receipt_id"])
+        set_ref(request, receipt["order_ref"])
+        return respond(receipt)
+
     async def list_inventory(request: Request) -> Response:
         items = [{"sku": sku, "on_hand": qty} for sku, qty in sorted(model.stock.items())]
         return respond({"items": items})
@@ -142,6 +147,7 @@ def routes(sim: Simulator) -> list[Route]:
         resource("/fulfilment-orders/{fo_id}", {"GET": get_order, "PATCH": change_order}),
         resource("/fulfilment-orders/{fo_id}/cancel", {"POST": cancel_order}),
         resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
+        resource("/return-receipts/{receipt_id}", {"GET": get_return_receipt}),
         resource("/inventory", {"GET": list_inventory}),
         resource("/inventory/{sku}", {"GET": get_inventory}),
     ]

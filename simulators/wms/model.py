@@ -19,6 +19,7 @@ CANCELLABLE = frozenset({"accepted", "picked", "packed", "labelled"})
 ADDRESS_CHANGEABLE = frozenset({"accepted", "picked", "packed"})  # no label printed yet
 HOLDS_PICKED_STOCK = frozenset({"picked", "packed", "labelled"})
 ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
+RETURN_CONDITIONS = ("restock", "damaged", "scrap")  # restock: sellable again
 KG_PER_UNIT = 0.4
 KG_PER_BOX = 0.2
 
@@ -137,6 +138,7 @@ class WmsModel(SimModel):
         "order.shipped",
         "inventory.adjusted",
         "receipt.confirmed",
+        "return.received",
     )
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
@@ -151,10 +153,12 @@ class WmsModel(SimModel):
         self.by_ref: dict[str, list[str]] = {}
         self.adjustments: list[dict[str, Any]] = []
         self.receipts: list[dict[str, Any]] = []
+        self.return_receipts: dict[str, dict[str, Any]] = {}
         self.emitted.clear()
         self._order_ids = Ids("FO")
         self._package_ids = Ids("PK")
         self._adjustment_ids = Ids("ADJ")
+        self._return_ids = Ids("RR")
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, fo_id: str) -> FulfilmentOrder:
@@ -177,6 +181,7 @@ class WmsModel(SimModel):
             "stock": dict(self.stock),
             "adjustments": [dict(a) for a in self.adjustments],
             "receipts": [{**r, "lines": [dict(x) for x in r["lines"]]} for r in self.receipts],
+            "return_receipts": [_copy_receipt(r) for r in self.return_receipts.values()],
         }
 
     # -- orders --------------------------------------------------------------------------
@@ -402,6 +407,46 @@ class WmsModel(SimModel):
         self.emit("receipt.confirmed", data, ref=reference)
         return data
 
+    def return_receipt(self, receipt_id: str) -> dict[str, Any]:
+        return _copy_receipt(lookup(self.return_receipts, "return receipt", receipt_id))
+
+    def receive_return(
+        self, rma_id: str, order_ref: str, lines: list[dict], *, receipt_id: str | None = None
+    ) -> dict[str, Any]:
+        """A customer's parcel opened at the returns bench: each unit graded ``restock``
+        (back on the shelf), ``damaged`` or ``scrap`` (quarantined, not stock). The WMS owns
+        physical stock, so it puts the restockable units back itself; the ERP hears of the
+        receipt only through the stack (``return.received``)."""
+        if not lines:
+            raise _invalid("lines", "at least one line is required")
+        for i, x in enumerate(lines):
+            if x["qty"] < 1:
+                raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
+            if x["condition"] not in RETURN_CONDITIONS:
+                raise _invalid(
+                    f"lines.{i}.condition",
+                    f"condition must be one of {', '.join(RETURN_CONDITIONS)}",
+                )
+        received = [
+            {"line": x["line"], "sku": x["sku"], "qty": x["qty"], "condition": x["condition"]}
+            for x in lines
+        ]
+        for x in received:
+            if x["condition"] == "restock":
+                self.stock[x["sku"]] = self.stock.get(x["sku"], 0) + x["qty"]
+        receipt_id = receipt_id or self._return_ids.next()
+        data = {
+            "receipt_id": receipt_id,
+            "rma_id": rma_id,
+            "order_ref": order_ref,
+            "lines": received,
+            "received_at": self.now(),
+        }
+        self.return_receipts[receipt_id] = data
+        self.emit("return.received", _copy_receipt(data), ref=order_ref)
+        self.notify("return_received", data)
+        return _copy_receipt(data)
+
     # -- fixtures ------------------------------------------------------------------------
     def seed_examples(self) -> None:
         """Make the entities the OpenAPI examples name exist (FO-000001 accepted, FO-000002
@@ -420,6 +465,15 @@ class WmsModel(SimModel):
         packed = self.create_order("SO-000002", ship_to, "express", lines)
         self.pick(packed.id, {1: 3, 2: 1})
         self.pack(packed.id)
+        self.receive_return(  # RR-000001
+            "RMA-000001",
+            "SO-000004",
+            [{"line": 1, "sku": "A-100", "qty": 1, "condition": "restock"}],
+        )
+
+
+def _copy_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
+    return {**receipt, "lines": [dict(x) for x in receipt["lines"]]}
 
 
 def _check_packages(packages: list[dict], picked: Counter[str]) -> None:

@@ -311,6 +311,7 @@ ACCRUAL_BODY = {
 }
 ADJUSTMENT_BODY = {"sku": "A-100", "delta": -2, "reason": "cycle_count", "reference": "ADJ-000001"}
 RECEIPT_BODY = {"reference": "RC-000001", "lines": [{"sku": "A-100", "qty": 24}]}
+DISPOSITION_BODY = {"receipt_id": "RR-000001", "lines": [{"line": 1, "qty": 1, "restock_qty": 1}]}
 
 
 def typed(body: dict[str, Any]) -> dict[str, Any]:
@@ -394,6 +395,48 @@ ERP = [
         201,
         {"id": like("IA-000001")},
         body={**typed(ADJUSTMENT_BODY), "reason": "cycle_count"},
+    ),
+    HttpCase(
+        "erp",
+        "a return receipt is credited and its good units restocked",
+        [("return RMA-000001 of order SO-000001 is authorised", {})],
+        "POST",
+        "/returns/RMA-000001/disposition",
+        lambda v: v.return_disposition(
+            "RMA-000001",
+            DISPOSITION_BODY,
+            key="disposition-RR-000001",
+            correlation_id=CORRELATION,
+        ),
+        201,
+        {"id": like("CM-000001")},
+        body={
+            "receipt_id": like("RR-000001"),
+            "lines": match.each_like(typed(DISPOSITION_BODY["lines"][0])),
+        },
+    ),
+    HttpCase(
+        "erp",
+        "a second disposition of one return receipt is refused as already done",
+        [
+            ("return RMA-000001 of order SO-000001 is authorised", {}),
+            ("return receipt RR-000001 of RMA-000001 is credited", {}),
+        ],
+        "POST",
+        "/returns/RMA-000001/disposition",
+        lambda v: v.return_disposition(
+            "RMA-000001",
+            DISPOSITION_BODY,
+            key="disposition-RR-000001-again",
+            correlation_id=CORRELATION,
+        ),
+        409,
+        error("already_disposed"),
+        body={
+            "receipt_id": "RR-000001",
+            "lines": match.each_like(typed(DISPOSITION_BODY["lines"][0])),
+        },
+        verdict=Verdict.DONE,
     ),
     HttpCase(
         "erp",
@@ -567,6 +610,26 @@ MESSAGES: list[MessageCase] = [
         "receipt.confirmed",
         {"receipt_id": like("RC-000001"), "lines": match.each_like({"sku": "A-100", "qty": 3})},
         ["goods_receipt"],
+    ),
+    MessageCase(
+        "wms",
+        "a return.received event",
+        [("return RR-000001 of RMA-000001 for SO-000001 is received", {})],
+        "return.received",
+        {
+            "receipt_id": like("RR-000001"),
+            "rma_id": like("RMA-000001"),
+            "order_ref": like("SO-000001"),
+            "lines": match.each_like(
+                {
+                    "line": 1,
+                    "sku": "A-100",
+                    "qty": 3,
+                    "condition": match.regex("restock", regex="^(restock|damaged|scrap)$"),
+                }
+            ),
+        },
+        ["return_disposition"],
     ),
     MessageCase(
         "tms",
