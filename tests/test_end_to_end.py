@@ -39,6 +39,7 @@ demand: {orders: 60, cancel_rate: 0.1}
 catalogue: {skus: 12, initial_stock: 40}
 warehouse: {short_pick_rate: 0.15}
 stock: {damage_rate: 0.01, replenishment: {reorder_at: 0.5, lead_time_hours: 4}}
+returns: {return_rate: 0.2, return_after: {min_minutes: 60, mean_minutes: 240, max_minutes: 720}}
 clock: {pace: 3000}
 faults:
   - {system: erp, kind: forged, rate: 0.2}

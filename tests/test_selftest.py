@@ -54,7 +54,7 @@ def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_the_librar
     seeds: list[int | None] = list(range(1, CLEAN_SEEDS + 1))
     cells = [selftest.Cell(f, selftest.CLEAN, s) for s in seeds for f in files]
     cells += [selftest.Cell(f, d) for f in files for d in declared[f.stem]]
-    results = uvloop.run(selftest.run_cells(cells, tmp_path, jobs=3))
+    results = uvloop.run(selftest.run_cells(cells, tmp_path, jobs=5))
     errors = [(r.cell.name, r.error) for r in results if not r.judged]
     assert not errors
     false_alarms = [(r.cell.name, r.failed) for r in results if not r.cell.defect and not r.passed]
