@@ -9,6 +9,7 @@ are the physical truth; the ERP's credit memos (``credit_memos``, one per receip
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from harness.oracles.base import Judgement, oracle
@@ -26,6 +27,15 @@ def _memos_by_receipt(view: SystemsView) -> dict[str, list[dict[str, Any]]]:
     for memo in items(erp.get("credit_memos")):
         found[memo["receipt_id"]].append(memo)
     return found
+
+
+def _credited(view: SystemsView) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """Each received return that has credit memos, with them (in receipt order): a receipt
+    without one is returns_reconciled's finding, not these oracles'."""
+    memos = _memos_by_receipt(view)
+    for receipt_id, receipt in sorted(_receipts(view).items()):
+        if posted := memos.get(receipt_id):
+            yield receipt_id, receipt, posted
 
 
 def _per_line(lines: list[dict[str, Any]], field: str, condition: str | None = None) -> dict:
@@ -49,11 +59,7 @@ def _entity(receipt: dict[str, Any]) -> str:
 )
 def return_credited_once(view: SystemsView) -> Judgement:
     judgement = Judgement()
-    memos = _memos_by_receipt(view)
-    for receipt_id, receipt in sorted(_receipts(view).items()):
-        posted = memos.get(receipt_id, [])
-        if not posted:
-            continue  # pending: returns_reconciled's finding
+    for receipt_id, receipt, posted in _credited(view):
         judgement.checked += 1
         entity = _entity(receipt)
         if len(posted) > 1:
@@ -80,11 +86,7 @@ def return_credited_once(view: SystemsView) -> Judgement:
 )
 def return_restocked_good_only(view: SystemsView) -> Judgement:
     judgement = Judgement()
-    memos = _memos_by_receipt(view)
-    for receipt_id, receipt in sorted(_receipts(view).items()):
-        posted = memos.get(receipt_id, [])
-        if not posted:
-            continue
+    for receipt_id, receipt, posted in _credited(view):
         judgement.checked += 1
         good = _per_line(receipt["lines"], "qty", "restock")
         restocked: Counter[str] = Counter()
