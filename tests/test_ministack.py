@@ -45,6 +45,7 @@ def failed(outcome) -> dict[str, list[str]]:
         ("label_response_lost", "idle"),
         ("wms_outage_during_wave", "busy-waiting"),  # a probe that counts timer waits as work
         ("vendor_maintenance_windows", "none"),  # Retry-After in seconds and as HTTP dates
+        ("returns_after_peak", "none"),  # returns, as the README's stack bullets describe
     ],
 )
 async def test_a_stack_written_from_the_readme_passes_incidents_without_a_full_probe(

@@ -268,6 +268,8 @@ class CarrierModel(SimModel):
         label.events.append(event)
         label.status = LABEL_STATUS[status]
         data = {"tracking_number": tracking_number, **event}
+        if returned:  # a parcel coming back: the stack that shipped it never bought this label
+            data["rma_id"] = label.rma_id
         self.emit("tracking.updated", data, label.shipment_ref)
         return label
 

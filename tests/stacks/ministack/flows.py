@@ -72,11 +72,14 @@ class Flows:
                 key = data["order_id"]
             elif kind in ("order.picked", "order.packed", "order.shipped", "freight.settled"):
                 key = data["order_ref"]
+            elif kind == "tracking.updated" and data.get("rma_id"):
+                log.info("a return parcel's scan (%s): not ours to post", data["rma_id"])
+                return
             elif kind == "tracking.updated":
                 key = self.by_tracking.get(data["tracking_number"], data["tracking_number"])
             elif kind == "inventory.adjusted":
                 key = data["adjustment_id"]
-            elif kind == "receipt.confirmed":
+            elif kind in ("receipt.confirmed", "return.received"):
                 key = data["receipt_id"]
             else:
                 log.info("ignoring %r %r", kind, event["id"])
@@ -320,6 +323,25 @@ class Flows:
         lines = [{"sku": x["sku"], "qty": x["qty"]} for x in d["lines"]]
         body = {"reference": key, "lines": lines}
         await self.post_once("/goods-receipts", f"gr-{key}", body, corr or f"ms-{key}")
+
+    async def return_received(self, key: str, d: dict, corr: str | None) -> None:
+        credited: dict[int, int] = {}
+        restocked: dict[int, int] = {}
+        for x in d["lines"]:  # one entry per order line and condition
+            credited[x["line"]] = credited.get(x["line"], 0) + x["qty"]
+            if x["condition"] == "restock":
+                restocked[x["line"]] = restocked.get(x["line"], 0) + x["qty"]
+        lines = [
+            {"line": n, "qty": qty, "restock_qty": restocked.get(n, 0)}
+            for n, qty in sorted(credited.items())
+        ]
+        path = f"/returns/{d['rma_id']}/disposition"
+        body = {"receipt_id": key, "lines": lines}
+        try:
+            await self.post_once(path, f"rd-{key}", body, self.order(d["order_ref"], corr).corr)
+        except VendorError as exc:
+            if exc.code != "already_disposed":
+                raise
 
     async def post_once(self, path: str, key: str, body: dict, corr: str) -> None:
         if key in self.posted:
