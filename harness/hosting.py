@@ -304,10 +304,15 @@ def _noting(sim: Simulator) -> Callable[[str], None]:
 
 
 async def start_server(
-    app: ASGIApp, sock: socket.socket, on_slow: Callable[[str], None] | None = None
+    app: ASGIApp,
+    sock: socket.socket,
+    on_slow: Callable[[str], None] | None = None,
+    *,
+    own_headers: bool = True,
 ) -> uvicorn.Server:
     """A uvicorn server on the running loop, without taking over signals (we own them), with
-    the slow-connection limits of this module."""
+    the slow-connection limits of this module. ``own_headers=False``: no Server or Date header
+    of uvicorn's (a proxy passes on the upstream's instead of doubling them)."""
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -316,6 +321,8 @@ async def start_server(
         http=connection_class(on_slow),
         timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        server_header=own_headers,
+        date_header=own_headers,
     )
     server = uvicorn.Server(config)
     config.load()

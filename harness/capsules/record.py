@@ -864,7 +864,7 @@ class Recording:
             app = Proxy(upstream, self.recorder, self._client, max_body=self.max_body)
             host, port = sock.getsockname()[:2]
             app.base = f"http://{host}:{port}"
-            server = await _start_server(app, sock)
+            server = await hosting.start_server(app, sock, own_headers=False)
             self.listeners.append(Listener(upstream, app.base, server, sock))
         self._flusher = asyncio.create_task(self._flush_forever())
 
@@ -904,27 +904,6 @@ class Recording:
     @property
     def count(self) -> int:
         return len(self.recorder)
-
-
-async def _start_server(app: Proxy, sock: socket.socket) -> uvicorn.Server:
-    """uvicorn on the running loop with ``harness.hosting``'s slow-connection limits, and no
-    Server or Date header of its own: the vendor's are passed on (not doubled)."""
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        http=hosting.connection_class(),
-        timeout_keep_alive=hosting.KEEP_ALIVE_S,
-        timeout_graceful_shutdown=hosting.SHUTDOWN_GRACE_S,
-        server_header=False,
-        date_header=False,
-    )
-    server = uvicorn.Server(config)
-    config.load()
-    server.lifespan = config.lifespan_class(config)
-    await server.startup(sockets=[sock])
-    return server
 
 
 # -- the command -------------------------------------------------------------------------
