@@ -8,7 +8,7 @@ import secrets
 import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from harness.containers import CONTAINER_FILES, ContainerStack, StackImage
 from harness.driving import REQUEST_WATCHDOG_S, Driver
 from harness.driving import moment as virtual_moment
 from harness.lockstep import STEP_WATCHDOG_S, Lockstep
-from harness.operator import OnCall
+from harness.operator import DeadCount, OnCall
 from harness.oracles import evidence
 from harness.oracles.base import OracleResult
 from harness.polling import PollWatch
@@ -262,9 +262,11 @@ def end_of_day(
     scenario: Scenario,
     notes: list[str],
     dead_letters: list[dict[str, Any]] | None = None,
+    dead_counts: Sequence[DeadCount] = (),
 ) -> EndOfDay:
     """The day's counts, state and journals (``notes`` gains the faults applied, if any);
-    ``dead_letters`` is what the stack listed at the end (None: not listed)."""
+    ``dead_letters`` is what the stack listed at the end (None: not listed), ``dead_counts``
+    what its probe reported beside each listing."""
     counts = dict(world.counts) | {
         "exchanges": sum(len(sim.journal.entries) for sim in sims.values())
     }
@@ -282,7 +284,7 @@ def end_of_day(
         counts,
         snapshots,
         journals,
-        oracles.SystemsView(snapshots, journals, dead_letters),
+        oracles.SystemsView(snapshots, journals, dead_letters, dead_counts),
         {
             s: dict(sorted(sim.faults.by_label.items()))
             for s, sim in sims.items()
@@ -421,7 +423,7 @@ async def _run(config: RunConfig) -> RunOutcome:
             world = World(scenario, env, {s: sim.model for s, sim in sims.items()})
             on_step = _step_hook(config, world, process, clock, list(sims.values()))
             driver = _driver(config, env, clock, list(sims.values()), probe, on_step)
-            on_call = OnCall(base, scenario.stack.dead_letters_path)
+            on_call = OnCall(base, scenario.stack.dead_letters_path, scenario.stack.idle_path)
             for at in scenario.on_call.replay_dead_letters_at:
                 action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
@@ -450,7 +452,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
-    day = end_of_day(world, sims, scenario, notes, dead_letters)
+    day = end_of_day(world, sims, scenario, notes, dead_letters, on_call.counts)
     counts, snapshots, journals, view = day.counts, day.snapshots, day.journals, day.view
     launched = process is not None
     stack = stack_name(config.stack_url, config.stack_cmd)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from harness import oracles
+from harness.operator import DeadCount
 from tests.support import judge_one as judge
 from tests.support import only_finding, snapshots_of
 
@@ -324,3 +325,24 @@ def test_a_dead_letter_is_excused_while_an_order_is_still_undone(snaps):
     stuck["status"] = "delivered"
     finding = only_finding(_dead_letter_result(snaps, [{"id": 3}]))
     assert finding.entity == "dead letter 3"
+
+
+# -- dead_letter_count_agrees ------------------------------------------------------------------
+def _count_result(snaps, looks):
+    view = oracles.SystemsView(snaps, None, [], looks)
+    (result,) = oracles.judge(view, ["dead_letter_count_agrees"])
+    return result
+
+
+def test_a_probe_count_that_disagrees_with_the_listing_is_caught(snaps):
+    looks = [DeadCount("on-call at 19:00", 2, 2), DeadCount("the end of the day", 0, 1)]
+    finding = only_finding(_count_result(snaps, looks))
+    assert finding.entity == "dead letters at the end of the day"
+    assert (finding.expected, finding.actual) == (0, 1)
+
+
+def test_counts_that_agree_pass_and_no_count_is_not_judged(snaps):
+    agreed = _count_result(snaps, [DeadCount("on-call at 19:00", 3, 3)])
+    assert agreed.passed and agreed.checked == 1
+    unread = _count_result(snaps, [])
+    assert unread.passed and unread.checked == 0

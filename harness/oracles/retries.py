@@ -109,6 +109,27 @@ def dead_letters_only_for_undone_work(view: SystemsView) -> Judgement:
     return judgement
 
 
+@oracle(
+    "dead_letter_count_agrees",
+    "The dead-letter count a stack reports on its idle probe (`dead`) is the one its dashboards "
+    "page on: at every look by the on-call it must equal the dead letters the stack lists, or "
+    "work is left dead with no alert, or the on-call is paged for letters that are not there",
+)
+def dead_letter_count_agrees(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for look in view.dead_counts:  # empty: no probe count, or no dead-letter route
+        judgement.checked += 1
+        if look.reported != look.listed:
+            judgement.fail(
+                f"dead letters at {look.when}",
+                f"the idle probe reported {look.reported} dead letters at {look.when}, but the "
+                f"stack listed {look.listed}",
+                expected=look.listed,
+                actual=look.reported,
+            )
+    return judgement
+
+
 def _summary(item: dict[str, Any]) -> str:
     """A line about a dead letter from the fields stacks commonly give one."""
     parts = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,6 +21,7 @@ class SystemsView:
         snapshots: dict[str, dict[str, Any]],
         journals: dict[str, list[dict[str, Any]]] | None = None,
         dead_letters: list[dict[str, Any]] | None = None,
+        dead_counts: Sequence[Any] = (),
     ) -> None:
         self.snapshots = snapshots
         self.journals = journals or {}
@@ -27,6 +29,9 @@ class SystemsView:
         # or the stack has no such route). The one thing oracles read from the stack itself,
         # through its documented contract, never its internals.
         self.dead_letters = dead_letters
+        # Beside each listing, the dead-letter count the stack's idle probe reported (objects
+        # with ``when``, ``listed`` and ``reported``; empty when the probe reports none).
+        self.dead_counts = list(dead_counts)
         erp, wms, carrier = snapshots["erp"], snapshots["wms"], snapshots["carrier"]
         self.erp_orders = {o["id"]: o for o in items(erp.get("orders"))}
         self.erp_stock: dict[str, int] = dict(erp.get("stock", {}))
