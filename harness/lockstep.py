@@ -22,7 +22,8 @@ Watchdogs (wall clock): a request in flight at a simulator for longer than
 ``request_watchdog_s`` is named in the notes and no longer waited for (``harness.driving``);
 a step that cannot get quiet within ``stall_timeout_s`` says in one note what held it (requests
 in flight, deliveries on the wire or queued, the stack's probe saying busy, a stack that kept
-calling) and goes on.
+calling) and goes on. A probe that said busy through a whole watchdog with nothing on the
+wire is not asked again: it cannot become idle, and the run goes on as for a stack without one.
 """
 
 from __future__ import annotations
@@ -369,8 +370,15 @@ class Lockstep(Driver):
             reasons.append("the stack kept calling the simulators (no settle window was silent)")
         return "; ".join(reasons) or "nothing the harness can name"
 
+    def _probe_stuck(self, started_mark: int) -> bool:
+        """A probe that said busy through a whole watchdog with the simulators quiet and not
+        one exchange on the wire: nothing the stack does can ever make it idle. Kept, it would
+        cost a watchdog per step (a day of hours); a busy stack that waits on a retry timer is
+        told apart earlier (``BUSY_BUT_WAITING_S``)."""
+        return self._last_idle is Idle.NO and self._sims_quiet() and self._mark() == started_mark
+
     async def wait_quiet(self) -> None:
-        started = time.monotonic()
+        started, started_mark = time.monotonic(), self._mark()
         pause = 0.0005
         self._last_idle, self._kept_calling = None, False
         while True:
@@ -380,6 +388,14 @@ class Lockstep(Driver):
                     f"not quiet within the step watchdog ({self.stall_timeout_s:g} s wall) at "
                     f"{moment(self.clock.now())}: {self._what_holds()}; advanced anyway"
                 )
+                if self._probe_stuck(started_mark):
+                    self.probe.distrust()
+                    self.stalls.append(
+                        f"the stack's probe (GET {self.probe.idle_path}) said busy for a whole "
+                        f"step watchdog while nothing crossed the wire: from "
+                        f"{moment(self.clock.now())} on, quiet is judged without it, as for a "
+                        f"stack with no probe"
+                    )
                 return
             if not self._sims_quiet():
                 if self.let_go_of_stuck_requests(self.clock.now()) and self._sims_quiet():
@@ -401,8 +417,9 @@ class Lockstep(Driver):
                     and self.watch.waiting(self.clock.now()) is not None
                 ):
                     return  # busy by its probe, nothing but refusals, a retry due: a timer
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.005)
+                if not self.probe.held:  # a long-poll already waited for it
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.005)
                 continue
             if state is Idle.DOWN:
                 self.stack_down = True

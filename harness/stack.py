@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -24,6 +25,10 @@ import orjson
 
 REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
 HEALTH_PATH = "/_stack/health"  # the route a stack answers once it is ready (`run --health-path`)
+# The idle probe is asked with ?wait_ms=: a stack may hold a busy answer that long and answer
+# the moment it goes idle (one request instead of ask-sleep-ask); one that ignores it answers
+# at once, and one that refuses the parameter (400, 422) is asked without it from then on.
+LONG_POLL_MS = 50
 
 
 class StackError(Exception):
@@ -174,6 +179,8 @@ class StackProbe:
         self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
         self.reports_scheduled = False  # its probe says how much it holds for timers
         self.process: ProcessWatch | None = None  # set when the harness launched the stack
+        self.long_poll = True  # ask with ?wait_ms= until the stack shows it refuses the query
+        self.held = False  # the last busy answer was held for a long-poll: no need to sleep
 
     def _client(self) -> aiohttp.ClientSession:
         """Made on first use, inside the running loop (aiohttp binds sessions to it)."""
@@ -183,8 +190,8 @@ class StackProbe:
             )
         return self._session
 
-    async def _get(self, path: str) -> tuple[int, bytes]:
-        async with self._client().get(path) as response:
+    async def _get(self, path: str, params: dict[str, int] | None = None) -> tuple[int, bytes]:
+        async with self._client().get(path, params=params) as response:
             return response.status, await response.read()
 
     async def wait_ready(self, timeout_s: float, process: Launched | None = None) -> None:
@@ -210,13 +217,27 @@ class StackProbe:
             f"(GET {self.health_path}: {last})"
         )
 
+    def distrust(self) -> None:
+        """Stop asking the probe: it said busy while nothing happened for a whole step
+        watchdog, so quiet is judged as for a stack without one (silence, process rest)."""
+        self.has_probe = False
+        self.scheduled, self.reports_scheduled = 0, False
+
     async def idle(self) -> Idle:
         if not self.has_probe:
             return Idle.UNKNOWN
+        asked = time.monotonic()
         try:
-            status, body = await self._get(self.idle_path)
+            if self.long_poll:
+                status, body = await self._get(self.idle_path, {"wait_ms": LONG_POLL_MS})
+                if status in (400, 422):  # a strict stack refusing the unknown query parameter
+                    self.long_poll = False
+            if not self.long_poll:
+                status, body = await self._get(self.idle_path)
         except (aiohttp.ClientError, TimeoutError):
             return Idle.DOWN
+        # a stack that ignores wait_ms answers at once; one that honours it held a busy answer
+        self.held = self.long_poll and time.monotonic() - asked >= LONG_POLL_MS / 2000
         if status == 404:
             self.has_probe = False
             return Idle.UNKNOWN

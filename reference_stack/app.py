@@ -51,6 +51,19 @@ def error(http_status: int, code: str, message: str, **details: Any) -> Response
 
 # No vendor event comes near this; a bigger body is refused unread (and never parsed).
 MAX_EVENT_BYTES = 1024 * 1024
+MAX_IDLE_WAIT_MS = 1000  # the longest an idle probe may be held (``?wait_ms=``)
+
+
+def _wait_s(raw: str | None) -> float:
+    """The idle probe's long-poll wait, in seconds: ``wait_ms`` clamped to 0..1000; a value
+    that is not a number means no wait (the probe's answer never depends on it)."""
+    try:
+        wait_ms = float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+    if wait_ms != wait_ms:  # NaN
+        return 0.0
+    return min(max(wait_ms, 0.0), MAX_IDLE_WAIT_MS) / 1000
 
 
 def too_large() -> Response:
@@ -186,7 +199,7 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         return respond({"status": "starting"}, 503)
 
     async def idle(request: Request) -> Response:
-        return respond(stack.idle())
+        return respond(await stack.idle_within(_wait_s(request.query_params.get("wait_ms"))))
 
     async def dead_letters(request: Request) -> Response:
         return respond({"items": [job.public() for job in stack.store.dead_jobs()]})

@@ -3,11 +3,13 @@
 An event is committed to the inbox first (so a crash cannot lose an acknowledged event), then
 handled at once, inside the webhook request, in the transaction that marks it processed. So
 by the time a simulator sees its delivery acknowledged, the jobs it calls for are already
-counted as due in the idle probe.
+counted as due in the idle probe. The probe may be long-polled (``?wait_ms=``): a busy stack
+answers the moment it goes idle, or when the wait is over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -44,6 +46,8 @@ class Stack:
         )
         self.inbox = 0  # events received and not yet turned into jobs
         self.subscribed = False
+        self._idle_waiters: list[asyncio.Future[None]] = []  # long-polls of the idle probe
+        self.worker.on_change = self._wake_idle_waiters
 
     async def start(self) -> None:
         """Resume open jobs and any event a previous run received but did not handle."""
@@ -90,12 +94,40 @@ class Stack:
             self.store.mark_processed(event.id, error=f"{type(exc).__name__}: {exc}")
         self.inbox -= 1
         self.worker.add(jobs)
+        self._wake_idle_waiters()
+
+    def is_idle(self) -> bool:
+        w = self.worker
+        return w.running == 0 and w.due == 0 and self.inbox == 0
+
+    async def idle_within(self, wait_s: float) -> dict[str, Any]:
+        """The idle answer, held up to ``wait_s`` while busy and given the moment the stack
+        goes idle (the probe's long-poll): one request where the harness would otherwise
+        ask, sleep and ask again."""
+        if wait_s > 0 and not self.is_idle():
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, wait_s)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in self._idle_waiters:
+                    self._idle_waiters.remove(waiter)
+        return self.idle()
+
+    def _wake_idle_waiters(self) -> None:
+        if self._idle_waiters and self.is_idle():
+            for waiter in self._idle_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._idle_waiters.clear()
 
     def idle(self) -> dict[str, Any]:
         """Cheap: in-memory counters only (the harness reads this after every lockstep step)."""
         w = self.worker
         return {
-            "idle": w.running == 0 and w.due == 0 and self.inbox == 0,
+            "idle": self.is_idle(),
             "inbox": self.inbox,
             "running": w.running,
             "due": w.due,

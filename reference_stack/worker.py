@@ -74,6 +74,7 @@ class Worker:
         self.running = 0
         self.due = 0
         self.scheduled = 0
+        self.on_change: Callable[[], None] | None = None  # told after the counters move
         self._lanes: dict[str, Lane] = {}
         self._ready: asyncio.Queue[Lane] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -222,6 +223,8 @@ class Worker:
             self.due += sign * waiting
         else:
             self.scheduled += sign * waiting
+        if self.on_change is not None:
+            self.on_change()
 
 
 def replay_key(job: Job) -> str:

@@ -468,9 +468,9 @@ async def test_cancelled_after_creation_cancels_the_fulfilment_order(sut: Sut) -
 
 
 async def test_cancelled_before_the_create_ran_sends_nothing_more_to_the_wms(sut: Sut) -> None:
-    sut.routes["create"].respond(503, headers={"Retry-After": "0.01"})
+    sut.routes["create"].respond(503, headers={"Retry-After": "1"})
     await sut.deliver("erp", "order.released", ORDER)
-    await sut.wait_until_scheduled(1)  # the first attempt failed; the retry is 10 ms away
+    await sut.wait_until_scheduled(1)  # the first attempt failed; the retry is 1 s away
     await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
     await sut.settle()
     assert len(sut.requests("create")) == 1  # no retry once cancelled
@@ -682,3 +682,24 @@ async def test_a_label_refused_for_an_address_the_customer_then_changed_is_no_de
     assert (await sut.client.get("/_stack/dead-letters")).json()["items"] == []
     jobs = (await sut.client.get("/_stack/orders/SO-000001")).json()["jobs"]
     assert [j["status"] for j in jobs if j["kind"] == "buy_label"] == ["superseded", "done"]
+
+
+async def test_the_idle_probe_long_polls_a_busy_stack_until_it_goes_idle(sut):
+    on_the_wire, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow_create(request: httpx.Request) -> httpx.Response:
+        on_the_wire.set()
+        await gate.wait()
+        return httpx.Response(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
+
+    sut.routes["create"].side_effect = slow_create
+    await sut.deliver("erp", "order.released", ORDER)
+    await asyncio.wait_for(on_the_wire.wait(), 5)
+    # a wait that is not a number, or none, is answered at once: busy
+    for params in ({}, {"wait_ms": "soon"}, {"wait_ms": "0"}):
+        assert (await sut.client.get("/_stack/idle", params=params)).json()["idle"] is False
+    held = asyncio.create_task(sut.client.get("/_stack/idle", params={"wait_ms": "1000"}))
+    await asyncio.sleep(0.01)
+    assert not held.done()  # held while the create is on the wire
+    gate.set()
+    assert (await asyncio.wait_for(held, 5)).json()["idle"] is True

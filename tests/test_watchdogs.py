@@ -29,7 +29,7 @@ from harness.clock import LockstepClock
 from harness.lockstep import Lockstep
 from harness.pytest_plugin import _seconds
 from harness.runner import ConfigError, RunConfig, run
-from harness.stack import StackProbe
+from harness.stack import Idle, StackProbe
 from simulators.common.clock import DEFAULT_EPOCH
 from simulators.common.faults import Fault
 from simulators.common.simulator import Simulator
@@ -282,6 +282,29 @@ async def test_a_step_held_by_a_busy_probe_says_so():
     )
 
 
+async def test_a_probe_busy_with_nothing_on_the_wire_costs_one_watchdog_not_one_per_step():
+    clock = LockstepClock(DEFAULT_EPOCH)
+    sim = simulators.build("tms", clock)
+    env, log = simpy.Environment(), []
+    world_events(env, [100.0, 200.0, 300.0], log)
+    async with serving(Probe(busy=True).app) as stack:
+        probe = StackProbe(stack, "/_stack/idle")
+        driver = Lockstep(
+            env, clock, [sim], probe, horizon_s=1_000, settle_s=0.01, stall_timeout_s=0.3
+        )
+        await asyncio.wait_for(driver.run(), 10)
+        await probe.close()
+    assert log == [100.0, 200.0, 300.0]
+    assert len(driver.stalls) == 2, driver.stalls
+    assert driver.stalls[0].startswith("not quiet within the step watchdog (0.3 s wall)")
+    assert driver.stalls[1] == (
+        "the stack's probe (GET /_stack/idle) said busy for a whole step watchdog while "
+        "nothing crossed the wire: from 00:00:00 (day 0) on, quiet is judged without it, as "
+        "for a stack with no probe"
+    )
+    assert not probe.has_probe
+
+
 # -- a whole run -------------------------------------------------------------------------------
 TINY_DAY = """
 name: tiny_day
@@ -388,3 +411,42 @@ def test_max_wall_is_checked_before_anything_starts(tmp_path, capsys):
     for bad in ("0", "-1", "soon", "nan"):
         with pytest.raises(ConfigError):
             _seconds(bad)
+
+
+# -- the probe's long-poll ---------------------------------------------------------------------
+async def test_the_probe_is_long_polled_and_asked_plainly_by_a_stack_that_refuses_the_query():
+    asked: list[dict[str, str]] = []
+
+    async def strict_idle(request: Request) -> JSONResponse:
+        asked.append(dict(request.query_params))
+        if request.query_params:
+            return JSONResponse({"error": "unknown query parameter"}, status_code=400)
+        return JSONResponse({"idle": False})
+
+    async with serving(Starlette(routes=[Route("/_stack/idle", strict_idle)])) as stack:
+        probe = StackProbe(stack, "/_stack/idle")
+        assert await probe.idle() is Idle.NO
+        assert await probe.idle() is Idle.NO
+        await probe.close()
+    assert asked == [{"wait_ms": "50"}, {}, {}]
+    assert not probe.long_poll and not probe.held
+
+
+async def test_a_probe_that_ignores_the_wait_is_not_taken_for_a_held_one():
+    async with serving(Probe(busy=True).app) as stack:
+        probe = StackProbe(stack, "/_stack/idle")
+        assert await probe.idle() is Idle.NO
+        await probe.close()
+    assert probe.long_poll and not probe.held
+
+
+async def test_a_busy_answer_held_for_the_wait_is_known_as_held():
+    async def holding_idle(request: Request) -> JSONResponse:
+        await asyncio.sleep(int(request.query_params["wait_ms"]) / 1000)
+        return JSONResponse({"idle": False})
+
+    async with serving(Starlette(routes=[Route("/_stack/idle", holding_idle)])) as stack:
+        probe = StackProbe(stack, "/_stack/idle")
+        assert await probe.idle() is Idle.NO
+        await probe.close()
+    assert probe.held
