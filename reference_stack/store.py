@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     correlation_id TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
+    throttles INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
     last_status INTEGER,
@@ -113,6 +114,7 @@ class Job:
     correlation_id: str
     status: str = PENDING
     attempts: int = 0
+    throttles: int = 0  # of the attempts, those a vendor throttled (429 with Retry-After)
     next_attempt_at: float = 0.0
     last_error: str | None = None
     last_status: int | None = None
@@ -249,23 +251,27 @@ class Store:
         http_status: int | None = None,
         response: Any = None,
         next_attempt_at: float | None = None,
+        throttled: bool = False,
     ) -> None:
         """Record an attempt's end: done, dead, or pending again until ``next_attempt_at``
-        (or superseded: a dead letter the stack itself made obsolete)."""
+        (or superseded: a dead letter the stack itself made obsolete); ``throttled``: the
+        vendor throttled it."""
         self.dead += (status == DEAD) - (job.status == DEAD)
+        job.throttles += throttled
         job.status, job.last_error, job.last_status = status, error, http_status
         job.last_response = response
         if next_attempt_at is not None:
             job.next_attempt_at = next_attempt_at
         self._db.execute(
             "UPDATE jobs SET status = ?, last_error = ?, last_status = ?, last_response = ?,"
-            " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+            " next_attempt_at = ?, throttles = ?, updated_at = ? WHERE id = ?",
             (
                 status,
                 error,
                 http_status,
                 None if response is None else orjson.dumps(response).decode(),
                 job.next_attempt_at,
+                job.throttles,
                 time.time(),
                 job.id,
             ),
@@ -274,11 +280,11 @@ class Store:
     def replay_job(self, job: Job, send_key: str) -> None:
         """A dead job back to pending with a fresh attempt budget."""
         self.dead -= job.status == DEAD
-        job.status, job.attempts, job.send_key = PENDING, 0, send_key
+        job.status, job.attempts, job.throttles, job.send_key = PENDING, 0, 0, send_key
         job.next_attempt_at = time.time()
         self._db.execute(
-            "UPDATE jobs SET status = ?, attempts = 0, send_key = ?, next_attempt_at = ?,"
-            " updated_at = ? WHERE id = ?",
+            "UPDATE jobs SET status = ?, attempts = 0, throttles = 0, send_key = ?,"
+            " next_attempt_at = ?, updated_at = ? WHERE id = ?",
             (PENDING, send_key, job.next_attempt_at, job.next_attempt_at, job.id),
         )
 
@@ -386,6 +392,7 @@ def _job(row: sqlite3.Row) -> Job:
         correlation_id=row["correlation_id"],
         status=row["status"],
         attempts=row["attempts"],
+        throttles=row["throttles"],
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
         last_status=row["last_status"],

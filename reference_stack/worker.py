@@ -154,14 +154,18 @@ class Worker:
         outcome = completion.outcome
         started: list[Job] = []
         next_attempt_at = None
+        throttled = outcome.status == 429 and outcome.retry_after is not None
         with self.store.transaction():
             if outcome.succeeded:
                 status = DONE
                 if completion.record is not None:
                     started = completion.record()
-            elif outcome.verdict is Verdict.RETRY and job.attempts < self._attempts_for(outcome):
+            elif outcome.verdict is Verdict.RETRY and self._may_retry(job, throttled):
                 status = PENDING
-                next_attempt_at = time.time() + self.retry_delay(job.attempts, outcome.retry_after)
+                failures = job.attempts - job.throttles - throttled
+                next_attempt_at = time.time() + self.retry_delay(
+                    max(failures, 1), outcome.retry_after
+                )
             else:
                 status = DEAD
             self.store.settle_job(
@@ -171,6 +175,7 @@ class Worker:
                 http_status=outcome.status,
                 response=outcome.body,
                 next_attempt_at=next_attempt_at,
+                throttled=throttled,
             )
         if job.status == DEAD:
             log.warning(
@@ -178,12 +183,14 @@ class Worker:
             )
         return started
 
-    def _attempts_for(self, outcome: Outcome) -> int:
+    def _may_retry(self, job: Job, throttled: bool) -> bool:
         """A vendor that throttles (429 with Retry-After) said when to come back: that is
-        waiting our turn, not failing, so it buys more attempts before a job is given up."""
-        if outcome.status == 429 and outcome.retry_after is not None:
-            return self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
-        return self.max_attempts
+        waiting our turn, not failing. Throttles have their own, larger budget and never use
+        up the failures' (a job throttled through a storm and then refused 503 by a vendor
+        that fell over still has all its retries)."""
+        if throttled:
+            return job.throttles + 1 < self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
+        return job.attempts - job.throttles < self.max_attempts
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
         """Retry-After when the vendor sent one; else exponential backoff with jitter, capped."""

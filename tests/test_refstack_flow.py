@@ -703,3 +703,27 @@ async def test_the_idle_probe_long_polls_a_busy_stack_until_it_goes_idle(sut):
     assert not held.done()  # held while the create is on the wire
     gate.set()
     assert (await asyncio.wait_for(held, 5)).json()["idle"] is True
+
+
+async def test_throttles_do_not_use_up_the_retries_a_vendor_outage_needs(sut: Sut) -> None:
+    # max_attempts is 4 here: six throttles, then the vendor falls over, then it is back
+    throttled = httpx.Response(429, headers={"Retry-After": "0.001"}, json={"error": {}})
+    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
+    created = httpx.Response(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
+    sut.routes["create"].side_effect = [throttled] * 6 + [down] * 3 + [created]
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.settle()
+    order = (await sut.client.get("/_stack/orders/SO-000001")).json()
+    assert [(job["status"], job["attempts"], job["throttles"]) for job in order["jobs"]] == [
+        ("done", 10, 6)
+    ]
+
+
+async def test_a_job_failing_past_its_budget_is_dead_whatever_it_was_throttled(sut: Sut) -> None:
+    throttled = httpx.Response(429, headers={"Retry-After": "0.001"}, json={"error": {}})
+    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
+    sut.routes["create"].side_effect = [throttled] * 2 + [down] * 10
+    await sut.deliver("erp", "order.released", ORDER)
+    probe = await sut.settle()
+    assert probe["dead"] == 1
+    assert len(sut.requests("create")) == 6  # two throttles, then four failures: the budget
