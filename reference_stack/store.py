@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS orders (
     ship_to TEXT
 );
 
+CREATE TABLE IF NOT EXISTS items (
+    sku TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    each_per_case INTEGER NOT NULL,
+    synced_version INTEGER NOT NULL DEFAULT 0
+);
+
 CREATE TABLE IF NOT EXISTS tracking (
     tracking_number TEXT PRIMARY KEY,
     order_ref TEXT NOT NULL
@@ -360,6 +367,30 @@ class Store:
         columns = ", ".join(f"{name} = ?" for name in values)
         self._db.execute(
             f"UPDATE orders SET {columns} WHERE order_ref = ?", (*values.values(), order_ref)
+        )
+
+    # -- items ---------------------------------------------------------------------------
+    def note_item(self, sku: str, version: int, each_per_case: int) -> None:
+        """Remember the newest version of an item heard of (a case size never changes)."""
+        self._db.execute(
+            "INSERT INTO items (sku, version, each_per_case) VALUES (?, ?, ?)"
+            " ON CONFLICT (sku) DO UPDATE SET version = MAX(version, excluded.version),"
+            " each_per_case = excluded.each_per_case",
+            (sku, version, each_per_case),
+        )
+
+    def each_per_case(self, sku: str) -> int | None:
+        row = self._db.execute("SELECT each_per_case FROM items WHERE sku = ?", (sku,)).fetchone()
+        return row[0] if row else None
+
+    def synced_version(self, sku: str) -> int:
+        row = self._db.execute("SELECT synced_version FROM items WHERE sku = ?", (sku,)).fetchone()
+        return row[0] if row else 0
+
+    def item_synced(self, sku: str, version: int) -> None:
+        self._db.execute(
+            "UPDATE items SET synced_version = MAX(synced_version, ?) WHERE sku = ?",
+            (version, sku),
         )
 
     def index_tracking(self, tracking_number: str, order_ref: str) -> None:

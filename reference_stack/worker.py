@@ -178,9 +178,12 @@ class Worker:
         return started
 
     def _attempts_for(self, outcome: Outcome) -> int:
-        """A vendor that throttles (429 with Retry-After) said when to come back: that is
-        waiting our turn, not failing, so it buys more attempts before a job is given up."""
+        """A vendor that throttles (429 with Retry-After) said when to come back, and a WMS
+        that does not hold an order's item yet will once the item arrives: that is waiting
+        our turn, not failing, so it buys more attempts before a job is given up."""
         if outcome.status == 429 and outcome.retry_after is not None:
+            return self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
+        if outcome.status == 422:  # a refusal retried is master data in flight: waiting too
             return self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
         return self.max_attempts
 
