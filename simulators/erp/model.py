@@ -570,6 +570,10 @@ class ErpModel(SimModel):
         item.uom, item.each_per_case = uom, each_per_case
         return item
 
+    def ensure_item(self, sku: str) -> Item:
+        """The item of a SKU, loaded as the cutover would if the master lacks it."""
+        return self.items.setdefault(sku, self._loaded(sku))
+
     def _loaded(self, sku: str) -> Item:
         now = self.now()
         return Item(sku, f"Article {sku}", "EA", 1, DEFAULT_WEIGHT_KG, True, 1, now, now)

@@ -272,6 +272,10 @@ class WmsModel(SimModel):
         """The cutover's load of a catalogue item's case size (no call, no event)."""
         self.items[sku]["each_per_case"] = each_per_case
 
+    def ensure_item(self, sku: str) -> dict[str, Any]:
+        """The registry's item of a SKU, loaded as the cutover would if it lacks it."""
+        return self.items.setdefault(sku, self._stub(sku))
+
     def _stub(self, sku: str) -> dict[str, Any]:
         """An item as the cutover loaded it (the ERP's defaults: docs/choreography.md)."""
         return {
