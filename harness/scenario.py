@@ -374,6 +374,31 @@ class Returns(Section):
     """How each returned unit is graded."""
 
 
+class MasterData(Section):
+    """The item master during the day: items sold in cases, new SKUs the product team
+    launches (with orders right behind them) and edits to existing items. The ERP owns the
+    master; the stack carries it to the WMS. All zero: the catalogue as loaded at cutover."""
+
+    case_share: Rate = 0.0
+    """Share of catalogue items (and of new ones) sold in cases; the others sell eaches."""
+    each_per_case: Annotated[
+        list[Annotated[int, Field(ge=2, le=1_000)]], Field(min_length=1, max_length=20)
+    ] = [6, 12, 24]
+    """Case sizes a case item is drawn from (eaches per case)."""
+    new_items_per_day: Annotated[int, Field(ge=0, le=10_000)] = 0
+    """New SKUs launched on the business day (the day the orders arrive), between
+    ``demand.open`` and ``demand.close``."""
+    new_item_stock: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    """Eaches of a new item's first delivery, in both books when it is launched."""
+    orders_per_new_item: Annotated[int, Field(ge=0, le=1_000)] = 2
+    """Orders placed for each new item, each ``first_order_after`` its launch."""
+    first_order_after: Delay = Delay(min_minutes=0, mean_minutes=5, max_minutes=60)
+    """From a new item's creation in the ERP to an order for it: short, so an order races
+    its item's way to the WMS."""
+    changes_per_day: Annotated[int, Field(ge=0, le=10_000)] = 0
+    """Edits to items on the business day (a new description or a re-weighed each)."""
+
+
 class ClockSettings(Strict):
     """How virtual time moves: lockstep for CI and replays, realtime for load and timers."""
 
@@ -489,6 +514,7 @@ class Scenario(Strict):
     carrier: Carrier = Carrier()
     stock: Stock = Stock()
     returns: Returns = Returns()
+    master_data: MasterData = MasterData()
     stack: Stack = Stack()
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()

@@ -83,6 +83,11 @@ KNOWN_FIELDS: dict[str, Answer] = {
         "inventory adjustment", "id sku delta reason reference on_hand posted_at"
     ),
     "goods_receipt": _answer("goods receipt", "id reference lines posted_at"),
+    "item": _answer(
+        "item",
+        "sku description uom each_per_case weight_kg active version created_at updated_at",
+    ),
+    "wms_item": _answer("WMS item", "sku description weight_kg active each_per_case updated_at"),
     "credit_memo": _answer(
         "credit memo", "id rma_id order_id receipt_id resolution lines total posted_at"
     ),
@@ -212,6 +217,20 @@ class Vendors:
             answer="fulfilment_order",
         )
 
+    async def put_item(
+        self, sku: str, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        """Upsert an item into the WMS registry: idempotent by nature (PUT)."""
+        return await self.request(
+            "wms",
+            "PUT",
+            f"/items/{sku}",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="wms_item",
+        )
+
     async def find_fulfilment_orders(self, order_ref: str, *, correlation_id: str) -> Outcome:
         return await self.request(
             "wms",
@@ -308,6 +327,11 @@ class Vendors:
             correlation_id=correlation_id,
             already_done=_code_is("already_issued"),
             answer="goods_issue",
+        )
+
+    async def item(self, sku: str, *, correlation_id: str) -> Outcome:
+        return await self.request(
+            "erp", "GET", f"/items/{sku}", correlation_id=correlation_id, answer="item"
         )
 
     async def sales_order(self, order_ref: str, *, correlation_id: str) -> Outcome:

@@ -27,6 +27,8 @@ NO_TENDER_FALLBACK = "no-tender-fallback"
 SERIAL_LABELS = "serial-labels"
 DOUBLE_CREDIT = "double-credit"
 RESTOCK_DAMAGED = "restock-damaged"
+EACHES_AS_CASES = "eaches-as-cases"
+UNKNOWN_ITEM_NOT_RETRIED = "unknown-item-not-retried"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -55,6 +57,10 @@ DESCRIPTIONS: dict[str, str] = {
     "return.received re-sent under a new id is credited again",
     RESTOCK_DAMAGED: "returned units are restocked in the ERP whatever their condition: damaged "
     "and scrapped units become available stock",
+    EACHES_AS_CASES: "the goods issue posts the picked eaches in the order line's unit: a case "
+    "line's eaches are posted as cases",
+    UNKNOWN_ITEM_NOT_RETRIED: "a WMS 422 unknown_item on order create is taken as final: an "
+    "order released before its item reached the WMS is never created",
 }
 
 # Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)

@@ -19,6 +19,7 @@ from reference_stack.config import SYSTEMS
 from reference_stack.defects import (
     DOUBLE_CREDIT,
     DOUBLE_GOODS_ISSUE,
+    EACHES_AS_CASES,
     ORDERED_QTY,
     RESTOCK_DAMAGED,
     STALE_EVENTS,
@@ -62,6 +63,15 @@ def issued_qty(order: Order, line: dict[str, Any], defects: Defects) -> int:
     if ORDERED_QTY in defects and picked is not None:
         return picked["picked_qty"] + picked["short_qty"]  # what the customer ordered
     return line["qty"]
+
+
+def issued_uom(store: Store, ref: str, line: dict[str, Any], defects: Defects) -> str:
+    """The unit a goods issue line is posted in: eaches, what the WMS picked."""
+    if EACHES_AS_CASES in defects:  # the ERP line's own unit, whatever was counted
+        job = store.job_by_key(steps.key(steps.CREATE_FO, ref))
+        uoms = (job.payload.get("uoms") or {}) if job is not None else {}
+        return str(uoms.get(str(line["line"]), "EA"))
+    return "EA"
 
 
 def restocked_qty(line: dict[str, Any], defects: Defects) -> int:
@@ -121,6 +131,14 @@ def order_updated(store: Store, event: Event, defects: Defects) -> list[Job]:
     return enqueue_once(store, spec, correlation(event, order), defects)
 
 
+def item_changed(store: Store, event: Event, defects: Defects) -> list[Job]:
+    """``item.created`` or ``item.changed``: carry the whole item to the WMS registry."""
+    data = event.data
+    store.note_item(data["sku"], int(data["version"]), int(data["each_per_case"]))
+    spec = steps.sync_item(data)
+    return enqueue_once(store, spec, correlation(event, ref=data["sku"]), defects)
+
+
 # -- WMS -------------------------------------------------------------------------------------
 def order_picked(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref, lines = event.data["order_ref"], event.data["lines"]
@@ -150,7 +168,14 @@ def order_shipped(store: Store, event: Event, defects: Defects) -> list[Job]:
     ref = data["order_ref"]
     order = _order(store, event, ref)
     body: dict[str, Any] = {
-        "lines": [{"line": x["line"], "qty": issued_qty(order, x, defects)} for x in data["lines"]],
+        "lines": [
+            {
+                "line": x["line"],
+                "qty": issued_qty(order, x, defects),
+                "uom": issued_uom(store, ref, x, defects),
+            }
+            for x in data["lines"]
+        ],
         "tracking_number": data["tracking_number"],
         "carrier": data["carrier"],
         "shipment_id": order.shipment_id,
@@ -205,6 +230,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("erp", "order.released"): order_released,
     ("erp", "order.cancelled"): order_cancelled,
     ("erp", "order.updated"): order_updated,
+    ("erp", "item.created"): item_changed,
+    ("erp", "item.changed"): item_changed,
     ("wms", "order.picked"): order_picked,
     ("wms", "order.packed"): order_packed,
     ("wms", "order.shipped"): order_shipped,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from reference_stack.clients import Outcome, Vendors, Verdict
@@ -25,6 +25,7 @@ from reference_stack.defects import (
     NO_TENDER_FALLBACK,
     SERIAL_LABELS,
     STALE_EVENTS,
+    UNKNOWN_ITEM_NOT_RETRIED,
 )
 from reference_stack.store import DEAD, SUPERSEDED, Job, Order, Store
 
@@ -40,6 +41,9 @@ FREIGHT_ACCRUAL = "freight_accrual"
 INVENTORY_ADJUSTMENT = "inventory_adjustment"
 GOODS_RECEIPT = "goods_receipt"
 RETURN_DISPOSITION = "return_disposition"
+SYNC_ITEM = "sync_item"
+# The WMS's refusals that mean master data still in flight: wait for the item, then retry.
+ITEM_IN_FLIGHT = frozenset({"unknown_item", "inactive_item"})
 
 # Idempotency keys name the business action: ``label-FO-000001`` is "the label of FO-000001",
 # whichever event, retry or restart asks for it.
@@ -56,6 +60,7 @@ KEY_PREFIX = {
     INVENTORY_ADJUSTMENT: "adjustment",
     GOODS_RECEIPT: "receipt",
     RETURN_DISPOSITION: "disposition",
+    SYNC_ITEM: "wms-item",
 }
 
 # Steps that push an order towards shipping: none of them runs once the order is cancelled.
@@ -100,6 +105,8 @@ class JobSpec(NamedTuple):
 
 # -- job constructors (used by the event handlers and by steps that start the next step) ----
 def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
+    """The body keeps each ERP line's unit (``uoms``); cases become eaches when it is sent,
+    once the item's case size is known (``Steps._in_eaches``)."""
     ref = order["id"]
     body = {
         "order_ref": ref,
@@ -107,7 +114,23 @@ def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
         "service_level": order["service_level"],
         "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in order["lines"]],
     }
-    return JobSpec(CREATE_FO, ref, key(CREATE_FO, ref), {"order_ref": ref, "body": body})
+    uoms = {str(x["line"]): x.get("uom", "EA") for x in order["lines"]}
+    payload = {"order_ref": ref, "body": body, "uoms": uoms}
+    return JobSpec(CREATE_FO, ref, key(CREATE_FO, ref), payload)
+
+
+def sync_item(item: dict[str, Any]) -> JobSpec:
+    """Keyed by SKU and version: a duplicate event is one job; serialised on the SKU, so an
+    older version's job runs after (and skips behind) a newer one that ran first."""
+    sku, version = item["sku"], int(item["version"])
+    body = {
+        "description": item["description"],
+        "weight_kg": item["weight_kg"],
+        "active": item["active"],
+        "each_per_case": item["each_per_case"],
+    }
+    payload = {"sku": sku, "version": version, "body": body}
+    return JobSpec(SYNC_ITEM, f"item-{sku}", key(SYNC_ITEM, f"{sku}-v{version}"), payload)
 
 
 def cancel_fulfilment_order(order_ref: str) -> JobSpec:
@@ -271,6 +294,7 @@ class Steps:
             INVENTORY_ADJUSTMENT: self._inventory_adjustment,
             GOODS_RECEIPT: self._goods_receipt,
             RETURN_DISPOSITION: self._return_disposition,
+            SYNC_ITEM: self._sync_item,
         }
 
     async def run(self, job: Job) -> Completion:
@@ -300,15 +324,62 @@ class Steps:
         if found is not None and (not found.succeeded or found.body is not None):
             outcome = found
         else:
+            body = await self._in_eaches(job)
+            if isinstance(body, Outcome):
+                return Completion(body)  # the item's case size could not be read: retry
             outcome = await self.vendors.create_fulfilment_order(
-                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+                body, key=job.send_key, correlation_id=job.correlation_id
             )
+            outcome = self._item_in_flight(outcome)
         if NO_RETRY_WMS in self.defects and outcome.verdict is Verdict.RETRY:
             # fire and forget: the failure is logged with the job and the order is dropped
             return Completion(Outcome(Verdict.DONE, outcome.status, {"dropped": outcome.error}))
 
         def record() -> list[Job]:
             self.store.update_order(ref, fulfilment_order_id=outcome.body["id"])
+            return []
+
+        return Completion(outcome, record)
+
+    async def _in_eaches(self, job: Job) -> dict[str, Any] | Outcome:
+        """The WMS order's body with case lines in eaches (the WMS picks eaches only): the
+        case size from the item events kept, else read from the ERP's item master."""
+        body = job.payload["body"]
+        uoms = job.payload.get("uoms") or {}
+        lines = []
+        for line in body["lines"]:
+            qty = line["qty"]
+            if uoms.get(str(line["line"])) == "CS":
+                per_case = self.store.each_per_case(line["sku"])
+                if per_case is None:
+                    read = await self.vendors.item(line["sku"], correlation_id=job.correlation_id)
+                    if not read.succeeded:
+                        return replace(read, verdict=Verdict.RETRY)
+                    per_case = int(read.body["each_per_case"])
+                qty *= per_case
+            lines.append({**line, "qty": qty})
+        return {**body, "lines": lines}
+
+    def _item_in_flight(self, outcome: Outcome) -> Outcome:
+        """A 422 for an item the WMS does not hold (yet): master data in flight, so wait and
+        retry (the worker gives it a longer budget), unless the defect takes it as final."""
+        if outcome.status != 422 or UNKNOWN_ITEM_NOT_RETRIED in self.defects:
+            return outcome
+        error = outcome.body.get("error") if isinstance(outcome.body, dict) else None
+        if isinstance(error, dict) and error.get("code") in ITEM_IN_FLIGHT:
+            return replace(outcome, verdict=Verdict.RETRY)
+        return outcome
+
+    async def _sync_item(self, job: Job) -> Completion:
+        sku, version = job.payload["sku"], job.payload["version"]
+        if self.store.synced_version(sku) >= version:
+            return skipped(f"the WMS holds {sku} at a version not older than {version}")
+        outcome = await self.vendors.put_item(
+            sku, job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+        )
+
+        def record() -> list[Job]:
+            self.store.item_synced(sku, version)
             return []
 
         return Completion(outcome, record)

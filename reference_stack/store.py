@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     correlation_id TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
-    throttles INTEGER NOT NULL DEFAULT 0,
+    waits INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
     last_status INTEGER,
@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS orders (
     last_tracking_seq INTEGER,
     posted_tracking_seq INTEGER,
     ship_to TEXT
+);
+
+CREATE TABLE IF NOT EXISTS items (
+    sku TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    each_per_case INTEGER NOT NULL,
+    synced_version INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS tracking (
@@ -114,7 +121,7 @@ class Job:
     correlation_id: str
     status: str = PENDING
     attempts: int = 0
-    throttles: int = 0  # of the attempts, those a vendor throttled (429 with Retry-After)
+    waits: int = 0  # of the attempts, those told to wait their turn (throttled, item in flight)
     next_attempt_at: float = 0.0
     last_error: str | None = None
     last_status: int | None = None
@@ -251,27 +258,27 @@ class Store:
         http_status: int | None = None,
         response: Any = None,
         next_attempt_at: float | None = None,
-        throttled: bool = False,
+        waited: bool = False,
     ) -> None:
         """Record an attempt's end: done, dead, or pending again until ``next_attempt_at``
-        (or superseded: a dead letter the stack itself made obsolete); ``throttled``: the
-        vendor throttled it."""
+        (or superseded: a dead letter the stack itself made obsolete); ``waited``: the
+        attempt was told to wait its turn, not failed."""
         self.dead += (status == DEAD) - (job.status == DEAD)
-        job.throttles += throttled
+        job.waits += waited
         job.status, job.last_error, job.last_status = status, error, http_status
         job.last_response = response
         if next_attempt_at is not None:
             job.next_attempt_at = next_attempt_at
         self._db.execute(
             "UPDATE jobs SET status = ?, last_error = ?, last_status = ?, last_response = ?,"
-            " next_attempt_at = ?, throttles = ?, updated_at = ? WHERE id = ?",
+            " next_attempt_at = ?, waits = ?, updated_at = ? WHERE id = ?",
             (
                 status,
                 error,
                 http_status,
                 None if response is None else orjson.dumps(response).decode(),
                 job.next_attempt_at,
-                job.throttles,
+                job.waits,
                 time.time(),
                 job.id,
             ),
@@ -280,10 +287,10 @@ class Store:
     def replay_job(self, job: Job, send_key: str) -> None:
         """A dead job back to pending with a fresh attempt budget."""
         self.dead -= job.status == DEAD
-        job.status, job.attempts, job.throttles, job.send_key = PENDING, 0, 0, send_key
+        job.status, job.attempts, job.waits, job.send_key = PENDING, 0, 0, send_key
         job.next_attempt_at = time.time()
         self._db.execute(
-            "UPDATE jobs SET status = ?, attempts = 0, throttles = 0, send_key = ?,"
+            "UPDATE jobs SET status = ?, attempts = 0, waits = 0, send_key = ?,"
             " next_attempt_at = ?, updated_at = ? WHERE id = ?",
             (PENDING, send_key, job.next_attempt_at, job.next_attempt_at, job.id),
         )
@@ -368,6 +375,30 @@ class Store:
             f"UPDATE orders SET {columns} WHERE order_ref = ?", (*values.values(), order_ref)
         )
 
+    # -- items ---------------------------------------------------------------------------
+    def note_item(self, sku: str, version: int, each_per_case: int) -> None:
+        """Remember the newest version of an item heard of (a case size never changes)."""
+        self._db.execute(
+            "INSERT INTO items (sku, version, each_per_case) VALUES (?, ?, ?)"
+            " ON CONFLICT (sku) DO UPDATE SET version = MAX(version, excluded.version),"
+            " each_per_case = excluded.each_per_case",
+            (sku, version, each_per_case),
+        )
+
+    def each_per_case(self, sku: str) -> int | None:
+        row = self._db.execute("SELECT each_per_case FROM items WHERE sku = ?", (sku,)).fetchone()
+        return row[0] if row else None
+
+    def synced_version(self, sku: str) -> int:
+        row = self._db.execute("SELECT synced_version FROM items WHERE sku = ?", (sku,)).fetchone()
+        return row[0] if row else 0
+
+    def item_synced(self, sku: str, version: int) -> None:
+        self._db.execute(
+            "UPDATE items SET synced_version = MAX(synced_version, ?) WHERE sku = ?",
+            (version, sku),
+        )
+
     def index_tracking(self, tracking_number: str, order_ref: str) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO tracking (tracking_number, order_ref) VALUES (?, ?)",
@@ -392,7 +423,7 @@ def _job(row: sqlite3.Row) -> Job:
         correlation_id=row["correlation_id"],
         status=row["status"],
         attempts=row["attempts"],
-        throttles=row["throttles"],
+        waits=row["waits"],
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
         last_status=row["last_status"],

@@ -29,7 +29,7 @@ from reference_stack.defects import IGNORE_RETRY_AFTER
 from reference_stack.steps import Completion
 from reference_stack.store import DEAD, DONE, PENDING, Job, Store
 
-THROTTLED_ATTEMPTS_FACTOR = 5  # a job throttled with Retry-After gets this x the attempts
+WAITING_ATTEMPTS_FACTOR = 5  # waits (throttled, master data in flight): this x the attempts
 
 log = logging.getLogger("reference_stack.worker")
 
@@ -154,18 +154,16 @@ class Worker:
         outcome = completion.outcome
         started: list[Job] = []
         next_attempt_at = None
-        throttled = outcome.status == 429 and outcome.retry_after is not None
+        waiting = self._waiting(outcome)
         with self.store.transaction():
             if outcome.succeeded:
                 status = DONE
                 if completion.record is not None:
                     started = completion.record()
-            elif outcome.verdict is Verdict.RETRY and self._may_retry(job, throttled):
+            elif outcome.verdict is Verdict.RETRY and self._may_retry(job, waiting):
                 status = PENDING
-                failures = job.attempts - job.throttles - throttled
-                next_attempt_at = time.time() + self.retry_delay(
-                    max(failures, 1), outcome.retry_after
-                )
+                tries = job.waits + 1 if waiting else job.attempts - job.waits
+                next_attempt_at = time.time() + self.retry_delay(tries, outcome.retry_after)
             else:
                 status = DEAD
             self.store.settle_job(
@@ -175,7 +173,7 @@ class Worker:
                 http_status=outcome.status,
                 response=outcome.body,
                 next_attempt_at=next_attempt_at,
-                throttled=throttled,
+                waited=waiting,
             )
         if job.status == DEAD:
             log.warning(
@@ -183,14 +181,23 @@ class Worker:
             )
         return started
 
-    def _may_retry(self, job: Job, throttled: bool) -> bool:
-        """A vendor that throttles (429 with Retry-After) said when to come back: that is
-        waiting our turn, not failing. Throttles have their own, larger budget and never use
-        up the failures' (a job throttled through a storm and then refused 503 by a vendor
-        that fell over still has all its retries)."""
-        if throttled:
-            return job.throttles + 1 < self.max_attempts * THROTTLED_ATTEMPTS_FACTOR
-        return job.attempts - job.throttles < self.max_attempts
+    @staticmethod
+    def _waiting(outcome: Outcome) -> bool:
+        """A vendor that throttles (429 with Retry-After) said when to come back, and a WMS
+        that does not hold an order's item yet (a 422 retried: master data in flight) will once
+        the item arrives: waiting our turn, not failing."""
+        if outcome.verdict is not Verdict.RETRY:
+            return False
+        throttled = outcome.status == 429 and outcome.retry_after is not None
+        return throttled or outcome.status == 422
+
+    def _may_retry(self, job: Job, waiting: bool) -> bool:
+        """Waits have their own, larger budget and never use up the failures' (a job throttled
+        through a storm and then refused 503 by a vendor that fell over still has all its
+        retries)."""
+        if waiting:
+            return job.waits + 1 < self.max_attempts * WAITING_ATTEMPTS_FACTOR
+        return job.attempts - job.waits < self.max_attempts
 
     def retry_delay(self, attempts: int, retry_after: float | None) -> float:
         """Retry-After when the vendor sent one; else exponential backoff with jitter, capped."""

@@ -97,11 +97,37 @@ def stocked(model: Any, skus: list[str]) -> None:
     """SKUs an order names join the catalogue (with plenty on hand) if a state did not."""
     for sku in skus:
         model.stock.setdefault(sku, DEFAULT_STOCK)
+        model.ensure_item(sku)
 
 
 # -- ERP -------------------------------------------------------------------------------------
 def erp_on_hand(model: Any, p: Params) -> None:
     model.stock[p["sku"]] = p["qty"]
+    model.ensure_item(p["sku"])
+
+
+def erp_item(model: Any, p: Params) -> None:
+    """An item of the master as the cutover loaded it; params: uom, each_per_case."""
+    stocked(model, [p["sku"]])
+    if p.get("uom") == "CS":
+        model.cutover_item(p["sku"], "CS", int(p.get("each_per_case", 6)))
+
+
+def erp_item_created(model: Any, p: Params) -> None:
+    model.create_item(
+        p["sku"],
+        p.get("description", "Kettle, steel"),
+        p.get("uom", "CS"),
+        int(p.get("each_per_case", 6)),
+        float(p.get("weight_kg", 1.2)),
+        opening_stock=DEFAULT_STOCK,
+    )
+
+
+def erp_item_changed(model: Any, p: Params) -> None:
+    """Created (as ``erp_item_created``), then re-weighed: version 2 (item.changed)."""
+    erp_item_created(model, p)
+    model.change_item(p["sku"], weight_kg=float(p.get("new_weight_kg", 1.3)))
 
 
 def erp_open(model: Any, p: Params) -> None:
@@ -159,6 +185,12 @@ def erp_return_credited(model: Any, p: Params) -> None:
 # -- WMS -------------------------------------------------------------------------------------
 def wms_on_hand(model: Any, p: Params) -> None:
     model.stock[p["sku"]] = p["qty"]
+    model.ensure_item(p["sku"])
+
+
+def wms_no_item(model: Any, p: Params) -> None:
+    """The registry lacks the item (a new SKU not synchronised yet)."""
+    model.items.pop(p["sku"], None)
 
 
 def wms_accepted(model: Any, p: Params) -> None:
@@ -285,6 +317,22 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
     "erp": [
         ProviderState("SKU {sku} has {qty} on hand", erp_on_hand, "sets the ERP's stock"),
         ProviderState(
+            "item {sku} is in the item master",
+            erp_item,
+            "loaded at cutover (no event); params: uom (CS with each_per_case)",
+        ),
+        ProviderState(
+            "item {sku} is created",
+            erp_item_created,
+            "a new item (item.created); params: description, uom, each_per_case, weight_kg",
+        ),
+        ProviderState(
+            "item {sku} is changed",
+            erp_item_changed,
+            "created, then re-weighed to version 2 (item.changed); params as created, "
+            "new_weight_kg",
+        ),
+        ProviderState(
             "order {order_id} is open",
             erp_open,
             "an open sales order; params: sku, qty or lines, ship_to, service_level",
@@ -321,6 +369,9 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
     ],
     "wms": [
         ProviderState("SKU {sku} has {qty} on hand", wms_on_hand, "sets the WMS's stock"),
+        ProviderState(
+            "item {sku} is not in the registry", wms_no_item, "a SKU the WMS has not been told of"
+        ),
         ProviderState(
             "fulfilment order {fo_id} for {order_ref} is accepted",
             wms_accepted,

@@ -182,6 +182,8 @@ def test_bad_queries_get_vendor_error_bodies() -> None:
     refused(client.get("/events", params={"after": orders_token}), 422, "invalid_cursor")
     err = refused(client.get("/events", params={"types": "order.lost"}), 422, "unknown_event_type")
     assert err["details"]["known"] == [
+        "item.changed",
+        "item.created",
         "order.cancelled",
         "order.released",
         "order.updated",

@@ -67,7 +67,7 @@ def test_create_and_read_an_order(client: TestClient) -> None:
     order = create(client)
     assert order["id"] == "SO-000001"
     assert order["status"] == "open"
-    assert order["lines"][1] == {"line": 2, "sku": "B-200", "qty": 1}
+    assert order["lines"][1] == {"line": 2, "sku": "B-200", "qty": 1, "uom": "EA"}
     assert order["tracking_number"] is None
     assert client.get("/orders/SO-000001").json() == order
 

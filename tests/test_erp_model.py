@@ -55,8 +55,8 @@ def test_create_numbers_lines_and_opens(erp: ErpModel, clock: ManualClock) -> No
     assert so.id == "SO-000001"
     assert so.status == "open"
     assert so.lines == [
-        {"line": 1, "sku": "A-100", "qty": 3},
-        {"line": 2, "sku": "B-200", "qty": 1},
+        {"line": 1, "sku": "A-100", "qty": 3, "uom": "EA"},
+        {"line": 2, "sku": "B-200", "qty": 1, "uom": "EA"},
     ]
     assert so.created_at == "2026-11-23T00:01:30Z"
     assert so.status_history == [{"status": "open", "at": "2026-11-23T00:01:30Z"}]

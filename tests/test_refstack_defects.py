@@ -20,6 +20,7 @@ import respx
 from reference_stack import defects
 from reference_stack.config import Config, ConfigError
 from tests.test_refstack_flow import (
+    ITEM_DATA,
     LABEL,
     ORDER,
     PACKED,
@@ -451,3 +452,49 @@ def test_every_defect_has_a_test() -> None:
         if name.startswith("test_")
     }
     assert tested >= defects.NAMES
+
+
+# An order for a new item sold in cases of 6: 2 cases, 12 eaches.
+CASE_ORDER = {**ORDER, "lines": [{"line": 1, "sku": "N-1", "qty": 2, "uom": "CS"}]}
+CASE_SHIPPED = {**SHIPPED, "lines": [{"line": 1, "sku": "N-1", "qty": 12}]}
+
+
+@ON_OFF
+async def test_eaches_as_cases(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.EACHES_AS_CASES, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "item.created", {"sku": "N-1", **ITEM_DATA})
+        await sut.deliver("erp", "order.released", CASE_ORDER)
+        await sut.settle()
+        [created] = sut.requests("create")
+        assert body(created)["lines"] == [{"line": 1, "sku": "N-1", "qty": 12}]  # eaches
+        await sut.deliver("wms", "order.shipped", CASE_SHIPPED)
+        await sut.settle()
+        [posted] = sut.requests("issue")
+        uom = "CS" if defective else "EA"
+        assert body(posted)["lines"] == [{"line": 1, "qty": 12, "uom": uom}]
+
+
+@ON_OFF
+async def test_unknown_item_not_retried(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.UNKNOWN_ITEM_NOT_RETRIED, defective, tmp_path, router) as sut:
+        fo = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
+        sut.routes["create"].side_effect = [
+            vendor_error(422, "unknown_item"),
+            vendor_error(422, "unknown_item"),
+            httpx.Response(201, json=fo),
+        ]
+        await sut.deliver("erp", "order.released", CASE_ORDER)  # before its item.created
+        await sut.settle()
+        assert len(sut.requests("create")) == (1 if defective else 3)
+        known = (await order(sut))["order"]
+        assert known["fulfilment_order_id"] == (None if defective else "FO-000001")
+        letters = (await sut.client.get("/_stack/dead-letters")).json()["items"]
+        assert len(letters) == (1 if defective else 0)

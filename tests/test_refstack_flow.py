@@ -191,7 +191,21 @@ def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
         "dispose": router.post(f"{ERP}/returns/RMA-000001/disposition").respond(
             201, json={"id": "CM-000001"}
         ),
+        "put_item": router.put(url__regex=rf"{WMS}/items/.+").respond(200, json={"sku": "N-1"}),
+        "item": router.get(f"{ERP}/items/N-1").respond(200, json={"sku": "N-1", **ITEM_DATA}),
     }
+
+
+ITEM_DATA = {
+    "description": "Kettle",
+    "uom": "CS",
+    "each_per_case": 6,
+    "weight_kg": 1.2,
+    "active": True,
+    "version": 1,
+    "created_at": "2026-11-23T09:00:00Z",
+    "updated_at": "2026-11-23T09:00:00Z",
+}
 
 
 def make_config(db: Path) -> Config:
@@ -247,7 +261,13 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
     }
     assert subscriptions["erp"] == {
         "url": f"http://127.0.0.1:{PORT}/webhooks/erp",
-        "events": ["order.released", "order.cancelled", "order.updated"],
+        "events": [
+            "order.released",
+            "order.cancelled",
+            "order.updated",
+            "item.created",
+            "item.changed",
+        ],
         "secret": SECRET,
     }
     assert set(subscriptions["wms"]["events"]) == {
@@ -411,7 +431,7 @@ async def test_shipped_posts_the_goods_issue_with_the_picked_qty(sut: Sut) -> No
     await sut.ship_order()
     [issue] = sut.requests("issue")
     assert body(issue) == {
-        "lines": [{"line": 1, "qty": 2}, {"line": 2, "qty": 1}],
+        "lines": [{"line": 1, "qty": 2, "uom": "EA"}, {"line": 2, "qty": 1, "uom": "EA"}],
         "tracking_number": "PC000000001",
         "carrier": "parcelco",
         "shipment_id": "SH-000001",
@@ -714,7 +734,7 @@ async def test_throttles_do_not_use_up_the_retries_a_vendor_outage_needs(sut: Su
     await sut.deliver("erp", "order.released", ORDER)
     await sut.settle()
     order = (await sut.client.get("/_stack/orders/SO-000001")).json()
-    assert [(job["status"], job["attempts"], job["throttles"]) for job in order["jobs"]] == [
+    assert [(job["status"], job["attempts"], job["waits"]) for job in order["jobs"]] == [
         ("done", 10, 6)
     ]
 

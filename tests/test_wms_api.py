@@ -81,12 +81,15 @@ def test_create_read_and_list(client: TestClient) -> None:
     assert client.get("/fulfilment-orders", params={"order_ref": "SO-9"}).json() == {"items": []}
 
 
-def test_unknown_sku_is_a_vendor_422(client: TestClient) -> None:
-    body = {**ORDER, "lines": [{"line": 1, "sku": "Z-999", "qty": 1}]}
+def test_unknown_item_is_a_vendor_422_naming_sku_and_line(client: TestClient) -> None:
+    body = {
+        **ORDER,
+        "lines": [{"line": 1, "sku": "A-100", "qty": 1}, {"line": 2, "sku": "Z-999", "qty": 1}],
+    }
     response = client.post("/fulfilment-orders", json=body)
     assert response.status_code == 422
-    assert error(response)["code"] == "unknown_sku"
-    assert error(response)["details"] == {"skus": ["Z-999"]}
+    assert error(response)["code"] == "unknown_item"
+    assert error(response)["details"] == {"sku": "Z-999", "line": 2, "field": "lines.1.sku"}
 
 
 @pytest.mark.parametrize(
@@ -303,6 +306,7 @@ def test_state_and_reset(sim: Simulator, client: TestClient) -> None:
     assert state["stock"] == {"A-100": 7, "B-200": 5, "C-300": 4}
     assert client.post("/_sim/reset").status_code == 204
     state = client.get("/_sim/state").json()
+    assert sorted(state.pop("items")) == sorted(STOCK)  # the cutover's registry, C-300 gone
     assert state == {
         "orders": {},
         "by_ref": {},

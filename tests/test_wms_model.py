@@ -80,7 +80,7 @@ def test_duplicates_by_order_ref_are_kept_and_visible(wms: WmsModel) -> None:
 @pytest.mark.parametrize(
     ("lines", "code"),
     [
-        ([{"line": 1, "sku": "Z-999", "qty": 1}], "unknown_sku"),
+        ([{"line": 1, "sku": "Z-999", "qty": 1}], "unknown_item"),
         ([], "validation_failed"),
         ([{"line": 1, "sku": "A-100", "qty": 0}], "validation_failed"),
         (

@@ -102,7 +102,11 @@ def erp_orders(view: SystemsView) -> Iterator[Record]:
         )
 
 
-@document("erp.order_line", "a line of a released ERP order that was not cancelled")
+@document(
+    "erp.order_line",
+    "a line of a released ERP order that was not cancelled: qty in eaches (a case line "
+    "converted with the ERP's item master)",
+)
 def erp_order_lines(view: SystemsView) -> Iterator[Record]:
     for order in view.released_orders():
         if order["status"] == "cancelled":
@@ -110,7 +114,7 @@ def erp_order_lines(view: SystemsView) -> Iterator[Record]:
         for line in order["lines"]:
             yield Record(
                 (order["id"], line["line"]),
-                {"sku": line["sku"], "qty": line["qty"]},
+                {"sku": line["sku"], "qty": view.ordered_eaches(line)},
                 order["id"],
                 order.get("released_at"),
                 f"{order['id']} line {line['line']}",

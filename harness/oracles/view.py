@@ -52,6 +52,8 @@ class SystemsView:
         self.accruals_by_shipment: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for accrual in items(erp.get("accruals")):
             self.accruals_by_shipment[accrual["shipment_id"]].append(accrual)
+        self.erp_items = {i["sku"]: i for i in items(erp.get("items"))}
+        self.wms_items: dict[str, dict[str, Any]] = dict(wms.get("items") or {})
         tms = snapshots.get("tms") or {}
         self.tms_shipments = {s["id"]: s for s in items(tms.get("shipments"))}
 
@@ -86,6 +88,13 @@ class SystemsView:
             ref = label["shipment_ref"]
             by_order[self.order_of(ref) or ref].append(label)
         return by_order
+
+    def ordered_eaches(self, line: dict[str, Any]) -> int:
+        """An ERP order line's qty in eaches: a case line converts with the item master."""
+        item = self.erp_items.get(line["sku"])
+        if line.get("uom") == "CS" and item is not None:
+            return int(line["qty"]) * int(item["each_per_case"])
+        return int(line["qty"])
 
     def released_orders(self) -> list[dict[str, Any]]:
         """ERP orders that were released to fulfilment at some point."""

@@ -90,7 +90,9 @@ class Customers:
             "customer": customer,
             "ship_to": ship_to,
             "service_level": "express" if express else "standard",
-            "lines": [{"sku": sku, "qty": qty} for sku, qty in zip(skus, qtys, strict=True)],
+            "lines": [
+                world.product_team.line(sku, qty) for sku, qty in zip(skus, qtys, strict=True)
+            ],
         }
 
     def _day(self) -> Generator[Any, Any, None]:
@@ -135,6 +137,14 @@ class Customers:
             draws = Draws(world.seed, order_id, "moves")
             if draws.chance(demand.address_change_rate):
                 self._later(order_id, demand.address_change_after, "move", self.change_address)
+
+    def place_for_new_item(self, line: dict[str, Any], rank: int, draws: Draws) -> None:
+        """A customer orders a just-launched item (harness/world/masterdata.py)."""
+        customer, ship_to = self.people.customer(draws)
+        order = self.erp.create_order(customer, ship_to, "standard", [line])
+        self.numbers[order.id] = rank
+        self.world.counts["new_item_orders"] += 1
+        self._release(order.id, None)
 
     def place(self, order_id: str) -> int:
         """The order's place in the day's arrivals, which ranks it on the floor: its number,

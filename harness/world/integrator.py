@@ -113,6 +113,7 @@ class Integrator:
         self.tms, self.carrier = self.models["tms"], self.models["carrier"]
         self.orders: dict[str, _Order] = {}
         self.by_tracking: dict[str, str] = {}
+        self.item_versions: dict[str, int] = {}
         self._pending: deque[Step] = deque()
         self._draining = False
         self._rng = random.Random(self.seed)
@@ -128,6 +129,8 @@ class Integrator:
             "inventory.adjusted": self._adjusted,
             "receipt.confirmed": self._received,
             "return.received": self._returned,
+            "item.created": self._item,
+            "item.changed": self._item,
             # the stack's own follow-up steps, queued like events so perturbation reaches them
             "buy_label": self._buy_label,
             "attach_label": self._attach_label,
@@ -202,9 +205,30 @@ class Integrator:
         order = self._order(ref)
         if order.cancelled or order.fulfilment_order_id:
             return
-        lines = [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in data["lines"]]
+        lines = [
+            {"line": x["line"], "sku": x["sku"], "qty": self._eaches(x)} for x in data["lines"]
+        ]
         fo = self.wms.create_order(ref, data["ship_to"], data["service_level"], lines)
         order.fulfilment_order_id = fo.id
+
+    def _eaches(self, line: dict[str, Any]) -> int:
+        """The WMS picks eaches: a case line converts with the ERP's item master."""
+        if line.get("uom") == "CS":
+            return int(line["qty"]) * self.erp.item(line["sku"]).each_per_case
+        return int(line["qty"])
+
+    def _item(self, data: dict[str, Any]) -> None:
+        """Carry the ERP's item to the WMS registry, never an older version over a newer."""
+        if self.item_versions.get(data["sku"], 0) >= data["version"]:
+            return
+        self.item_versions[data["sku"]] = data["version"]
+        self.wms.put_item(
+            data["sku"],
+            data["description"],
+            data["weight_kg"],
+            data["active"],
+            data["each_per_case"],
+        )
 
     def _cancelled(self, data: dict[str, Any]) -> None:
         order = self._order(data["order_id"])

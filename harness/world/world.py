@@ -22,6 +22,7 @@ import simpy
 from harness.scenario import Scenario
 from harness.world.catalogue import Catalogue
 from harness.world.demand import Customers
+from harness.world.masterdata import ProductTeam
 from harness.world.parcels import Road
 from harness.world.returns import Returns
 from harness.world.script import Script
@@ -50,6 +51,7 @@ class World:
         self.shelves = Shelves(self)
         self.road = Road(self)
         self.returns = Returns(self)
+        self.product_team = ProductTeam(self)
         self.floor = Floor(self)
         self.customers = Customers(self)
         self.wms.observe(self._on_wms)
@@ -62,7 +64,12 @@ class World:
 
     def floor_needed(self) -> bool:
         """Is there, or will there be, work for pickers and packers?"""
-        return self.customers.arriving or bool(self.expected) or self.floor.on_floor > 0
+        return (
+            self.customers.arriving
+            or self.product_team.pending > 0
+            or bool(self.expected)
+            or self.floor.on_floor > 0
+        )
 
     def busy(self) -> bool:
         """Is any business still open: orders, parcels on the road (customer returns

@@ -20,7 +20,7 @@ from simulators.common.http import Endpoint, parse_body, resource, respond, set_
 from simulators.common.query import bad_query
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
-from simulators.erp.model import ORDER_STATUSES, ErpModel, SalesOrder
+from simulators.erp.model import ORDER_STATUSES, ErpModel, Item, SalesOrder
 
 # Strict: a vendor API refuses "3" or true where it documents an integer.
 Qty = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
@@ -36,6 +36,7 @@ MAX_LINES = 100
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1_000
 ORDER_FEED = "erp.orders"  # the feed the order list's page tokens belong to
+ITEM_FEED = "erp.items"  # the item list's page tokens
 
 
 class Customer(Body):
@@ -43,9 +44,13 @@ class Customer(Body):
     email: NonEmpty
 
 
+Uom = Literal["EA", "CS"]
+
+
 class OrderLineIn(Body):
     sku: Sku
     qty: Qty
+    uom: Uom = "EA"
 
 
 class CreateOrder(Body):
@@ -62,6 +67,7 @@ class ShipToChange(Body):
 class IssuedLine(Body):
     line: LineNumber
     qty: IssuedQty
+    uom: Uom = "EA"
 
 
 class GoodsIssueIn(Body):
@@ -150,6 +156,10 @@ def _status_filter(request: Request) -> str | None:
 
 def _change_key(order: SalesOrder) -> changes.Key:
     return (order.updated_at or order.created_at, order.id)
+
+
+def _item_change_key(item: Item) -> changes.Key:
+    return (item.updated_at, item.sku)
 
 
 class ErpHandlers:
@@ -269,6 +279,26 @@ class ErpHandlers:
         memo = self.model.dispose_return(rma.id, body.receipt_id, _dump_lines(body.lines))
         return respond(memo.to_dict(), 201)
 
+    async def list_items(self, request: Request) -> Response:
+        """The item master in change order, paged as the order list is."""
+        view = feed_view(request, self.model.clock)
+        query = changes.read_query(
+            request, ITEM_FEED, view, filters={}, default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT
+        )
+        page = changes.page(self.model.items.values(), _item_change_key, query, view, ITEM_FEED)
+        return respond(
+            {
+                "items": [changes.restamp(i.to_dict(), view, "updated_at") for i in page.items],
+                "next_page_token": page.next_token,
+                "has_more": page.has_more,
+            }
+        )
+
+    async def get_item(self, request: Request) -> Response:
+        sku: str = request.path_params["sku"]
+        set_ref(request, sku)
+        return respond(self.model.item(sku).to_dict())
+
     async def list_inventory(self, request: Request) -> Response:
         stock = self.model.stock
         return respond({"items": [{"sku": sku, "on_hand": n} for sku, n in stock.items()]})
@@ -299,6 +329,8 @@ def routes(sim: Simulator) -> list[Route]:
         "/returns": {"POST": idem(h.authorise_return)},
         "/returns/{rma_id}": {"GET": h.get_return},
         "/returns/{rma_id}/disposition": {"POST": idem(h.dispose_return)},
+        "/items": {"GET": h.list_items},
+        "/items/{sku}": {"GET": h.get_item},
         "/inventory": {"GET": h.list_inventory},
         "/inventory/{sku}": {"GET": h.get_inventory},
     }

@@ -26,6 +26,8 @@ RETURNABLE = ("shipped", "delivered")  # a customer returns what was issued to t
 RETURN_REASONS = ("changed_mind", "wrong_size", "defective", "damaged_in_transit")
 RESOLUTIONS = ("refund", "credit")  # money back, or store credit
 RMA_STATUSES = ("authorised", "partially_credited", "credited")
+UOMS = ("EA", "CS")  # each, case: the units an order line may be sold in
+DEFAULT_WEIGHT_KG = 0.4  # an item loaded at cutover without its own weight (the WMS's unit)
 
 
 def list_price(sku: str) -> Decimal:
@@ -227,6 +229,39 @@ class CreditMemo:
         }
 
 
+@dataclass(slots=True)
+class Item:
+    """One article of the item master. ``uom`` is the unit it is sold in; a case holds
+    ``each_per_case`` eaches, fixed for the item's life (a new case pack is a new SKU, as GS1
+    numbering has it), so a quantity converts the same way all day."""
+
+    sku: str
+    description: str
+    uom: str
+    each_per_case: int
+    weight_kg: float  # of one each
+    active: bool
+    version: int
+    created_at: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "description": self.description,
+            "uom": self.uom,
+            "each_per_case": self.each_per_case,
+            "weight_kg": self.weight_kg,
+            "active": self.active,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def eaches(self, qty: int, uom: str) -> int:
+        return qty * self.each_per_case if uom == "CS" else qty
+
+
 class ErpModel(SimModel):
     """The system of record: what was ordered, released, shipped, backordered and accrued."""
 
@@ -236,6 +271,8 @@ class ErpModel(SimModel):
         "order.cancelled",
         "order.updated",
         "return.authorised",
+        "item.created",
+        "item.changed",
     )
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
@@ -257,6 +294,8 @@ class ErpModel(SimModel):
         self.memo_by_receipt: dict[str, str] = {}  # WMS return receipt -> its credit memo
         prefixes = ("SO", "GI", "BO", "FA", "IA", "GR", "RMA", "CM")
         self._ids = {prefix: Ids(prefix) for prefix in prefixes}
+        # The catalogue was loaded before the day began (the cutover), each as an EA item.
+        self.items: dict[str, Item] = {sku: self._loaded(sku) for sku in self.stock}
 
     # -- reading -------------------------------------------------------------------------
     def order(self, order_id: str) -> SalesOrder:
@@ -264,6 +303,9 @@ class ErpModel(SimModel):
 
     def return_authorisation(self, rma_id: str) -> ReturnAuthorisation:
         return lookup(self.returns, "return authorisation", rma_id)
+
+    def item(self, sku: str) -> Item:
+        return lookup(self.items, "item", sku)
 
     def backorder(self, backorder_id: str) -> Backorder:
         return lookup(self.backorders, "backorder", backorder_id)
@@ -285,6 +327,7 @@ class ErpModel(SimModel):
             "receipts": [r.to_dict() for r in self.receipts.values()],
             "returns": [r.to_dict() for r in self.returns.values()],
             "credit_memos": [m.to_dict() for m in self.credit_memos.values()],
+            "items": [i.to_dict() for i in self.items.values()],
         }
 
     # -- sales orders --------------------------------------------------------------------
@@ -302,12 +345,14 @@ class ErpModel(SimModel):
             raise _invalid("lines", "an order needs at least one line")
         for index, line in enumerate(lines):
             self._require_sku(line["sku"], f"lines.{index}.sku")
+            self._require_sellable(line["sku"], line.get("uom", "EA"), f"lines.{index}")
             if line["qty"] < 1:
                 raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
         if order_id in self.orders:
             raise conflict("already_exists", f"order {order_id} already exists", id=order_id)
         numbered = [
-            {"line": n, "sku": line["sku"], "qty": line["qty"]} for n, line in enumerate(lines, 1)
+            {"line": n, "sku": line["sku"], "qty": line["qty"], "uom": line.get("uom", "EA")}
+            for n, line in enumerate(lines, 1)
         ]
         order = SalesOrder(
             order_id or self._ids["SO"].next(),
@@ -379,7 +424,8 @@ class ErpModel(SimModel):
                 goods_issue_id=order.goods_issues[0],
             )
         _require_status(order, ("released",), "goods can only be issued for a released order")
-        issued = _issued_per_line(order, lines)
+        eaches = self._in_eaches(order, lines)
+        issued = _issued_per_line(order, eaches, self._ordered_eaches(order))
         self._require_stock(order, issued)
         gi_lines = [
             {"line": line["line"], "sku": line["sku"], "qty": issued[line["line"]]}
@@ -468,6 +514,101 @@ class ErpModel(SimModel):
         receipt = GoodsReceipt(self._ids["GR"].next(), reference, received, self.now())
         self.receipts[receipt.id] = receipt
         return receipt
+
+    # -- item master ---------------------------------------------------------------------
+    def create_item(
+        self,
+        sku: str,
+        description: str,
+        uom: str = "EA",
+        each_per_case: int = 1,
+        weight_kg: float = DEFAULT_WEIGHT_KG,
+        *,
+        opening_stock: int = 0,
+    ) -> Item:
+        """A new article (the product team's); emits ``item.created`` with the whole item.
+        ``opening_stock`` is its first delivery, already in the book (docs/choreography.md)."""
+        if sku in self.items:
+            raise conflict("already_exists", f"item {sku} already exists", sku=sku)
+        _check_item(uom, each_per_case, weight_kg)
+        now = self.now()
+        item = Item(sku, description, uom, each_per_case, weight_kg, True, 1, now, now)
+        self.items[sku] = item
+        self.stock.setdefault(sku, opening_stock)
+        self.emit("item.created", item.to_dict(), sku)
+        self.notify("item_created", item)
+        return item
+
+    def change_item(
+        self,
+        sku: str,
+        *,
+        description: str | None = None,
+        weight_kg: float | None = None,
+        active: bool | None = None,
+    ) -> Item:
+        """Edit an article; its version grows and ``item.changed`` carries the whole item."""
+        item = self.item(sku)
+        if weight_kg is not None:
+            _check_item(item.uom, item.each_per_case, weight_kg)
+            item.weight_kg = weight_kg
+        if description is not None:
+            item.description = description
+        if active is not None:
+            item.active = active
+        item.version += 1
+        item.updated_at = self.now()
+        self.emit("item.changed", item.to_dict(), sku)
+        self.notify("item_changed", item)
+        return item
+
+    def cutover_item(self, sku: str, uom: str, each_per_case: int) -> Item:
+        """Set how a catalogue item is sold before the day starts, as the data migration of
+        a cutover does: no event (the WMS was loaded from the same file)."""
+        _check_item(uom, each_per_case, DEFAULT_WEIGHT_KG)
+        item = self.item(sku)
+        item.uom, item.each_per_case = uom, each_per_case
+        return item
+
+    def ensure_item(self, sku: str) -> Item:
+        """The item of a SKU, loaded as the cutover would if the master lacks it."""
+        return self.items.setdefault(sku, self._loaded(sku))
+
+    def _loaded(self, sku: str) -> Item:
+        now = self.now()
+        return Item(sku, f"Article {sku}", "EA", 1, DEFAULT_WEIGHT_KG, True, 1, now, now)
+
+    def _require_sellable(self, sku: str, uom: str, where: str) -> None:
+        item = self.items.get(sku)
+        if uom not in UOMS:
+            raise _invalid(f"{where}.uom", f"uom must be one of {', '.join(UOMS)}")
+        if item is not None and not item.active:
+            raise unprocessable(
+                "inactive_item", f"item {sku} is not active", field=f"{where}.sku", sku=sku
+            )
+
+    def _ordered_eaches(self, order: SalesOrder) -> dict[int, int]:
+        return {
+            line["line"]: self._eaches(line["sku"], line["qty"], line.get("uom", "EA"))
+            for line in order.lines
+        }
+
+    def _in_eaches(self, order: SalesOrder, lines: list[dict]) -> list[dict]:
+        """Goods issue lines converted to eaches with the item master (``uom`` absent: EA)."""
+        sku_of = {line["line"]: line["sku"] for line in order.lines}
+        converted = []
+        for index, line in enumerate(lines):
+            uom = line.get("uom") or "EA"
+            if uom not in UOMS:
+                raise _invalid(f"lines.{index}.uom", f"uom must be one of {', '.join(UOMS)}")
+            sku = sku_of.get(line["line"])
+            qty = line["qty"] if sku is None else self._eaches(sku, line["qty"], uom)
+            converted.append({"line": line["line"], "qty": qty})
+        return converted
+
+    def _eaches(self, sku: str, qty: int, uom: str) -> int:
+        item = self.items.get(sku)
+        return item.eaches(qty, uom) if item is not None else qty
 
     # -- returns -------------------------------------------------------------------------
     def authorise_return(
@@ -629,6 +770,7 @@ class ErpModel(SimModel):
         self._initial_stock.update({"A-100": 100, "B-200": 50})
         for sku in ("A-100", "B-200"):
             self.stock.setdefault(sku, self._initial_stock[sku])
+            self.items.setdefault(sku, self._loaded(sku))
         customer = {"name": "Ada Lovelace", "email": "ada@example.com"}
         ship_to = {
             "name": "Ada Lovelace",
@@ -668,10 +810,12 @@ class ErpModel(SimModel):
                 )
 
     def _backorder(self, order: SalesOrder, issued: dict[int, int]) -> Backorder | None:
+        """What was ordered and not issued, in eaches (a case line may ship part of a case)."""
+        ordered = self._ordered_eaches(order)
         remainder = [
-            {"line": line["line"], "sku": line["sku"], "qty": line["qty"] - issued[line["line"]]}
+            {"line": n, "sku": line["sku"], "qty": ordered[n] - issued[n]}
             for line in order.lines
-            if line["qty"] > issued[line["line"]]
+            if ordered[(n := line["line"])] > issued[n]
         ]
         if not remainder:
             return None
@@ -690,9 +834,20 @@ class ErpModel(SimModel):
         order.status_history.append({"status": order.status, "at": order.updated_at})
 
 
-def _issued_per_line(order: SalesOrder, lines: list[dict]) -> dict[int, int]:
-    """Issued qty per order line: repeated lines add up (batch splits), omitted lines are 0."""
-    ordered = {line["line"]: line["qty"] for line in order.lines}
+def _check_item(uom: str, each_per_case: int, weight_kg: float) -> None:
+    if uom not in UOMS:
+        raise _invalid("uom", f"uom must be one of {', '.join(UOMS)}")
+    if each_per_case < 1 or (uom == "EA" and each_per_case != 1):
+        raise _invalid("each_per_case", "each_per_case must be 1 for an EA item, >= 1 for CS")
+    if weight_kg <= 0:
+        raise _invalid("weight_kg", "weight_kg must be above 0")
+
+
+def _issued_per_line(
+    order: SalesOrder, lines: list[dict], ordered: dict[int, int]
+) -> dict[int, int]:
+    """Issued eaches per order line: repeated lines add up (batch splits), omitted lines are
+    0; ``ordered`` is each line's ordered qty in eaches."""
     issued = dict.fromkeys(ordered, 0)
     for index, line in enumerate(lines):
         if line["line"] not in issued:

@@ -52,6 +52,13 @@ class ShipToChange(WmsBody):
     ship_to: Address
 
 
+class ItemRequest(WmsBody):
+    description: NonEmpty
+    weight_kg: Annotated[float, Field(gt=0, le=10_000)]
+    active: bool
+    each_per_case: Annotated[int, Field(ge=1, le=100_000)]
+
+
 class LabelRequest(WmsBody):
     tracking_number: NonEmpty
     carrier: NonEmpty
@@ -133,6 +140,20 @@ def routes(sim: Simulator) -> list[Route]:
         set_ref(request, receipt["order_ref"])
         return respond(receipt)
 
+    async def get_item(request: Request) -> Response:
+        sku = request.path_params["sku"]
+        set_ref(request, sku)
+        return respond(model.item(sku))
+
+    async def put_item(request: Request) -> Response:
+        sku = request.path_params["sku"]
+        set_ref(request, sku)
+        body = await parse_body(request, ItemRequest)
+        item, created = model.put_item(
+            sku, body.description, body.weight_kg, body.active, body.each_per_case
+        )
+        return respond(item, 201 if created else 200)
+
     async def list_inventory(request: Request) -> Response:
         items = [{"sku": sku, "on_hand": qty} for sku, qty in sorted(model.stock.items())]
         return respond({"items": items})
@@ -148,6 +169,7 @@ def routes(sim: Simulator) -> list[Route]:
         resource("/fulfilment-orders/{fo_id}/cancel", {"POST": cancel_order}),
         resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
         resource("/return-receipts/{receipt_id}", {"GET": get_return_receipt}),
+        resource("/items/{sku}", {"GET": get_item, "PUT": put_item}),
         resource("/inventory", {"GET": list_inventory}),
         resource("/inventory/{sku}", {"GET": get_inventory}),
     ]

@@ -159,6 +159,8 @@ class WmsModel(SimModel):
         self._package_ids = Ids("PK")
         self._adjustment_ids = Ids("ADJ")
         self._return_ids = Ids("RR")
+        # The item registry, loaded with the catalogue at cutover; the ERP owns the master.
+        self.items: dict[str, dict[str, Any]] = {sku: self._stub(sku) for sku in self.stock}
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, fo_id: str) -> FulfilmentOrder:
@@ -182,6 +184,7 @@ class WmsModel(SimModel):
             "adjustments": [dict(a) for a in self.adjustments],
             "receipts": [{**r, "lines": [dict(x) for x in r["lines"]]} for r in self.receipts],
             "return_receipts": [_copy_receipt(r) for r in self.return_receipts.values()],
+            "items": {sku: dict(item) for sku, item in self.items.items()},
         }
 
     # -- orders --------------------------------------------------------------------------
@@ -223,9 +226,66 @@ class WmsModel(SimModel):
         for i, x in enumerate(lines):
             if x["qty"] < 1:
                 raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
-        unknown = sorted({x["sku"] for x in lines if x["sku"] not in self.stock})
-        if unknown:
-            raise unprocessable("unknown_sku", f"unknown SKU: {', '.join(unknown)}", skus=unknown)
+        for i, x in enumerate(lines):
+            item = self.items.get(x["sku"])
+            if item is None or not item["active"]:
+                code, what = (
+                    ("unknown_item", "unknown") if item is None else ("inactive_item", "inactive")
+                )
+                raise unprocessable(
+                    code,
+                    f"line {x['line']}: item {x['sku']} is {what}",
+                    sku=x["sku"],
+                    line=x["line"],
+                    field=f"lines.{i}.sku",
+                )
+
+    # -- item registry -------------------------------------------------------------------
+    def item(self, sku: str) -> dict[str, Any]:
+        return dict(lookup(self.items, "item", sku))
+
+    def put_item(
+        self, sku: str, description: str, weight_kg: float, active: bool, each_per_case: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an item (the integration carries the ERP's master here); the
+        same body twice is the same item. Returns the item and whether it was new. The WMS
+        picks eaches only: ``each_per_case`` is kept for reference, never converts a qty."""
+        if weight_kg <= 0:
+            raise _invalid("weight_kg", "weight_kg must be above 0")
+        if each_per_case < 1:
+            raise _invalid("each_per_case", "each_per_case must be at least 1")
+        created = sku not in self.items
+        item = {
+            "sku": sku,
+            "description": description,
+            "weight_kg": weight_kg,
+            "active": active,
+            "each_per_case": each_per_case,
+            "updated_at": self.now(),
+        }
+        self.items[sku] = item
+        self.stock.setdefault(sku, 0)
+        self.notify("item_put", dict(item))
+        return dict(item), created
+
+    def cutover_item(self, sku: str, each_per_case: int) -> None:
+        """The cutover's load of a catalogue item's case size (no call, no event)."""
+        self.items[sku]["each_per_case"] = each_per_case
+
+    def ensure_item(self, sku: str) -> dict[str, Any]:
+        """The registry's item of a SKU, loaded as the cutover would if it lacks it."""
+        return self.items.setdefault(sku, self._stub(sku))
+
+    def _stub(self, sku: str) -> dict[str, Any]:
+        """An item as the cutover loaded it (the ERP's defaults: docs/choreography.md)."""
+        return {
+            "sku": sku,
+            "description": f"Article {sku}",
+            "weight_kg": KG_PER_UNIT,
+            "active": True,
+            "each_per_case": 1,
+            "updated_at": self.now(),
+        }
 
     def cancel(self, fo_id: str) -> FulfilmentOrder:
         """Cancel before shipping; anything already picked goes back on the shelf."""
@@ -402,6 +462,8 @@ class WmsModel(SimModel):
         received = [{"sku": x["sku"], "qty": x["qty"]} for x in lines]
         for x in received:
             self.stock[x["sku"]] = self.stock.get(x["sku"], 0) + x["qty"]
+            if x["sku"] not in self.items:
+                self.items[x["sku"]] = self._stub(x["sku"])
         data = {"receipt_id": reference, "lines": received}
         self.receipts.append({**data, "at": self.now()})
         self.emit("receipt.confirmed", data, ref=reference)
@@ -453,6 +515,8 @@ class WmsModel(SimModel):
         packed), so a conformance run reaches the happy paths and not only 404s."""
         self.stock.setdefault("A-100", 100)
         self.stock.setdefault("B-200", 50)
+        for sku in ("A-100", "B-200"):
+            self.items.setdefault(sku, self._stub(sku))
         ship_to = {
             "name": "Ada Lovelace",
             "street": "1 Analytical Way",

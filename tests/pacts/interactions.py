@@ -223,6 +223,41 @@ LABEL_REQUEST = {
 }
 NO_POSTCODE = {**SHIP_TO, "postal_code": ""}
 
+ITEM_BODY = {"description": "Kettle, steel", "weight_kg": 1.2, "active": True, "each_per_case": 6}
+WMS += [
+    HttpCase(
+        "wms",
+        "an item of the ERP's master is put into the registry",
+        [("item N-1 is not in the registry", {})],
+        "PUT",
+        "/items/N-1",
+        lambda v: v.put_item("N-1", ITEM_BODY, key="wms-item-N-1-v1", correlation_id=CORRELATION),
+        201,
+        {"sku": like("N-1")},
+        body={k: like(x) for k, x in ITEM_BODY.items()},
+    ),
+    HttpCase(
+        "wms",
+        "an order line for an item the registry lacks is refused as unknown",
+        [("item N-1 is not in the registry", {})],
+        "POST",
+        "/fulfilment-orders",
+        lambda v: v.create_fulfilment_order(
+            {**CREATE_BODY, "lines": [{"line": 1, "sku": "N-1", "qty": 12}]},
+            key="wms-create-SO-000001",
+            correlation_id=CORRELATION,
+        ),
+        422,
+        error("unknown_item", sku=like("N-1"), line=like(1)),
+        body={
+            **CREATE_BODY,
+            "order_ref": like("SO-000001"),
+            "lines": match.each_like({"line": 1, "sku": "N-1", "qty": 12}),
+        },
+        verdict=Verdict.REFUSED,
+    ),
+]
+
 TMS = [
     HttpCase(
         "tms",
@@ -294,7 +329,7 @@ CARRIER = [
 
 # -- ERP -------------------------------------------------------------------------------------
 ISSUE_BODY = {
-    "lines": [{"line": 1, "qty": 3}],
+    "lines": [{"line": 1, "qty": 3, "uom": "EA"}],
     "tracking_number": "PC000000001",
     "carrier": "parcelco",
     "shipment_id": "SH-000001",
@@ -508,14 +543,29 @@ def _subscriptions() -> list[HttpCase]:
     return cases
 
 
+ERP += [
+    HttpCase(
+        "erp",
+        "an item's case size is read from the item master",
+        [("item N-1 is in the item master", {"uom": "CS", "each_per_case": 6})],
+        "GET",
+        "/items/N-1",
+        lambda v: v.item("N-1", correlation_id=CORRELATION),
+        200,
+        {"sku": like("N-1"), "each_per_case": like(6)},
+        keyed=False,
+    ),
+]
+
 HTTP: list[HttpCase] = [*WMS, *TMS, *CARRIER, *ERP, *_subscriptions()]
 
 # -- webhook events --------------------------------------------------------------------------
+ITEM_FIELDS = {**ITEM_BODY, "uom": "CS"}
 ORDER = {
     "id": "SO-000001",
     "ship_to": SHIP_TO,
     "service_level": "standard",
-    "lines": match.each_like({"line": 1, "sku": "A-100", "qty": 3}),
+    "lines": match.each_like({"line": 1, "sku": "A-100", "qty": 3, "uom": "EA"}),
 }
 
 MESSAGES: list[MessageCase] = [
@@ -526,6 +576,22 @@ MESSAGES: list[MessageCase] = [
         "order.released",
         typed(ORDER) | {"lines": ORDER["lines"]},
         ["create_fulfilment_order"],
+    ),
+    MessageCase(
+        "erp",
+        "an item.created event",
+        [("item N-1 is created", {})],
+        "item.created",
+        {**typed(ITEM_FIELDS), "sku": like("N-1"), "version": like(1)},
+        ["sync_item"],
+    ),
+    MessageCase(
+        "erp",
+        "an item.changed event",
+        [("item N-1 is changed", {})],
+        "item.changed",
+        {**typed(ITEM_FIELDS), "sku": like("N-1"), "version": like(2)},
+        ["sync_item"],
     ),
     MessageCase(
         "erp",

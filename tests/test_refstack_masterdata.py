@@ -1,0 +1,64 @@
+"""The reference stack carries the ERP's item master to the WMS: one PUT per item version,
+never an older version over a newer, and a case line sent in eaches. Same set-up as
+tests/test_refstack_flow.py (ASGI app, respx vendors, signed webhooks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import respx
+
+from tests.test_refstack_flow import (
+    ITEM_DATA,
+    ORDER,
+    body,
+    router,  # noqa: F401  (the fixture)
+    running,
+    vendor_routes,
+)
+
+
+def version(n: int, weight: float) -> dict:
+    return {"sku": "N-1", **ITEM_DATA, "version": n, "weight_kg": weight}
+
+
+async def test_each_item_version_is_put_once_and_an_older_one_never_overwrites(
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with running(tmp_path / "stack.db", router, vendor_routes(router)) as sut:
+        await sut.deliver("erp", "item.created", version(1, 1.0))
+        await sut.settle()
+        await sut.deliver("erp", "item.changed", version(3, 3.0))
+        await sut.deliver("erp", "item.changed", version(3, 3.0))  # a duplicate, new event id
+        await sut.settle()
+        await sut.deliver("erp", "item.changed", version(2, 2.0))  # reordered: older, late
+        await sut.settle()
+        puts = sut.requests("put_item")
+        assert [body(r)["weight_kg"] for r in puts] == [1.0, 3.0]
+        assert body(puts[0]) == {
+            "description": "Kettle",
+            "weight_kg": 1.0,
+            "active": True,
+            "each_per_case": 6,
+        }
+        assert {r.headers["idempotency-key"] for r in puts} == {
+            "wms-item-N-1-v1",
+            "wms-item-N-1-v3",
+        }
+
+
+async def test_a_case_line_reaches_the_wms_in_eaches_reading_the_item_when_unknown(
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    order = {
+        **ORDER,
+        "lines": [{"line": 1, "sku": "N-1", "qty": 2, "uom": "CS"}, ORDER["lines"][1]],
+    }
+    async with running(tmp_path / "stack.db", router, vendor_routes(router)) as sut:
+        await sut.deliver("erp", "order.released", order)  # no item.created heard yet
+        await sut.settle()
+        [created] = sut.requests("create")
+        assert [(x["sku"], x["qty"]) for x in body(created)["lines"]] == [("N-1", 12), ("B-200", 1)]
+        assert len(sut.requests("item")) == 1  # the case size, read from the ERP's master
