@@ -1,9 +1,10 @@
 """The running stack: store, vendor client, worker and inbox wired together.
 
-An event is committed to the inbox first (so a crash cannot lose an acknowledged event), then
-handled at once, inside the webhook request, in the transaction that marks it processed. So
-by the time a simulator sees its delivery acknowledged, the jobs it calls for are already
-counted as due in the idle probe. The probe may be long-polled (``?wait_ms=``): a busy stack
+An event is kept in the inbox and handled at once, inside the webhook request, in one commit
+with the jobs it calls for (so a crash cannot lose an acknowledged event, and a webhook costs
+one commit, not two); handling that fails rolls back alone and leaves the event kept with its
+reason. So by the time a simulator sees its delivery acknowledged, the jobs it calls for are
+already counted as due in the idle probe. The probe may be long-polled (``?wait_ms=``): a busy stack
 answers the moment it goes idle, or when the wait is over.
 """
 
@@ -17,7 +18,7 @@ from reference_stack import handlers
 from reference_stack.clients import Vendors
 from reference_stack.config import Config
 from reference_stack.steps import Steps
-from reference_stack.store import Event, Store
+from reference_stack.store import Event, Job, Store
 from reference_stack.subscriptions import subscribe_all
 from reference_stack.worker import Worker
 
@@ -54,7 +55,8 @@ class Stack:
         await self.worker.start()
         for event in self.store.unprocessed_events():
             self.inbox += 1
-            self._handle(event)
+            jobs = self._handle(event)
+            self._handled(jobs)
 
     async def subscribe(self) -> None:
         await subscribe_all(
@@ -72,19 +74,25 @@ class Stack:
         self.store.close()
 
     def receive(self, event: Event, body: bytes) -> bool:
-        """Keep and handle a verified event; False when its id was already received."""
-        if not self.store.add_event(event, body):
-            return False
-        self.inbox += 1
-        self._handle(event)
+        """Keep and handle a verified event, in one commit (the sender is answered after it:
+        a crash before loses nothing it was told we have); False when its id was already
+        received."""
+        with self.store.transaction():
+            if not self.store.add_event(event, body):
+                return False
+            self.inbox += 1
+            jobs = self._handle(event)
+        self._handled(jobs)
         return True
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event) -> list[Job]:
+        """The jobs an event calls for. Handling that fails rolls back alone: the event is
+        kept, marked with the reason, and never wedges the inbox."""
         try:
-            with self.store.transaction():
+            with self.store.savepoint():
                 jobs = handlers.handle(self.store, event, self.config.defects)
                 self.store.mark_processed(event.id)
-        except Exception as exc:  # keep the event with the reason, never wedge
+        except Exception as exc:
             jobs = []
             what = f"event {event.id} ({event.system} {event.type}) could not be handled"
             if isinstance(exc, KeyError | TypeError | ValueError):  # data unlike the contract
@@ -92,6 +100,9 @@ class Stack:
             else:  # a bug: the traceback is wanted
                 log.exception(what)
             self.store.mark_processed(event.id, error=f"{type(exc).__name__}: {exc}")
+        return jobs
+
+    def _handled(self, jobs: list[Job]) -> None:
         self.inbox -= 1
         self.worker.add(jobs)
         self._wake_idle_waiters()

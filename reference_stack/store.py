@@ -186,6 +186,21 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of a transaction that can fail alone: rolled back on an exception, which is
+        raised again, while the rest of the transaction stays (a commit of its own outside
+        one)."""
+        self._db.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+            self.dead = self.count_dead()
+            raise
+        self._db.execute("RELEASE part")
+
     # -- inbox ---------------------------------------------------------------------------
     def add_event(self, event: Event, body: bytes) -> bool:
         """Keep an event before acknowledging it; False when its id was already received."""

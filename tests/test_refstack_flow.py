@@ -747,3 +747,17 @@ async def test_a_job_failing_past_its_budget_is_dead_whatever_it_was_throttled(s
     probe = await sut.settle()
     assert probe["dead"] == 1
     assert len(sut.requests("create")) == 6  # two throttles, then four failures: the budget
+
+
+async def test_an_event_that_cannot_be_handled_is_kept_with_its_reason_and_wedges_nothing(
+    sut: Sut,
+) -> None:
+    answer = await sut.deliver("erp", "order.released", {"order_id": "SO-000009"}, event_id="EV-X")
+    assert answer.status_code == 202  # acknowledged: it is kept, whatever its handling did
+    row = sut.stack.store._db.execute(
+        "SELECT processed, error FROM inbox WHERE event_id = 'EV-X'"
+    ).fetchone()
+    assert row["processed"] == 1 and row["error"].startswith("KeyError")
+    assert (await sut.idle())["idle"] is True
+    await sut.ship_order()  # the next events are handled as ever
+    assert len(sut.requests("issue")) == 1
