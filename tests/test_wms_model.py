@@ -9,7 +9,8 @@ import pytest
 
 from simulators.common.clock import ManualClock
 from simulators.common.errors import SimError
-from simulators.wms.model import FulfilmentOrder, WmsModel
+from simulators.tms.model import MAX_PACKAGE_KG
+from simulators.wms.model import FulfilmentOrder, WmsModel, cartons, package_weight
 
 SHIP_TO = {
     "name": "Grace Hopper",
@@ -243,6 +244,18 @@ def test_pack_with_given_packages(wms: WmsModel) -> None:
     assert [p.to_dict() for p in fo.packages] == [
         {"package_id": "PK-000001", "weight_kg": 1.5, "contents": [{"sku": "A-100", "qty": 3}]},
         {"package_id": "BOX-7", "weight_kg": 1.0, "contents": [{"sku": "B-200", "qty": 2}]},
+    ]
+
+
+def test_goods_heavier_than_a_parcel_are_packed_into_cartons_the_carrier_takes() -> None:
+    cases = {"A-100": 50, "B-200": 40, "C-300": 5}  # 95 eaches: 38.2 kg in one box
+    boxes = cartons(cases)
+    assert boxes[0]["contents"] == [{"sku": "A-100", "qty": 50}, {"sku": "B-200", "qty": 10}]
+    units = [sum(c["qty"] for c in box["contents"]) for box in boxes]
+    assert units == [60, 35]
+    assert all(package_weight(n) <= float(MAX_PACKAGE_KG) for n in units)
+    assert cartons({"A-100": 3, "B-200": 2}) == [
+        {"contents": [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 2}]}
     ]
 
 

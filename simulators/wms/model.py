@@ -7,6 +7,7 @@ Plain Python with no HTTP: the API wraps the public operations, and the world mo
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ ADJUSTMENT_REASONS = ("cycle_count", "damage", "shrink", "found")
 RETURN_CONDITIONS = ("restock", "damaged", "scrap")  # restock: sellable again
 KG_PER_UNIT = 0.4
 KG_PER_BOX = 0.2
+UNITS_PER_BOX = 60  # a packer fills a carton to 24.2 kg: under the carriers' 30 kg a parcel
 
 
 @dataclass(slots=True)
@@ -124,6 +126,22 @@ def illegal(fo: FulfilmentOrder, action: str) -> SimError:
     return refused(
         fo, "invalid_transition", f"fulfilment order {fo.id} is {fo.status}; cannot {action}"
     )
+
+
+def cartons(picked: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The picked goods in cartons of at most ``UNITS_PER_BOX`` units, filled in pick order
+    (one carton for any order of up to 60 units, as before)."""
+    boxes: list[list[dict[str, Any]]] = [[]]
+    room = UNITS_PER_BOX
+    for sku, qty in picked.items():
+        while qty > 0:
+            if room == 0:
+                boxes.append([])
+                room = UNITS_PER_BOX
+            take = min(qty, room)
+            boxes[-1].append({"sku": sku, "qty": take})
+            qty, room = qty - take, room - take
+    return [{"contents": contents} for contents in boxes]
 
 
 def package_weight(units: int) -> float:
@@ -375,13 +393,14 @@ class WmsModel(SimModel):
                 )
 
     def pack(self, fo_id: str, packages: list[dict] | None = None) -> FulfilmentOrder:
-        """Box the picked goods: one box of everything unless the floor says otherwise."""
+        """Box the picked goods: as few cartons as hold them under a parcel's weight limit,
+        unless the floor says otherwise."""
         fo = self.get(fo_id)
         if fo.status != "picked":
             raise illegal(fo, "pack")
         picked = fo.picked_by_sku()
         if packages is None:
-            packages = [{"contents": [{"sku": s, "qty": q} for s, q in picked.items()]}]
+            packages = cartons(picked)
         _check_packages(packages, picked)
         boxes = [self._package(p) for p in packages]
         fo.packages = boxes
