@@ -6,8 +6,10 @@ lockstep jumps virtual time while such a stack waits, the world runs past the ou
 cut-off or the end of the day before the stack tries again. The simulators' journals show
 when a stack has reason to be waiting:
 
-- a call was refused (429, 5xx, or no answer at all: a lost response, a reset) and the same
-  call (system, method, path, business reference) has not been answered since;
+- a call was refused (429, 5xx, or no answer at all: a lost response, a reset; or a WMS
+  ``422 unknown_item``/``inactive_item``, master data in flight, which the README tells a
+  stack to retry) and the same call (system, method, path, business reference) has not been
+  answered since;
 - a simulator is down (an ``outage`` with ``mode: down`` refuses connections, which never
   reach the journal), or came back up moments ago.
 
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from simulators.common.simulator import Simulator
 
 REFUSED = frozenset({0, 429, 500, 502, 503, 504})
+# business refusals a stack is told to retry: the item has not reached the WMS yet (README,
+# "master data"); its retry is as much a timer of the stack's as a throttle's
+RETRY_LATER = frozenset({(422, "unknown_item"), (422, "inactive_item")})
 LEARN_AFTER = 10  # retries seen before the stack's own patience is learnt
 
 
@@ -78,7 +83,11 @@ class RetryWatch:
                     self.progress += 1  # a delivery, a subscription: something moved
                     continue
                 call = (sim.system, entry.method, entry.path)
-                if entry.status in REFUSED or entry.fault == "lost_response":
+                if (
+                    entry.status in REFUSED
+                    or (entry.status, entry.error) in RETRY_LATER
+                    or entry.fault == "lost_response"
+                ):
                     self._open[(*call, entry.body_digest)] = Refusal(
                         sim.system,
                         f"{entry.method} {entry.path}",

@@ -38,7 +38,9 @@ class FakeSim:
     def quiet(self) -> bool:
         return True
 
-    def call(self, path: str, status: int, *, ref=None, digest="d1", retry_after=None) -> None:
+    def call(
+        self, path: str, status: int, *, ref=None, digest="d1", retry_after=None, error=None
+    ) -> None:
         self.journal.record(
             "in",
             "POST",
@@ -47,6 +49,7 @@ class FakeSim:
             virtual_time=0.0,
             digest=digest,
             ref=ref,
+            error=error,
             retry_after=retry_after,
         )
 
@@ -89,6 +92,18 @@ def test_a_refusal_answered_before_its_body_was_read_is_closed_by_its_resource()
     reason = watch.waiting(0.0)
     assert reason is not None and "POST /fulfilment-orders (HTTP 502)" in reason
     sim.call("/fulfilment-orders", 201, ref="SO-4", digest="b")  # the same body: the retry
+    assert watch.waiting(0.0) is None
+
+
+def test_an_order_refused_for_an_item_in_flight_is_owed_a_retry_like_a_throttle():
+    sim = FakeSim("wms")
+    watch = RetryWatch([sim])
+    sim.call("/fulfilment-orders", 422, ref="SO-1", digest="a", error="validation_failed")
+    assert watch.waiting(0.0) is None  # a bad request: retrying it would get the same
+    sim.call("/fulfilment-orders", 422, ref="SO-2", digest="b", error="unknown_item")
+    reason = watch.waiting(0.0)
+    assert reason is not None and "POST /fulfilment-orders for SO-2 (HTTP 422)" in reason
+    sim.call("/fulfilment-orders", 201, ref="SO-2", digest="b")  # the item arrived: retried
     assert watch.waiting(0.0) is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +16,17 @@ from .worker import Worker
 
 log = logging.getLogger("ministack.flows")
 
+# A WMS order refused for an item it does not hold (yet) is master data in flight: the order
+# waits for the item's PUT (or a timer), and is dead-lettered only after this long waiting.
+ITEM_WAIT_MAX_S = 900.0
+ITEM_REFUSALS = ("unknown_item", "inactive_item")
+
 
 @dataclass
 class Order:
     ref: str
     corr: str
-    lines: list[dict] = field(default_factory=list)  # as released: line, sku, qty
+    lines: list[dict] = field(default_factory=list)  # as released: line, sku, qty, uom
     service_level: str | None = None
     ship_to: dict | None = None
     ship_to_at: datetime | None = None  # when the ERP set the address we hold
@@ -55,6 +61,9 @@ class Flows:
         self.orders: dict[str, Order] = {}
         self.by_tracking: dict[str, str] = {}
         self.posted: set[str] = set()  # accruals, adjustments, receipts already in the ERP
+        self.items: dict[str, dict] = {}  # the newest version of each item the ERP announced
+        self.synced: dict[str, int] = {}  # the version of each item last PUT to the WMS
+        self.case_sizes: dict[str, int] = {}  # each_per_case by SKU (fixed for an item's life)
 
     def order(self, ref: str, corr: str | None = None) -> Order:
         if ref not in self.orders:
@@ -81,11 +90,14 @@ class Flows:
                 key = data["adjustment_id"]
             elif kind in ("receipt.confirmed", "return.received"):
                 key = data["receipt_id"]
+            elif kind in ("item.created", "item.changed"):
+                key = f"item:{data['sku']}"  # one queue per SKU: its versions one at a time
+                self.take_item(data)
             else:
                 log.info("ignoring %r %r", kind, event["id"])
                 return
             handler = getattr(self, kind.replace(".", "_"))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             self.worker.bury(kind, event["id"], f"unreadable data: {exc!r}")
             return
         self.worker.submit(kind, str(key), lambda: handler(str(key), data, corr))
@@ -101,7 +113,10 @@ class Flows:
 
     async def order_released(self, ref: str, d: dict, corr: str | None) -> None:
         o = self.order(ref, corr)
-        o.lines = [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in d["lines"]]
+        o.lines = [
+            {"line": x["line"], "sku": x["sku"], "qty": x["qty"], "uom": x.get("uom") or "EA"}
+            for x in d["lines"]
+        ]
         o.service_level = d["service_level"]
         self.take_address(o, d["ship_to"], d.get("updated_at") or d.get("released_at"))
         if o.cancelled or o.fo_id:
@@ -110,18 +125,74 @@ class Flows:
             "order_ref": ref,
             "ship_to": o.ship_to,
             "service_level": o.service_level,
-            "lines": o.lines,
+            "lines": [await self.in_eaches(x, o.corr) for x in o.lines],  # the WMS picks eaches
         }
-        fo = await self.v.call(
-            "wms",
-            "POST",
-            "/fulfilment-orders",
-            corr=o.corr,
-            json=body,
-            key=f"fo-{ref}",
-            recover=lambda: self.find_fulfilment_order(o),
-        )
+        waited, pause = 0.0, 1.0
+        while True:
+            puts = dict(self.synced)
+            try:
+                fo = await self.v.call(
+                    "wms",
+                    "POST",
+                    "/fulfilment-orders",
+                    corr=o.corr,
+                    json=body,
+                    key=f"fo-{ref}",
+                    recover=lambda: self.find_fulfilment_order(o),
+                )
+                break
+            except VendorError as exc:
+                if exc.code not in ITEM_REFUSALS or waited >= ITEM_WAIT_MAX_S:
+                    raise
+                sku = exc.details.get("sku")
+                if sku is not None and self.synced.get(sku) != puts.get(sku):
+                    continue  # the item reached the WMS while we asked: ask again at once
+                log.info("%s: WMS %s %s, waiting for its item [%s]", ref, exc.code, sku, o.corr)
+                started = time.monotonic()
+                await self.worker.hold(f"item:{sku}", pause)
+                waited += time.monotonic() - started
+                pause = min(30.0, pause * 2)
         o.fo_id = fo["id"]
+
+    async def in_eaches(self, line: dict, corr: str) -> dict:
+        qty = line["qty"]
+        if line["uom"] == "CS":
+            qty *= await self.case_size(line["sku"], corr)
+        return {"line": line["line"], "sku": line["sku"], "qty": qty}
+
+    async def case_size(self, sku: str, corr: str) -> int:
+        if sku in self.items:
+            return self.items[sku]["each_per_case"]
+        if sku not in self.case_sizes:  # a catalogue item: the ERP's item master says
+            item = await self.v.call("erp", "GET", f"/items/{sku}", corr=corr)
+            self.case_sizes[sku] = int(item["each_per_case"])
+        return self.case_sizes[sku]
+
+    # -- item master -------------------------------------------------------------------------
+
+    def take_item(self, d: dict) -> None:
+        """Keep the newest version announced; events come late, twice and out of order."""
+        known = self.items.get(d["sku"])
+        if known is None or int(d["version"]) > int(known["version"]):
+            self.items[d["sku"]] = d
+
+    async def item_created(self, key: str, d: dict, corr: str | None) -> None:
+        await self.sync_item(d["sku"], corr)
+
+    async def item_changed(self, key: str, d: dict, corr: str | None) -> None:
+        await self.sync_item(d["sku"], corr)
+
+    async def sync_item(self, sku: str, corr: str | None) -> None:
+        item = self.items[sku]  # the newest known: an older event carries the newer item
+        version = int(item["version"])
+        if self.synced.get(sku, 0) >= version:
+            return  # put already (a duplicate, or an older version arriving late)
+        body = {name: item[name] for name in ("description", "weight_kg", "active")}
+        body["each_per_case"] = item["each_per_case"]
+        corr = corr or f"ms-item-{sku}-v{version}"
+        await self.v.call("wms", "PUT", f"/items/{sku}", corr=corr, json=body)
+        self.synced[sku] = max(version, self.synced.get(sku, 0))
+        self.worker.wake(f"item:{sku}")  # orders the WMS refused for it go on now
 
     async def find_fulfilment_order(self, o: Order) -> dict | None:
         found = await self.v.call(
@@ -266,8 +337,10 @@ class Flows:
 
     def issued_lines(self, o: Order, shipped: list[dict]) -> list[dict]:
         if "ordered-qty" in self.bugs:
-            return [{"line": x["line"], "qty": x["qty"]} for x in o.lines]  # BUG ordered-qty
-        return [{"line": x["line"], "qty": x["qty"]} for x in shipped]
+            return [  # BUG ordered-qty
+                {"line": x["line"], "qty": x["qty"], "uom": x["uom"]} for x in o.lines
+            ]
+        return [{"line": x["line"], "qty": x["qty"], "uom": "EA"} for x in shipped]  # picked eaches
 
     async def goods_issue(self, o: Order, body: dict) -> None:
         path = f"/orders/{o.ref}/goods-issue"

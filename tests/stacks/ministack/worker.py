@@ -37,6 +37,7 @@ class Worker:
         self.jobs: dict[str, Job] = {}  # those that died at least once, by id
         self.ids = itertools.count(1)
         self.tasks: set[asyncio.Task] = set()
+        self.held: dict[str, list[asyncio.Future]] = {}  # jobs holding for wake(topic)
 
     @property
     def idle(self) -> bool:
@@ -63,6 +64,32 @@ class Worker:
             await asyncio.sleep(seconds)
         finally:
             self.busy, self.waiting = self.busy + 1, self.waiting - 1
+
+    async def hold(self, topic: str, seconds: float) -> None:
+        """Wait until wake(topic) or until `seconds` pass; not busy meanwhile (like sleep).
+
+        wake() counts the job busy again before it resumes, so an idle probe asked in
+        between never sees a woken job as idle."""
+        woken = asyncio.get_running_loop().create_future()
+        self.held.setdefault(topic, []).append(woken)
+        self.busy, self.waiting = self.busy - 1, self.waiting + 1
+        try:
+            await asyncio.wait({woken}, timeout=seconds)
+        finally:
+            if not woken.done():  # the timer ran out (or the job was cancelled)
+                woken.cancel()
+                self.busy, self.waiting = self.busy + 1, self.waiting - 1
+            waiters = self.held.get(topic, [])
+            if woken in waiters:
+                waiters.remove(woken)
+                if not waiters:
+                    del self.held[topic]
+
+    def wake(self, topic: str) -> None:
+        for woken in self.held.pop(topic, []):
+            if not woken.done():
+                woken.set_result(None)
+                self.busy, self.waiting = self.busy + 1, self.waiting - 1
 
     def dead(self) -> list[Job]:
         return [job for job in self.jobs.values() if job.status == "dead"]
