@@ -436,3 +436,29 @@ def test_the_tms_list_shows_each_shipment_with_its_last_change() -> None:
     single = client.get(f"/shipments/{shipments[0]}").json()
     assert "updated_at" not in single  # the v1 answer is as it was
     assert {k: v for k, v in listed[-2].items() if k != "updated_at"} == single
+
+
+def test_master_data_and_returns_are_on_the_events_feed_for_a_poller() -> None:
+    """docs/feeds.md: a polling stack reads the ERP's item events and the WMS's return.received
+    on `GET /events` (`types=` to read only them), and the ERP's items by `updated_since`."""
+    sim, clock, client = build("erp")
+    clock.advance(60)
+    erp(sim).create_item("N-1", "Kettle", "CS", 6, 1.2, opening_stock=10)
+    clock.advance(60)
+    erp(sim).change_item("N-1", weight_kg=1.3)
+    types = "item.created,item.changed"
+    feed = items(read_feed(client, types=types))
+    assert [(i["event"]["type"], i["event"]["data"]["version"]) for i in feed] == [
+        ("item.created", 1),
+        ("item.changed", 2),
+    ]
+    changed = feed[-1]["event"]["occurred_at"]
+    listed = client.get("/items", params={"updated_since": changed}).json()
+    assert [(i["sku"], i["version"]) for i in listed["items"]] == [("N-1", 2)]
+    assert not listed["has_more"]
+
+    wms, _, wms_client = build("wms")
+    lines = [{"line": 1, "sku": "A-100", "qty": 2, "condition": "restock"}]
+    wms.model.receive_return("RMA-000001", "SO-000001", lines, receipt_id="RR-000001")
+    received = items(read_feed(wms_client, types="return.received"))
+    assert [i["event"]["data"]["receipt_id"] for i in received] == ["RR-000001"]

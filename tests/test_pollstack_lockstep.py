@@ -68,6 +68,28 @@ async def test_a_polling_stack_passes_in_lockstep_at_the_pace_of_its_schedule(
     assert not any("did not read" in n for n in outcome.notes)
 
 
+async def test_a_polling_stack_plays_the_happy_day_with_returns_and_master_data(
+    tmp_path, monkeypatch
+):
+    """The happy day has customer returns, new SKUs with orders minutes behind them, item
+    edits and a fifth of the range sold in cases. A poller learns of them from the feeds: the
+    ERP's item.created/item.changed and the WMS's return.received are on their `GET /events`
+    like every other event (docs/feeds.md), and nothing else tells it."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, day=scenario.load(ROOT / "scenarios" / "happy_day.yaml"))
+    assert failures(outcome) == {}, outcome.notes
+    checked = {r.name: r.checked for r in outcome.results}
+    for judged in (  # each judged something: the day did return goods and launch items
+        "returns_reconciled",
+        "item_master_synced",
+        "no_order_blocked_by_master_data",
+        "order_lines_reach_wms",
+    ):
+        assert checked[judged] > 0, judged
+    release = next(s for s in outcome.service_levels if s.name == "release_latency").stats
+    assert release["max"] <= 300
+
+
 async def test_reading_only_the_first_page_of_a_feed_loses_orders(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "first-page-only")

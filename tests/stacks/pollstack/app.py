@@ -17,10 +17,12 @@ import uvicorn
 
 from . import config
 from .flows import Flows
-from .poller import EventFeed, Feed, OrderList, save_cursors
+from .poller import EventFeed, Feed, OrderList, run_forever, save_cursors
 from .vendors import Vendors
 
 log = logging.getLogger("pollstack")
+
+ITEM_EVENTS = ("item.created", "item.changed")  # what the ERP's events feed owes us
 
 
 class App:
@@ -52,31 +54,37 @@ class App:
         await send({"type": "http.response.body", "body": data})
 
 
-def build_feeds(cfg: config.Config, vendors: Vendors, flows: Flows) -> list[Feed]:
-    """The ERP's orders change list, and the events feeds of the WMS, TMS and carrier."""
+def build_jobs(cfg: config.Config, vendors: Vendors, flows: Flows) -> list[list[Feed]]:
+    """One polling job per vendor, its feeds read in this order every cycle: the ERP's item
+    events (the master data, `GET /events?types=item.created,item.changed`) then its orders
+    change list; the events feeds of the WMS, TMS and carrier."""
     limit, bugs = cfg.page_limit, cfg.bugs
-    feeds: list[Feed] = [
-        OrderList(vendors, min(limit * 2, 1000), flows.erp_order, flows.key_of, bugs),
-        EventFeed(vendors, "wms", limit, flows.wms_event, flows.key_of, bugs),
-        EventFeed(vendors, "tms", limit, flows.tms_event, flows.key_of, bugs),
-        EventFeed(vendors, "carrier", limit, flows.carrier_event, flows.key_of, bugs),
+    jobs: list[list[Feed]] = [
+        [
+            EventFeed(vendors, "erp", limit, flows.erp_event, flows.key_of, bugs, ITEM_EVENTS),
+            OrderList(vendors, min(limit * 2, 1000), flows.erp_order, flows.key_of, bugs),
+        ],
+        [EventFeed(vendors, "wms", limit, flows.wms_event, flows.key_of, bugs)],
+        [EventFeed(vendors, "tms", limit, flows.tms_event, flows.key_of, bugs)],
+        [EventFeed(vendors, "carrier", limit, flows.carrier_event, flows.key_of, bugs)],
     ]
+    feeds = [feed for job in jobs for feed in job]
     if cfg.run_dir:
         hook = save_cursors(cfg.run_dir / "pollstack-cursors.json", feeds)
         for feed in feeds:
             feed.on_commit = hook
-    return feeds
+    return jobs
 
 
 async def serve(cfg: config.Config) -> None:
     app = App()
     vendors = Vendors(cfg.urls)
     flows = Flows(vendors)
-    feeds = build_feeds(cfg, vendors, flows)
+    jobs = build_jobs(cfg, vendors, flows)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=cfg.port, log_level="warning", lifespan="on")
     )
-    pollers = [asyncio.create_task(feed.run_forever(cfg.interval_s)) for feed in feeds]
+    pollers = [asyncio.create_task(run_forever(job, cfg.interval_s)) for job in jobs]
     app.ready = True
     log.info("polling every %.2f s; bugs: %s", cfg.interval_s, ",".join(sorted(cfg.bugs)) or "none")
     try:
@@ -86,7 +94,7 @@ async def serve(cfg: config.Config) -> None:
             task.cancel()
         await asyncio.gather(*pollers, return_exceptions=True)
         await vendors.close()
-        dead = sum(len(feed.dead) for feed in feeds)
+        dead = sum(len(feed.dead) for job in jobs for feed in job)
         log.info("stopped: %d webhook deliveries refused, %d dead letters", app.refused, dead)
 
 

@@ -41,12 +41,19 @@ def checked(reply: Any, what: str) -> Any:
 
 
 async def read_events(
-    vendors: Vendors, system: str, after: str | None, limit: int, corr: str
+    vendors: Vendors,
+    system: str,
+    after: str | None,
+    limit: int,
+    corr: str,
+    types: tuple[str, ...] = (),
 ) -> Page:
-    """`GET /events?after=CURSOR&limit=N` on one simulator."""
+    """`GET /events?after=CURSOR&limit=N` on one simulator (`types=`: only those events)."""
     params: dict[str, Any] = {"limit": limit}
     if after:
         params["after"] = after
+    if types:
+        params["types"] = ",".join(types)
     reply = await vendors.call(system, "GET", "/events", corr=corr, params=params)
     body = checked(reply, f"{system} /events")
     records = [

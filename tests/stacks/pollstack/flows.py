@@ -58,6 +58,9 @@ class Flows:
         self.vendors = vendors
         self.orders: dict[str, Order] = {}
         self.parcels: dict[str, str] = {}  # tracking number -> order ref
+        self.items: dict[str, dict[str, Any]] = {}  # sku -> the newest ERP item we learnt
+        self.item_put: dict[str, int] = {}  # sku -> the version the WMS holds from us
+        self.item_locks: dict[str, asyncio.Lock] = {}
 
     def order(self, ref: str) -> Order:
         if ref not in self.orders:
@@ -74,10 +77,59 @@ class Flows:
         if record.kind == "tracking.updated":
             number = data.get("tracking_number", "")
             return self.parcels.get(number, number)
-        for name in ("order_ref", "id", "adjustment_id", "receipt_id", "shipment_id"):
+        for name in ("order_ref", "id", "adjustment_id", "receipt_id", "shipment_id", "sku"):
             if data.get(name):
                 return str(data[name])
         return record.rid
+
+    # -- ERP: the item events (master data) ------------------------------------------------
+    async def erp_event(self, record: Record) -> None:
+        """item.created / item.changed: carry the whole item to the WMS, newest version only."""
+        if record.kind in ("item.created", "item.changed"):
+            await self.sync_item(record.data)
+
+    async def sync_item(self, item: dict[str, Any]) -> None:
+        sku, version = item["sku"], int(item["version"])
+        if version > int(self.items.get(sku, {}).get("version", 0)):
+            self.items[sku] = item
+        lock = self.item_locks.setdefault(sku, asyncio.Lock())
+        async with lock:
+            newest = self.items[sku]
+            if int(newest["version"]) <= self.item_put.get(sku, 0):
+                return  # a duplicate, or an older version arriving late: the WMS has newer
+            fields = ("description", "weight_kg", "active", "each_per_case")
+            reply = await self.vendors.call(
+                "wms",
+                "PUT",
+                f"/items/{sku}",
+                corr=f"ps-item-{sku}",
+                json_body={k: newest[k] for k in fields},
+                key=f"wms-item-{sku}-v{newest['version']}",
+            )
+            if not reply.ok:
+                refused(sku, "WMS", f"item version {newest['version']}", reply)
+                return
+            self.item_put[sku] = int(newest["version"])
+
+    async def each_per_case(self, sku: str, ref: str) -> int:
+        """Eaches in one case of `sku` (fixed for the item's life): from the item events we
+        read, or the ERP's item master for an item of the catalogue loaded before the day."""
+        if sku not in self.items:
+            reply = await self.call("erp", "GET", f"/items/{sku}", ref)
+            if not reply.ok:
+                raise Later(f"{ref}: ERP item {sku}: {reply.status} {reply.code}")
+            self.items.setdefault(sku, reply.body)
+        return int(self.items[sku]["each_per_case"])
+
+    async def wms_lines(self, order: Order, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ERP's order lines in eaches, the only unit the WMS picks."""
+        out = []
+        for x in lines:
+            qty = x["qty"]
+            if x.get("uom", "EA") == "CS":
+                qty *= await self.each_per_case(x["sku"], order.ref)
+            out.append({"line": x["line"], "sku": x["sku"], "qty": qty})
+        return out
 
     # -- ERP: the orders change list ------------------------------------------------------
     async def erp_order(self, record: Record) -> None:
@@ -111,7 +163,7 @@ class Flows:
             "order_ref": order.ref,
             "ship_to": order.ship_to,
             "service_level": data["service_level"],
-            "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in data["lines"]],
+            "lines": await self.wms_lines(order, data["lines"]),
         }
         if order.fo_unsure and (found := await self.live_fulfilment_orders(order)):
             order.fo_id, order.fo_ship_to = found[0]["id"], found[0]["ship_to"]
@@ -132,6 +184,8 @@ class Flows:
         except Ambiguous:
             order.fo_unsure = True
             raise
+        if reply.code in ("unknown_item", "inactive_item"):  # master data still on its way
+            raise Later(f"{order.ref}: WMS {reply.code} {reply.details}")
         if not reply.ok:
             refused(order.ref, "WMS", "the fulfilment order", reply)
             return
@@ -205,6 +259,8 @@ class Flows:
             await self.adjustment(data)
         elif record.kind == "receipt.confirmed":
             await self.receipt(data)
+        elif record.kind == "return.received":
+            await self.dispose_return(data)
         elif record.kind in ("order.picked", "order.packed", "order.shipped"):
             order = self.order(data["order_ref"])
             async with order.lock:
@@ -212,13 +268,14 @@ class Flows:
                     return
                 lines = data.get("lines", [])
                 if record.kind == "order.picked" and not any(x["picked_qty"] for x in lines):
-                    await self.goods_issue(order, [{"line": x["line"], "qty": 0} for x in lines])
+                    nothing = [{"line": x["line"], "qty": 0, "uom": "EA"} for x in lines]
+                    await self.goods_issue(order, nothing)
                 elif record.kind == "order.packed":
                     order.packed = data
                     await self.ship_out(order)
                 elif record.kind == "order.shipped":
                     self.parcels[data["tracking_number"]] = order.ref
-                    shipped = [{"line": x["line"], "qty": x["qty"]} for x in lines]
+                    shipped = [{"line": x["line"], "qty": x["qty"], "uom": "EA"} for x in lines]
                     await self.goods_issue(order, shipped, data["tracking_number"], data["carrier"])
 
     async def ship_out(self, order: Order) -> None:
@@ -348,6 +405,27 @@ class Flows:
         body = {"reference": data["receipt_id"], "lines": data["lines"]}
         await self.post_once("/goods-receipts", data["receipt_id"], body)
 
+    async def dispose_return(self, data: dict[str, Any]) -> None:
+        """A customer return at the bench: one credit memo per receipt, every unit credited
+        per order line, only the units graded `restock` back in the books."""
+        per_line: dict[int, dict[str, int]] = {}
+        for x in data["lines"]:
+            line = per_line.setdefault(x["line"], {"line": x["line"], "qty": 0, "restock_qty": 0})
+            line["qty"] += x["qty"]
+            if x["condition"] == "restock":
+                line["restock_qty"] += x["qty"]
+        body = {"receipt_id": data["receipt_id"], "lines": list(per_line.values())}
+        reply = await self.call(
+            "erp",
+            "POST",
+            f"/returns/{data['rma_id']}/disposition",
+            data["order_ref"],
+            json_body=body,
+            key=f"disposition-{data['receipt_id']}",
+        )
+        if not reply.ok and reply.code != "already_disposed":
+            refused(data["order_ref"], "ERP", f"the disposition of {data['receipt_id']}", reply)
+
     async def post_once(self, path: str, ref: str, body: dict[str, Any]) -> None:
         reply = await self.call("erp", "POST", path, ref, json_body=body, key=f"{path}-{ref}")
         if not reply.ok:
@@ -378,6 +456,8 @@ class Flows:
         if record.kind != "tracking.updated":
             return
         data = record.data
+        if data.get("rma_id"):  # a return parcel: the ERP's returns desk bought its label
+            return
         ref = self.parcels.get(data["tracking_number"])
         if ref is None:
             raise Later(f"parcel {data['tracking_number']} not known yet")

@@ -116,16 +116,25 @@ class Feed:
             raise
         return ok
 
-    async def run_forever(self, interval_s: float) -> None:
-        """Poll every `interval_s` wall seconds until cancelled."""
-        while True:
-            try:
-                await self.cycle()
-            except Later as exc:  # Expired too: the next cycle starts from the committed point
-                log.info("%s: cycle ended early: %s", self.name, exc)
-            except Exception:
-                log.exception("%s: cycle failed", self.name)
-            await asyncio.sleep(interval_s)
+    async def poll(self) -> None:
+        """One cycle; a failure is logged and the next cycle starts from the committed point."""
+        try:
+            await self.cycle()
+        except Later as exc:  # Expired too: the next cycle starts from the committed point
+            log.info("%s: cycle ended early: %s", self.name, exc)
+        except Exception:
+            log.exception("%s: cycle failed", self.name)
+
+
+async def run_forever(feeds: list[Feed], interval_s: float) -> None:
+    """Poll `feeds` one after the other, every `interval_s` wall seconds, until cancelled.
+
+    One job per vendor: the ERP's item events are read before its orders in the same cycle,
+    so an item launched minutes before its first order is in the WMS before that order."""
+    while True:
+        for feed in feeds:
+            await feed.poll()
+        await asyncio.sleep(interval_s)
 
 
 class EventFeed(Feed):
@@ -139,21 +148,22 @@ class EventFeed(Feed):
         handle: Handler,
         key_of: KeyOf,
         bugs: frozenset[str],
+        types: tuple[str, ...] = (),
     ) -> None:
         super().__init__(f"{system}/events", handle, key_of, bugs)
-        self.vendors, self.system, self.limit = vendors, system, limit
+        self.vendors, self.system, self.limit, self.types = vendors, system, limit, types
 
     async def read(self, token: str | None) -> Page:
         after = token if token is not None else self.committed
         corr = f"ps-poll-{self.system}"
         try:
-            return await read_events(self.vendors, self.system, after, self.limit, corr)
+            return await read_events(self.vendors, self.system, after, self.limit, corr, self.types)
         except Expired:
             if token is not None or after is None:
                 raise  # a page cursor: the next cycle starts again from the committed one
             log.warning("%s: committed cursor expired; reading from the oldest event", self.name)
             self.committed = None  # done ids skip what was done already
-            return await read_events(self.vendors, self.system, None, self.limit, corr)
+            return await read_events(self.vendors, self.system, None, self.limit, corr, self.types)
 
     def end_of(self, page: Page) -> str | None:
         return page.next  # re-issued even on an empty page: keep the newest
