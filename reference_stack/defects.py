@@ -27,6 +27,8 @@ NO_TENDER_FALLBACK = "no-tender-fallback"
 SERIAL_LABELS = "serial-labels"
 DOUBLE_CREDIT = "double-credit"
 RESTOCK_DAMAGED = "restock-damaged"
+DEFAULT_SITE = "default-site"
+TRANSFER_RECEIVED_TWICE = "transfer-received-twice"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -55,6 +57,10 @@ DESCRIPTIONS: dict[str, str] = {
     "return.received re-sent under a new id is credited again",
     RESTOCK_DAMAGED: "returned units are restocked in the ERP whatever their condition: damaged "
     "and scrapped units become available stock",
+    DEFAULT_SITE: "the WMS order is created without the ERP's site: every order goes to the "
+    "default site",
+    TRANSFER_RECEIVED_TWICE: "the transfer receipt is keyed by the event, not the WMS transfer: "
+    "a transfer.received re-sent under a new id is received twice",
 }
 
 # Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from reference_stack.clients import Outcome, Vendors, Verdict
 from reference_stack.defects import (
     BLIND_RETRY,
+    DEFAULT_SITE,
     DOUBLE_CREDIT,
     DOUBLE_GOODS_ISSUE,
     NO_DEDUP,
@@ -25,6 +26,7 @@ from reference_stack.defects import (
     NO_TENDER_FALLBACK,
     SERIAL_LABELS,
     STALE_EVENTS,
+    TRANSFER_RECEIVED_TWICE,
 )
 from reference_stack.store import DEAD, SUPERSEDED, Job, Order, Store
 
@@ -40,6 +42,9 @@ FREIGHT_ACCRUAL = "freight_accrual"
 INVENTORY_ADJUSTMENT = "inventory_adjustment"
 GOODS_RECEIPT = "goods_receipt"
 RETURN_DISPOSITION = "return_disposition"
+CREATE_TRANSFER = "create_transfer"
+TRANSFER_ISSUE = "transfer_issue"
+TRANSFER_RECEIPT = "transfer_receipt"
 
 # Idempotency keys name the business action: ``label-FO-000001`` is "the label of FO-000001",
 # whichever event, retry or restart asks for it.
@@ -56,6 +61,9 @@ KEY_PREFIX = {
     INVENTORY_ADJUSTMENT: "adjustment",
     GOODS_RECEIPT: "receipt",
     RETURN_DISPOSITION: "disposition",
+    CREATE_TRANSFER: "wms-transfer",
+    TRANSFER_ISSUE: "transfer-issue",
+    TRANSFER_RECEIPT: "transfer-receipt",
 }
 
 # Steps that push an order towards shipping: none of them runs once the order is cancelled.
@@ -76,6 +84,7 @@ UNDEDUPLICATED = {
     NO_DEDUP: CREATE_FO,
     DOUBLE_GOODS_ISSUE: GOODS_ISSUE,
     DOUBLE_CREDIT: RETURN_DISPOSITION,
+    TRANSFER_RECEIVED_TWICE: TRANSFER_RECEIPT,
 }
 
 
@@ -99,7 +108,8 @@ class JobSpec(NamedTuple):
 
 
 # -- job constructors (used by the event handlers and by steps that start the next step) ----
-def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
+def create_fulfilment_order(order: dict[str, Any], defects: frozenset[str]) -> JobSpec:
+    """At the site the ERP assigned (an ERP with one site may name none: the default)."""
     ref = order["id"]
     body = {
         "order_ref": ref,
@@ -107,6 +117,8 @@ def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
         "service_level": order["service_level"],
         "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in order["lines"]],
     }
+    if order.get("site") and DEFAULT_SITE not in defects:
+        body["site"] = order["site"]
     return JobSpec(CREATE_FO, ref, key(CREATE_FO, ref), {"order_ref": ref, "body": body})
 
 
@@ -208,6 +220,8 @@ def inventory_adjustment(adjusted: dict[str, Any]) -> JobSpec:
         "reason": adjusted["reason"],
         "reference": adjustment_id,
     }
+    if adjusted.get("site"):  # the site whose shelf it was: the ERP books it there
+        body["site"] = adjusted["site"]
     return JobSpec(
         INVENTORY_ADJUSTMENT, sku, key(INVENTORY_ADJUSTMENT, adjustment_id), {"body": body}
     )
@@ -220,7 +234,38 @@ def goods_receipt(receipt: dict[str, Any]) -> JobSpec:
         "reference": receipt_id,
         "lines": [{"sku": x["sku"], "qty": x["qty"]} for x in receipt["lines"]],
     }
+    if receipt.get("site"):
+        body["site"] = receipt["site"]
     return JobSpec(GOODS_RECEIPT, receipt_id, key(GOODS_RECEIPT, receipt_id), {"body": body})
+
+
+def create_transfer(transfer: dict[str, Any]) -> JobSpec:
+    """The ERP's transfer order as an outbound transfer at its shipping site; keyed by it."""
+    ref = transfer["id"]
+    body = {
+        "transfer_ref": ref,
+        "from_site": transfer["from_site"],
+        "to_site": transfer["to_site"],
+        "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in transfer["lines"]],
+    }
+    return JobSpec(
+        CREATE_TRANSFER, ref, key(CREATE_TRANSFER, ref), {"transfer_ref": ref, "body": body}
+    )
+
+
+def transfer_posting(kind: str, moved: dict[str, Any]) -> JobSpec:
+    """A transfer goods issue or receipt, keyed by the WMS transfer it reports (one each per
+    WMS document, whichever event or duplicate asks). Each kind has its own lane: a receipt
+    that overtook its issue waits for it without holding it up."""
+    transfer_id = moved["transfer_id"]
+    payload = {
+        "transfer_ref": moved["transfer_ref"],
+        "body": {
+            "reference": transfer_id,
+            "lines": [{"line": x["line"], "qty": x["qty"]} for x in moved["lines"]],
+        },
+    }
+    return JobSpec(kind, f"{transfer_id}:{KEY_PREFIX[kind]}", key(kind, transfer_id), payload)
 
 
 def return_disposition(received: dict[str, Any], lines: list[dict[str, int]]) -> JobSpec:
@@ -271,6 +316,9 @@ class Steps:
             INVENTORY_ADJUSTMENT: self._inventory_adjustment,
             GOODS_RECEIPT: self._goods_receipt,
             RETURN_DISPOSITION: self._return_disposition,
+            CREATE_TRANSFER: self._create_transfer,
+            TRANSFER_ISSUE: self._transfer_posting,
+            TRANSFER_RECEIPT: self._transfer_posting,
         }
 
     async def run(self, job: Job) -> Completion:
@@ -530,6 +578,39 @@ class Steps:
         return Completion(
             await self.vendors.goods_receipt(
                 job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _create_transfer(self, job: Job) -> Completion:
+        """Like a fulfilment order: after an earlier attempt, look for the transfer it may
+        have created before creating one (the WMS ignores Idempotency-Key)."""
+        if job.attempts > 1 or job.last_error is not None:
+            found = await self.vendors.find_transfers(
+                job.payload["transfer_ref"], correlation_id=job.correlation_id
+            )
+            if not found.succeeded:
+                return Completion(found)
+            items = found.body.get("items", []) if isinstance(found.body, dict) else []
+            if items:
+                return Completion(Outcome(Verdict.DONE, found.status, items[0]))
+        return Completion(
+            await self.vendors.create_transfer(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _transfer_posting(self, job: Job) -> Completion:
+        post = (
+            self.vendors.transfer_issue
+            if job.kind == TRANSFER_ISSUE
+            else self.vendors.transfer_receipt
+        )
+        return Completion(
+            await post(
+                job.payload["transfer_ref"],
+                job.payload["body"],
+                key=job.send_key,
+                correlation_id=job.correlation_id,
             )
         )
 

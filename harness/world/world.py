@@ -25,6 +25,7 @@ from harness.world.demand import Customers
 from harness.world.parcels import Road
 from harness.world.returns import Returns
 from harness.world.script import Script
+from harness.world.sites import SiteNetwork
 from harness.world.stock import Shelves
 from harness.world.warehouse import Floor
 
@@ -51,6 +52,7 @@ class World:
         self.road = Road(self)
         self.returns = Returns(self)
         self.floor = Floor(self)
+        self.sites = SiteNetwork(self)  # more sites and transfers: none unless ``sites:``
         self.customers = Customers(self)
         self.wms.observe(self._on_wms)
 
@@ -62,7 +64,12 @@ class World:
 
     def floor_needed(self) -> bool:
         """Is there, or will there be, work for pickers and packers?"""
-        return self.customers.arriving or bool(self.expected) or self.floor.on_floor > 0
+        return (
+            self.customers.arriving
+            or bool(self.expected)
+            or self.floor.on_floor > 0
+            or self.sites.on_floor()
+        )
 
     def busy(self) -> bool:
         """Is any business still open: orders, parcels on the road (customer returns
@@ -74,6 +81,7 @@ class World:
             or bool(self.shelves.on_order)
             or self.shelves.deliveries_due > 0
             or self.returns.open > 0
+            or self.sites.busy()
         )
 
     def incident(self, text: str) -> None:
@@ -82,14 +90,16 @@ class World:
             self.incidents.append(text)
 
     def _on_wms(self, what: str, fo: Any) -> None:
-        if what == "created":
+        if what.startswith("transfer_"):
+            self.sites.heard(what, fo)
+        elif what == "created":
             self.expected.discard(fo.order_ref)
-            self.floor.arrived(fo)
+            self.sites.floor(fo.site).arrived(fo)
         elif what == "cancelled":
             before = fo.status_history[-2]["status"] if len(fo.status_history) > 1 else None
             if before in ("picked", "packed", "labelled"):
-                self.shelves.put_back(fo)  # the WMS put the picked goods back; so do we
-            self.floor.cancelled(fo)
+                self.sites.floor(fo.site).shelves.put_back(fo)  # the WMS put them back; so do we
+            self.sites.floor(fo.site).cancelled(fo)
             self.counts["wms_cancelled"] += 1
 
 
