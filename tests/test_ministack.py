@@ -46,6 +46,7 @@ def failed(outcome) -> dict[str, list[str]]:
         ("wms_outage_during_wave", "busy-waiting"),  # a probe that counts timer waits as work
         ("vendor_maintenance_windows", "none"),  # Retry-After in seconds and as HTTP dates
         ("returns_after_peak", "none"),  # returns, as the README's stack bullets describe
+        ("two_sites_and_transfers", "none"),  # sites and transfers, as the README describes
     ],
 )
 async def test_a_stack_written_from_the_readme_passes_incidents_without_a_full_probe(
