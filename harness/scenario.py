@@ -399,6 +399,54 @@ class MasterData(Section):
     """Edits to items on the business day (a new description or a re-weighed each)."""
 
 
+class Site(Section):
+    """A site beyond the default one (``DC1``, whose floor is the ``warehouse`` section): its
+    share of the orders, its own stock, staff and cut-off."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,15}$")]
+    """Its code, as ERP and WMS spell it (``DC2``)."""
+    share: Rate = 0.3
+    """Share of the orders the ERP assigns to this site (keyed per order)."""
+    initial_stock: Rate = 0.3
+    """Its opening stock, as a share of each SKU's catalogue stock (``DC1`` keeps all of its)."""
+    pickers: Annotated[int, Field(ge=1, le=100_000)] = 3
+    packers: Annotated[int, Field(ge=1, le=100_000)] = 2
+    cutoff: TimeOfDay = time(16, 0)
+    """When its carrier truck leaves."""
+
+
+class Transfers(Section):
+    """Replenishment of the other sites from ``DC1`` by stock transfer orders."""
+
+    reorder_at: Rate = 0.5
+    """A site's shelf below this share of its opening stock asks for a transfer."""
+    order_up_to: Annotated[float, Field(ge=0, le=100)] = 1.0
+    """The transfer refills the shelf to this share of its opening stock."""
+    ship_after_minutes: Annotated[float, Field(ge=0, le=1_440)] = 60.0
+    """From the WMS transfer's creation to its truck leaving ``DC1``."""
+    transit_hours: Annotated[float, Field(ge=0, le=240)] = 4.0
+    """Truck time between the sites; the receiving site counts it in on arrival."""
+    loss_rate: Rate = 0.0
+    """Share of units that go missing on the truck (received short)."""
+
+
+class Sites(Section):
+    """More than one warehouse (docs/choreography.md#sites-and-transfers). Absent: one site,
+    ``DC1``, no transfers, and the day exactly as before."""
+
+    others: Annotated[list[Site], Field(max_length=8)] = []
+    transfers: Transfers = Transfers()
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Sites:
+        names = [site.name for site in self.others]
+        if "DC1" in names or len(set(names)) != len(names):
+            raise ValueError("site names must differ from each other and from DC1")
+        if sum(site.share for site in self.others) > 1:
+            raise ValueError("the sites' shares add up to more than 1")
+        return self
+
+
 class ClockSettings(Strict):
     """How virtual time moves: lockstep for CI and replays, realtime for load and timers."""
 
@@ -515,6 +563,7 @@ class Scenario(Strict):
     stock: Stock = Stock()
     returns: Returns = Returns()
     master_data: MasterData = MasterData()
+    sites: Sites = Sites()
     stack: Stack = Stack()
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()

@@ -55,7 +55,12 @@ def _answer(name: str, fields: str, items: Answer | None = None) -> Answer:
 # strict-parsing defect reads this table; the stack itself ignores fields it does not know.
 FULFILMENT_ORDER = _answer(
     "fulfilment order",
-    "id order_ref ship_to service_level lines status packages label created_at status_history",
+    "id order_ref ship_to service_level lines status packages label created_at status_history site",
+)
+TRANSFER = _answer(
+    "transfer",
+    "id transfer_ref from_site to_site lines status created_at shipped_at received_at "
+    "status_history",
 )
 KNOWN_FIELDS: dict[str, Answer] = {
     "fulfilment_order": FULFILMENT_ORDER,
@@ -76,7 +81,13 @@ KNOWN_FIELDS: dict[str, Answer] = {
     "sales_order": _answer(
         "sales order",
         "id customer ship_to service_level lines status created_at released_at goods_issues "
-        "backorders tracking_number tracking_status tracking_history status_history updated_at",
+        "backorders tracking_number tracking_status tracking_history status_history updated_at "
+        "site",
+    ),
+    "transfer": TRANSFER,
+    "transfers": _answer("transfer list", "items", TRANSFER),
+    "transfer_posting": _answer(
+        "transfer posting", "id transfer_id site reference lines posted_at"
     ),
     "freight_accrual": _answer("freight accrual", "id order_id shipment_id amount posted_at"),
     "inventory_adjustment": _answer(
@@ -239,6 +250,29 @@ class Vendors:
             params={"order_ref": order_ref},
             correlation_id=correlation_id,
             answer="fulfilment_orders",
+        )
+
+    async def create_transfer(
+        self, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        return await self.request(
+            "wms",
+            "POST",
+            "/transfers",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="transfer",
+        )
+
+    async def find_transfers(self, transfer_ref: str, *, correlation_id: str) -> Outcome:
+        return await self.request(
+            "wms",
+            "GET",
+            "/transfers",
+            params={"transfer_ref": transfer_ref},
+            correlation_id=correlation_id,
+            answer="transfers",
         )
 
     async def cancel_fulfilment_order(
@@ -410,6 +444,41 @@ class Vendors:
             already_done=_code_is("already_disposed"),
             answer="credit_memo",
         )
+
+    async def transfer_issue(
+        self, transfer_id: str, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        """One goods issue per transfer order: the ERP's 409 ``already_issued`` is done."""
+        return await self.request(
+            "erp",
+            "POST",
+            f"/transfers/{transfer_id}/goods-issue",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            already_done=_code_is("already_issued"),
+            answer="transfer_posting",
+        )
+
+    async def transfer_receipt(
+        self, transfer_id: str, body: dict[str, Any], *, key: str, correlation_id: str
+    ) -> Outcome:
+        """A 409 ``invalid_status`` while the transfer is still ``released`` means its goods
+        issue has not been posted yet (the events crossed): retry, the issue is on its way."""
+        outcome = await self.request(
+            "erp",
+            "POST",
+            f"/transfers/{transfer_id}/goods-receipt",
+            body=body,
+            key=key,
+            correlation_id=correlation_id,
+            answer="transfer_posting",
+        )
+        if outcome.verdict is Verdict.REFUSED and outcome.status == 409:
+            error = outcome.body.get("error", {}) if isinstance(outcome.body, dict) else {}
+            if _details(error).get("status") == "released":
+                return replace(outcome, verdict=Verdict.RETRY)
+        return outcome
 
 
 def classify(response: httpx.Response, already_done: AlreadyDone | None = None) -> Outcome:

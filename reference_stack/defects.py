@@ -29,6 +29,8 @@ DOUBLE_CREDIT = "double-credit"
 RESTOCK_DAMAGED = "restock-damaged"
 EACHES_AS_CASES = "eaches-as-cases"
 UNKNOWN_ITEM_NOT_RETRIED = "unknown-item-not-retried"
+DEFAULT_SITE = "default-site"
+TRANSFER_RECEIVED_TWICE = "transfer-received-twice"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -61,6 +63,10 @@ DESCRIPTIONS: dict[str, str] = {
     "line's eaches are posted as cases",
     UNKNOWN_ITEM_NOT_RETRIED: "a WMS 422 unknown_item on order create is taken as final: an "
     "order released before its item reached the WMS is never created",
+    DEFAULT_SITE: "the WMS order is created without the ERP's site: every order goes to the "
+    "default site",
+    TRANSFER_RECEIVED_TWICE: "the transfer receipt is keyed by the event, not the WMS transfer: "
+    "a transfer.received re-sent under a new id is received twice",
 }
 
 # Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)

@@ -23,6 +23,7 @@ from reference_stack.defects import (
     ORDERED_QTY,
     RESTOCK_DAMAGED,
     STALE_EVENTS,
+    TRANSFER_RECEIVED_TWICE,
     ignored_events,
 )
 from reference_stack.steps import JobSpec
@@ -104,7 +105,7 @@ def order_released(store: Store, event: Event, defects: Defects) -> list[Job]:
     order = _order(store, event, ref)
     if order.cancelled:
         return []
-    spec = steps.create_fulfilment_order(event.data)
+    spec = steps.create_fulfilment_order(event.data, defects)
     return enqueue_once(store, spec, correlation(event, order), defects)
 
 
@@ -206,6 +207,24 @@ def return_received(store: Store, event: Event, defects: Defects) -> list[Job]:
     return enqueue_once(store, spec, correlation(event, order), defects)
 
 
+# -- transfers between sites -----------------------------------------------------------------
+def transfer_released(store: Store, event: Event, defects: Defects) -> list[Job]:
+    spec = steps.create_transfer(event.data)
+    return enqueue_once(store, spec, correlation(event, ref=event.data["id"]), defects)
+
+
+def transfer_shipped(store: Store, event: Event, defects: Defects) -> list[Job]:
+    spec = steps.transfer_posting(steps.TRANSFER_ISSUE, event.data)
+    return enqueue_once(store, spec, correlation(event, ref=event.data["transfer_ref"]), defects)
+
+
+def transfer_received(store: Store, event: Event, defects: Defects) -> list[Job]:
+    spec = steps.transfer_posting(steps.TRANSFER_RECEIPT, event.data)
+    if TRANSFER_RECEIVED_TWICE in defects:  # keyed by the event, not by the WMS transfer
+        spec = spec._replace(key=f"{spec.key}-{event.id}")
+    return enqueue_once(store, spec, correlation(event, ref=event.data["transfer_ref"]), defects)
+
+
 # -- TMS and carrier -------------------------------------------------------------------------
 def freight_settled(store: Store, event: Event, defects: Defects) -> list[Job]:
     order = _order(store, event, event.data["order_ref"])
@@ -238,6 +257,9 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("wms", "inventory.adjusted"): inventory_adjusted,
     ("wms", "receipt.confirmed"): receipt_confirmed,
     ("wms", "return.received"): return_received,
+    ("erp", "transfer.released"): transfer_released,
+    ("wms", "transfer.shipped"): transfer_shipped,
+    ("wms", "transfer.received"): transfer_received,
     ("tms", "freight.settled"): freight_settled,
     ("carrier", "tracking.updated"): tracking_updated,
 }

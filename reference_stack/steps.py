@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from reference_stack.clients import Outcome, Vendors, Verdict
 from reference_stack.defects import (
     BLIND_RETRY,
+    DEFAULT_SITE,
     DOUBLE_CREDIT,
     DOUBLE_GOODS_ISSUE,
     NO_DEDUP,
@@ -25,6 +26,7 @@ from reference_stack.defects import (
     NO_TENDER_FALLBACK,
     SERIAL_LABELS,
     STALE_EVENTS,
+    TRANSFER_RECEIVED_TWICE,
     UNKNOWN_ITEM_NOT_RETRIED,
 )
 from reference_stack.store import DEAD, SUPERSEDED, Job, Order, Store
@@ -44,6 +46,9 @@ RETURN_DISPOSITION = "return_disposition"
 SYNC_ITEM = "sync_item"
 # The WMS's refusals that mean master data still in flight: wait for the item, then retry.
 ITEM_IN_FLIGHT = frozenset({"unknown_item", "inactive_item"})
+CREATE_TRANSFER = "create_transfer"
+TRANSFER_ISSUE = "transfer_issue"
+TRANSFER_RECEIPT = "transfer_receipt"
 
 # Idempotency keys name the business action: ``label-FO-000001`` is "the label of FO-000001",
 # whichever event, retry or restart asks for it.
@@ -61,6 +66,9 @@ KEY_PREFIX = {
     GOODS_RECEIPT: "receipt",
     RETURN_DISPOSITION: "disposition",
     SYNC_ITEM: "wms-item",
+    CREATE_TRANSFER: "wms-transfer",
+    TRANSFER_ISSUE: "transfer-issue",
+    TRANSFER_RECEIPT: "transfer-receipt",
 }
 
 # Steps that push an order towards shipping: none of them runs once the order is cancelled.
@@ -81,6 +89,7 @@ UNDEDUPLICATED = {
     NO_DEDUP: CREATE_FO,
     DOUBLE_GOODS_ISSUE: GOODS_ISSUE,
     DOUBLE_CREDIT: RETURN_DISPOSITION,
+    TRANSFER_RECEIVED_TWICE: TRANSFER_RECEIPT,
 }
 
 
@@ -104,9 +113,10 @@ class JobSpec(NamedTuple):
 
 
 # -- job constructors (used by the event handlers and by steps that start the next step) ----
-def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
-    """The body keeps each ERP line's unit (``uoms``); cases become eaches when it is sent,
-    once the item's case size is known (``Steps._in_eaches``)."""
+def create_fulfilment_order(order: dict[str, Any], defects: frozenset[str]) -> JobSpec:
+    """At the site the ERP assigned (an ERP with one site may name none: the default). The
+    body keeps each ERP line's unit (``uoms``); cases become eaches when it is sent, once the
+    item's case size is known (``Steps._in_eaches``)."""
     ref = order["id"]
     body = {
         "order_ref": ref,
@@ -114,6 +124,8 @@ def create_fulfilment_order(order: dict[str, Any]) -> JobSpec:
         "service_level": order["service_level"],
         "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in order["lines"]],
     }
+    if order.get("site") and DEFAULT_SITE not in defects:
+        body["site"] = order["site"]
     uoms = {str(x["line"]): x.get("uom", "EA") for x in order["lines"]}
     payload = {"order_ref": ref, "body": body, "uoms": uoms}
     return JobSpec(CREATE_FO, ref, key(CREATE_FO, ref), payload)
@@ -231,6 +243,8 @@ def inventory_adjustment(adjusted: dict[str, Any]) -> JobSpec:
         "reason": adjusted["reason"],
         "reference": adjustment_id,
     }
+    if adjusted.get("site"):  # the site whose shelf it was: the ERP books it there
+        body["site"] = adjusted["site"]
     return JobSpec(
         INVENTORY_ADJUSTMENT, sku, key(INVENTORY_ADJUSTMENT, adjustment_id), {"body": body}
     )
@@ -243,7 +257,38 @@ def goods_receipt(receipt: dict[str, Any]) -> JobSpec:
         "reference": receipt_id,
         "lines": [{"sku": x["sku"], "qty": x["qty"]} for x in receipt["lines"]],
     }
+    if receipt.get("site"):
+        body["site"] = receipt["site"]
     return JobSpec(GOODS_RECEIPT, receipt_id, key(GOODS_RECEIPT, receipt_id), {"body": body})
+
+
+def create_transfer(transfer: dict[str, Any]) -> JobSpec:
+    """The ERP's transfer order as an outbound transfer at its shipping site; keyed by it."""
+    ref = transfer["id"]
+    body = {
+        "transfer_ref": ref,
+        "from_site": transfer["from_site"],
+        "to_site": transfer["to_site"],
+        "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in transfer["lines"]],
+    }
+    return JobSpec(
+        CREATE_TRANSFER, ref, key(CREATE_TRANSFER, ref), {"transfer_ref": ref, "body": body}
+    )
+
+
+def transfer_posting(kind: str, moved: dict[str, Any]) -> JobSpec:
+    """A transfer goods issue or receipt, keyed by the WMS transfer it reports (one each per
+    WMS document, whichever event or duplicate asks). Each kind has its own lane: a receipt
+    that overtook its issue waits for it without holding it up."""
+    transfer_id = moved["transfer_id"]
+    payload = {
+        "transfer_ref": moved["transfer_ref"],
+        "body": {
+            "reference": transfer_id,
+            "lines": [{"line": x["line"], "qty": x["qty"]} for x in moved["lines"]],
+        },
+    }
+    return JobSpec(kind, f"{transfer_id}:{KEY_PREFIX[kind]}", key(kind, transfer_id), payload)
 
 
 def return_disposition(received: dict[str, Any], lines: list[dict[str, int]]) -> JobSpec:
@@ -295,6 +340,9 @@ class Steps:
             GOODS_RECEIPT: self._goods_receipt,
             RETURN_DISPOSITION: self._return_disposition,
             SYNC_ITEM: self._sync_item,
+            CREATE_TRANSFER: self._create_transfer,
+            TRANSFER_ISSUE: self._transfer_posting,
+            TRANSFER_RECEIPT: self._transfer_posting,
         }
 
     async def run(self, job: Job) -> Completion:
@@ -601,6 +649,39 @@ class Steps:
         return Completion(
             await self.vendors.goods_receipt(
                 job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _create_transfer(self, job: Job) -> Completion:
+        """Like a fulfilment order: after an earlier attempt, look for the transfer it may
+        have created before creating one (the WMS ignores Idempotency-Key)."""
+        if job.attempts > 1 or job.last_error is not None:
+            found = await self.vendors.find_transfers(
+                job.payload["transfer_ref"], correlation_id=job.correlation_id
+            )
+            if not found.succeeded:
+                return Completion(found)
+            items = found.body.get("items", []) if isinstance(found.body, dict) else []
+            if items:
+                return Completion(Outcome(Verdict.DONE, found.status, items[0]))
+        return Completion(
+            await self.vendors.create_transfer(
+                job.payload["body"], key=job.send_key, correlation_id=job.correlation_id
+            )
+        )
+
+    async def _transfer_posting(self, job: Job) -> Completion:
+        post = (
+            self.vendors.transfer_issue
+            if job.kind == TRANSFER_ISSUE
+            else self.vendors.transfer_receipt
+        )
+        return Completion(
+            await post(
+                job.payload["transfer_ref"],
+                job.payload["body"],
+                key=job.send_key,
+                correlation_id=job.correlation_id,
             )
         )
 

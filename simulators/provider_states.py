@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulators.common.errors import SimError
+from simulators.common.sites import SITE_NAME
 
 Params = dict[str, Any]
 Setup = Callable[[Any, Params], None]  # (the system's model or simulator, the state's values)
@@ -182,6 +183,39 @@ def erp_return_credited(model: Any, p: Params) -> None:
     model.dispose_return(rma.id, p["receipt_id"], [{"line": line, "qty": 1, "restock_qty": 1}])
 
 
+def opened(model: Any, site: str, stock: dict[str, int]) -> None:
+    """A site the state names exists (added with ``stock`` if not); a name no site could
+    have (``SITE_NAME``) is refused, as the scenario's ``sites:`` refuses it."""
+    if site in model.sites.by_site:
+        return
+    if not SITE_NAME.match(site):
+        raise SimError(422, "invalid_provider_state", f"{site!r} is no site code", site=site)
+    model.add_site(site, stock)
+
+
+def on_sites(model: Any, from_site: str, to_site: str, skus: list[str]) -> None:
+    """The sites a transfer names exist (added if not: plenty of each SKU where it ships
+    from, none where it goes), and list its SKUs. Works on the ERP's and the WMS's model."""
+    stocked(model, skus)
+    for site in (from_site, to_site):
+        opened(model, site, dict.fromkeys(skus, DEFAULT_STOCK if site == from_site else 0))
+    for sku in skus:
+        model.sites.add_sku(sku)
+
+
+def erp_transfer_released(model: Any, p: Params) -> None:
+    lines = lines_of(p)
+    on_sites(model, p["from_site"], p["to_site"], [x["sku"] for x in lines])
+    model.transfers.release(p["from_site"], p["to_site"], lines, transfer_id=p["transfer_id"])
+
+
+def erp_transfer_in_transit(model: Any, p: Params) -> None:
+    erp_transfer_released(model, p)
+    order = model.transfers.get(p["transfer_id"])
+    moved = [{"line": x["line"], "qty": x["qty"]} for x in order.lines]
+    model.transfers.issue(order.id, p.get("reference", "WT-000001"), moved)
+
+
 # -- WMS -------------------------------------------------------------------------------------
 def wms_on_hand(model: Any, p: Params) -> None:
     model.stock[p["sku"]] = p["qty"]
@@ -252,6 +286,35 @@ def wms_return_received(model: Any, p: Params) -> None:
         for n, x in enumerate(lines_of(p), 1)
     ]
     model.receive_return(p["rma_id"], p["order_ref"], lines, receipt_id=p["receipt_id"])
+
+
+def wms_site(model: Any, p: Params) -> None:
+    """Another facility, holding ``qty`` of ``sku`` (the catalogue's other SKUs: none)."""
+    stocked(model, [p.get("sku", DEFAULT_SKU)])
+    opened(model, p["site"], {})
+    model.sites.add_sku(p.get("sku", DEFAULT_SKU))
+    model.stock_at(p["site"])[p.get("sku", DEFAULT_SKU)] = int(p.get("qty", DEFAULT_STOCK))
+
+
+def wms_transfer_accepted(model: Any, p: Params) -> None:
+    from_site, to_site = p.get("from_site", "DC1"), p.get("to_site", "DC2")
+    lines = [{"line": n, **x} for n, x in enumerate(lines_of(p), 1)]
+    on_sites(model, from_site, to_site, [x["sku"] for x in lines])
+    model.create_transfer(
+        p["transfer_ref"], from_site, to_site, lines, transfer_id=p["transfer_id"]
+    )
+
+
+def wms_transfer_shipped(model: Any, p: Params) -> None:
+    wms_transfer_accepted(model, p)
+    transfer = model.transfers.get(p["transfer_id"])
+    model.ship_transfer(transfer.id, {x["line"]: x["qty"] for x in transfer.lines})
+
+
+def wms_transfer_received(model: Any, p: Params) -> None:
+    wms_transfer_shipped(model, p)
+    transfer = model.transfers.get(p["transfer_id"])
+    model.receive_transfer(transfer.id, {x["line"]: x["shipped_qty"] for x in transfer.lines})
 
 
 # -- TMS -------------------------------------------------------------------------------------
@@ -366,6 +429,18 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
             erp_return_credited,
             "a credit memo for one unit of the RMA's first line, restocked (after the RMA's state)",
         ),
+        ProviderState(
+            "transfer {transfer_id} from {from_site} to {to_site} is released",
+            erp_transfer_released,
+            "a stock transfer order (transfer.released); sites it names are added (stock where "
+            "it ships from, none where it goes); params: sku, qty or lines",
+        ),
+        ProviderState(
+            "transfer {transfer_id} from {from_site} to {to_site} is in transit",
+            erp_transfer_in_transit,
+            "released, then its goods issue posted for every unit; param: reference (the WMS "
+            "transfer, WT-000001)",
+        ),
     ],
     "wms": [
         ProviderState("SKU {sku} has {qty} on hand", wms_on_hand, "sets the WMS's stock"),
@@ -422,6 +497,27 @@ SYSTEM_STATES: dict[str, list[ProviderState]] = {
             wms_return_received,
             "a customer return at the bench, line per sku (return.received); params: sku, qty "
             "or lines, condition",
+        ),
+        ProviderState(
+            "site {site} exists",
+            wms_site,
+            "another facility beside DC1; params: sku, qty (its stock of that SKU, 100)",
+        ),
+        ProviderState(
+            "transfer {transfer_id} for {transfer_ref} is accepted",
+            wms_transfer_accepted,
+            "an outbound transfer; sites it names are added; params: from_site (DC1), to_site "
+            "(DC2), sku, qty or lines",
+        ),
+        ProviderState(
+            "transfer {transfer_id} for {transfer_ref} is shipped",
+            wms_transfer_shipped,
+            "accepted, then shipped in full (transfer.shipped)",
+        ),
+        ProviderState(
+            "transfer {transfer_id} for {transfer_ref} is received",
+            wms_transfer_received,
+            "shipped, then received in full (transfer.received)",
         ),
     ],
     "tms": [

@@ -188,6 +188,7 @@ def test_bad_queries_get_vendor_error_bodies() -> None:
         "order.released",
         "order.updated",
         "return.authorised",
+        "transfer.released",
     ]
     refused(client.get("/events", params={"types": "order.released,"}), 422, "validation_failed")
 

@@ -110,6 +110,27 @@ def test_an_unknown_state_is_refused_with_the_known_ones():
     assert [s["state"] for s in listed] == error["details"]["known"]
 
 
+def test_transfer_states_open_the_sites_they_name_on_both_sides():
+    erp = TestClient(simulators.build("erp", ManualClock()).app)
+    state = {"state": "transfer TO-7 from DC1 to DC3 is in transit", "params": {"qty": 4}}
+    assert erp.post("/_sim/provider-states", json=state).status_code == 200
+    transfer = erp.get("/transfers/TO-7").json()
+    assert (transfer["status"], transfer["to_site"], transfer["lines"][0]["qty"]) == (
+        "in_transit",
+        "DC3",
+        4,
+    )
+    assert erp.get("/inventory/A-100", params={"site": "DC3"}).json()["on_hand"] == 0
+    wms = TestClient(simulators.build("wms", ManualClock()).app)
+    state = {"state": "transfer WT-7 for TO-7 is received", "params": {"to_site": "DC3"}}
+    assert wms.post("/_sim/provider-states", json=state).status_code == 200
+    assert wms.get("/transfers/WT-7").json()["status"] == "received"
+    assert wms.get("/inventory/A-100", params={"site": "DC3"}).json()["on_hand"] == 3
+    bad = {"state": "site dc 4 exists"}
+    r = wms.post("/_sim/provider-states", json=bad)
+    assert r.status_code == 422 and "no site code" in r.json()["error"]["message"]
+
+
 def test_a_state_the_model_refuses_names_the_state_and_why():
     http = TestClient(simulators.build("erp", ManualClock()).app)
     http.post("/_sim/provider-states", json={"state": "order SO-1 is shipped"})

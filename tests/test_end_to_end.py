@@ -41,6 +41,7 @@ warehouse: {short_pick_rate: 0.15}
 stock: {damage_rate: 0.01, replenishment: {reorder_at: 0.5, lead_time_hours: 4}}
 returns: {return_rate: 0.2, return_after: {min_minutes: 60, mean_minutes: 240, max_minutes: 720}}
 master_data: {case_share: 0.2, new_items_per_day: 2, changes_per_day: 2}
+sites: {others: [{name: DC2, share: 0.4, initial_stock: 0.2}]}
 clock: {pace: 3000}
 faults:
   - {system: erp, kind: forged, rate: 0.2}

@@ -47,6 +47,7 @@ def failed(outcome) -> dict[str, list[str]]:
         ("vendor_maintenance_windows", "none"),  # Retry-After in seconds and as HTTP dates
         ("returns_after_peak", "none"),  # returns, as the README's stack bullets describe
         ("master_data_day", "none"),  # item sync, cases in eaches, orders waiting for items
+        ("two_sites_and_transfers", "none"),  # sites and transfers, as the README describes
     ],
 )
 async def test_a_stack_written_from_the_readme_passes_incidents_without_a_full_probe(

@@ -26,6 +26,7 @@ from tests.test_refstack_flow import (
     PACKED,
     SHIPMENT,
     SHIPPED,
+    TRANSFER_RECEIVED,
     URLS,
     Sut,
     body,
@@ -276,6 +277,35 @@ async def test_restock_damaged(
         restocked = [(x["line"], x["qty"], x["restock_qty"]) for x in body(posted)["lines"]]
         assert restocked == ([(1, 2, 2), (2, 1, 1)] if defective else [(1, 2, 1), (2, 1, 0)])
         assert body(posted)["receipt_id"] == "RR-000001"
+
+
+@ON_OFF
+async def test_default_site(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+    async with stack_with(defects.DEFAULT_SITE, defective, tmp_path, router) as sut:
+        await sut.deliver("erp", "order.released", ORDER | {"site": "DC2"})
+        await sut.settle()
+        [created] = sut.requests("create")
+        assert body(created)["order_ref"] == "SO-000001"
+        assert body(created).get("site") == (None if defective else "DC2")
+
+
+@ON_OFF
+async def test_transfer_received_twice(
+    defective: bool,
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    async with stack_with(defects.TRANSFER_RECEIVED_TWICE, defective, tmp_path, router) as sut:
+        await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
+        await sut.settle()
+        await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)  # under a new event id
+        await sut.settle()
+        posted = sut.requests("transfer_receipt")
+        assert len(posted) == (2 if defective else 1)
+        keys = {r.headers["idempotency-key"] for r in posted}
+        assert len(keys) == len(posted)  # a fresh key each time, so the ERP cannot tell
+        assert all(key.startswith("transfer-receipt-WT-000001") for key in keys)
+        assert {body(r)["reference"] for r in posted} == {"WT-000001"}
 
 
 @ON_OFF

@@ -88,6 +88,28 @@ LABEL = {
     "status": "created",
 }
 
+# A stock transfer DC1 -> DC2 as the ERP releases it, and the WMS transfer's two moves.
+TRANSFER = {
+    "id": "TO-000001",
+    "from_site": "DC1",
+    "to_site": "DC2",
+    "lines": [{"line": 1, "sku": "A-100", "qty": 10}, {"line": 2, "sku": "B-200", "qty": 4}],
+    "status": "released",
+    "released_at": "2026-11-23T10:00:00Z",
+    "issues": [],
+    "receipts": [],
+}
+WMS_TRANSFER = {"id": "WT-000001", "transfer_ref": "TO-000001", "status": "accepted"}
+MOVED = {
+    "transfer_id": "WT-000001",
+    "transfer_ref": "TO-000001",
+    "from_site": "DC1",
+    "to_site": "DC2",
+    "lines": [{"line": 1, "sku": "A-100", "qty": 10}, {"line": 2, "sku": "B-200", "qty": 3}],
+}
+TRANSFER_SHIPPED = MOVED | {"site": "DC1", "shipped_at": "2026-11-23T11:00:00Z"}
+TRANSFER_RECEIVED = MOVED | {"site": "DC2", "received_at": "2026-11-23T14:00:00Z"}
+
 
 def body(request: httpx.Request) -> Any:
     return orjson.loads(request.content)
@@ -193,6 +215,14 @@ def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
         ),
         "put_item": router.put(url__regex=rf"{WMS}/items/.+").respond(200, json={"sku": "N-1"}),
         "item": router.get(f"{ERP}/items/N-1").respond(200, json={"sku": "N-1", **ITEM_DATA}),
+        "transfer": router.post(f"{WMS}/transfers").respond(201, json=WMS_TRANSFER),
+        "find_transfer": router.get(f"{WMS}/transfers").respond(200, json={"items": []}),
+        "transfer_issue": router.post(f"{ERP}/transfers/TO-000001/goods-issue").respond(
+            201, json={"id": "TI-000001"}
+        ),
+        "transfer_receipt": router.post(f"{ERP}/transfers/TO-000001/goods-receipt").respond(
+            201, json={"id": "TR-000001"}
+        ),
     }
 
 
@@ -267,6 +297,7 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
             "order.updated",
             "item.created",
             "item.changed",
+            "transfer.released",
         ],
         "secret": SECRET,
     }
@@ -277,6 +308,8 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
         "inventory.adjusted",
         "receipt.confirmed",
         "return.received",
+        "transfer.shipped",
+        "transfer.received",
     }
     assert subscriptions["tms"]["events"] == ["freight.settled"]
     assert subscriptions["carrier"]["events"] == ["tracking.updated"]
@@ -522,6 +555,55 @@ async def test_settlement_adjustments_and_receipts_reach_the_erp(sut: Sut) -> No
         "reference": "ADJ-000001",
     }
     assert body(receipt) == {"reference": "RC-000001", "lines": [{"sku": "A-100", "qty": 40}]}
+
+
+async def test_an_order_is_created_at_the_site_the_erp_assigned(sut: Sut) -> None:
+    await sut.deliver("erp", "order.released", ORDER | {"site": "DC2"})
+    await sut.deliver("erp", "order.released", ORDER | {"id": "SO-000002"})  # one site: none
+    await sut.settle()
+    sites = {body(r)["order_ref"]: body(r).get("site") for r in sut.requests("create")}
+    assert sites == {"SO-000001": "DC2", "SO-000002": None}
+
+
+async def test_a_transfer_is_created_once_then_issued_and_received_per_wms_transfer(
+    sut: Sut,
+) -> None:
+    await sut.deliver("erp", "transfer.released", TRANSFER)
+    await sut.deliver("erp", "transfer.released", TRANSFER)  # again, under a new event id
+    await sut.settle()
+    [created] = sut.requests("transfer")
+    assert body(created) == {
+        "transfer_ref": "TO-000001",
+        "from_site": "DC1",
+        "to_site": "DC2",
+        "lines": [{"line": 1, "sku": "A-100", "qty": 10}, {"line": 2, "sku": "B-200", "qty": 4}],
+    }
+    assert created.headers["idempotency-key"] == "wms-transfer-TO-000001"
+    for _ in range(2):  # each move reported twice
+        await sut.deliver("wms", "transfer.shipped", TRANSFER_SHIPPED)
+        await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
+        await sut.settle()
+    [issue], [receipt] = sut.requests("transfer_issue"), sut.requests("transfer_receipt")
+    moved = [{"line": 1, "qty": 10}, {"line": 2, "qty": 3}]
+    assert body(issue) == body(receipt) == {"reference": "WT-000001", "lines": moved}
+    assert issue.headers["idempotency-key"] == "transfer-issue-WT-000001"
+    assert receipt.headers["idempotency-key"] == "transfer-receipt-WT-000001"
+
+
+async def test_a_receipt_that_overtook_its_issue_waits_for_it(sut: Sut) -> None:
+    """The ERP refuses a receipt while the transfer is still ``released`` (409
+    ``invalid_status``): the issue is on its way, so the receipt is retried, not dead."""
+    refused = vendor_error(409, "invalid_status")
+    refused_body = orjson.loads(refused.content)
+    refused_body["error"]["details"] = {"status": "released", "transfer_id": "TO-000001"}
+    sut.routes["transfer_receipt"].side_effect = [
+        httpx.Response(409, json=refused_body),
+        httpx.Response(201, json={"id": "TR-000001"}),
+    ]
+    await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
+    probe = await sut.settle()
+    assert len(sut.requests("transfer_receipt")) == 2
+    assert probe["dead"] == 0
 
 
 # -- failures ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import respx
 import yaml
 
 from reference_stack import defects
-from reference_stack.clients import KNOWN_FIELDS, Vendors, Verdict
+from reference_stack.clients import KNOWN_FIELDS, Outcome, Vendors, Verdict
 from tests.test_refstack_defects import ON_OFF, order, stack_with
 from tests.test_refstack_flow import (
     LABEL,
@@ -142,7 +142,14 @@ ANSWERS = {
     "credit_memo": ("erp", "/returns/{rma_id}/disposition", "post"),
     "item": ("erp", "/items/{sku}", "get"),
     "wms_item": ("wms", "/items/{sku}", "put"),
+    "transfer": ("wms", "/transfers", "post"),
+    "transfers": ("wms", "/transfers", "get"),
+    "transfer_posting": ("erp", "/transfers/{transfer_id}/goods-issue", "post"),
 }
+# Answers more than one route gives: the other routes must document the same answer.
+SAME_ANSWER = [
+    ("transfer_posting", "erp", "/transfers/{transfer_id}/goods-receipt", "post"),
+]
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +160,17 @@ def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_known_answer_is_checked_against_a_contract() -> None:
     assert set(ANSWERS) == set(KNOWN_FIELDS)
+
+
+@pytest.mark.parametrize(("answer", "system", "path", "method"), SAME_ANSWER)
+def test_a_route_sharing_an_answer_documents_the_same_fields(
+    answer: str, system: str, path: str, method: str
+) -> None:
+    spec = yaml.safe_load((SPECS / f"{system}.yaml").read_text())
+    responses = spec["paths"][path][method]["responses"]
+    [ok] = [r for status, r in responses.items() if str(status).startswith("2")]
+    schema = _resolve(spec, ok["content"]["application/json"]["schema"])
+    assert KNOWN_FIELDS[answer].fields == set(schema["properties"])
 
 
 @pytest.mark.parametrize("answer", sorted(ANSWERS))
@@ -176,7 +194,7 @@ async def test_the_request_names_its_answer(tolerant: Vendors) -> None:
 
     async def request(*args: Any, answer: str | None = None, **kwargs: Any) -> Any:
         seen.append(answer)
-        return None
+        return Outcome(Verdict.OK, 201, {})  # some calls read the outcome they get back
 
     tolerant.request = request  # type: ignore[method-assign]
     await tolerant.create_fulfilment_order({}, key="K", correlation_id=CORR)
@@ -190,6 +208,10 @@ async def test_the_request_names_its_answer(tolerant: Vendors) -> None:
     await tolerant.freight_accrual({}, key="K", correlation_id=CORR)
     await tolerant.inventory_adjustment({}, key="K", correlation_id=CORR)
     await tolerant.goods_receipt({}, key="K", correlation_id=CORR)
+    await tolerant.create_transfer({}, key="K", correlation_id=CORR)
+    await tolerant.find_transfers("TO-1", correlation_id=CORR)
+    await tolerant.transfer_issue("TO-1", {}, key="K", correlation_id=CORR)
+    await tolerant.transfer_receipt("TO-1", {}, key="K", correlation_id=CORR)
     assert seen == [
         "fulfilment_order",
         "fulfilment_orders",
@@ -202,4 +224,8 @@ async def test_the_request_names_its_answer(tolerant: Vendors) -> None:
         "freight_accrual",
         "inventory_adjustment",
         "goods_receipt",
+        "transfer",
+        "transfers",
+        "transfer_posting",
+        "transfer_posting",
     ]

@@ -314,6 +314,8 @@ def test_state_and_reset(sim: Simulator, client: TestClient) -> None:
         "adjustments": [],
         "receipts": [],
         "return_receipts": [],
+        "sites": {"DC1": STOCK},
+        "transfers": [],
     }
     assert client.get("/_sim/journal").json() == {"items": []}
 

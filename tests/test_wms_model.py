@@ -130,6 +130,7 @@ def test_full_path_emits_each_event_with_the_documented_data(
                 "contents": [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 2}],
             }
         ],
+        "site": "DC1",
     }
     assert events(wms, "order.shipped") == [
         (
@@ -143,6 +144,7 @@ def test_full_path_emits_each_event_with_the_documented_data(
                     {"line": 1, "sku": "A-100", "qty": 3},
                     {"line": 2, "sku": "B-200", "qty": 2},
                 ],
+                "site": "DC1",
             },
             "SO-000001",
         )
@@ -179,6 +181,7 @@ def test_short_pick_computes_and_emits_short_qty(wms: WmsModel) -> None:
                     {"line": 1, "sku": "A-100", "qty": 3, "picked_qty": 2, "short_qty": 1},
                     {"line": 2, "sku": "B-200", "qty": 2, "picked_qty": 0, "short_qty": 2},
                 ],
+                "site": "DC1",
             },
             "SO-000001",
         )
@@ -425,6 +428,7 @@ def test_adjust_changes_stock_and_emits(wms: WmsModel) -> None:
         "sku": "A-100",
         "delta": -2,
         "reason": "damage",
+        "site": "DC1",
     }
     assert wms.stock["A-100"] == 8
     assert wms.adjustments == [{**result, "at": "2026-11-23T00:00:00Z"}]
@@ -448,7 +452,7 @@ def test_adjust_refusals(wms: WmsModel, sku: str, delta: int, reason: str, code:
 def test_receive_adds_stock_and_new_skus(wms: WmsModel) -> None:
     lines = [{"sku": "A-100", "qty": 5}, {"sku": "C-300", "qty": 7}]
     result = wms.receive("RC-000001", lines)
-    assert result == {"receipt_id": "RC-000001", "lines": lines}
+    assert result == {"receipt_id": "RC-000001", "lines": lines, "site": "DC1"}
     assert wms.stock == {"A-100": 15, "B-200": 5, "C-300": 7}
     assert events(wms, "receipt.confirmed") == [(result, "RC-000001")]
     assert create(wms, lines=[{"line": 1, "sku": "C-300", "qty": 1}]).status == "accepted"

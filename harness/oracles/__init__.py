@@ -8,6 +8,7 @@ from harness.oracles import orders, shipping, stock  # noqa: F401
 from harness.oracles import integrity, retries  # noqa: F401
 from harness.oracles import returns  # noqa: F401
 from harness.oracles import masterdata  # noqa: F401
+from harness.oracles import sites  # noqa: F401
 from harness.oracles import lineage_table  # noqa: F401
 
 # isort: on

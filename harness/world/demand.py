@@ -86,7 +86,7 @@ class Customers:
         low, high = demand.qty_per_line.min, demand.qty_per_line.max
         qtys = [draws.randint(low, high) for _ in range(n_lines)]
         skus = world.catalogue.draw_skus(draws, n_lines)
-        return {
+        content = {
             "customer": customer,
             "ship_to": ship_to,
             "service_level": "express" if express else "standard",
@@ -94,6 +94,7 @@ class Customers:
                 world.product_team.line(sku, qty) for sku, qty in zip(skus, qtys, strict=True)
             ],
         }
+        return world.sites.assign(number, content)
 
     def _day(self) -> Generator[Any, Any, None]:
         env, erp, world = self.env, self.erp, self.world

@@ -18,6 +18,8 @@ directly, doing what the reference stack does:
 | ``inventory.adjusted`` | ERP inventory adjustment |
 | ``receipt.confirmed`` | ERP goods receipt |
 | ``return.received`` | ERP return disposition: credit what came back, restock the good units |
+| ``transfer.released`` | WMS transfer at the shipping site |
+| ``transfer.shipped`` / ``transfer.received`` | ERP transfer goods issue / goods receipt |
 
 By default reactions run after the world's current step, at the same virtual time, as a
 lockstep stack's would. ``immediate=True`` reacts inside the emitting call instead (the
@@ -131,6 +133,9 @@ class Integrator:
             "return.received": self._returned,
             "item.created": self._item,
             "item.changed": self._item,
+            "transfer.released": self._transfer_released,
+            "transfer.shipped": self._transfer_shipped,
+            "transfer.received": self._transfer_received,
             # the stack's own follow-up steps, queued like events so perturbation reaches them
             "buy_label": self._buy_label,
             "attach_label": self._attach_label,
@@ -208,7 +213,9 @@ class Integrator:
         lines = [
             {"line": x["line"], "sku": x["sku"], "qty": self._eaches(x)} for x in data["lines"]
         ]
-        fo = self.wms.create_order(ref, data["ship_to"], data["service_level"], lines)
+        fo = self.wms.create_order(
+            ref, data["ship_to"], data["service_level"], lines, site=data.get("site")
+        )
         order.fulfilment_order_id = fo.id
 
     def _eaches(self, line: dict[str, Any]) -> int:
@@ -316,10 +323,23 @@ class Integrator:
         order.goods_issued = True
 
     def _adjusted(self, data: dict[str, Any]) -> None:
-        self.erp.adjust_inventory(data["sku"], data["delta"], data["reason"], data["adjustment_id"])
+        self.erp.adjust_inventory(
+            data["sku"], data["delta"], data["reason"], data["adjustment_id"], data.get("site")
+        )
 
     def _received(self, data: dict[str, Any]) -> None:
-        self.erp.receive_goods(data["receipt_id"], data["lines"])
+        self.erp.receive_goods(data["receipt_id"], data["lines"], data.get("site"))
+
+    def _transfer_released(self, data: dict[str, Any]) -> None:
+        self.wms.create_transfer(data["id"], data["from_site"], data["to_site"], data["lines"])
+
+    def _transfer_shipped(self, data: dict[str, Any]) -> None:
+        lines = [{"line": x["line"], "qty": x["qty"]} for x in data["lines"]]
+        self.erp.transfers.issue(data["transfer_ref"], data["transfer_id"], lines)
+
+    def _transfer_received(self, data: dict[str, Any]) -> None:
+        lines = [{"line": x["line"], "qty": x["qty"]} for x in data["lines"]]
+        self.erp.transfers.receive(data["transfer_ref"], data["transfer_id"], lines)
 
     def _returned(self, data: dict[str, Any]) -> None:
         self.erp.dispose_return(data["rma_id"], data["receipt_id"], disposition_lines(data))

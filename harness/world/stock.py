@@ -40,15 +40,21 @@ _HALF = 1.0 / (1 << 32)  # scales 32 random bits into [0, 1)
 
 
 class Shelves:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, site: str | None = None) -> None:
         self.world = world
         self.env = world.env
         self.wms = world.wms
+        self.site = site  # None: the default site; another is refilled by transfers only
         settings = world.scenario.stock
         self.skus = world.catalogue.skus  # most popular first
-        self.good: dict[str, int] = {sku: world.wms.stock.get(sku, 0) for sku in self.skus}
+        stock = world.wms.stock_at(site)
+        self.good: dict[str, int] = {sku: stock.get(sku, 0) for sku in self.skus}
         self.damaged: dict[str, int] = dict.fromkeys(self.skus, 0)
         self.short_pick_rate = world.scenario.warehouse.short_pick_rate
+        self.on_order: dict[str, str] = {}  # SKU -> receipt reference of the open purchase
+        self.deliveries_due = 0
+        if site is not None:  # no losses, counts or purchases there (harness/world/sites.py)
+            return
         refill = settings.replenishment
         self.reorder_point: dict[str, int] = {}
         self.order_up_to: dict[str, int] = {}
@@ -59,7 +65,6 @@ class Shelves:
                     self.reorder_point[sku] = point
                     self.order_up_to[sku] = max(point + 1, round(refill.order_up_to * units))
         self.lead_time_s = refill.lead_time_hours * HOUR
-        self.on_order: dict[str, str] = {}  # SKU -> receipt reference of the open purchase
         self.purchases: Counter[str] = Counter()
         if settings.damage_rate or settings.shrink_rate:
             self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
@@ -94,7 +99,8 @@ class Shelves:
         counts, sku = self.world.counts, line.sku
         if self.damaged.get(sku):
             self._report_damage(sku)
-        on_shelf = min(self.good.get(sku, 0), self.wms.stock.get(sku, 0) - taken.get(sku, 0))
+        book = self.wms.stock_at(self.site).get(sku, 0)
+        on_shelf = min(self.good.get(sku, 0), book - taken.get(sku, 0))
         qty = max(0, min(want, on_shelf))
         if qty < want:
             counts["shelf_short_lines"] += 1
@@ -222,6 +228,9 @@ class Shelves:
 
     # -- replenishment -------------------------------------------------------------------
     def _check(self, sku: str) -> None:
+        if self.site is not None:
+            self.world.sites.check(self, sku)  # another site asks DC1 for a transfer
+            return
         point = self.reorder_point.get(sku)
         if point is not None and self.good[sku] < point and sku not in self.on_order:
             self.purchases[sku] += 1

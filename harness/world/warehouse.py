@@ -37,7 +37,8 @@ from harness.world.randomness import Draws
 from simulators.common.errors import SimError
 
 if TYPE_CHECKING:
-    from harness.scenario import Shift
+    from harness.scenario import Shift, Site
+    from harness.world.stock import Shelves
     from harness.world.world import World
 
 DAY = 86_400.0
@@ -122,16 +123,17 @@ class Crew:
 
 
 class Floor:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, site: Site | None = None, shelves: Shelves | None = None):
         self.world = world
         self.env = env = world.env
         self.wms = world.wms
+        self.shelves = shelves or world.shelves
         wh = world.scenario.warehouse
         self.every = wh.waves.every_minutes * MINUTE
         self.lead = wh.waves.lead_minutes * MINUTE
         self.pick_s_per_line = wh.pick_minutes_per_line * MINUTE
         self.pack_s = wh.pack_minutes * MINUTE
-        self.cutoff = seconds_of_day(wh.cutoff)
+        self.cutoff = seconds_of_day(site.cutoff if site else wh.cutoff)
         self.staging = wh.staging_minutes * MINUTE
         self.pickers = Crew(env, self._pick)
         self.packers = Crew(env, self._pack)
@@ -141,7 +143,10 @@ class Floor:
         self._waves: dict[float, list[Job]] = {}
         self._last_wave = -math.inf
         self._work = env.event()  # fires when new work arrives (wakes parked rota and truck)
-        if wh.shifts:
+        if site is not None:  # another site: its own staff, all day
+            self.pickers.clock_in(site.pickers)
+            self.packers.clock_in(site.packers)
+        elif wh.shifts:
             for shift in wh.shifts:
                 env.process(self._rota(shift))
         else:
@@ -269,13 +274,13 @@ class Floor:
             self._leaves(job)  # cancelled during the walk: the picker puts the tote back
             return
         if script is None:
-            picked = world.shelves.take(fo, draws)
+            picked = self.shelves.take(fo, draws)
         else:
-            picked = world.shelves.take_as_scripted(fo, script.shorts, job.key)
+            picked = self.shelves.take_as_scripted(fo, script.shorts, job.key)
         try:
             self.wms.pick(fo.id, picked)
         except SimError as exc:
-            world.shelves.put_back(fo, picked)
+            self.shelves.put_back(fo, picked)
             world.incident(f"{fo.id}: the WMS refused the pick: {exc.code}: {exc.message}")
             self._leaves(job)
             return

@@ -26,6 +26,7 @@ from harness.world.masterdata import ProductTeam
 from harness.world.parcels import Road
 from harness.world.returns import Returns
 from harness.world.script import Script
+from harness.world.sites import SiteNetwork
 from harness.world.stock import Shelves
 from harness.world.warehouse import Floor
 
@@ -53,6 +54,7 @@ class World:
         self.returns = Returns(self)
         self.product_team = ProductTeam(self)
         self.floor = Floor(self)
+        self.sites = SiteNetwork(self)  # more sites and transfers: none unless ``sites:``
         self.customers = Customers(self)
         self.wms.observe(self._on_wms)
 
@@ -69,6 +71,7 @@ class World:
             or self.product_team.pending > 0
             or bool(self.expected)
             or self.floor.on_floor > 0
+            or self.sites.on_floor()
         )
 
     def busy(self) -> bool:
@@ -81,6 +84,7 @@ class World:
             or bool(self.shelves.on_order)
             or self.shelves.deliveries_due > 0
             or self.returns.open > 0
+            or self.sites.busy()
         )
 
     def incident(self, text: str) -> None:
@@ -89,14 +93,16 @@ class World:
             self.incidents.append(text)
 
     def _on_wms(self, what: str, fo: Any) -> None:
-        if what == "created":
+        if what.startswith("transfer_"):
+            self.sites.heard(what, fo)
+        elif what == "created":
             self.expected.discard(fo.order_ref)
-            self.floor.arrived(fo)
+            self.sites.floor(fo.site).arrived(fo)
         elif what == "cancelled":
             before = fo.status_history[-2]["status"] if len(fo.status_history) > 1 else None
             if before in ("picked", "packed", "labelled"):
-                self.shelves.put_back(fo)  # the WMS put the picked goods back; so do we
-            self.floor.cancelled(fo)
+                self.sites.floor(fo.site).shelves.put_back(fo)  # the WMS put them back; so do we
+            self.sites.floor(fo.site).cancelled(fo)
             self.counts["wms_cancelled"] += 1
 
 

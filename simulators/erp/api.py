@@ -15,11 +15,13 @@ from starlette.routing import Route
 
 from simulators.common import changes
 from simulators.common.clock import Clock
+from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
 from simulators.common.http import Endpoint, parse_body, resource, respond, set_ref
 from simulators.common.query import bad_query
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
+from simulators.common.sites import DEFAULT_SITE
 from simulators.erp.model import ORDER_STATUSES, ErpModel, Item, SalesOrder
 
 # Strict: a vendor API refuses "3" or true where it documents an integer.
@@ -58,6 +60,7 @@ class CreateOrder(Body):
     ship_to: Address
     service_level: Literal["standard", "express"]
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    site: NonEmpty | None = None  # the site to fulfil it; none: the default site
 
 
 class ShipToChange(Body):
@@ -101,6 +104,7 @@ class AdjustmentIn(Body):
     delta: Delta
     reason: Literal["cycle_count", "damage", "shrink", "found"]
     reference: NonEmpty | None = None
+    site: NonEmpty | None = None
 
 
 class ReturnLineIn(Body):
@@ -134,6 +138,14 @@ class ReceiptLine(Body):
 class ReceiptIn(Body):
     reference: NonEmpty
     lines: Annotated[list[ReceiptLine], Field(min_length=1, max_length=MAX_LINES)]
+    site: NonEmpty | None = None
+
+
+class TransferPostingIn(Body):
+    """A transfer's goods issue or receipt: the qty per transfer line, and the WMS document."""
+
+    reference: NonEmpty | None = None
+    lines: Annotated[list[IssuedLine], Field(max_length=MAX_LINES)]
 
 
 def _dump_lines(lines: list[Any]) -> list[dict[str, Any]]:
@@ -175,6 +187,7 @@ class ErpHandlers:
             body.ship_to.to_dict(),
             body.service_level,
             _dump_lines(body.lines),
+            site=body.site,
         )
         set_ref(request, order.id)
         return respond(order.to_dict(), 201)
@@ -250,13 +263,15 @@ class ErpHandlers:
     async def adjust_inventory(self, request: Request) -> Response:
         body = await parse_body(request, AdjustmentIn)
         set_ref(request, body.sku)
-        adjustment = self.model.adjust_inventory(body.sku, body.delta, body.reason, body.reference)
+        adjustment = self.model.adjust_inventory(
+            body.sku, body.delta, body.reason, body.reference, body.site
+        )
         return respond(adjustment.to_dict(), 201)
 
     async def receive_goods(self, request: Request) -> Response:
         body = await parse_body(request, ReceiptIn)
         set_ref(request, body.reference)
-        receipt = self.model.receive_goods(body.reference, _dump_lines(body.lines))
+        receipt = self.model.receive_goods(body.reference, _dump_lines(body.lines), body.site)
         return respond(receipt.to_dict(), 201)
 
     async def authorise_return(self, request: Request) -> Response:
@@ -299,14 +314,43 @@ class ErpHandlers:
         set_ref(request, sku)
         return respond(self.model.item(sku).to_dict())
 
+    async def get_transfer(self, request: Request) -> Response:
+        transfer = self.model.transfers.get(request.path_params["transfer_id"])
+        set_ref(request, transfer.id)
+        return respond(transfer.to_dict())
+
+    async def transfer_issue(self, request: Request) -> Response:
+        transfer = self.model.transfers.get(request.path_params["transfer_id"])
+        set_ref(request, transfer.id)  # an unknown transfer is a 404 whatever the body says
+        body = await parse_body(request, TransferPostingIn)
+        posting = self.model.transfers.issue(transfer.id, body.reference, _dump_lines(body.lines))
+        return respond(posting.to_dict(), 201)
+
+    async def transfer_receipt(self, request: Request) -> Response:
+        transfer = self.model.transfers.get(request.path_params["transfer_id"])
+        set_ref(request, transfer.id)
+        body = await parse_body(request, TransferPostingIn)
+        posting = self.model.transfers.receive(transfer.id, body.reference, _dump_lines(body.lines))
+        return respond(posting.to_dict(), 201)
+
     async def list_inventory(self, request: Request) -> Response:
-        stock = self.model.stock
-        return respond({"items": [{"sku": sku, "on_hand": n} for sku, n in stock.items()]})
+        _, stock = self._site_stock(request)
+        items = [{"sku": sku, "on_hand": n} for sku, n in stock.items()]
+        return respond({"items": items})
 
     async def get_inventory(self, request: Request) -> Response:
         sku: str = request.path_params["sku"]
         set_ref(request, sku)
-        return respond({"sku": sku, "on_hand": self.model.on_hand(sku)})
+        _, stock = self._site_stock(request)
+        self.model.on_hand(sku)  # an unknown SKU is a 404
+        return respond({"sku": sku, "on_hand": stock[sku]})
+
+    def _site_stock(self, request: Request) -> tuple[str, dict[str, int]]:
+        """Book stock of the site ``?site=`` names (none: the default); unknown: 404."""
+        site = request.query_params.get("site") or DEFAULT_SITE
+        if site not in self.model.sites.by_site:
+            raise not_found("site", site)
+        return site, self.model.sites.by_site[site]
 
 
 def routes(sim: Simulator) -> list[Route]:
@@ -331,6 +375,9 @@ def routes(sim: Simulator) -> list[Route]:
         "/returns/{rma_id}/disposition": {"POST": idem(h.dispose_return)},
         "/items": {"GET": h.list_items},
         "/items/{sku}": {"GET": h.get_item},
+        "/transfers/{transfer_id}": {"GET": h.get_transfer},
+        "/transfers/{transfer_id}/goods-issue": {"POST": idem(h.transfer_issue)},
+        "/transfers/{transfer_id}/goods-receipt": {"POST": idem(h.transfer_receipt)},
         "/inventory": {"GET": h.list_inventory},
         "/inventory/{sku}": {"GET": h.get_inventory},
     }

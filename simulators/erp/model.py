@@ -16,6 +16,8 @@ from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
 from simulators.common.model import Ids, SimModel, lookup
 from simulators.common.schemas import money
+from simulators.common.sites import DEFAULT_SITE, Sites
+from simulators.erp.transfers import TransferBook
 
 ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "cancelled")
 TRACKING_STATUSES = ("picked_up", "in_transit", "out_for_delivery", "delivered", "exception")
@@ -56,6 +58,7 @@ class SalesOrder:
     # The order's last change of any kind, creation included (whole seconds): what the order
     # list's updated_since filters and sorts on (docs/feeds.md). Set on creation.
     updated_at: str | None = None
+    site: str = DEFAULT_SITE  # the site the ERP assigned to fulfil it
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy: event data must not change when the order does later."""
@@ -75,6 +78,7 @@ class SalesOrder:
             "tracking_history": [dict(entry) for entry in self.tracking_history],
             "status_history": [dict(entry) for entry in self.status_history],
             "updated_at": self.updated_at,
+            "site": self.site,
         }
 
 
@@ -273,11 +277,13 @@ class ErpModel(SimModel):
         "return.authorised",
         "item.created",
         "item.changed",
+        "transfer.released",
     )
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
         super().__init__(clock)
         self._initial_stock = dict(stock or {})
+        self._initial_sites: dict[str, dict[str, int]] = {}  # sites beyond the default
         self.reset()
 
     def reset(self) -> None:
@@ -296,6 +302,14 @@ class ErpModel(SimModel):
         self._ids = {prefix: Ids(prefix) for prefix in prefixes}
         # The catalogue was loaded before the day began (the cutover), each as an EA item.
         self.items: dict[str, Item] = {sku: self._loaded(sku) for sku in self.stock}
+        self.sites = Sites(self.stock, {n: dict(s) for n, s in self._initial_sites.items()})
+        self.transfers = TransferBook(self)
+
+    def add_site(self, name: str, stock: dict[str, int]) -> None:
+        """Book another site (plant) with its stock; ``reset`` keeps it, as the catalogue."""
+        self._initial_sites[name] = dict(stock)
+        others = {n: s for n, s in self.sites.by_site.items() if n != DEFAULT_SITE}
+        self.sites = Sites(self.stock, {**others, name: dict(stock)})
 
     # -- reading -------------------------------------------------------------------------
     def order(self, order_id: str) -> SalesOrder:
@@ -328,6 +342,8 @@ class ErpModel(SimModel):
             "returns": [r.to_dict() for r in self.returns.values()],
             "credit_memos": [m.to_dict() for m in self.credit_memos.values()],
             "items": [i.to_dict() for i in self.items.values()],
+            "sites": self.sites.snapshot(),
+            **self.transfers.snapshot(),
         }
 
     # -- sales orders --------------------------------------------------------------------
@@ -339,8 +355,11 @@ class ErpModel(SimModel):
         lines: list[dict],
         *,
         order_id: str | None = None,
+        site: str | None = None,
     ) -> SalesOrder:
-        """An open order; ``order_id`` names it (a provider state does), else the next SO id."""
+        """An open order; ``order_id`` names it (a provider state does), else the next SO id.
+        ``site`` is the site assigned to fulfil it (none: the default site)."""
+        self.sites.stock(site)
         if not lines:
             raise _invalid("lines", "an order needs at least one line")
         for index, line in enumerate(lines):
@@ -362,6 +381,7 @@ class ErpModel(SimModel):
             numbered,
             "open",
             self.now(),
+            site=site or DEFAULT_SITE,
         )
         self._record_status(order)
         self.orders[order.id] = order
@@ -431,8 +451,9 @@ class ErpModel(SimModel):
             {"line": line["line"], "sku": line["sku"], "qty": issued[line["line"]]}
             for line in order.lines
         ]
+        stock = self.sites.stock(order.site)  # issued from the site the order was assigned
         for line in gi_lines:
-            self.stock[line["sku"]] -= line["qty"]
+            stock[line["sku"]] -= line["qty"]
         backorder = self._backorder(order, issued)
         gi = GoodsIssue(
             self._ids["GI"].next(),
@@ -481,27 +502,31 @@ class ErpModel(SimModel):
         return accrual
 
     def adjust_inventory(
-        self, sku: str, delta: int, reason: str, reference: str | None
+        self, sku: str, delta: int, reason: str, reference: str | None, site: str | None = None
     ) -> InventoryAdjustment:
         self._require_sku(sku, "sku")
         if reason not in ADJUSTMENT_REASONS:
             raise _invalid("reason", f"unknown adjustment reason {reason!r}")
-        if self.stock[sku] + delta < 0:
+        stock = self.sites.stock(site)
+        if stock[sku] + delta < 0:
             raise unprocessable(
                 "insufficient_stock",
                 f"adjusting {sku} by {delta} would take book stock below zero",
                 sku=sku,
-                on_hand=self.stock[sku],
+                on_hand=stock[sku],
                 delta=delta,
             )
-        self.stock[sku] += delta
+        stock[sku] += delta
         adjustment = InventoryAdjustment(
-            self._ids["IA"].next(), sku, delta, reason, reference, self.stock[sku], self.now()
+            self._ids["IA"].next(), sku, delta, reason, reference, stock[sku], self.now()
         )
         self.adjustments[adjustment.id] = adjustment
         return adjustment
 
-    def receive_goods(self, reference: str, lines: list[dict]) -> GoodsReceipt:
+    def receive_goods(
+        self, reference: str, lines: list[dict], site: str | None = None
+    ) -> GoodsReceipt:
+        stock = self.sites.stock(site)
         if not lines:
             raise _invalid("lines", "a receipt needs at least one line")
         for index, line in enumerate(lines):
@@ -510,7 +535,7 @@ class ErpModel(SimModel):
                 raise _invalid(f"lines.{index}.qty", "qty must be at least 1")
         received = [{"sku": line["sku"], "qty": line["qty"]} for line in lines]
         for line in received:
-            self.stock[line["sku"]] += line["qty"]
+            stock[line["sku"]] += line["qty"]
         receipt = GoodsReceipt(self._ids["GR"].next(), reference, received, self.now())
         self.receipts[receipt.id] = receipt
         return receipt
@@ -764,7 +789,8 @@ class ErpModel(SimModel):
 
         SO-000001 released (read, goods issue, freight), SO-000002 open (release, change),
         SO-000003 open (cancel), SO-000004 shipped short (tracking) with GI-000001 and
-        BO-000001, and one of its units authorised for return (RMA-000001, disposition).
+        BO-000001, and one of its units authorised for return (RMA-000001, disposition);
+        a second site DC2 and transfer order TO-000001 from DC1 to it, released.
         The seeded SKUs join the initial catalogue, so ``reset()`` keeps them.
         """
         self._initial_stock.update({"A-100": 100, "B-200": 50})
@@ -787,8 +813,14 @@ class ErpModel(SimModel):
         self.release(short.id)
         self.goods_issue(short.id, [{"line": 1, "qty": 2}], "PC000000001", "parcelco", None)
         self.authorise_return(short.id, [{"line": 1, "qty": 1}], "changed_mind")  # RMA-000001
+        if "DC2" not in self.sites.by_site:
+            self.add_site("DC2", dict.fromkeys(self._initial_stock, 0))
+        self.transfers.release("DC1", "DC2", [{"sku": "A-100", "qty": 5}])  # TO-000001
 
     # -- helpers -------------------------------------------------------------------------
+    def require_sku(self, sku: str, field_name: str) -> None:
+        self._require_sku(sku, field_name)
+
     def _require_sku(self, sku: str, field_name: str) -> None:
         if sku not in self.stock:
             raise unprocessable(
@@ -799,13 +831,14 @@ class ErpModel(SimModel):
         wanted: Counter[str] = Counter()
         for line in order.lines:
             wanted[line["sku"]] += issued[line["line"]]
+        stock = self.sites.stock(order.site)
         for sku, qty in wanted.items():
-            if qty > self.stock[sku]:
+            if qty > stock[sku]:
                 raise unprocessable(
                     "insufficient_stock",
                     f"issuing {qty} of {sku} would take book stock below zero",
                     sku=sku,
-                    on_hand=self.stock[sku],
+                    on_hand=stock[sku],
                     requested=qty,
                 )
 

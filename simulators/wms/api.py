@@ -15,10 +15,12 @@ from starlette.routing import Route
 
 from simulators.common import changes
 from simulators.common.clock import Clock
+from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
 from simulators.common.http import parse_body, resource, respond, set_ref
 from simulators.common.schemas import Address, Body, NonEmpty, Qty
 from simulators.common.simulator import Simulator
+from simulators.common.sites import DEFAULT_SITE
 from simulators.wms.model import FulfilmentOrder, WmsModel
 
 ORDER_FEED = "wms.fulfilment-orders"  # the feed the order list's page tokens belong to
@@ -45,6 +47,14 @@ class FulfilmentOrderRequest(WmsBody):
     order_ref: NonEmpty
     ship_to: Address
     service_level: Literal["standard", "express"]
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+    site: NonEmpty | None = None  # the facility; none: the default site
+
+
+class TransferRequest(WmsBody):
+    transfer_ref: NonEmpty
+    from_site: NonEmpty
+    to_site: NonEmpty
     lines: Annotated[list[OrderLine], Field(min_length=1)]
 
 
@@ -108,8 +118,26 @@ def routes(sim: Simulator) -> list[Route]:
         body = await parse_body(request, FulfilmentOrderRequest)
         set_ref(request, body.order_ref)
         lines = [line.model_dump() for line in body.lines]
-        fo = model.create_order(body.order_ref, body.ship_to.to_dict(), body.service_level, lines)
+        fo = model.create_order(
+            body.order_ref, body.ship_to.to_dict(), body.service_level, lines, site=body.site
+        )
         return respond(fo.to_dict(), 201)
+
+    async def create_transfer(request: Request) -> Response:
+        body = await parse_body(request, TransferRequest)
+        set_ref(request, body.transfer_ref)
+        lines = [line.model_dump() for line in body.lines]
+        transfer = model.create_transfer(body.transfer_ref, body.from_site, body.to_site, lines)
+        return respond(transfer.to_dict(), 201)
+
+    async def list_transfers(request: Request) -> Response:
+        found = model.transfers.find(request.query_params.get("transfer_ref"))
+        return respond({"items": [t.to_dict() for t in found]})
+
+    async def get_transfer(request: Request) -> Response:
+        transfer = model.transfers.get(request.path_params["transfer_id"])
+        set_ref(request, transfer.transfer_ref)
+        return respond(transfer.to_dict())
 
     async def list_orders(request: Request) -> Response:
         if any(name in request.query_params for name in CHANGE_PARAMS):
@@ -155,13 +183,17 @@ def routes(sim: Simulator) -> list[Route]:
         return respond(item, 201 if created else 200)
 
     async def list_inventory(request: Request) -> Response:
-        items = [{"sku": sku, "on_hand": qty} for sku, qty in sorted(model.stock.items())]
+        _, stock = _site_stock(request, model)
+        items = [{"sku": sku, "on_hand": qty} for sku, qty in sorted(stock.items())]
         return respond({"items": items})
 
     async def get_inventory(request: Request) -> Response:
         sku = request.path_params["sku"]
         set_ref(request, sku)
-        return respond({"sku": sku, "on_hand": model.on_hand(sku)})
+        _, stock = _site_stock(request, model)
+        if sku not in stock:
+            model.on_hand(sku)  # the vendor's 404
+        return respond({"sku": sku, "on_hand": stock[sku]})
 
     return [
         resource("/fulfilment-orders", {"POST": sim.idempotent(create_order), "GET": list_orders}),
@@ -170,9 +202,19 @@ def routes(sim: Simulator) -> list[Route]:
         resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
         resource("/return-receipts/{receipt_id}", {"GET": get_return_receipt}),
         resource("/items/{sku}", {"GET": get_item, "PUT": put_item}),
+        resource("/transfers", {"POST": sim.idempotent(create_transfer), "GET": list_transfers}),
+        resource("/transfers/{transfer_id}", {"GET": get_transfer}),
         resource("/inventory", {"GET": list_inventory}),
         resource("/inventory/{sku}", {"GET": get_inventory}),
     ]
+
+
+def _site_stock(request: Request, model: WmsModel) -> tuple[str, dict[str, int]]:
+    """``?site=`` names the facility (none: the default); an unknown one is a 404."""
+    site = request.query_params.get("site") or DEFAULT_SITE
+    if site not in model.sites.by_site:
+        raise not_found("site", site)
+    return site, model.sites.by_site[site]
 
 
 def build(

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
 from simulators.common.model import Ids, SimModel, lookup
+from simulators.common.sites import DEFAULT_SITE, Sites
+from simulators.wms.transfers import Transfer, TransferDesk
 
 STATUSES = ("accepted", "picked", "packed", "labelled", "shipped", "short_closed", "cancelled")
 CANCELLABLE = frozenset({"accepted", "picked", "packed", "labelled"})
@@ -84,6 +86,7 @@ class FulfilmentOrder:
     packages: list[Package] = field(default_factory=list)
     label: Label | None = None
     status_history: list[dict[str, str]] = field(default_factory=list)
+    site: str = DEFAULT_SITE  # the facility that fulfils it
 
     def move_to(self, status: str, at: str) -> None:
         self.status = status
@@ -113,6 +116,7 @@ class FulfilmentOrder:
             "label": self.label.to_dict() if self.label else None,
             "created_at": self.created_at,
             "status_history": [dict(h) for h in self.status_history],
+            "site": self.site,
         }
 
 
@@ -157,11 +161,14 @@ class WmsModel(SimModel):
         "inventory.adjusted",
         "receipt.confirmed",
         "return.received",
+        "transfer.shipped",
+        "transfer.received",
     )
 
     def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
         super().__init__(clock)
         self.initial_stock = dict(stock or {})
+        self.initial_sites: dict[str, dict[str, int]] = {}  # sites beyond the default
         self.reset()
 
     def reset(self) -> None:
@@ -172,6 +179,8 @@ class WmsModel(SimModel):
         self.adjustments: list[dict[str, Any]] = []
         self.receipts: list[dict[str, Any]] = []
         self.return_receipts: dict[str, dict[str, Any]] = {}
+        self.sites = Sites(self.stock, {n: dict(s) for n, s in self.initial_sites.items()})
+        self.transfers = TransferDesk(self)
         self.emitted.clear()
         self._order_ids = Ids("FO")
         self._package_ids = Ids("PK")
@@ -179,6 +188,17 @@ class WmsModel(SimModel):
         self._return_ids = Ids("RR")
         # The item registry, loaded with the catalogue at cutover; the ERP owns the master.
         self.items: dict[str, dict[str, Any]] = {sku: self._stub(sku) for sku in self.stock}
+
+    # -- sites ---------------------------------------------------------------------------
+    def add_site(self, name: str, stock: dict[str, int]) -> None:
+        """Open another facility with its own stock (kept by ``reset``, as the catalogue is)."""
+        self.initial_sites[name] = dict(stock)
+        others = {n: s for n, s in self.sites.by_site.items() if n != DEFAULT_SITE}
+        self.sites = Sites(self.stock, {**others, name: dict(stock)})
+
+    def stock_at(self, site: str | None) -> dict[str, int]:
+        """Physical stock of one facility (None: the default site)."""
+        return self.sites.stock(site)
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, fo_id: str) -> FulfilmentOrder:
@@ -203,6 +223,8 @@ class WmsModel(SimModel):
             "receipts": [{**r, "lines": [dict(x) for x in r["lines"]]} for r in self.receipts],
             "return_receipts": [_copy_receipt(r) for r in self.return_receipts.values()],
             "items": {sku: dict(item) for sku, item in self.items.items()},
+            "sites": self.sites.snapshot(),
+            "transfers": [t.to_dict() for t in self.transfers.all()],
         }
 
     # -- orders --------------------------------------------------------------------------
@@ -214,10 +236,13 @@ class WmsModel(SimModel):
         lines: list[dict],
         *,
         fo_id: str | None = None,
+        site: str | None = None,
     ) -> FulfilmentOrder:
         """Accept an order; the same order_ref twice makes two orders, as most WMSs do.
-        ``fo_id`` names it (a provider state does), else the next FO id."""
+        ``fo_id`` names it (a provider state does), else the next FO id. No ``site``: the
+        default site, as a facility-scoped WMS files an order that names no facility."""
         self._check_lines(lines)
+        self.sites.stock(site)
         if fo_id in self.orders:
             raise conflict("already_exists", f"fulfilment order {fo_id} already exists", id=fo_id)
         now = self.now()
@@ -228,6 +253,7 @@ class WmsModel(SimModel):
             service_level=service_level,
             lines=[FulfilmentLine(x["line"], x["sku"], x["qty"]) for x in lines],
             created_at=now,
+            site=site or DEFAULT_SITE,
         )
         fo.move_to("accepted", now)
         self.orders[fo.id] = fo
@@ -311,8 +337,9 @@ class WmsModel(SimModel):
         if fo.status not in CANCELLABLE:
             raise illegal(fo, "cancel")
         if fo.status in HOLDS_PICKED_STOCK:
+            stock = self.stock_at(fo.site)
             for sku, qty in fo.picked_by_sku().items():
-                self.stock[sku] += qty
+                stock[sku] += qty
         fo.move_to("cancelled", self.now())
         self.notify("cancelled", fo)
         return fo
@@ -358,15 +385,17 @@ class WmsModel(SimModel):
         if fo.status != "accepted":
             raise illegal(fo, "pick")
         self._check_pick(fo, picked)
+        stock = self.stock_at(fo.site)
         for line in fo.lines:
             line.picked_qty = picked.get(line.line, 0)
             line.short_qty = line.qty - line.picked_qty
-            self.stock[line.sku] -= line.picked_qty
+            stock[line.sku] -= line.picked_qty
         fo.move_to("picked" if fo.picked_by_sku() else "short_closed", self.now())
         data = {
             "fulfilment_order_id": fo.id,
             "order_ref": fo.order_ref,
             "lines": [line.to_dict() for line in fo.lines],
+            "site": fo.site,
         }
         self.emit("order.picked", data, ref=fo.order_ref)
         self.notify("picked", fo)
@@ -382,14 +411,15 @@ class WmsModel(SimModel):
             if not 0 <= qty <= line.qty:
                 raise _invalid(f"picked.{number}", f"picked qty must be 0..{line.qty}")
             wanted[line.sku] += qty
+        stock = self.stock_at(fo.site)
         for sku, qty in wanted.items():
-            if qty > self.stock[sku]:
+            if qty > stock[sku]:
                 raise refused(
                     fo,
                     "insufficient_stock",
-                    f"{qty} x {sku} picked but only {self.stock[sku]} on hand",
+                    f"{qty} x {sku} picked but only {stock[sku]} on hand at {fo.site}",
                     sku=sku,
-                    on_hand=self.stock[sku],
+                    on_hand=stock[sku],
                 )
 
     def pack(self, fo_id: str, packages: list[dict] | None = None) -> FulfilmentOrder:
@@ -411,6 +441,7 @@ class WmsModel(SimModel):
             "ship_to": dict(fo.ship_to),
             "service_level": fo.service_level,
             "packages": [box.to_dict() for box in boxes],
+            "site": fo.site,
         }
         self.emit("order.packed", data, ref=fo.order_ref)
         self.notify("packed", fo)
@@ -441,38 +472,42 @@ class WmsModel(SimModel):
                 for line in fo.lines
                 if line.picked_qty > 0
             ],
+            "site": fo.site,
         }
         self.emit("order.shipped", data, ref=fo.order_ref)
         self.notify("shipped", fo)
         return fo
 
     # -- stock ---------------------------------------------------------------------------
-    def adjust(self, sku: str, delta: int, reason: str) -> dict[str, Any]:
+    def adjust(self, sku: str, delta: int, reason: str, site: str | None = None) -> dict[str, Any]:
         """A physical count disagreed with the books (or something broke, or turned up)."""
         if reason not in ADJUSTMENT_REASONS:
             raise _invalid("reason", f"reason must be one of {', '.join(ADJUSTMENT_REASONS)}")
-        if sku not in self.stock:
+        stock = self.stock_at(site)
+        if sku not in stock:
             raise unprocessable("unknown_sku", f"unknown SKU: {sku}", skus=[sku])
-        if self.stock[sku] + delta < 0:
+        if stock[sku] + delta < 0:
             raise unprocessable(
                 "negative_stock",
-                f"adjusting {sku} by {delta} would leave {self.stock[sku] + delta} on hand",
+                f"adjusting {sku} by {delta} would leave {stock[sku] + delta} on hand",
                 sku=sku,
-                on_hand=self.stock[sku],
+                on_hand=stock[sku],
             )
-        self.stock[sku] += delta
+        stock[sku] += delta
         data = {
             "adjustment_id": self._adjustment_ids.next(),
             "sku": sku,
             "delta": delta,
             "reason": reason,
+            "site": site or DEFAULT_SITE,
         }
         self.adjustments.append({**data, "at": self.now()})
         self.emit("inventory.adjusted", data, ref=sku)
         return data
 
-    def receive(self, reference: str, lines: list[dict]) -> dict[str, Any]:
+    def receive(self, reference: str, lines: list[dict], site: str | None = None) -> dict[str, Any]:
         """Goods in at the dock; a SKU never seen before joins the catalogue."""
+        stock = self.stock_at(site)
         if not lines:
             raise _invalid("lines", "at least one line is required")
         for i, x in enumerate(lines):
@@ -480,10 +515,11 @@ class WmsModel(SimModel):
                 raise _invalid(f"lines.{i}.qty", "qty must be at least 1")
         received = [{"sku": x["sku"], "qty": x["qty"]} for x in lines]
         for x in received:
-            self.stock[x["sku"]] = self.stock.get(x["sku"], 0) + x["qty"]
+            self.sites.add_sku(x["sku"])
+            stock[x["sku"]] += x["qty"]
             if x["sku"] not in self.items:
                 self.items[x["sku"]] = self._stub(x["sku"])
-        data = {"receipt_id": reference, "lines": received}
+        data = {"receipt_id": reference, "lines": received, "site": site or DEFAULT_SITE}
         self.receipts.append({**data, "at": self.now()})
         self.emit("receipt.confirmed", data, ref=reference)
         return data
@@ -514,7 +550,8 @@ class WmsModel(SimModel):
         ]
         for x in received:
             if x["condition"] == "restock":
-                self.stock[x["sku"]] = self.stock.get(x["sku"], 0) + x["qty"]
+                self.sites.add_sku(x["sku"])
+                self.stock[x["sku"]] += x["qty"]  # the returns bench is at the default site
         receipt_id = receipt_id or self._return_ids.next()
         data = {
             "receipt_id": receipt_id,
@@ -522,16 +559,39 @@ class WmsModel(SimModel):
             "order_ref": order_ref,
             "lines": received,
             "received_at": self.now(),
+            "site": DEFAULT_SITE,
         }
         self.return_receipts[receipt_id] = data
         self.emit("return.received", _copy_receipt(data), ref=order_ref)
         self.notify("return_received", data)
         return _copy_receipt(data)
 
+    # -- transfers between sites (the desk holds them; these are the model's face) -----------
+    def create_transfer(
+        self,
+        transfer_ref: str,
+        from_site: str,
+        to_site: str,
+        lines: list[dict],
+        *,
+        transfer_id: str | None = None,
+    ) -> Transfer:
+        """Accept an outbound transfer at ``from_site``; the same ref twice makes two, as
+        fulfilment orders do (the WMS dedupes only on Idempotency-Key, when configured)."""
+        self._check_lines(lines)
+        return self.transfers.create(transfer_ref, from_site, to_site, lines, transfer_id)
+
+    def ship_transfer(self, transfer_id: str, shipped: dict[int, int]) -> Transfer:
+        return self.transfers.ship(transfer_id, shipped)
+
+    def receive_transfer(self, transfer_id: str, received: dict[int, int]) -> Transfer:
+        return self.transfers.receive(transfer_id, received)
+
     # -- fixtures ------------------------------------------------------------------------
     def seed_examples(self) -> None:
         """Make the entities the OpenAPI examples name exist (FO-000001 accepted, FO-000002
-        packed), so a conformance run reaches the happy paths and not only 404s."""
+        packed, WT-000001 accepted at DC1 for DC2), so a conformance run reaches the happy paths
+        and not only 404s."""
         self.stock.setdefault("A-100", 100)
         self.stock.setdefault("B-200", 50)
         for sku in ("A-100", "B-200"):
@@ -552,6 +612,11 @@ class WmsModel(SimModel):
             "RMA-000001",
             "SO-000004",
             [{"line": 1, "sku": "A-100", "qty": 1, "condition": "restock"}],
+        )
+        if "DC2" not in self.sites.by_site:
+            self.add_site("DC2", {})
+        self.create_transfer(  # WT-000001, accepted
+            "TO-000001", DEFAULT_SITE, "DC2", [{"line": 1, "sku": "A-100", "qty": 5}]
         )
 
 

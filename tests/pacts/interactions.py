@@ -71,11 +71,21 @@ def error(code: str, **details: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": like("why"), "details": details}}
 
 
+def typed(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: like(x) for k, x in body.items()}
+
+
 def _key(kind: str) -> str:
     return f"{kind}-FO-000001"
 
 
 # -- WMS -------------------------------------------------------------------------------------
+TRANSFER_BODY = {
+    "transfer_ref": "TO-000001",
+    "from_site": "DC1",
+    "to_site": "DC2",
+    "lines": [{"line": 1, "sku": "A-100", "qty": 5}],
+}
 CREATE_BODY = {
     "order_ref": "SO-000001",
     "ship_to": SHIP_TO,
@@ -96,6 +106,52 @@ WMS = [
         201,
         {"id": like("FO-000001")},
         body={**CREATE_BODY, "order_ref": like("SO-000001"), "lines": match.each_like(LINES[0])},
+    ),
+    HttpCase(
+        "wms",
+        "a fulfilment order is created at the site the ERP assigned",
+        [("site DC2 exists", {"sku": "A-100", "qty": 10})],
+        "POST",
+        "/fulfilment-orders",
+        lambda v: v.create_fulfilment_order(
+            {**CREATE_BODY, "site": "DC2"}, key="wms-create-SO-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("FO-000001")},
+        body={
+            **CREATE_BODY,
+            "order_ref": like("SO-000001"),
+            "lines": match.each_like(LINES[0]),
+            "site": "DC2",
+        },
+    ),
+    HttpCase(
+        "wms",
+        "a transfer order is created at its shipping site",
+        [("site DC2 exists", {"sku": "A-100", "qty": 0})],
+        "POST",
+        "/transfers",
+        lambda v: v.create_transfer(
+            TRANSFER_BODY, key="wms-transfer-TO-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("WT-000001")},
+        body={
+            **typed({k: x for k, x in TRANSFER_BODY.items() if k != "lines"}),
+            "lines": match.each_like(TRANSFER_BODY["lines"][0]),
+        },
+    ),
+    HttpCase(
+        "wms",
+        "the transfers of a transfer order are looked up before a create is retried",
+        [("transfer WT-000001 for TO-000001 is accepted", {})],
+        "GET",
+        "/transfers",
+        lambda v: v.find_transfers("TO-000001", correlation_id=CORRELATION),
+        200,
+        {"items": match.each_like({"id": "WT-000001", "status": "accepted"})},
+        query={"transfer_ref": "TO-000001"},
+        keyed=False,
     ),
     HttpCase(
         "wms",
@@ -347,10 +403,13 @@ ACCRUAL_BODY = {
 ADJUSTMENT_BODY = {"sku": "A-100", "delta": -2, "reason": "cycle_count", "reference": "ADJ-000001"}
 RECEIPT_BODY = {"reference": "RC-000001", "lines": [{"sku": "A-100", "qty": 24}]}
 DISPOSITION_BODY = {"receipt_id": "RR-000001", "lines": [{"line": 1, "qty": 1, "restock_qty": 1}]}
-
-
-def typed(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: like(x) for k, x in body.items()}
+MOVED_BODY = {"reference": "WT-000001", "lines": [{"line": 1, "qty": 5}]}
+MOVED_REQUEST = {
+    "reference": like("WT-000001"),
+    "lines": match.each_like(typed(MOVED_BODY["lines"][0])),
+}
+RELEASED = "transfer TO-000001 from DC1 to DC2 is released"
+IN_TRANSIT = "transfer TO-000001 from DC1 to DC2 is in transit"
 
 
 ERP = [
@@ -472,6 +531,60 @@ ERP = [
             "lines": match.each_like(typed(DISPOSITION_BODY["lines"][0])),
         },
         verdict=Verdict.DONE,
+    ),
+    HttpCase(
+        "erp",
+        "a transfer's goods issue is posted when its shipping site shipped it",
+        [(RELEASED, {"qty": 5})],
+        "POST",
+        "/transfers/TO-000001/goods-issue",
+        lambda v: v.transfer_issue(
+            "TO-000001", MOVED_BODY, key="transfer-issue-WT-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("TI-000001")},
+        body=MOVED_REQUEST,
+    ),
+    HttpCase(
+        "erp",
+        "a second goods issue of a transfer is as good as done",
+        [(IN_TRANSIT, {"qty": 5})],
+        "POST",
+        "/transfers/TO-000001/goods-issue",
+        lambda v: v.transfer_issue(
+            "TO-000001", MOVED_BODY, key="transfer-issue-WT-000001", correlation_id=CORRELATION
+        ),
+        409,
+        error("already_issued"),
+        body=MOVED_REQUEST,
+        verdict=Verdict.DONE,
+    ),
+    HttpCase(
+        "erp",
+        "a transfer's goods receipt is posted when its receiving site counted it in",
+        [(IN_TRANSIT, {"qty": 5})],
+        "POST",
+        "/transfers/TO-000001/goods-receipt",
+        lambda v: v.transfer_receipt(
+            "TO-000001", MOVED_BODY, key="transfer-receipt-WT-000001", correlation_id=CORRELATION
+        ),
+        201,
+        {"id": like("TR-000001")},
+        body=MOVED_REQUEST,
+    ),
+    HttpCase(
+        "erp",
+        "a transfer's goods receipt that overtook its goods issue is retried",
+        [(RELEASED, {"qty": 5})],
+        "POST",
+        "/transfers/TO-000001/goods-receipt",
+        lambda v: v.transfer_receipt(
+            "TO-000001", MOVED_BODY, key="transfer-receipt-WT-000001", correlation_id=CORRELATION
+        ),
+        409,
+        error("invalid_status", status="released"),
+        body=MOVED_REQUEST,
+        verdict=Verdict.RETRY,
     ),
     HttpCase(
         "erp",
@@ -615,6 +728,19 @@ MESSAGES: list[MessageCase] = [
         ["change_fulfilment_address"],
     ),
     MessageCase(
+        "erp",
+        "a transfer.released event",
+        [("transfer TO-000001 from DC1 to DC2 is released", {"qty": 5})],
+        "transfer.released",
+        {
+            "id": like("TO-000001"),
+            "from_site": like("DC1"),
+            "to_site": like("DC2"),
+            "lines": match.each_like({"line": 1, "sku": "A-100", "qty": 5}),
+        },
+        ["create_transfer"],
+    ),
+    MessageCase(
         "wms",
         "an order.picked event for an order picked short",
         [("fulfilment order FO-000001 for SO-000001 is picked short", {"qty": 1})],
@@ -696,6 +822,30 @@ MESSAGES: list[MessageCase] = [
             ),
         },
         ["return_disposition"],
+    ),
+    MessageCase(
+        "wms",
+        "a transfer.shipped event",
+        [("transfer WT-000001 for TO-000001 is shipped", {})],
+        "transfer.shipped",
+        {
+            "transfer_id": like("WT-000001"),
+            "transfer_ref": like("TO-000001"),
+            "lines": match.each_like({"line": 1, "qty": 3}),
+        },
+        ["transfer_issue"],
+    ),
+    MessageCase(
+        "wms",
+        "a transfer.received event",
+        [("transfer WT-000001 for TO-000001 is received", {})],
+        "transfer.received",
+        {
+            "transfer_id": like("WT-000001"),
+            "transfer_ref": like("TO-000001"),
+            "lines": match.each_like({"line": 1, "qty": 3}),
+        },
+        ["transfer_receipt"],
     ),
     MessageCase(
         "tms",

@@ -64,6 +64,8 @@ class Flows:
         self.items: dict[str, dict] = {}  # the newest version of each item the ERP announced
         self.synced: dict[str, int] = {}  # the version of each item last PUT to the WMS
         self.case_sizes: dict[str, int] = {}  # each_per_case by SKU (fixed for an item's life)
+        self.transfers: dict[str, str] = {}  # ERP transfer order -> the WMS transfer made for it
+        self.parked_receipts: dict[str, dict] = {}  # WMS transfer -> its receipt, until issued
 
     def order(self, ref: str, corr: str | None = None) -> Order:
         if ref not in self.orders:
@@ -93,6 +95,10 @@ class Flows:
             elif kind in ("item.created", "item.changed"):
                 key = f"item:{data['sku']}"  # one queue per SKU: its versions one at a time
                 self.take_item(data)
+            elif kind == "transfer.released":
+                key = data["id"]
+            elif kind in ("transfer.shipped", "transfer.received"):
+                key = data["transfer_id"]  # issue and receipt of one truck, one after the other
             else:
                 log.info("ignoring %r %r", kind, event["id"])
                 return
@@ -127,6 +133,8 @@ class Flows:
             "service_level": o.service_level,
             "lines": [await self.in_eaches(x, o.corr) for x in o.lines],  # the WMS picks eaches
         }
+        if d.get("site"):
+            body["site"] = d["site"]  # the site the ERP assigned: else the WMS's default
         waited, pause = 0.0, 1.0
         while True:
             puts = dict(self.synced)
@@ -415,6 +423,63 @@ class Flows:
         except VendorError as exc:
             if exc.code != "already_disposed":
                 raise
+
+    # -- transfers between sites ------------------------------------------------------------
+
+    async def transfer_released(self, ref: str, d: dict, corr: str | None) -> None:
+        if ref in self.transfers:
+            return  # a re-sent release: one WMS transfer per ERP transfer order
+        body = {
+            "transfer_ref": ref,
+            "from_site": d["from_site"],
+            "to_site": d["to_site"],
+            "lines": [{"line": x["line"], "sku": x["sku"], "qty": x["qty"]} for x in d["lines"]],
+        }
+        made = await self.v.call(
+            "wms",
+            "POST",
+            "/transfers",
+            corr=corr or f"ms-{ref}",
+            json=body,
+            key=f"wt-{ref}",
+            recover=lambda: self.find_transfer(ref, corr or f"ms-{ref}"),
+        )
+        self.transfers[ref] = made["id"]
+
+    async def find_transfer(self, ref: str, corr: str) -> dict | None:
+        found = await self.v.call(
+            "wms", "GET", "/transfers", corr=corr, params={"transfer_ref": ref}, once=True
+        )
+        items = found.get("items", [])
+        return items[0] if items else None
+
+    def moved(self, wt: str, d: dict) -> dict:
+        return {
+            "reference": wt,
+            "lines": [{"line": x["line"], "qty": x["qty"]} for x in d["lines"]],
+        }
+
+    async def transfer_shipped(self, wt: str, d: dict, corr: str | None) -> None:
+        ref = d["transfer_ref"]
+        path = f"/transfers/{ref}/goods-issue"
+        try:
+            await self.post_once(path, f"ti-{wt}", self.moved(wt, d), corr or f"ms-{ref}")
+        except VendorError as exc:
+            if exc.code != "already_issued":
+                raise
+            self.posted.add(f"ti-{wt}")
+        parked = self.parked_receipts.pop(wt, None)
+        if parked is not None:  # the truck arrived before we booked it leaving
+            await self.transfer_received(wt, parked, corr)
+
+    async def transfer_received(self, wt: str, d: dict, corr: str | None) -> None:
+        if f"ti-{wt}" not in self.posted:
+            self.parked_receipts[wt] = d  # the ERP takes no receipt before the issue
+            return
+        ref = d["transfer_ref"]
+        path = f"/transfers/{ref}/goods-receipt"
+        # once per WMS transfer, whatever event id re-sent it: the ERP takes every receipt
+        await self.post_once(path, f"tr-{wt}", self.moved(wt, d), corr or f"ms-{ref}")
 
     async def post_once(self, path: str, key: str, body: dict, corr: str) -> None:
         if key in self.posted:
