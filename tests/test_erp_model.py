@@ -447,3 +447,26 @@ def test_order_dict_is_a_copy(erp: ErpModel) -> None:
     erp.release(so.id)
     assert data["status"] == "open"
     assert data["status_history"] == [{"status": "open", "at": "2026-11-23T00:00:00Z"}]
+
+
+# -- transfer postings -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("lines", "code", "details"),
+    [
+        ([{"line": 1, "qty": 6}], "qty_exceeds_ordered", {"line": 1, "ordered": 5, "requested": 6}),
+        ([{"line": 1, "qty": 3}, {"line": 1, "qty": 3}], "qty_exceeds_ordered", {"requested": 6}),
+        ([{"line": 2, "qty": 1}], "validation_failed", {}),
+        ([{"line": 1, "qty": -1}], "validation_failed", {}),
+    ],
+)
+def test_a_transfer_posting_is_held_to_the_transfer_orders_lines(
+    erp: ErpModel, lines: list[dict], code: str, details: dict
+) -> None:
+    erp.add_site("DC2", {"A-100": 0, "B-200": 0})
+    transfer = erp.transfers.release("DC1", "DC2", [{"sku": "A-100", "qty": 5}])
+    with pytest.raises(SimError) as err:
+        erp.transfers.issue(transfer.id, "WT-000001", lines)
+    assert (err.value.status, err.value.code) == (422, code)
+    assert details.items() <= err.value.details.items()
+    issued = erp.transfers.issue(transfer.id, "WT-000001", [{"line": 1, "qty": 5}])
+    assert issued.to_dict()["lines"][0]["qty"] == 5

@@ -29,3 +29,10 @@ def conflict(code: str, message: str, /, **details: Any) -> SimError:
 
 def unprocessable(code: str, message: str, /, **details: Any) -> SimError:
     return SimError(422, code, message, **details)
+
+
+def invalid_field(field_name: str, message: str) -> SimError:
+    """422 ``validation_failed`` naming the one field at fault, as a body validation would."""
+    return SimError(
+        422, "validation_failed", message, errors=[{"field": field_name, "message": message}]
+    )

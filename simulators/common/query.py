@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 
 from starlette.datastructures import QueryParams
 
-from simulators.common.errors import SimError
+from simulators.common.errors import SimError, invalid_field
 
 
 def bad_query(field_name: str, message: str) -> SimError:
-    return SimError(
-        422, "validation_failed", message, errors=[{"field": field_name, "message": message}]
-    )
+    return invalid_field(field_name, message)
 
 
 def read_limit(query: QueryParams, default: int, maximum: int) -> int:

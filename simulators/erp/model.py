@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
+from simulators.common.errors import invalid_field as _invalid
 from simulators.common.model import Ids, SimModel, lookup
 from simulators.common.schemas import money
 from simulators.common.sites import DEFAULT_SITE, Sites
+from simulators.erp.postings import qty_per_line
 from simulators.erp.transfers import TransferBook
 
 ORDER_STATUSES = ("open", "released", "shipped", "delivered", "backordered", "cancelled")
@@ -445,7 +447,14 @@ class ErpModel(SimModel):
             )
         _require_status(order, ("released",), "goods can only be issued for a released order")
         eaches = self._in_eaches(order, lines)
-        issued = _issued_per_line(order, eaches, self._ordered_eaches(order))
+        issued = qty_per_line(
+            eaches,
+            self._ordered_eaches(order),
+            document=f"order {order.id}",
+            verb="issues",
+            limit="only {} were ordered",
+            detail="issued",
+        )
         self._require_stock(order, issued)
         gi_lines = [
             {"line": line["line"], "sku": line["sku"], "qty": issued[line["line"]]}
@@ -876,30 +885,6 @@ def _check_item(uom: str, each_per_case: int, weight_kg: float) -> None:
         raise _invalid("weight_kg", "weight_kg must be above 0")
 
 
-def _issued_per_line(
-    order: SalesOrder, lines: list[dict], ordered: dict[int, int]
-) -> dict[int, int]:
-    """Issued eaches per order line: repeated lines add up (batch splits), omitted lines are
-    0; ``ordered`` is each line's ordered qty in eaches."""
-    issued = dict.fromkeys(ordered, 0)
-    for index, line in enumerate(lines):
-        if line["line"] not in issued:
-            raise _invalid(f"lines.{index}.line", f"order {order.id} has no line {line['line']}")
-        if line["qty"] < 0:
-            raise _invalid(f"lines.{index}.qty", "qty must not be negative")
-        issued[line["line"]] += line["qty"]
-    for number, qty in issued.items():
-        if qty > ordered[number]:
-            raise unprocessable(
-                "qty_exceeds_ordered",
-                f"line {number} issues {qty} but only {ordered[number]} were ordered",
-                line=number,
-                ordered=ordered[number],
-                issued=qty,
-            )
-    return issued
-
-
 def _credit_line(sku: str, line: dict[str, Any]) -> dict[str, Any]:
     """A credit memo line priced from the list: what came back is credited in full."""
     price = list_price(sku)
@@ -923,9 +908,3 @@ def _status_conflict(
 ) -> SimError:
     """A 409 whose ``details.status`` is the order's current status."""
     return conflict(code, message, status=order.status, order_id=order.id, **details)
-
-
-def _invalid(field_name: str, message: str) -> SimError:
-    return unprocessable(
-        "validation_failed", message, errors=[{"field": field_name, "message": message}]
-    )

@@ -15,8 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulators.common.errors import SimError, conflict, unprocessable
+from simulators.common.errors import conflict, unprocessable
+from simulators.common.errors import invalid_field as _invalid
 from simulators.common.model import Ids, lookup
+from simulators.erp.postings import qty_per_line
 
 if TYPE_CHECKING:
     from simulators.erp.model import ErpModel
@@ -130,7 +132,7 @@ class TransferBook:
                 transfer_id=order.id,
                 issue_id=order.issues[0],
             )
-        moved = self._moved(order, lines, "qty_exceeds_ordered")
+        moved = self._moved(order, lines)
         stock = self.erp.sites.stock(order.from_site)
         for sku, qty in _by_sku(order, moved).items():
             if qty > stock[sku]:
@@ -160,32 +162,24 @@ class TransferBook:
                 status=order.status,
                 transfer_id=order.id,
             )
-        moved = self._moved(order, lines, "qty_exceeds_ordered")
+        moved = self._moved(order, lines)
         posting = self._post("TR", order, order.to_site, reference, moved, +1)
         self.receipts[posting.id] = posting
         order.receipts.append(posting.id)
         order.status = "received"
         return posting
 
-    def _moved(self, order: TransferOrder, lines: list[dict], code: str) -> dict[int, int]:
+    @staticmethod
+    def _moved(order: TransferOrder, lines: list[dict]) -> dict[int, int]:
         ordered = {line["line"]: line["qty"] for line in order.lines}
-        moved = dict.fromkeys(ordered, 0)
-        for index, line in enumerate(lines):
-            if line["line"] not in moved:
-                raise _invalid(f"lines.{index}.line", f"{order.id} has no line {line['line']}")
-            if line["qty"] < 0:
-                raise _invalid(f"lines.{index}.qty", "qty must not be negative")
-            moved[line["line"]] += line["qty"]
-        for number, qty in moved.items():
-            if qty > ordered[number]:
-                raise unprocessable(
-                    code,
-                    f"line {number} moves {qty} but the transfer is for {ordered[number]}",
-                    line=number,
-                    ordered=ordered[number],
-                    requested=qty,
-                )
-        return moved
+        return qty_per_line(
+            lines,
+            ordered,
+            document=order.id,
+            verb="moves",
+            limit="the transfer is for {}",
+            detail="requested",
+        )
 
     def _post(
         self,
@@ -210,9 +204,3 @@ def _by_sku(order: TransferOrder, moved: dict[int, int]) -> Counter[str]:
     for line in order.lines:
         wanted[line["sku"]] += moved[line["line"]]
     return wanted
-
-
-def _invalid(field_name: str, message: str) -> SimError:
-    return unprocessable(
-        "validation_failed", message, errors=[{"field": field_name, "message": message}]
-    )

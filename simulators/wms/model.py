@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
+from simulators.common.errors import invalid_field as _invalid
 from simulators.common.model import Ids, SimModel, lookup
 from simulators.common.sites import DEFAULT_SITE, Sites
 from simulators.wms.transfers import Transfer, TransferDesk
@@ -634,9 +635,3 @@ def _check_packages(packages: list[dict], picked: Counter[str]) -> None:
             packed[item["sku"]] += item["qty"]
     if packed != picked:
         raise _invalid("packages", "packages must hold exactly the picked goods")
-
-
-def _invalid(field_name: str, message: str) -> SimError:
-    return unprocessable(
-        "validation_failed", message, errors=[{"field": field_name, "message": message}]
-    )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulators.common.errors import SimError, conflict, unprocessable
+from simulators.common.errors import SimError, conflict
+from simulators.common.errors import invalid_field as _invalid
 from simulators.common.model import Ids, lookup
 
 if TYPE_CHECKING:
@@ -190,10 +191,4 @@ def _illegal(transfer: Transfer, action: str) -> SimError:
         f"transfer {transfer.id} is {transfer.status}; cannot {action}",
         id=transfer.id,
         status=transfer.status,
-    )
-
-
-def _invalid(field_name: str, message: str) -> SimError:
-    return unprocessable(
-        "validation_failed", message, errors=[{"field": field_name, "message": message}]
     )
