@@ -428,6 +428,20 @@ class Steps:
 
         def record() -> list[Job]:
             self.store.item_synced(sku, version)
+            for dead in self.store.jobs_for(job.entity):
+                # an older version that died is work made obsolete: nobody should be paged
+                if (
+                    dead.kind == SYNC_ITEM
+                    and dead.status == DEAD
+                    and dead.payload["version"] <= version
+                ):
+                    self.store.settle_job(
+                        dead,
+                        SUPERSEDED,
+                        error=f"superseded: the WMS holds {sku} at v{version} (job {job.id})",
+                        http_status=dead.last_status,
+                        response=dead.last_response,
+                    )
             return []
 
         return Completion(outcome, record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import respx
 
 from tests.test_refstack_flow import (
@@ -62,3 +63,21 @@ async def test_a_case_line_reaches_the_wms_in_eaches_reading_the_item_when_unkno
         [created] = sut.requests("create")
         assert [(x["sku"], x["qty"]) for x in body(created)["lines"]] == [("N-1", 12), ("B-200", 1)]
         assert len(sut.requests("item")) == 1  # the case size, read from the ERP's master
+
+
+async def test_a_version_that_died_is_superseded_once_a_newer_one_is_in_the_wms(
+    tmp_path: Path,
+    router: respx.MockRouter,  # noqa: F811
+) -> None:
+    routes = vendor_routes(router)
+    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
+    put = httpx.Response(200, json={"sku": "N-1"})
+    routes["put_item"].side_effect = [down] * 4 + [put]  # max_attempts is 4 here
+    async with running(tmp_path / "stack.db", router, routes) as sut:
+        await sut.deliver("erp", "item.created", version(1, 1.0))
+        assert (await sut.settle())["dead"] == 1  # the on-call would be paged for it
+        await sut.deliver("erp", "item.changed", version(2, 2.0))
+        probe = await sut.settle()
+        letters = (await sut.client.get("/_stack/dead-letters")).json()["items"]
+    assert probe["dead"] == 0 and letters == []  # v2 is in the WMS: v1's letter is obsolete
+    assert [body(r)["weight_kg"] for r in sut.requests("put_item")] == [1.0] * 4 + [2.0]
