@@ -446,8 +446,19 @@ async def _record_a_day(har: Path, report_dir: Path) -> RunOutcome:
         stack = shlex.join(["env", *proxies, sys.executable, "-m", "reference_stack"])
         return await run(
             RunConfig(
+                # the day without what twinyard import cannot rebuild yet (item launches,
+                # a second site, returns): the capsule must replay what it holds
                 scenario=scenarios.load(
-                    ROOT / "scenarios" / "happy_day.yaml", ("demand.orders=3", "horizon_days=4")
+                    ROOT / "scenarios" / "happy_day.yaml",
+                    (
+                        "demand.orders=3",
+                        "horizon_days=4",
+                        "master_data.new_items_per_day=0",
+                        "master_data.changes_per_day=0",
+                        "master_data.case_share=0",
+                        "sites.others=[]",
+                        "returns.return_rate=0",
+                    ),
                 ),
                 stack_cmd=stack,
                 port_base=base,
