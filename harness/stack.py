@@ -27,7 +27,8 @@ REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
 HEALTH_PATH = "/_stack/health"  # the route a stack answers once it is ready (`run --health-path`)
 # The idle probe is asked with ?wait_ms=: a stack may hold a busy answer that long and answer
 # the moment it goes idle (one request instead of ask-sleep-ask); one that ignores it answers
-# at once, and one that refuses the parameter (400, 422) is asked without it from then on.
+# at once, and one that refuses it (400, 422) or does not answer it as a probe (a route matched
+# with its query string) is asked without it from then on.
 LONG_POLL_MS = 50
 
 
@@ -169,6 +170,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _answers_idle(status: int, body: bytes) -> bool:
+    """An idle probe's answer: 200 with a JSON object that says ``idle``."""
+    if status != 200:
+        return False
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and "idle" in answer
+
+
 class StackProbe:
     def __init__(self, base_url: str, idle_path: str, health_path: str = HEALTH_PATH) -> None:
         self.base_url = base_url.rstrip("/")
@@ -230,9 +242,14 @@ class StackProbe:
         try:
             if self.long_poll:
                 status, body = await self._get(self.idle_path, {"wait_ms": LONG_POLL_MS})
-                if status in (400, 422):  # a strict stack refusing the unknown query parameter
-                    self.long_poll = False
-            if not self.long_poll:
+                if not _answers_idle(status, body):
+                    # a stack that refuses the parameter, or matches its route with the query
+                    # string in it: ask plainly, and from then on if that is understood
+                    plain = await self._get(self.idle_path)
+                    if _answers_idle(*plain) or status in (400, 422):
+                        self.long_poll = False
+                    status, body = plain
+            else:
                 status, body = await self._get(self.idle_path)
         except (aiohttp.ClientError, TimeoutError):
             return Idle.DOWN

@@ -450,3 +450,22 @@ async def test_a_busy_answer_held_for_the_wait_is_known_as_held():
         assert await probe.idle() is Idle.NO
         await probe.close()
     assert probe.held
+
+
+async def test_a_stack_that_routes_on_the_raw_path_is_asked_plainly_from_then_on():
+    asked: list[str] = []
+
+    async def raw_path(request: Request) -> JSONResponse:  # like `if self.path == "/_stack/idle"`
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        asked.append(target)
+        if target == "/_stack/idle":
+            return JSONResponse({"idle": True})
+        return JSONResponse({"status": "ok"})
+
+    async with serving(Starlette(routes=[Route("/_stack/idle", raw_path)])) as stack:
+        probe = StackProbe(stack, "/_stack/idle")
+        assert await probe.idle() is Idle.YES
+        assert await probe.idle() is Idle.YES
+        await probe.close()
+    assert asked == ["/_stack/idle?wait_ms=50", "/_stack/idle", "/_stack/idle"]
+    assert not probe.long_poll

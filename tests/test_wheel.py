@@ -9,6 +9,7 @@ recursively, so the checkout's editable install stays out of reach and cannot hi
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -35,11 +36,16 @@ def installed(tmp_path_factory) -> Path:
     """A fresh venv holding the wheel built from this checkout; returns its bin folder."""
     base = tmp_path_factory.mktemp("wheel")
     wheels = base / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
+    # Two xdist workers may each build this module's wheel: setuptools builds in the
+    # checkout's build/, so two builds at once corrupt each other's wheel. One at a time.
+    lock = tmp_path_factory.getbasetemp().parent / "wheel-build.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+            check=True,
+            capture_output=True,
+        )
     (wheel,) = wheels.glob("twinyard-*.whl")
     env_dir = base / "fresh"
     venv.EnvBuilder(with_pip=False).create(env_dir)
