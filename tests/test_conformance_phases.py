@@ -135,6 +135,7 @@ def summary(system: str, run: EngineRun) -> str:
     return f"{system}: " + ", ".join(parts) + f"; {len(run.findings)} findings"
 
 
+@pytest.mark.long(25)
 @pytest.mark.conformance
 @pytest.mark.parametrize("system", TARGETS)
 def test_every_phase_runs_and_finds_nothing(system: str) -> None:

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.long(190)
 def test_the_incident_library_passes_clean_under_pytest_n_2(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TWINYARD_"))}
     reports = tmp_path / "reports"

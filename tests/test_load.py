@@ -73,6 +73,7 @@ def flow_rows(stats_csv: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(f) if row["Type"] == "flow"}
 
 
+@pytest.mark.long(30)
 def test_a_headless_load_on_two_processes_passes_with_every_flow_in_locusts_statistics(
     tmp_path, capsys
 ):
@@ -121,6 +122,7 @@ def test_a_headless_load_on_two_processes_passes_with_every_flow_in_locusts_stat
     assert shot_has_content(shot)
 
 
+@pytest.mark.long(22)
 def test_a_threshold_the_stack_cannot_meet_fails_through_locusts_exit_code(tmp_path, capsys):
     code, reports, _ = load(tmp_path, SHORT_DAY + IMPOSSIBLE)
     out = capsys.readouterr().out

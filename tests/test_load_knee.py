@@ -160,6 +160,7 @@ def made_up_facts() -> dict:
 
 
 @pytest.mark.e2e
+@pytest.mark.long(24)
 def test_a_short_real_search_writes_knee_json_and_names_the_first_broken_flow(tmp_path, capsys):
     from tests.test_load import IMPOSSIBLE
     from tests.test_load import SHORT_DAY as DAY
@@ -199,6 +200,7 @@ WMS_503 = (
 
 
 @pytest.mark.e2e
+@pytest.mark.long(24)
 def test_a_defect_that_loses_work_under_load_fails_the_oracles(tmp_path, capsys, monkeypatch):
     """no-retry-wms drops a WMS create that failed: under load, with the WMS answering some
     creates 503, orders are lost, and the day's oracles say which."""

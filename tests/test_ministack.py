@@ -38,6 +38,7 @@ def failed(outcome) -> dict[str, list[str]]:
     return {r.name: [f.entity for f in r.findings[:3]] for r in outcome.results if not r.passed}
 
 
+@pytest.mark.long(25)
 @pytest.mark.parametrize(
     ("name", "probe"),
     [

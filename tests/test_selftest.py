@@ -48,6 +48,7 @@ def test_every_defect_is_declared_by_some_library_scenario():
     assert len(declared) >= 10
 
 
+@pytest.mark.long(125)
 @pytest.mark.e2e
 def test_each_scenario_catches_its_defects_and_the_clean_stack_passes_its_seeds(tmp_path):
     files = selftest.library(DEFAULT_LIBRARY)

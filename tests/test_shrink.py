@@ -47,6 +47,7 @@ def test_order_numbers_come_from_what_an_oracle_names():
     assert _order_numbers(named, 60) == [2, 35]
 
 
+@pytest.mark.long(40)
 def test_a_failing_day_shrinks_to_a_capsule_that_fails_the_same_oracle(tmp_path):
     day = tmp_path / "shorts.yaml"
     day.write_text(

@@ -32,6 +32,7 @@ def _load() -> ModuleType:
 soak = _load()
 
 
+@pytest.mark.long(30)
 async def test_a_short_soak_loses_no_event_and_accounts_for_each(tmp_path: Path) -> None:
     result = await soak.soak(
         minutes=0.5, rate_factor=0.25, clock_factor=20, report_dir=tmp_path, sample_every_s=1
