@@ -145,6 +145,32 @@ async def test_a_transfer_receipt_refused_before_its_issue_is_posted_after_it(tw
     assert (len(order["issues"]), len(order["receipts"]), order["status"]) == (1, 1, "received")
 
 
+async def test_a_goods_issue_refused_for_book_stock_is_posted_once_the_stock_is_booked(
+    twinyard_sims,
+):
+    """The same for an order: a DC2 goods issue can come before the transfer receipt that
+    books its stock (the ERP was down for the receipt); under the refused key it never posts."""
+    erp, headers = twinyard_sims["erp"], twinyard_sims.headers
+
+    def given(state: str, **params: object) -> None:
+        body = {"state": state, "params": params, "action": "setup"}
+        httpx.post(f"{erp}/_sim/provider-states", json=body, headers=headers).raise_for_status()
+
+    given("order SO-000001 is released", sku="SKU-00001", qty=2)
+    given("SKU SKU-00001 has 0 on hand")
+    vendors = Vendors(dict(twinyard_sims))
+    flows = Flows(vendors)
+    order, shipped = flows.order("SO-000001"), [{"line": 1, "qty": 2, "uom": "EA"}]
+    try:
+        with pytest.raises(Later):
+            await flows.goods_issue(order, shipped, "1Z000001", "UPS")
+        given("SKU SKU-00001 has 5 on hand")
+        await flows.goods_issue(order, shipped, "1Z000001", "UPS")
+    finally:
+        await vendors.close()
+    assert httpx.get(f"{erp}/orders/SO-000001").json()["status"] == "shipped"
+
+
 def failures(outcome) -> dict[str, list[str]]:
     """Each failed oracle and the entities it names."""
     return {r.name: [f.entity for f in r.findings] for r in outcome.results if not r.passed}

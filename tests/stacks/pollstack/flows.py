@@ -404,16 +404,17 @@ class Flows:
             "carrier": carrier,
             "shipment_id": order.shipment["id"] if order.shipment else None,
         }
+        key = f"gi-{order.ref}"
         reply = await self.call(
             "erp",
             "POST",
             f"/orders/{order.ref}/goods-issue",
             order.ref,
             json_body=body,
-            key=f"gi-{order.ref}",
+            key=self.key_for(key),
         )
         if reply.code == "insufficient_stock":  # a receipt not posted yet: try again later
-            raise Later(f"{order.ref}: goods issue refused for book stock")
+            raise self.not_yet(key, f"{order.ref}: goods issue refused for book stock")
         if not reply.ok and reply.code != "already_issued":
             refused(order.ref, "ERP", "the goods issue", reply)
         order.issued = True
