@@ -11,11 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness import scenario
 from harness.runner import RunConfig, run
 from harness.scenario import ScheduledRead
+from tests.stacks.pollstack.flows import Flows
+from tests.stacks.pollstack.vendors import Later, Vendors
 
 pytestmark = pytest.mark.e2e
 
@@ -68,24 +71,27 @@ async def test_a_polling_stack_passes_in_lockstep_at_the_pace_of_its_schedule(
     assert not any("did not read" in n for n in outcome.notes)
 
 
-async def test_a_polling_stack_plays_the_happy_day_with_returns_and_master_data(
+async def test_a_polling_stack_plays_the_happy_day_with_returns_master_data_and_two_sites(
     tmp_path, monkeypatch
 ):
     """The happy day has customer returns, new SKUs with orders minutes behind them, item
-    edits and part of the range sold in cases. A poller learns of them from the feeds: the
-    ERP's item.created/item.changed and the WMS's return.received are on their `GET /events`
-    like every other event (docs/feeds.md), and nothing else tells it. pollstack does not
-    follow the sites contract yet, so the day is played with one site."""
+    edits, part of the range sold in cases, and a second warehouse refilled by transfer
+    orders. A poller learns of them from the feeds: the ERP's item.created/item.changed and
+    transfer.released, the WMS's return.received and transfer.shipped/received are on their
+    `GET /events` like every other event, and each order's site is on the ERP's order list
+    (docs/feeds.md); nothing else tells it."""
     monkeypatch.chdir(ROOT)
-    day = scenario.load(ROOT / "scenarios" / "happy_day.yaml", ("sites.others=[]",))
-    outcome = await play(tmp_path, day=day)
+    outcome = await play(tmp_path, day=scenario.load(ROOT / "scenarios" / "happy_day.yaml"))
     assert failures(outcome) == {}, outcome.notes
     checked = {r.name: r.checked for r in outcome.results}
-    for judged in (  # each judged something: the day did return goods and launch items
+    for judged in (  # each judged something: the day did return goods, launch items, transfer
         "returns_reconciled",
         "item_master_synced",
         "no_order_blocked_by_master_data",
         "order_lines_reach_wms",
+        "site_stock_reconciled",
+        "transfer_issued_as_shipped",
+        "transfer_received_once",
     ):
         assert checked[judged] > 0, judged
     release = next(s for s in outcome.service_levels if s.name == "release_latency").stats
@@ -97,6 +103,72 @@ async def test_reading_only_the_first_page_of_a_feed_loses_orders(tmp_path, monk
     outcome = await play(tmp_path, "first-page-only")
     failed = {r.name: [f.entity for f in r.findings] for r in outcome.results if not r.passed}
     assert "orders_terminal" in failed and failed["orders_terminal"][0].startswith("SO-")
+
+
+async def test_a_polling_stack_passes_two_sites_and_transfers(tmp_path, monkeypatch):
+    """The incident's event faults break only webhook deliveries, which a poller never takes;
+    what it must survive are the answer faults on both transfer APIs: a WMS create whose
+    answer was lost is looked up by transfer_ref, not sent again (the WMS does not dedupe)."""
+    monkeypatch.chdir(ROOT)
+    day = scenario.load(INCIDENTS / "two_sites_and_transfers.yaml")
+    outcome = await play(tmp_path, day=day)
+    assert failures(outcome) == {}, outcome.notes
+    checked = {r.name: r.checked for r in outcome.results}
+    assert checked["transfer_received_once"] > 0 and checked["site_stock_reconciled"] > 0
+    assert any("faults applied:" in n and "lost_response" in n for n in outcome.notes)
+
+
+async def test_a_transfer_receipt_refused_before_its_issue_is_posted_after_it(twinyard_sims):
+    """The ERP replays a refusal to a retry under the same Idempotency-Key, so the receipt
+    refused with 409 invalid_status (its issue not booked yet) is tried again under a new key,
+    and posted once the issue is; a receipt already posted for a WMS transfer is not again."""
+    erp = twinyard_sims["erp"]
+    state = "transfer TO-000001 from DC1 to DC2 is released"
+    setup = {"state": state, "params": {"sku": "SKU-00001", "qty": 5}, "action": "setup"}
+    httpx.post(f"{erp}/_sim/provider-states", json=setup, headers=twinyard_sims.headers)
+    vendors = Vendors(dict(twinyard_sims))
+    flows = Flows(vendors)
+    moved = {
+        "transfer_id": "WT-000001",
+        "transfer_ref": "TO-000001",
+        "lines": [{"line": 1, "sku": "SKU-00001", "qty": 5}],
+    }
+    try:
+        with pytest.raises(Later):
+            await flows.post_transfer("transfer.received", moved)  # the events crossed
+        await flows.post_transfer("transfer.shipped", moved)
+        await flows.post_transfer("transfer.received", moved)
+        await flows.post_transfer("transfer.received", moved)  # read again: posted already
+    finally:
+        await vendors.close()
+    order = httpx.get(f"{erp}/transfers/TO-000001").json()
+    assert (len(order["issues"]), len(order["receipts"]), order["status"]) == (1, 1, "received")
+
+
+async def test_a_goods_issue_refused_for_book_stock_is_posted_once_the_stock_is_booked(
+    twinyard_sims,
+):
+    """The same for an order: a DC2 goods issue can come before the transfer receipt that
+    books its stock (the ERP was down for the receipt); under the refused key it never posts."""
+    erp, headers = twinyard_sims["erp"], twinyard_sims.headers
+
+    def given(state: str, **params: object) -> None:
+        body = {"state": state, "params": params, "action": "setup"}
+        httpx.post(f"{erp}/_sim/provider-states", json=body, headers=headers).raise_for_status()
+
+    given("order SO-000001 is released", sku="SKU-00001", qty=2)
+    given("SKU SKU-00001 has 0 on hand")
+    vendors = Vendors(dict(twinyard_sims))
+    flows = Flows(vendors)
+    order, shipped = flows.order("SO-000001"), [{"line": 1, "qty": 2, "uom": "EA"}]
+    try:
+        with pytest.raises(Later):
+            await flows.goods_issue(order, shipped, "1Z000001", "UPS")
+        given("SKU SKU-00001 has 5 on hand")
+        await flows.goods_issue(order, shipped, "1Z000001", "UPS")
+    finally:
+        await vendors.close()
+    assert httpx.get(f"{erp}/orders/SO-000001").json()["status"] == "shipped"
 
 
 def failures(outcome) -> dict[str, list[str]]:

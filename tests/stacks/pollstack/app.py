@@ -22,7 +22,7 @@ from .vendors import Vendors
 
 log = logging.getLogger("pollstack")
 
-ITEM_EVENTS = ("item.created", "item.changed")  # what the ERP's events feed owes us
+ERP_EVENTS = ("item.created", "item.changed", "transfer.released")  # what its feed owes us
 
 
 class App:
@@ -56,12 +56,12 @@ class App:
 
 def build_jobs(cfg: config.Config, vendors: Vendors, flows: Flows) -> list[list[Feed]]:
     """One polling job per vendor, its feeds read in this order every cycle: the ERP's item
-    events (the master data, `GET /events?types=item.created,item.changed`) then its orders
-    change list; the events feeds of the WMS, TMS and carrier."""
+    and transfer events (`GET /events?types=item.created,item.changed,transfer.released`)
+    then its orders change list; the events feeds of the WMS, TMS and carrier."""
     limit, bugs = cfg.page_limit, cfg.bugs
     jobs: list[list[Feed]] = [
         [
-            EventFeed(vendors, "erp", limit, flows.erp_event, flows.key_of, bugs, ITEM_EVENTS),
+            EventFeed(vendors, "erp", limit, flows.erp_event, flows.key_of, bugs, ERP_EVENTS),
             OrderList(vendors, min(limit * 2, 1000), flows.erp_order, flows.key_of, bugs),
         ],
         [EventFeed(vendors, "wms", limit, flows.wms_event, flows.key_of, bugs)],

@@ -20,6 +20,9 @@ from .vendors import Ambiguous, Later, Reply, Vendors
 
 log = logging.getLogger("pollstack.flows")
 
+# the fields naming a record's business key, first found wins (a WMS transfer's events by WT)
+KEYS = ("order_ref", "transfer_id", "id", "adjustment_id", "receipt_id", "shipment_id", "sku")
+
 
 def refused(ref: str, vendor: str, what: str, reply: Reply) -> None:
     """A business refusal nobody can fix by retrying: logged, the record is done."""
@@ -61,6 +64,10 @@ class Flows:
         self.items: dict[str, dict[str, Any]] = {}  # sku -> the newest ERP item we learnt
         self.item_put: dict[str, int] = {}  # sku -> the version the WMS holds from us
         self.item_locks: dict[str, asyncio.Lock] = {}
+        self.transfers: dict[str, str] = {}  # ERP transfer order (TO-) -> its WMS transfer (WT-)
+        self.transfers_tried: set[str] = set()  # a create was sent: look before sending again
+        self.transfer_posts: set[str] = set()  # "issue-WT-1", "receipt-WT-1": posted to the ERP
+        self.refusals: dict[str, int] = {}  # an ERP posting's key -> its "not yet" refusals
 
     def order(self, ref: str) -> Order:
         if ref not in self.orders:
@@ -71,22 +78,37 @@ class Flows:
         """A vendor call about an order: its correlation id is `ps-<order>`."""
         return await self.vendors.call(system, method, path, corr=f"ps-{ref}", **kw)
 
+    def key_for(self, key: str) -> str:
+        """The Idempotency-Key of a posting's next try. The ERP replays the first answer to a
+        key, refusals included (docs/choreography.md, conventions): after a "not yet" refusal,
+        which posted nothing, the next try needs a key of its own or it is refused forever."""
+        tries = self.refusals.get(key, 0)
+        return f"{key}-retry{tries}" if tries else key
+
+    def not_yet(self, key: str, why: str) -> Later:
+        """A refusal that time will lift: the record is read again, under a new key."""
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+        return Later(why)
+
     # -- keys: which records must run one after the other ---------------------------------
     def key_of(self, record: Record) -> str:
         data = record.data
         if record.kind == "tracking.updated":
             number = data.get("tracking_number", "")
             return self.parcels.get(number, number)
-        for name in ("order_ref", "id", "adjustment_id", "receipt_id", "shipment_id", "sku"):
+        for name in KEYS:
             if data.get(name):
                 return str(data[name])
         return record.rid
 
-    # -- ERP: the item events (master data) ------------------------------------------------
+    # -- ERP: the item events (master data) and transfer orders ---------------------------
     async def erp_event(self, record: Record) -> None:
-        """item.created / item.changed: carry the whole item to the WMS, newest version only."""
+        """item.created / item.changed: carry the whole item to the WMS, newest version only;
+        transfer.released: create the WMS transfer."""
         if record.kind in ("item.created", "item.changed"):
             await self.sync_item(record.data)
+        elif record.kind == "transfer.released":
+            await self.create_transfer(record.data)
 
     async def sync_item(self, item: dict[str, Any]) -> None:
         sku, version = item["sku"], int(item["version"])
@@ -165,6 +187,8 @@ class Flows:
             "service_level": data["service_level"],
             "lines": await self.wms_lines(order, data["lines"]),
         }
+        if data.get("site"):  # the site the ERP assigned; none is the WMS's default, DC1
+            body["site"] = data["site"]
         if order.fo_unsure and (found := await self.live_fulfilment_orders(order)):
             order.fo_id, order.fo_ship_to = found[0]["id"], found[0]["ship_to"]
             order.fo_unsure = False
@@ -261,6 +285,8 @@ class Flows:
             await self.receipt(data)
         elif record.kind == "return.received":
             await self.dispose_return(data)
+        elif record.kind in ("transfer.shipped", "transfer.received"):
+            await self.post_transfer(record.kind, data)
         elif record.kind in ("order.picked", "order.packed", "order.shipped"):
             order = self.order(data["order_ref"])
             async with order.lock:
@@ -378,16 +404,17 @@ class Flows:
             "carrier": carrier,
             "shipment_id": order.shipment["id"] if order.shipment else None,
         }
+        key = f"gi-{order.ref}"
         reply = await self.call(
             "erp",
             "POST",
             f"/orders/{order.ref}/goods-issue",
             order.ref,
             json_body=body,
-            key=f"gi-{order.ref}",
+            key=self.key_for(key),
         )
         if reply.code == "insufficient_stock":  # a receipt not posted yet: try again later
-            raise Later(f"{order.ref}: goods issue refused for book stock")
+            raise self.not_yet(key, f"{order.ref}: goods issue refused for book stock")
         if not reply.ok and reply.code != "already_issued":
             refused(order.ref, "ERP", "the goods issue", reply)
         order.issued = True
@@ -399,10 +426,14 @@ class Flows:
             "reason": data["reason"],
             "reference": data["adjustment_id"],
         }
+        if data.get("site"):  # where it happened: the ERP books stock per site
+            body["site"] = data["site"]
         await self.post_once("/inventory/adjustments", data["adjustment_id"], body)
 
     async def receipt(self, data: dict[str, Any]) -> None:
         body = {"reference": data["receipt_id"], "lines": data["lines"]}
+        if data.get("site"):
+            body["site"] = data["site"]
         await self.post_once("/goods-receipts", data["receipt_id"], body)
 
     async def dispose_return(self, data: dict[str, Any]) -> None:
@@ -430,6 +461,70 @@ class Flows:
         reply = await self.call("erp", "POST", path, ref, json_body=body, key=f"{path}-{ref}")
         if not reply.ok:
             refused(ref, "ERP", path, reply)
+
+    # -- sites: ERP transfer orders carried out by WMS transfers ----------------------------
+    async def create_transfer(self, data: dict[str, Any]) -> None:
+        """One WMS transfer per ERP transfer order, at its shipping site. The WMS does not
+        dedupe, so once a create has been sent we look it up by `transfer_ref` before sending
+        it again (the last attempt may have gone through unanswered)."""
+        ref = data["id"]
+        if ref in self.transfers:
+            return
+        if ref in self.transfers_tried:
+            reply = await self.call("wms", "GET", "/transfers", ref, params={"transfer_ref": ref})
+            if not reply.ok:
+                raise Later(f"{ref}: WMS transfer lookup {reply.status}")
+            if found := reply.body["items"]:
+                self.transfers[ref] = found[0]["id"]
+                return
+        body = {
+            "transfer_ref": ref,
+            "from_site": data["from_site"],
+            "to_site": data["to_site"],
+            "lines": [{k: x[k] for k in ("line", "sku", "qty")} for x in data["lines"]],
+        }
+        self.transfers_tried.add(ref)
+        reply = await self.call(
+            "wms",
+            "POST",
+            "/transfers",
+            ref,
+            json_body=body,
+            key=f"wt-{ref}",
+            retry_ambiguous=False,
+        )
+        if not reply.ok:
+            refused(ref, "WMS", "the transfer", reply)
+            return
+        self.transfers[ref] = reply.body["id"]
+
+    async def post_transfer(self, kind: str, data: dict[str, Any]) -> None:
+        """transfer.shipped / transfer.received: the ERP transfer order's goods issue or
+        receipt, once per WMS transfer (the ERP takes every receipt it is sent)."""
+        ref, moved = data["transfer_ref"], data["transfer_id"]
+        step = "issue" if kind == "transfer.shipped" else "receipt"
+        if f"{step}-{moved}" in self.transfer_posts:
+            return
+        body = {
+            "reference": moved,
+            "lines": [{"line": x["line"], "qty": x["qty"]} for x in data["lines"]],
+        }
+        key = f"transfer-{step}-{moved}"
+        reply = await self.call(
+            "erp",
+            "POST",
+            f"/transfers/{ref}/goods-{step}",
+            ref,
+            json_body=body,
+            key=self.key_for(key),
+        )
+        if reply.code == "invalid_status" and reply.details.get("status") == "released":
+            raise self.not_yet(key, f"{ref}: receipt of {moved} before its goods issue is booked")
+        if reply.code == "insufficient_stock":  # the shipping site's books are behind
+            raise self.not_yet(key, f"{ref}: transfer goods issue refused for book stock")
+        if not reply.ok and reply.code != "already_issued":
+            refused(ref, "ERP", f"the transfer goods {step} of {moved}", reply)
+        self.transfer_posts.add(f"{step}-{moved}")
 
     # -- TMS and carrier: their events feeds ----------------------------------------------
     async def tms_event(self, record: Record) -> None:
