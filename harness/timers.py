@@ -9,7 +9,9 @@ when a stack has reason to be waiting:
 - a call was refused (429, 5xx, or no answer at all: a lost response, a reset; or a WMS
   ``422 unknown_item``/``inactive_item``, master data in flight, which the README tells a
   stack to retry) and the same call (system, method, path, business reference) has not been
-  answered since;
+  answered since, nor has the stack looked the resource up (a ``GET`` of the same collection
+  asking for that reference, as the README tells a stack to do before it creates again where
+  the vendor does not dedupe: what it finds, it does not create again);
 - a simulator is down (an ``outage`` with ``mode: down`` refuses connections, which never
   reach the journal), or came back up moments ago.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from simulators.common.simulator import Simulator
 
@@ -100,6 +103,8 @@ class RetryWatch:
                     self.progress += 1
                     if self._open:
                         self._answered(call, entry.body_digest, entry.ref)
+                        if entry.method == "GET" and entry.query:
+                            self._looked_up(sim.system, entry.path, entry.query)
             self._read[sim.system] = len(entries)
 
     def _answered(self, call: tuple[str, str, str], digest: str, ref: str | None) -> None:
@@ -115,6 +120,16 @@ class RetryWatch:
                 or (ref is not None and refusal.ref == ref)
                 or (one_resource and refusal.ref is None)
             ):
+                self.retried.append(max(0.0, time.time() - refusal.wall_time))
+                del self._open[key]
+
+    def _looked_up(self, system: str, path: str, query: str) -> None:
+        """A lookup was answered (``GET /transfers?transfer_ref=TO-1``): a write to that
+        collection for that reference is no longer owed; the stack found it, or creates it
+        now, with no timer in between."""
+        asked = {value for _, value in parse_qsl(query)}
+        for key, refusal in list(self._open.items()):
+            if key[0] == system and key[2] == path and refusal.ref in asked:
                 self.retried.append(max(0.0, time.time() - refusal.wall_time))
                 del self._open[key]
 

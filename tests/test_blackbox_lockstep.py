@@ -39,11 +39,20 @@ class FakeSim:
         return True
 
     def call(
-        self, path: str, status: int, *, ref=None, digest="d1", retry_after=None, error=None
+        self,
+        path: str,
+        status: int,
+        *,
+        ref=None,
+        digest="d1",
+        retry_after=None,
+        error=None,
+        method="POST",
+        query="",
     ) -> None:
         self.journal.record(
             "in",
-            "POST",
+            method,
             path,
             status,
             virtual_time=0.0,
@@ -51,6 +60,7 @@ class FakeSim:
             ref=ref,
             error=error,
             retry_after=retry_after,
+            query=query,
         )
 
 
@@ -104,6 +114,23 @@ def test_an_order_refused_for_an_item_in_flight_is_owed_a_retry_like_a_throttle(
     reason = watch.waiting(0.0)
     assert reason is not None and "POST /fulfilment-orders for SO-2 (HTTP 422)" in reason
     sim.call("/fulfilment-orders", 201, ref="SO-2", digest="b")  # the item arrived: retried
+    assert watch.waiting(0.0) is None
+
+
+def test_a_lookup_of_the_refused_reference_closes_the_create_it_retries():
+    # The WMS does not dedupe: after a lost answer a stack looks first and, finding the
+    # transfer, never sends the create again. Its lookup is the retry.
+    sim = FakeSim("wms")
+    watch = RetryWatch([sim])
+    sim.journal.record(
+        "in", "POST", "/transfers", 201, virtual_time=0.0, digest="t", ref="TO-1",
+        fault="lost_response",
+    )  # fmt: skip
+    sim.call("/transfers", 200, method="GET", query="transfer_ref=TO-2", digest="")
+    sim.call("/fulfilment-orders", 200, method="GET", query="order_ref=TO-1", digest="")
+    reason = watch.waiting(0.0)
+    assert reason is not None and "wms POST /transfers for TO-1 (HTTP 201)" in reason
+    sim.call("/transfers", 200, method="GET", query="transfer_ref=TO-1", digest="")
     assert watch.waiting(0.0) is None
 
 
