@@ -44,6 +44,13 @@ class Refusal:
     status: int
     wall_time: float
     retry_after: float | None
+    unknown: bool = False  # the answer was lost: the work may have been done
+
+    @property
+    def may_be_done(self) -> bool:
+        """Whether a lookup can answer this refusal: a lost answer, a 5xx or a reset may hide
+        work done; a 429 or a 422 says plainly that nothing was."""
+        return self.unknown or self.status == 0 or self.status >= 500
 
     def describe(self) -> str:
         answer = f"HTTP {self.status}" if self.status else "no answer"
@@ -98,6 +105,7 @@ class RetryWatch:
                         entry.status,
                         entry.wall_time,
                         entry.retry_after,
+                        entry.fault == "lost_response",
                     )
                 else:
                     self.progress += 1
@@ -125,11 +133,11 @@ class RetryWatch:
 
     def _looked_up(self, system: str, path: str, query: str) -> None:
         """A lookup was answered (``GET /transfers?transfer_ref=TO-1``): a write to that
-        collection for that reference is no longer owed; the stack found it, or creates it
-        now, with no timer in between."""
+        collection for that reference whose answer was lost is no longer owed; the stack found
+        it, or creates it now, with no timer in between."""
         asked = {value for _, value in parse_qsl(query)}
         for key, refusal in list(self._open.items()):
-            if key[0] == system and key[2] == path and refusal.ref in asked:
+            if key[0] == system and key[2] == path and refusal.ref in asked and refusal.may_be_done:
                 self.retried.append(max(0.0, time.time() - refusal.wall_time))
                 del self._open[key]
 

@@ -132,6 +132,9 @@ def test_a_lookup_of_the_refused_reference_closes_the_create_it_retries():
     assert reason is not None and "wms POST /transfers for TO-1 (HTTP 201)" in reason
     sim.call("/transfers", 200, method="GET", query="transfer_ref=TO-1", digest="")
     assert watch.waiting(0.0) is None
+    sim.call("/transfers", 429, ref="TO-3", digest="t3", retry_after=1.0)  # nothing was done
+    sim.call("/transfers", 200, method="GET", query="transfer_ref=TO-3", digest="")
+    assert watch.waiting(0.0) is not None  # a throttled create is still owed
 
 
 def later_by(monkeypatch, seconds: float) -> None:
