@@ -71,6 +71,7 @@ async def test_a_polling_stack_passes_in_lockstep_at_the_pace_of_its_schedule(
     assert not any("did not read" in n for n in outcome.notes)
 
 
+@pytest.mark.long(35)
 async def test_a_polling_stack_plays_the_happy_day_with_returns_master_data_and_two_sites(
     tmp_path, monkeypatch
 ):
