@@ -1,20 +1,21 @@
 """The reference stack's vendor client: how each answer is classified, and what every call carries.
 
-Hermetic: respx answers in place of the simulators.
+Hermetic: aioresponses answers in place of the simulators (tests/support.py's ``MockVendors``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
+import aiohttp
 import pytest
-import respx
 
 from reference_stack import steps
 from reference_stack.clients import Outcome, Vendors, Verdict
+from tests.support import MockVendors
 
 URLS = {s: f"http://{s}.test" for s in ("erp", "wms", "tms", "carrier")}
 CORR = "corr-SO-000001-abcd1234"
@@ -27,6 +28,12 @@ async def vendors() -> AsyncIterator[Vendors]:
     await client.aclose()
 
 
+@pytest.fixture
+def mock() -> Iterator[MockVendors]:
+    with MockVendors() as vendors:
+        yield vendors
+
+
 def vendor_error(code: str, **details: object) -> dict[str, object]:
     return {"error": {"code": code, "message": f"refused: {code}", "details": details}}
 
@@ -36,69 +43,75 @@ async def buy(vendors: Vendors) -> Outcome:
     return await vendors.buy_label(body, key="label-FO-000001", correlation_id=CORR)
 
 
-@respx.mock
 @pytest.mark.parametrize(
-    "failure", [httpx.ReadTimeout("timed out"), httpx.ConnectError("connection refused")]
+    "failure",
+    [
+        TimeoutError(),  # what aiohttp raises when the total timeout is up
+        aiohttp.SocketTimeoutError("timed out"),
+        aiohttp.ClientConnectionError("connection refused"),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientPayloadError("Response payload is not completed"),
+    ],
 )
 async def test_timeouts_and_connection_errors_are_retryable(
-    vendors: Vendors, failure: Exception
+    vendors: Vendors, mock: MockVendors, failure: Exception
 ) -> None:
-    respx.post("http://carrier.test/labels").mock(side_effect=failure)
+    mock.post("http://carrier.test/labels").side_effect = failure
     outcome = await buy(vendors)
     assert outcome.verdict is Verdict.RETRY
     assert outcome.status is None
     assert type(failure).__name__ in (outcome.error or "")
 
 
-@respx.mock
-async def test_429_is_retryable_after_the_delay_the_vendor_asks_for(vendors: Vendors) -> None:
-    respx.post("http://carrier.test/labels").respond(
+async def test_429_is_retryable_after_the_delay_the_vendor_asks_for(
+    vendors: Vendors, mock: MockVendors
+) -> None:
+    mock.post("http://carrier.test/labels").respond(
         429, json=vendor_error("rate_limited"), headers={"Retry-After": "7"}
     )
     outcome = await buy(vendors)
     assert (outcome.verdict, outcome.status, outcome.retry_after) == (Verdict.RETRY, 429, 7.0)
 
 
-@respx.mock
-async def test_retry_after_may_be_an_http_date(vendors: Vendors) -> None:
+async def test_retry_after_may_be_an_http_date(vendors: Vendors, mock: MockVendors) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    respx.post("http://carrier.test/labels").respond(429, headers={"Retry-After": when})
+    mock.post("http://carrier.test/labels").respond(429, headers={"Retry-After": when})
     outcome = await buy(vendors)
     assert outcome.retry_after is not None and 25 < outcome.retry_after <= 30
 
 
-@respx.mock
-async def test_503_is_retryable(vendors: Vendors) -> None:
-    respx.post("http://carrier.test/labels").respond(503, json=vendor_error("unavailable"))
+async def test_503_is_retryable(vendors: Vendors, mock: MockVendors) -> None:
+    mock.post("http://carrier.test/labels").respond(503, json=vendor_error("unavailable"))
     outcome = await buy(vendors)
     assert (outcome.verdict, outcome.status, outcome.retry_after) == (Verdict.RETRY, 503, None)
 
 
-@respx.mock
-async def test_422_is_permanent_and_keeps_the_vendor_error(vendors: Vendors) -> None:
+async def test_422_is_permanent_and_keeps_the_vendor_error(
+    vendors: Vendors, mock: MockVendors
+) -> None:
     refusal = vendor_error("address_invalid", field="ship_to.postal_code")
-    respx.post("http://carrier.test/labels").respond(422, json=refusal)
+    mock.post("http://carrier.test/labels").respond(422, json=refusal)
     outcome = await buy(vendors)
     assert (outcome.verdict, outcome.status) == (Verdict.REFUSED, 422)
     assert outcome.body == refusal
     assert "address_invalid" in (outcome.error or "")
 
 
-@respx.mock
 @pytest.mark.parametrize("content", [b'{"id": "', b"<html>Bad Gateway</html>", b"[]", b""])
 async def test_a_2xx_whose_answer_does_not_read_is_retried_not_taken_for_done(
-    vendors: Vendors, content: bytes
+    vendors: Vendors, mock: MockVendors, content: bytes
 ) -> None:
     """A gateway that cuts an answer off after the status line: the work may not be done."""
-    respx.post("http://carrier.test/labels").respond(201, content=content)
+    mock.post("http://carrier.test/labels").respond(201, content=content)
     outcome = await buy(vendors)
     assert (outcome.verdict, outcome.status) == (Verdict.RETRY, 201)
     assert "unreadable answer" in (outcome.error or "")
 
 
-@respx.mock
-async def test_goods_issue_already_issued_counts_as_done(vendors: Vendors) -> None:
-    route = respx.post("http://erp.test/orders/SO-000001/goods-issue")
+async def test_goods_issue_already_issued_counts_as_done(
+    vendors: Vendors, mock: MockVendors
+) -> None:
+    route = mock.post("http://erp.test/orders/SO-000001/goods-issue")
     route.respond(409, json=vendor_error("already_issued", status="shipped"))
     outcome = await vendors.goods_issue(
         "SO-000001", {"lines": []}, key="gi-FO-1", correlation_id=CORR
@@ -112,7 +125,6 @@ async def test_goods_issue_already_issued_counts_as_done(vendors: Vendors) -> No
     assert outcome.verdict is Verdict.REFUSED
 
 
-@respx.mock
 @pytest.mark.parametrize(
     ("refusal", "verdict"),
     [
@@ -125,15 +137,14 @@ async def test_goods_issue_already_issued_counts_as_done(vendors: Vendors) -> No
     ],
 )
 async def test_a_label_already_attached_counts_as_done(
-    vendors: Vendors, refusal: dict[str, object], verdict: Verdict
+    vendors: Vendors, mock: MockVendors, refusal: dict[str, object], verdict: Verdict
 ) -> None:
-    respx.post("http://wms.test/fulfilment-orders/FO-000001/label").respond(409, json=refusal)
+    mock.post("http://wms.test/fulfilment-orders/FO-000001/label").respond(409, json=refusal)
     body = {"tracking_number": "PC1", "carrier": "parcelco", "label_id": "LB-1"}
     outcome = await vendors.attach_label("FO-000001", body, key="k", correlation_id=CORR)
     assert outcome.verdict is verdict
 
 
-@respx.mock
 @pytest.mark.parametrize(
     ("wms_status", "verdict"),
     [
@@ -142,9 +153,9 @@ async def test_a_label_already_attached_counts_as_done(
     ],
 )
 async def test_cancelling_a_fulfilment_order_that_is_already_cancelled_counts_as_done(
-    vendors: Vendors, wms_status: str, verdict: Verdict
+    vendors: Vendors, mock: MockVendors, wms_status: str, verdict: Verdict
 ) -> None:
-    respx.post("http://wms.test/fulfilment-orders/FO-000001/cancel").respond(
+    mock.post("http://wms.test/fulfilment-orders/FO-000001/cancel").respond(
         409, json=vendor_error("invalid_transition", status=wms_status)
     )
     outcome = await vendors.cancel_fulfilment_order("FO-000001", key="k", correlation_id=CORR)
@@ -172,28 +183,26 @@ WRITES: dict[str, Write] = {
 }
 
 
-@respx.mock
 @pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
 async def test_every_write_carries_idempotency_key_and_correlation_id(
-    vendors: Vendors, write: Write
+    vendors: Vendors, mock: MockVendors, write: Write
 ) -> None:
     for url in URLS.values():
-        respx.route(method="POST", url__startswith=url).respond(201, json={"id": "X-1"})
+        mock.post(re.compile(re.escape(url))).respond(201, json={"id": "X-1"})
     outcome = await write(vendors)
     assert outcome.verdict is Verdict.OK
-    request = respx.calls.last.request
+    request = mock.calls[-1]
     assert request.headers["idempotency-key"] == "K"
     assert request.headers["x-correlation-id"] == CORR
     assert request.headers["content-type"] == "application/json"
 
 
-@respx.mock
-async def test_reads_carry_the_correlation_id_too(vendors: Vendors) -> None:
-    respx.get("http://wms.test/fulfilment-orders").respond(200, json={"items": []})
+async def test_reads_carry_the_correlation_id_too(vendors: Vendors, mock: MockVendors) -> None:
+    mock.get("http://wms.test/fulfilment-orders").respond(200, json={"items": []})
     await vendors.find_fulfilment_orders("SO-000001", correlation_id=CORR)
-    request = respx.calls.last.request
+    request = mock.calls[-1]
     assert request.headers["x-correlation-id"] == CORR
-    assert request.url.params["order_ref"] == "SO-000001"
+    assert request.url.query["order_ref"] == "SO-000001"
     assert "idempotency-key" not in request.headers
 
 
