@@ -260,10 +260,11 @@ class VendorRoute:
 
 
 class MockVendors:
-    """aioresponses in place of every vendor an aiohttp client calls (while entered), routed
-    as respx routes httpx: ``mock.post(url).respond(201, json=...)``, ``route.side_effect``,
-    ``route.calls``, and ``mock.calls``, every routed request in order. A request no route takes
-    fails loudly (AssertionError), never quietly as a connection error the client would retry.
+    """aioresponses in place of every vendor an aiohttp client calls (while entered), with
+    routes that can change mid-test (the stack's tests were written for respx's):
+    ``mock.post(url).respond(201, json=...)``, ``route.side_effect``, ``route.calls``, and
+    ``mock.calls``, every routed request in order. A request no route takes fails loudly
+    (AssertionError), never quietly as a connection error the client would retry.
     """
 
     METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
