@@ -1,21 +1,30 @@
-"""Test helpers: a real HTTP receiver on an ephemeral loopback port, and an event loop on a
-thread for servers that blocking clients call into."""
+"""Test helpers: a real HTTP receiver on an ephemeral loopback port, an event loop on a thread
+for servers that blocking clients call into, and vendors played in process for aiohttp clients
+(``MockVendors``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import re
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import uvloop
+from aiohttp import ClientResponse
+from aioresponses import CallbackResult, aioresponses
+from multidict import CIMultiDict, CIMultiDictProxy
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from yarl import URL
 
 from harness.hosting import bind, start_server
 
@@ -156,3 +165,155 @@ def snapshots_of(scenario_text: str) -> dict[str, dict[str, Any]]:
 
     played = play(scenario.parse(scenario_text))
     return {system: model.snapshot() for system, model in played.models.items()}
+
+
+# -- vendors played in process for aiohttp clients (the reference stack's) --------------------
+@dataclass(frozen=True)
+class Sent:
+    """A request as the client handed it to aiohttp: its URL (with the query), the headers it
+    set (not those aiohttp adds, such as User-Agent) and its body's bytes."""
+
+    method: str
+    url: URL
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+
+Effect = CallbackResult | BaseException | Callable[[Sent], Any]
+_NEEDS_STREAM_WRITER = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
+
+
+class _Response(ClientResponse):
+    """aioresponses (0.7.9) builds its responses without the ``stream_writer`` that aiohttp 3.14
+    made required (pnuckowski/aioresponses#289): one that wrote nothing, the request being sent."""
+
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        if _NEEDS_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+def answer(
+    status: int = 200,
+    *,
+    json: Any = None,
+    content: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> CallbackResult:
+    """A vendor's answer: ``json`` (serialised) or ``content`` (raw bytes), with ``headers``."""
+    return CallbackResult(
+        status=status, payload=json, body=content, headers=headers, response_class=_Response
+    )
+
+
+class VendorRoute:
+    """One method and URL of a vendor: it answers what ``respond`` last said, unless a
+    ``side_effect`` is set: an answer or exception, a list of them (one per call, in turn), or a
+    function of the ``Sent`` request (sync or async) that returns an answer or raises. Every
+    request it took is in ``calls``, including those its side effect raised for."""
+
+    def __init__(self, method: str, url: str | re.Pattern[str]) -> None:
+        self.method = method
+        self.url = url
+        self.calls: list[Sent] = []
+        self._answer = answer(200)
+        self._effect: Effect | Iterator[Effect] | None = None
+
+    def __repr__(self) -> str:
+        return f"<route {self.method} {self.url}>"
+
+    @property
+    def side_effect(self) -> Effect | Iterator[Effect] | None:
+        return self._effect
+
+    @side_effect.setter
+    def side_effect(self, effect: Effect | list[Effect] | None) -> None:
+        self._effect = iter(effect) if isinstance(effect, list | tuple) else effect
+
+    def respond(self, status: int = 200, **kwargs: Any) -> VendorRoute:
+        """Answer every call so from now on (any side effect is dropped); ``answer``'s keywords."""
+        self._answer, self._effect = answer(status, **kwargs), None
+        return self
+
+    def matches(self, method: str, url: URL) -> bool:
+        """A string URL matches whatever the query; a pattern matches from the URL's start."""
+        if method != self.method:
+            return False
+        if isinstance(self.url, re.Pattern):
+            return self.url.match(str(url)) is not None
+        return url.with_query(None) == URL(self.url)
+
+    async def take(self, request: Sent) -> CallbackResult:
+        self.calls.append(request)
+        effect = self._effect
+        if isinstance(effect, Iterator):
+            effect = next(effect, None)
+            assert effect is not None, f"{self} was called more often than it has side effects"
+        if effect is None:
+            return self._answer
+        if isinstance(effect, BaseException):
+            raise effect
+        if callable(effect):
+            result = effect(request)
+            return await result if inspect.isawaitable(result) else result
+        return effect
+
+
+class MockVendors:
+    """aioresponses in place of every vendor an aiohttp client calls (while entered), with
+    routes that can change mid-test (the stack's tests were written for respx's):
+    ``mock.post(url).respond(201, json=...)``, ``route.side_effect``, ``route.calls``, and
+    ``mock.calls``, every routed request in order. A request no route takes fails loudly
+    (AssertionError), never quietly as a connection error the client would retry.
+    """
+
+    METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    EVERY_URL = re.compile(".*")
+
+    def __init__(self) -> None:
+        self.routes: list[VendorRoute] = []
+        self.calls: list[Sent] = []
+        self._patch = aioresponses()
+
+    def __enter__(self) -> MockVendors:
+        self._patch.__enter__()
+        for method in self.METHODS:
+            self._patch.add(
+                self.EVERY_URL, method=method, repeat=True, callback=self._taker(method)
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._patch.__exit__(*exc)
+
+    def route(self, method: str, url: str | re.Pattern[str]) -> VendorRoute:
+        """The route of ``method`` and ``url``: made on the first ask, the same one after."""
+        for route in self.routes:
+            if (route.method, route.url) == (method, url):
+                return route
+        self.routes.append(route := VendorRoute(method, url))
+        return route
+
+    def get(self, url: str | re.Pattern[str]) -> VendorRoute:
+        return self.route("GET", url)
+
+    def post(self, url: str | re.Pattern[str]) -> VendorRoute:
+        return self.route("POST", url)
+
+    def put(self, url: str | re.Pattern[str]) -> VendorRoute:
+        return self.route("PUT", url)
+
+    def patch(self, url: str | re.Pattern[str]) -> VendorRoute:
+        return self.route("PATCH", url)
+
+    def _taker(self, method: str) -> Callable[..., Awaitable[CallbackResult]]:
+        async def take(url: URL, *, headers: Any = None, data: Any = None, **_: Any) -> Any:
+            content = data.encode() if isinstance(data, str) else bytes(data or b"")
+            request = Sent(method, url, CIMultiDictProxy(CIMultiDict(headers or {})), content)
+            for route in self.routes:
+                if route.matches(method, url):
+                    self.calls.append(request)
+                    return await route.take(request)
+            raise AssertionError(f"no vendor route takes {method} {url}")
+
+        return take

@@ -3,7 +3,7 @@
 The stack keeps 1.0's words inside and translates at the carrier boundary only
 (``reference_stack.carrier_versions``), so what it posts to the ERP, WMS and TMS must be
 exactly what it posts on 1.0. Unit tests of the translation (also against the simulator's own
-faces), the client (respx), the stack in process (as tests/test_refstack_flow.py drives it),
+faces), the client (aioresponses), the stack in process (as tests/test_refstack_flow.py drives it),
 its configuration, and one whole morning played on each version.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 import uvloop
 import yaml
+from aioresponses import CallbackResult
 from starlette.testclient import TestClient
 
 import simulators
@@ -32,6 +32,7 @@ from reference_stack.clients import KNOWN_FIELDS, Vendors, Verdict, known_fields
 from reference_stack.config import CARRIER_API_VAR, Config, ConfigError
 from simulators.common.clock import ManualClock
 from simulators.provider_states import DEFAULT_SHIP_TO
+from tests.support import MockVendors, Sent, answer
 from tests.test_refstack_flow import (
     CARRIER,
     CONTENTS,
@@ -187,45 +188,49 @@ async def buy(vendors: Vendors) -> Any:
     return await vendors.buy_label(V1_REQUEST, key="label-FO-000001", correlation_id=CORR)
 
 
-@respx.mock
-async def test_a_2_0_purchase_is_sent_in_2_0_words_and_read_in_1_0_words() -> None:
-    route = respx.post(f"{CARRIER}/labels").respond(201, json=V2_LABEL)
+async def test_a_2_0_purchase_is_sent_in_2_0_words_and_read_in_1_0_words(
+    router: MockVendors,  # noqa: F811
+) -> None:
+    route = router.post(f"{CARRIER}/labels").respond(201, json=V2_LABEL)
     async with client_on("v2") as vendors:
         outcome = await buy(vendors)
-    [sent] = [call.request for call in route.calls]
+    [sent] = route.calls
     assert body(sent) == {**V1_REQUEST, "service": "standard", "label_format": "pdf"}
     assert sent.headers["idempotency-key"] == "label-FO-000001"
     assert outcome.verdict is Verdict.OK
     assert outcome.body == label_answer("v2", V2_LABEL)
 
 
-@respx.mock
-async def test_v1_1_is_spoken_as_1_0() -> None:
-    route = respx.post(f"{CARRIER}/labels").respond(201, json=LABEL)
+async def test_v1_1_is_spoken_as_1_0(router: MockVendors) -> None:  # noqa: F811
+    route = router.post(f"{CARRIER}/labels").respond(201, json=LABEL)
     async with client_on("v1.1") as vendors:
         outcome = await buy(vendors)
-    assert body(route.calls.last.request) == V1_REQUEST
+    assert body(route.calls[-1]) == V1_REQUEST
     assert outcome.body == LABEL
 
 
-@respx.mock
 @pytest.mark.parametrize(
     ("status", "verdict"), [(422, Verdict.REFUSED), (503, Verdict.RETRY), (409, Verdict.REFUSED)]
 )
-async def test_a_2_0_refusal_is_kept_as_the_carrier_wrote_it(status: int, verdict: Verdict) -> None:
+async def test_a_2_0_refusal_is_kept_as_the_carrier_wrote_it(
+    status: int,
+    verdict: Verdict,
+    router: MockVendors,  # noqa: F811
+) -> None:
     refusal = vendor_error(status, "validation_failed")
-    respx.post(f"{CARRIER}/labels").mock(return_value=refusal)
+    router.post(f"{CARRIER}/labels").side_effect = refusal
     async with client_on("v2") as vendors:
         outcome = await buy(vendors)
     assert (outcome.verdict, outcome.status) == (verdict, status)
-    assert outcome.body == refusal.json()
+    assert outcome.body == refusal.payload
 
 
-@respx.mock
-async def test_strict_parsing_on_2_0_knows_the_2_0_label() -> None:
+async def test_strict_parsing_on_2_0_knows_the_2_0_label(
+    router: MockVendors,  # noqa: F811
+) -> None:
     """A strict client generated from the 2.0 contract takes 2.0's labels and refuses a
     field beyond them, keeping the label as the carrier wrote it for the dead letter."""
-    route = respx.post(f"{CARRIER}/labels")
+    route = router.post(f"{CARRIER}/labels")
     async with client_on("v2", defects.STRICT_PARSING) as vendors:
         route.respond(201, json=V2_LABEL | {"created_at": "2026-11-23T09:00:00Z"})
         assert (await buy(vendors)).verdict is Verdict.OK
@@ -238,7 +243,7 @@ async def test_strict_parsing_on_2_0_knows_the_2_0_label() -> None:
 
 # -- the stack in process --------------------------------------------------------------------
 @asynccontextmanager
-async def stack_on(version: str, db: Path, mock: respx.MockRouter) -> AsyncIterator[Sut]:
+async def stack_on(version: str, db: Path, mock: MockVendors) -> AsyncIterator[Sut]:
     """The stack of tests/test_refstack_flow.py, speaking carrier ``version``."""
     config = dataclasses.replace(make_config(db), carrier_api=version)
     async with running(db, mock, vendor_routes(mock), config) as sut:
@@ -246,7 +251,7 @@ async def stack_on(version: str, db: Path, mock: respx.MockRouter) -> AsyncItera
 
 
 @pytest.fixture
-async def sut(tmp_path: Path, router: respx.MockRouter) -> AsyncIterator[Sut]:  # noqa: F811
+async def sut(tmp_path: Path, router: MockVendors) -> AsyncIterator[Sut]:  # noqa: F811
     async with stack_on("v2", tmp_path / "stack.db", router) as on_v2:
         on_v2.routes["label"].respond(201, json=V2_LABEL)
         yield on_v2
@@ -306,16 +311,18 @@ async def test_on_2_0_the_tracking_id_leads_the_carriers_scans_to_the_erp(sut: S
 
 
 def _forward_to(carrier: Any) -> Any:
-    """A respx side effect handing the request to a carrier simulator's ASGI app."""
+    """A route's side effect handing the request to a carrier simulator's ASGI app."""
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=carrier.app), base_url="http://127.0.0.1"
     )
     forwarded = ("content-type", "idempotency-key", "x-correlation-id")
 
-    async def forward(request: httpx.Request) -> httpx.Response:
+    async def forward(request: Sent) -> CallbackResult:
         headers = {k: v for k, v in request.headers.items() if k in forwarded}
-        answer = await http.post("/labels", content=request.content, headers=headers)
-        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+        answered = await http.post("/labels", content=request.content, headers=headers)
+        return answer(
+            answered.status_code, content=answered.content, headers=dict(answered.headers)
+        )
 
     return forward
 
@@ -325,7 +332,7 @@ async def _business_calls(version: str, tmp_path: Path) -> tuple[list[Any], list
     and the stack configured to speak it: the calls to ERP, WMS and TMS (each write's host,
     path, key and body), and the label requests the carrier received."""
     carrier = simulators.build("carrier", ManualClock(), api_version=version)
-    with respx.mock(assert_all_called=False) as mock:
+    with MockVendors() as mock:
         async with stack_on(version, tmp_path / f"{version}.db", mock) as on:
             on.routes["label"].side_effect = _forward_to(carrier)
             await on.ship_order()
@@ -339,7 +346,7 @@ async def _business_calls(version: str, tmp_path: Path) -> tuple[list[Any], list
             await on.settle()
             calls = [
                 (r.url.host, r.method, r.url.path, r.headers.get("idempotency-key"), r.content)
-                for r in (call.request for call in mock.calls)
+                for r in mock.calls
                 if r.url.path != "/webhooks" and r.url.host != "carrier.test"
             ]
             labels = [body(r) for r in on.requests("label")]

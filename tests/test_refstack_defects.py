@@ -1,6 +1,6 @@
 """REFSTACK_DEFECTS: each known defect, driven in process, is there with its flag and not without.
 
-Same set-up as tests/test_refstack_flow.py (ASGI app, respx vendors, signed webhooks); every
+Same set-up as tests/test_refstack_flow.py (ASGI app, mocked vendors, signed webhooks); every
 test runs twice, once on the correct stack and once with the one defect switched on.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-import respx
+from aioresponses import CallbackResult
 
 from reference_stack import defects
 from reference_stack.config import Config, ConfigError
+from tests.support import MockVendors, Sent, answer
 from tests.test_refstack_flow import (
     ITEM_DATA,
     LABEL,
@@ -41,13 +41,13 @@ ON_OFF = pytest.mark.parametrize("defective", [False, True], ids=["correct", "de
 
 
 @asynccontextmanager
-async def running(path: Path, mock: respx.MockRouter, *names: str) -> AsyncIterator[Sut]:
+async def running(path: Path, mock: MockVendors, *names: str) -> AsyncIterator[Sut]:
     config = dataclasses.replace(make_config(path / "stack.db"), defects=frozenset(names))
     async with flow_stack(path / "stack.db", mock, vendor_routes(mock), config) as sut:
         yield sut
 
 
-def stack_with(defect: str, defective: bool, tmp_path: Path, mock: respx.MockRouter):
+def stack_with(defect: str, defective: bool, tmp_path: Path, mock: MockVendors):
     return running(tmp_path, mock, *([defect] if defective else []))
 
 
@@ -81,7 +81,7 @@ def test_every_defect_is_documented() -> None:
 
 # -- the defects ------------------------------------------------------------------------------
 @ON_OFF
-async def test_no_dedup(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_no_dedup(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.NO_DEDUP, defective, tmp_path, router) as sut:
         await sut.deliver("erp", "order.released", ORDER)
         await sut.deliver("erp", "order.released", ORDER)  # released again (a new event id)
@@ -92,20 +92,20 @@ async def test_no_dedup(defective: bool, tmp_path: Path, router: respx.MockRoute
 
 
 @ON_OFF
-async def test_blind_retry(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_blind_retry(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.BLIND_RETRY, defective, tmp_path, router) as sut:
         bought: dict[str | None, dict] = {}
         serial = itertools.count(1)
 
-        def carrier(request: httpx.Request) -> httpx.Response:
+        def carrier(request: Sent) -> CallbackResult:
             """A carrier honouring Idempotency-Key; the first answer is lost on the way back."""
             key = request.headers.get("idempotency-key")
             if key is None or key not in bought:
                 label = LABEL | {"id": f"LB-{next(serial):06d}"}
                 bought[key or f"anonymous-{len(bought)}"] = label
                 if len(bought) == 1:
-                    raise httpx.ReadTimeout("the response was lost")
-            return httpx.Response(201, json=bought.get(key, label))
+                    raise TimeoutError("the response was lost")
+            return answer(201, json=bought.get(key, label))
 
         sut.routes["label"].side_effect = carrier
         await sut.deliver("wms", "order.packed", PACKED)
@@ -115,11 +115,11 @@ async def test_blind_retry(defective: bool, tmp_path: Path, router: respx.MockRo
 
 
 @ON_OFF
-async def test_no_retry_wms(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_no_retry_wms(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.NO_RETRY_WMS, defective, tmp_path, router) as sut:
         sut.routes["create"].side_effect = [
             vendor_error(503, "unavailable"),
-            httpx.Response(201, json={"id": "FO-000001"}),
+            answer(201, json={"id": "FO-000001"}),
         ]
         await sut.deliver("erp", "order.released", ORDER)
         probe = await sut.settle()
@@ -132,7 +132,7 @@ async def test_no_retry_wms(defective: bool, tmp_path: Path, router: respx.MockR
 
 
 @ON_OFF
-async def test_stale_events(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_stale_events(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.STALE_EVENTS, defective, tmp_path, router) as sut:
         await sut.deliver("wms", "order.packed", PACKED)  # buys the label PC000000001
         await sut.settle()
@@ -152,7 +152,7 @@ async def test_stale_events(defective: bool, tmp_path: Path, router: respx.MockR
 async def test_stale_events_replayed_from_dead_letters(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     """A scan that died (ERP down) and is replayed after a newer scan was posted is dropped."""
     async with stack_with(defects.STALE_EVENTS, defective, tmp_path, router) as sut:
@@ -161,8 +161,8 @@ async def test_stale_events_replayed_from_dead_letters(
         scan = {"tracking_number": "PC000000001", "occurred_at": "2026-11-24T10:00:00Z"}
         sut.routes["tracking"].side_effect = [
             vendor_error(422, "validation_failed"),
-            httpx.Response(200, json={}),
-            httpx.Response(200, json={}),
+            answer(200, json={}),
+            answer(200, json={}),
         ]
         await sut.deliver(
             "carrier", "tracking.updated", scan | {"sequence": 1, "status": "picked_up"}
@@ -183,7 +183,7 @@ async def test_stale_events_replayed_from_dead_letters(
 
 
 @ON_OFF
-async def test_ordered_qty(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_ordered_qty(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.ORDERED_QTY, defective, tmp_path, router) as sut:
         await sut.ship_order()  # line 1: 3 ordered, 2 picked (1 short)
         [issue] = sut.requests("issue")
@@ -195,7 +195,7 @@ async def test_ordered_qty(defective: bool, tmp_path: Path, router: respx.MockRo
 async def test_ignore_adjustments(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.IGNORE_ADJUSTMENTS, defective, tmp_path, router) as sut:
         adjusted = {"adjustment_id": "ADJ-000001", "sku": "A-100", "delta": -2, "reason": "damage"}
@@ -206,7 +206,7 @@ async def test_ignore_adjustments(
 
 
 @ON_OFF
-async def test_no_wms_cancel(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_no_wms_cancel(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.NO_WMS_CANCEL, defective, tmp_path, router) as sut:
         await sut.deliver("erp", "order.released", ORDER)
         await sut.settle()
@@ -219,7 +219,7 @@ async def test_no_wms_cancel(defective: bool, tmp_path: Path, router: respx.Mock
 async def test_double_goods_issue(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.DOUBLE_GOODS_ISSUE, defective, tmp_path, router) as sut:
         await sut.ship_order()
@@ -250,7 +250,7 @@ RETURNED = {
 async def test_double_credit(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.DOUBLE_CREDIT, defective, tmp_path, router) as sut:
         await sut.deliver("wms", "return.received", RETURNED)
@@ -268,7 +268,7 @@ async def test_double_credit(
 async def test_restock_damaged(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.RESTOCK_DAMAGED, defective, tmp_path, router) as sut:
         await sut.deliver("wms", "return.received", RETURNED)
@@ -280,7 +280,7 @@ async def test_restock_damaged(
 
 
 @ON_OFF
-async def test_default_site(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_default_site(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.DEFAULT_SITE, defective, tmp_path, router) as sut:
         await sut.deliver("erp", "order.released", ORDER | {"site": "DC2"})
         await sut.settle()
@@ -293,7 +293,7 @@ async def test_default_site(defective: bool, tmp_path: Path, router: respx.MockR
 async def test_transfer_received_twice(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.TRANSFER_RECEIVED_TWICE, defective, tmp_path, router) as sut:
         await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
@@ -312,12 +312,12 @@ async def test_transfer_received_twice(
 async def test_ignore_retry_after(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.IGNORE_RETRY_AFTER, defective, tmp_path, router) as sut:
         sut.routes["create"].side_effect = [
-            httpx.Response(429, headers={"Retry-After": "30"}),
-            httpx.Response(201, json={"id": "FO-000001"}),
+            answer(429, headers={"Retry-After": "30"}),
+            answer(201, json={"id": "FO-000001"}),
         ]
         await sut.deliver("erp", "order.released", ORDER)
         if defective:
@@ -330,7 +330,7 @@ async def test_ignore_retry_after(
 
 
 @ON_OFF
-async def test_skip_signature(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_skip_signature(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.SKIP_SIGNATURE, defective, tmp_path, router) as sut:
         forged = await sut.deliver("erp", "order.released", ORDER, secret="guess")
         assert forged.status_code == (202 if defective else 401)
@@ -339,7 +339,7 @@ async def test_skip_signature(defective: bool, tmp_path: Path, router: respx.Moc
 
 
 @ON_OFF
-async def test_drop_correlation(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_drop_correlation(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.DROP_CORRELATION, defective, tmp_path, router) as sut:
         await sut.deliver("erp", "order.released", ORDER, correlation_id="corr-world-1")
         await sut.settle()
@@ -348,7 +348,7 @@ async def test_drop_correlation(defective: bool, tmp_path: Path, router: respx.M
 
 
 @ON_OFF
-async def test_drop_freight(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_drop_freight(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.DROP_FREIGHT, defective, tmp_path, router) as sut:
         settled = {
             "shipment_id": "SH-000001",
@@ -365,12 +365,12 @@ async def test_drop_freight(defective: bool, tmp_path: Path, router: respx.MockR
 async def test_dead_letter_no_replay(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.DEAD_LETTER_NO_REPLAY, defective, tmp_path, router) as sut:
         sut.routes["create"].side_effect = [
             vendor_error(422, "validation_failed"),
-            httpx.Response(201, json={"id": "FO-000001"}),
+            answer(201, json={"id": "FO-000001"}),
         ]
         await sut.deliver("erp", "order.released", ORDER)
         await sut.settle()
@@ -386,7 +386,7 @@ async def test_dead_letter_no_replay(
 async def test_ignore_order_updates(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     moved = {**ORDER["ship_to"], "street": "Neue Strasse 9"}
     async with stack_with(defects.IGNORE_ORDER_UPDATES, defective, tmp_path, router) as sut:
@@ -405,7 +405,7 @@ async def test_ignore_order_updates(
 async def test_no_tender_fallback(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     declined = {
         "error": {
@@ -421,8 +421,8 @@ async def test_no_tender_fallback(
     express = {**PACKED, "service_level": "express"}
     async with stack_with(defects.NO_TENDER_FALLBACK, defective, tmp_path, router) as sut:
         sut.routes["plan"].side_effect = [
-            httpx.Response(422, json=declined),
-            httpx.Response(201, json=SHIPMENT),
+            answer(422, json=declined),
+            answer(201, json=SHIPMENT),
         ]
         await sut.deliver("wms", "order.packed", express)
         probe = await sut.settle()
@@ -493,7 +493,7 @@ CASE_SHIPPED = {**SHIPPED, "lines": [{"line": 1, "sku": "N-1", "qty": 12}]}
 async def test_eaches_as_cases(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.EACHES_AS_CASES, defective, tmp_path, router) as sut:
         await sut.deliver("erp", "item.created", {"sku": "N-1", **ITEM_DATA})
@@ -512,14 +512,14 @@ async def test_eaches_as_cases(
 async def test_unknown_item_not_retried(
     defective: bool,
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with stack_with(defects.UNKNOWN_ITEM_NOT_RETRIED, defective, tmp_path, router) as sut:
         fo = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
         sut.routes["create"].side_effect = [
             vendor_error(422, "unknown_item"),
             vendor_error(422, "unknown_item"),
-            httpx.Response(201, json=fo),
+            answer(201, json=fo),
         ]
         await sut.deliver("erp", "order.released", CASE_ORDER)  # before its item.created
         await sut.settle()

@@ -1,6 +1,7 @@
 """The reference stack end to end, in process: signed webhooks in, vendor calls out.
 
-The app is driven over ASGI (no socket); respx plays the four vendors. Retry delays are a few
+The app is driven over ASGI (no socket); aioresponses plays the four vendors (tests/support.py's
+``MockVendors``). Retry delays are a few
 milliseconds and ``Sut.settle`` polls the idle probe, so no test sleeps for more than a few ms.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
-import respx
+from aioresponses import CallbackResult
 
 from reference_stack.app import build_app
 from reference_stack.config import Config
 from reference_stack.stack import Stack
 from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
+from tests.support import MockVendors, Sent, VendorRoute, answer
 
 SECRET = "s3cr3t"
 PORT = 8799
@@ -111,23 +115,23 @@ TRANSFER_SHIPPED = MOVED | {"site": "DC1", "shipped_at": "2026-11-23T11:00:00Z"}
 TRANSFER_RECEIVED = MOVED | {"site": "DC2", "received_at": "2026-11-23T14:00:00Z"}
 
 
-def body(request: httpx.Request) -> Any:
+def body(request: Sent) -> Any:
     return orjson.loads(request.content)
 
 
-def vendor_error(status: int, code: str) -> httpx.Response:
+def vendor_error(status: int, code: str) -> CallbackResult:
     error = {"code": code, "message": f"refused: {code}", "details": {}}
-    return httpx.Response(status, json={"error": error})
+    return answer(status, json={"error": error})
 
 
 @dataclass
 class Sut:
-    """The stack under test, its ASGI client, and the respx router playing the vendors."""
+    """The stack under test, its ASGI client, and the mock playing the vendors."""
 
     stack: Stack
     client: httpx.AsyncClient
-    vendors: respx.MockRouter
-    routes: dict[str, respx.Route]
+    vendors: MockVendors
+    routes: dict[str, VendorRoute]
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     async def deliver(
@@ -175,8 +179,8 @@ class Sut:
             await asyncio.sleep(0.002)
         return probe
 
-    def requests(self, name: str) -> list[httpx.Request]:
-        return [call.request for call in self.routes[name].calls]
+    def requests(self, name: str) -> list[Sent]:
+        return list(self.routes[name].calls)
 
     async def ship_order(self) -> None:
         """Release, pick, pack and ship SO-000001 along the happy path."""
@@ -189,7 +193,7 @@ class Sut:
         await self.settle()
 
 
-def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
+def vendor_routes(router: MockVendors) -> dict[str, VendorRoute]:
     """Every vendor answering as on a good day; tests change single routes."""
     for url in URLS.values():
         router.post(f"{url}/webhooks").respond(201, json={"id": "WH-0001"})
@@ -213,7 +217,7 @@ def vendor_routes(router: respx.MockRouter) -> dict[str, respx.Route]:
         "dispose": router.post(f"{ERP}/returns/RMA-000001/disposition").respond(
             201, json={"id": "CM-000001"}
         ),
-        "put_item": router.put(url__regex=rf"{WMS}/items/.+").respond(200, json={"sku": "N-1"}),
+        "put_item": router.put(re.compile(rf"{WMS}/items/.+")).respond(200, json={"sku": "N-1"}),
         "item": router.get(f"{ERP}/items/N-1").respond(200, json={"sku": "N-1", **ITEM_DATA}),
         "transfer": router.post(f"{WMS}/transfers").respond(201, json=WMS_TRANSFER),
         "find_transfer": router.get(f"{WMS}/transfers").respond(200, json={"items": []}),
@@ -254,8 +258,8 @@ def make_config(db: Path) -> Config:
 @asynccontextmanager
 async def running(
     db: Path,
-    router: respx.MockRouter,
-    routes: dict[str, respx.Route],
+    router: MockVendors,
+    routes: dict[str, VendorRoute],
     config: Config | None = None,
 ) -> AsyncIterator[Sut]:
     """The stack in process on ``db`` (``config``: another configuration of it)."""
@@ -271,13 +275,13 @@ async def running(
 
 
 @pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
+def router() -> Iterator[MockVendors]:
+    with MockVendors() as mock:
         yield mock
 
 
 @pytest.fixture
-async def sut(tmp_path: Path, router: respx.MockRouter) -> AsyncIterator[Sut]:
+async def sut(tmp_path: Path, router: MockVendors) -> AsyncIterator[Sut]:
     async with running(tmp_path / "stack.db", router, vendor_routes(router)) as stack:
         yield stack
 
@@ -285,9 +289,9 @@ async def sut(tmp_path: Path, router: respx.MockRouter) -> AsyncIterator[Sut]:
 # -- start-up ---------------------------------------------------------------------------------
 async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) -> None:
     subscriptions = {
-        call.request.url.host.split(".")[0]: body(call.request)
+        call.url.host.split(".")[0]: body(call)
         for call in sut.vendors.calls
-        if call.request.method == "POST" and call.request.url.path == "/webhooks"
+        if call.method == "POST" and call.url.path == "/webhooks"
     }
     assert subscriptions["erp"] == {
         "url": f"http://127.0.0.1:{PORT}/webhooks/erp",
@@ -317,12 +321,13 @@ async def test_subscribes_to_each_system_for_the_events_it_consumes(sut: Sut) ->
 
 
 async def test_health_waits_for_a_simulator_that_is_not_up_yet(
-    tmp_path: Path, router: respx.MockRouter
+    tmp_path: Path, router: MockVendors
 ) -> None:
     vendor_routes(router)
-    router.post(f"{TMS}/webhooks").mock(
-        side_effect=[httpx.ConnectError("refused"), httpx.Response(201, json={"id": "WH-1"})]
-    )
+    router.post(f"{TMS}/webhooks").side_effect = [
+        aiohttp.ClientConnectionError("refused"),
+        answer(201, json={"id": "WH-1"}),
+    ]
     stack = Stack(make_config(tmp_path / "stack.db"))
     await stack.start()
     client = httpx.AsyncClient(
@@ -402,9 +407,9 @@ async def test_packed_plans_buys_and_attaches_in_that_order(sut: Sut) -> None:
     await sut.deliver("wms", "order.packed", PACKED)
     await sut.settle()
     writes = [
-        (c.request.url.host, c.request.url.path)
+        (c.url.host, c.url.path)
         for c in sut.vendors.calls
-        if c.request.method == "POST" and c.request.url.path != "/webhooks"
+        if c.method == "POST" and c.url.path != "/webhooks"
     ]
     assert writes == [
         ("wms.test", "/fulfilment-orders"),
@@ -429,9 +434,7 @@ async def test_packed_plans_buys_and_attaches_in_that_order(sut: Sut) -> None:
     assert keys == ["shipment-FO-000001", "label-FO-000001", "wms-label-FO-000001"]
     # one correlation id for everything about the order: the one its release came with
     correlation_ids = {
-        c.request.headers["x-correlation-id"]
-        for c in sut.vendors.calls
-        if c.request.url.path != "/webhooks"
+        c.headers["x-correlation-id"] for c in sut.vendors.calls if c.url.path != "/webhooks"
     }
     assert correlation_ids == {"corr-world-1"}
     known = (await sut.client.get("/_stack/orders/SO-000001")).json()["order"]
@@ -447,9 +450,9 @@ async def test_a_retried_label_purchase_sends_the_same_key_and_body(sut: Sut) ->
 async def retried_label_purchase_is_the_same(sut: Sut, label: dict[str, Any]) -> None:
     """A purchase cut off, then refused, then bought: three times the same bytes, one key."""
     sut.routes["label"].side_effect = [
-        httpx.ReadTimeout("timed out"),
+        TimeoutError("timed out"),
         vendor_error(503, "unavailable"),
-        httpx.Response(201, json=label),
+        answer(201, json=label),
     ]
     await sut.deliver("wms", "order.packed", PACKED)
     await sut.settle()
@@ -594,11 +597,11 @@ async def test_a_receipt_that_overtook_its_issue_waits_for_it(sut: Sut) -> None:
     """The ERP refuses a receipt while the transfer is still ``released`` (409
     ``invalid_status``): the issue is on its way, so the receipt is retried, not dead."""
     refused = vendor_error(409, "invalid_status")
-    refused_body = orjson.loads(refused.content)
+    refused_body = refused.payload
     refused_body["error"]["details"] = {"status": "released", "transfer_id": "TO-000001"}
     sut.routes["transfer_receipt"].side_effect = [
-        httpx.Response(409, json=refused_body),
-        httpx.Response(201, json={"id": "TR-000001"}),
+        answer(409, json=refused_body),
+        answer(201, json={"id": "TR-000001"}),
     ]
     await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
     probe = await sut.settle()
@@ -611,7 +614,7 @@ async def test_wms_down_twice_then_up_still_creates_the_order(sut: Sut) -> None:
     sut.routes["create"].side_effect = [
         vendor_error(503, "unavailable"),
         vendor_error(503, "unavailable"),
-        httpx.Response(201, json={"id": "FO-000001"}),
+        answer(201, json={"id": "FO-000001"}),
     ]
     await sut.deliver("erp", "order.released", ORDER)
     probe = await sut.settle()
@@ -625,7 +628,7 @@ async def test_wms_down_twice_then_up_still_creates_the_order(sut: Sut) -> None:
 
 
 async def test_a_retry_adopts_an_order_a_timed_out_attempt_created(sut: Sut) -> None:
-    sut.routes["create"].side_effect = [httpx.ReadTimeout("timed out")]
+    sut.routes["create"].side_effect = [TimeoutError("timed out")]
     created = {"id": "FO-000007", "order_ref": "SO-000001", "status": "accepted"}
     sut.routes["find"].respond(200, json={"items": [created]})
     await sut.deliver("erp", "order.released", ORDER)
@@ -638,7 +641,7 @@ async def test_a_retry_adopts_an_order_a_timed_out_attempt_created(sut: Sut) -> 
 async def test_a_permanent_refusal_is_a_dead_letter_that_can_be_replayed(sut: Sut) -> None:
     sut.routes["create"].side_effect = [
         vendor_error(422, "validation_failed"),
-        httpx.Response(201, json={"id": "FO-000001"}),
+        answer(201, json={"id": "FO-000001"}),
     ]
     await sut.deliver("erp", "order.released", ORDER)
     probe = await sut.settle()
@@ -689,9 +692,9 @@ async def test_a_cancel_refused_because_it_shipped_is_not_retried(sut: Sut) -> N
 async def test_idle_is_false_while_work_is_due_or_running_and_true_when_done(sut: Sut) -> None:
     gate = asyncio.Event()
 
-    async def slow_create(request: httpx.Request) -> httpx.Response:
+    async def slow_create(request: Sent) -> CallbackResult:
         await gate.wait()
-        return httpx.Response(201, json={"id": "FO-000001"})
+        return answer(201, json={"id": "FO-000001"})
 
     sut.routes["create"].side_effect = slow_create
     assert (await sut.idle())["idle"] is True
@@ -717,7 +720,7 @@ async def test_work_waiting_for_a_retry_timer_does_not_hold_idle(sut: Sut) -> No
     assert probe == {"idle": True, "inbox": 0, "running": 0, "due": 0, "scheduled": 2, "dead": 0}
 
 
-async def test_jobs_survive_a_restart(tmp_path: Path, router: respx.MockRouter) -> None:
+async def test_jobs_survive_a_restart(tmp_path: Path, router: MockVendors) -> None:
     routes = vendor_routes(router)
     routes["create"].respond(503, headers={"Retry-After": "0.05"})
     db = tmp_path / "stack.db"
@@ -751,7 +754,7 @@ async def test_a_label_goes_to_the_new_address_while_the_wms_change_is_still_ret
     sut.routes["readdress"].side_effect = [
         vendor_error(502, "bad_gateway"),
         vendor_error(502, "bad_gateway"),
-        httpx.Response(200, json={"id": "FO-000001", "ship_to": moved}),
+        answer(200, json={"id": "FO-000001", "ship_to": moved}),
     ]
     await sut.deliver("erp", "order.released", ORDER)
     await sut.settle()
@@ -770,7 +773,7 @@ async def test_a_label_refused_for_an_address_the_customer_then_changed_is_no_de
     moved = {**ADDRESS, "street": "Elsewhere 9", "city": "Hamburg"}
     sut.routes["label"].side_effect = [
         vendor_error(422, "address_invalid"),
-        httpx.Response(201, json={"id": "LBL-2", "tracking_number": "TRK-2", "status": "paid"}),
+        answer(201, json={"id": "LBL-2", "tracking_number": "TRK-2", "status": "paid"}),
     ]
     await sut.deliver("erp", "order.released", ORDER)
     await sut.deliver("wms", "order.packed", PACKED)
@@ -789,10 +792,10 @@ async def test_a_label_refused_for_an_address_the_customer_then_changed_is_no_de
 async def test_the_idle_probe_long_polls_a_busy_stack_until_it_goes_idle(sut):
     on_the_wire, gate = asyncio.Event(), asyncio.Event()
 
-    async def slow_create(request: httpx.Request) -> httpx.Response:
+    async def slow_create(request: Sent) -> CallbackResult:
         on_the_wire.set()
         await gate.wait()
-        return httpx.Response(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
+        return answer(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
 
     sut.routes["create"].side_effect = slow_create
     await sut.deliver("erp", "order.released", ORDER)
@@ -809,9 +812,9 @@ async def test_the_idle_probe_long_polls_a_busy_stack_until_it_goes_idle(sut):
 
 async def test_throttles_do_not_use_up_the_retries_a_vendor_outage_needs(sut: Sut) -> None:
     # max_attempts is 4 here: six throttles, then the vendor falls over, then it is back
-    throttled = httpx.Response(429, headers={"Retry-After": "0.001"}, json={"error": {}})
-    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
-    created = httpx.Response(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
+    throttled = answer(429, headers={"Retry-After": "0.001"}, json={"error": {}})
+    down = answer(503, json={"error": {"code": "unavailable", "message": "down"}})
+    created = answer(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
     sut.routes["create"].side_effect = [throttled] * 6 + [down] * 3 + [created]
     await sut.deliver("erp", "order.released", ORDER)
     await sut.settle()
@@ -822,8 +825,8 @@ async def test_throttles_do_not_use_up_the_retries_a_vendor_outage_needs(sut: Su
 
 
 async def test_a_job_failing_past_its_budget_is_dead_whatever_it_was_throttled(sut: Sut) -> None:
-    throttled = httpx.Response(429, headers={"Retry-After": "0.001"}, json={"error": {}})
-    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
+    throttled = answer(429, headers={"Retry-After": "0.001"}, json={"error": {}})
+    down = answer(503, json={"error": {"code": "unavailable", "message": "down"}})
     sut.routes["create"].side_effect = [throttled] * 2 + [down] * 10
     await sut.deliver("erp", "order.released", ORDER)
     probe = await sut.settle()

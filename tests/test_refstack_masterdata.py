@@ -1,14 +1,12 @@
 """The reference stack carries the ERP's item master to the WMS: one PUT per item version,
 never an older version over a newer, and a case line sent in eaches. Same set-up as
-tests/test_refstack_flow.py (ASGI app, respx vendors, signed webhooks)."""
+tests/test_refstack_flow.py (ASGI app, mocked vendors, signed webhooks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-import respx
-
+from tests.support import MockVendors, answer
 from tests.test_refstack_flow import (
     ITEM_DATA,
     ORDER,
@@ -25,7 +23,7 @@ def version(n: int, weight: float) -> dict:
 
 async def test_each_item_version_is_put_once_and_an_older_one_never_overwrites(
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     async with running(tmp_path / "stack.db", router, vendor_routes(router)) as sut:
         await sut.deliver("erp", "item.created", version(1, 1.0))
@@ -51,7 +49,7 @@ async def test_each_item_version_is_put_once_and_an_older_one_never_overwrites(
 
 async def test_a_case_line_reaches_the_wms_in_eaches_reading_the_item_when_unknown(
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     order = {
         **ORDER,
@@ -67,11 +65,11 @@ async def test_a_case_line_reaches_the_wms_in_eaches_reading_the_item_when_unkno
 
 async def test_a_version_that_died_is_superseded_once_a_newer_one_is_in_the_wms(
     tmp_path: Path,
-    router: respx.MockRouter,  # noqa: F811
+    router: MockVendors,  # noqa: F811
 ) -> None:
     routes = vendor_routes(router)
-    down = httpx.Response(503, json={"error": {"code": "unavailable", "message": "down"}})
-    put = httpx.Response(200, json={"sku": "N-1"})
+    down = answer(503, json={"error": {"code": "unavailable", "message": "down"}})
+    put = answer(200, json={"sku": "N-1"})
     routes["put_item"].side_effect = [down] * 4 + [put]  # max_attempts is 4 here
     async with running(tmp_path / "stack.db", router, routes) as sut:
         await sut.deliver("erp", "item.created", version(1, 1.0))

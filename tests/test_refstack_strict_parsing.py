@@ -1,8 +1,8 @@
 """The strict-parsing defect: an answer with a field the stack does not know fails the call.
 
 The defect is there with its flag and not without (as tests/test_refstack_defects.py does for
-the others: the stack in process, respx playing the vendors), the client refuses exactly the
-unknown fields, and its table of known fields is the vendors' published contracts.
+the others: the stack in process, aioresponses playing the vendors), the client refuses exactly
+the unknown fields, and its table of known fields is the vendors' published contracts.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import respx
 import yaml
 
 from reference_stack import defects
 from reference_stack.clients import KNOWN_FIELDS, Outcome, Vendors, Verdict
+from tests.support import MockVendors
 from tests.test_refstack_defects import ON_OFF, order, stack_with
 from tests.test_refstack_flow import (
     LABEL,
@@ -32,7 +32,7 @@ DRIFTED_LABEL = LABEL | {"label_format": "ZPL", "customs": {"required": False}}
 
 
 @ON_OFF
-async def test_strict_parsing(defective: bool, tmp_path: Path, router: respx.MockRouter) -> None:  # noqa: F811
+async def test_strict_parsing(defective: bool, tmp_path: Path, router: MockVendors) -> None:  # noqa: F811
     async with stack_with(defects.STRICT_PARSING, defective, tmp_path, router) as sut:
         sut.routes["label"].respond(201, json=DRIFTED_LABEL)
         await sut.deliver("wms", "order.packed", PACKED)
@@ -66,9 +66,11 @@ async def buy(vendors: Vendors) -> Any:
     return await vendors.buy_label({}, key="label-FO-000001", correlation_id=CORR)
 
 
-@respx.mock
-async def test_an_unknown_field_is_refused_and_named(strict: Vendors) -> None:
-    respx.post("http://carrier.test/labels").respond(201, json=DRIFTED_LABEL)
+async def test_an_unknown_field_is_refused_and_named(
+    strict: Vendors,
+    router: MockVendors,  # noqa: F811
+) -> None:
+    router.post("http://carrier.test/labels").respond(201, json=DRIFTED_LABEL)
     outcome = await buy(strict)
     assert (outcome.verdict, outcome.status) == (Verdict.REFUSED, 201)
     assert outcome.body == DRIFTED_LABEL  # kept for the dead letter
@@ -77,28 +79,32 @@ async def test_an_unknown_field_is_refused_and_named(strict: Vendors) -> None:
     )
 
 
-@respx.mock
-async def test_the_tolerant_reader_ignores_unknown_fields(tolerant: Vendors) -> None:
-    respx.post("http://carrier.test/labels").respond(201, json=DRIFTED_LABEL)
+async def test_the_tolerant_reader_ignores_unknown_fields(
+    tolerant: Vendors,
+    router: MockVendors,  # noqa: F811
+) -> None:
+    router.post("http://carrier.test/labels").respond(201, json=DRIFTED_LABEL)
     outcome = await buy(tolerant)
     assert outcome.verdict is Verdict.OK and outcome.body == DRIFTED_LABEL
 
 
-@respx.mock
 async def test_known_fields_new_values_and_missing_fields_pass_strict_parsing(
     strict: Vendors,
+    router: MockVendors,  # noqa: F811
 ) -> None:
     full = dict.fromkeys(KNOWN_FIELDS["label"].fields, None) | LABEL | {"status": "new_status"}
-    respx.post("http://carrier.test/labels").respond(201, json=full)
+    router.post("http://carrier.test/labels").respond(201, json=full)
     assert (await buy(strict)).verdict is Verdict.OK
-    respx.post("http://carrier.test/labels").respond(201, json={"id": "LB-000001"})
+    router.post("http://carrier.test/labels").respond(201, json={"id": "LB-000001"})
     assert (await buy(strict)).verdict is Verdict.OK  # strict about extra, not missing
 
 
-@respx.mock
-async def test_list_items_are_parsed_strictly_too(strict: Vendors) -> None:
+async def test_list_items_are_parsed_strictly_too(
+    strict: Vendors,
+    router: MockVendors,  # noqa: F811
+) -> None:
     fo = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
-    route = respx.get("http://wms.test/fulfilment-orders")
+    route = router.get("http://wms.test/fulfilment-orders")
     route.respond(200, json={"items": [fo]})
     assert (await strict.find_fulfilment_orders("SO-000001", correlation_id=CORR)).succeeded
     route.respond(200, json={"items": [fo | {"wave_id": None}]})
@@ -106,10 +112,12 @@ async def test_list_items_are_parsed_strictly_too(strict: Vendors) -> None:
     assert outcome.verdict is Verdict.REFUSED and "'wave_id'" in (outcome.error or "")
 
 
-@respx.mock
-async def test_only_2xx_answers_are_parsed_strictly(strict: Vendors) -> None:
+async def test_only_2xx_answers_are_parsed_strictly(
+    strict: Vendors,
+    router: MockVendors,  # noqa: F811
+) -> None:
     """Vendor errors and "already done" refusals are read as before, whatever they carry."""
-    route = respx.post("http://erp.test/orders/SO-000001/goods-issue")
+    route = router.post("http://erp.test/orders/SO-000001/goods-issue")
     error = {"code": "already_issued", "message": "x", "details": {}, "trace_id": "t-1"}
     route.respond(409, json={"error": error, "request_id": "r-1"})
     done = await strict.goods_issue("SO-000001", {}, key="gi-FO-1", correlation_id=CORR)
@@ -119,10 +127,12 @@ async def test_only_2xx_answers_are_parsed_strictly(strict: Vendors) -> None:
     assert retry.verdict is Verdict.RETRY
 
 
-@respx.mock
-async def test_calls_without_a_known_answer_are_not_checked(strict: Vendors) -> None:
+async def test_calls_without_a_known_answer_are_not_checked(
+    strict: Vendors,
+    router: MockVendors,  # noqa: F811
+) -> None:
     """Subscribing to webhooks is the stack's own set-up, not a call the defect is about."""
-    respx.post("http://erp.test/webhooks").respond(201, json={"id": "WH-1", "extra": 1})
+    router.post("http://erp.test/webhooks").respond(201, json={"id": "WH-1", "extra": 1})
     outcome = await strict.request("erp", "POST", "/webhooks", body={}, correlation_id=CORR)
     assert outcome.verdict is Verdict.OK
 
