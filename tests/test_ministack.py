@@ -66,3 +66,11 @@ async def test_its_planted_bugs_are_caught_by_the_lineage_rows(tmp_path, monkeyp
     caught = failed(outcome)
     assert "label_service_as_planned" in caught
     assert "tracking_posted_as_scanned" in caught and "latest_scan_in_erp" in caught
+
+
+async def test_stock_posted_without_its_site_is_caught_per_site(tmp_path, monkeypatch):
+    """Breakage found at DC2 booked at the ERP's default site: both sites' books drift."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "two_sites_and_transfers", "none", "siteless-stock")
+    caught = failed(outcome)
+    assert any(e.startswith("DC2/") for e in caught.get("site_stock_reconciled", [])), caught

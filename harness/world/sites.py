@@ -6,7 +6,8 @@ model, and the day is the day it always was. With another site:
 
 - the ERP assigns each order a site (a keyed draw per order number, ``sites.others[].share``);
   the stack must create the WMS order there, and the site's own floor (staff, cut-off) and
-  shelves (its opening stock) work it;
+  shelves (its opening stock) work it; its shelves break, shrink and are counted as DC1's
+  are (``stock:``), so its adjustments reach the stack with their ``site``;
 - a site's shelf below ``transfers.reorder_at`` of its opening stock makes the ERP release a
   transfer order from ``DC1`` (``transfer.released``); once the stack has created it in the
   WMS, ``DC1`` ships what its shelf holds ``ship_after_minutes`` later (``transfer.shipped``),

@@ -9,6 +9,9 @@ The WMS's ``stock`` is the system (book) quantity. The world keeps the truth per
 - Shrink (``stock.shrink_rate``) simply vanishes from ``good``: only a cycle count finds it
   (reason ``cycle_count``).
 
+Every site's shelves break, shrink and are counted, each reporting at its own site; only the
+default site buys from suppliers and plays the script (transfers refill the others).
+
 Cycle counts compare the shelf with the WMS and report the difference; purchasing reorders a
 SKU when its shelf falls below the reorder point, and the goods arrive at the dock after a
 lead time (``receipt.confirmed``; the shelf fills too). Every change to the books goes
@@ -53,7 +56,13 @@ class Shelves:
         self.short_pick_rate = world.scenario.warehouse.short_pick_rate
         self.on_order: dict[str, str] = {}  # SKU -> receipt reference of the open purchase
         self.deliveries_due = 0
-        if site is not None:  # no losses, counts or purchases there (harness/world/sites.py)
+        # Every site's shelves break, shrink and are counted (each reports at its own site);
+        # only DC1 buys from suppliers and plays the script: transfers refill the others.
+        if settings.damage_rate or settings.shrink_rate:
+            self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
+        if settings.cycle_count.share_per_day > 0:
+            self.env.process(self._cycle_counts())
+        if site is not None:  # no purchases or script there (harness/world/sites.py)
             return
         refill = settings.replenishment
         self.reorder_point: dict[str, int] = {}
@@ -66,10 +75,6 @@ class Shelves:
                     self.order_up_to[sku] = max(point + 1, round(refill.order_up_to * units))
         self.lead_time_s = refill.lead_time_hours * HOUR
         self.purchases: Counter[str] = Counter()
-        if settings.damage_rate or settings.shrink_rate:
-            self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
-        if settings.cycle_count.share_per_day > 0:
-            self.env.process(self._cycle_counts())
         self.deliveries_due = len(world.script.stock)  # scripted receipts and adjustments
         if world.script.stock:
             self.env.process(self._scripted())
@@ -151,6 +156,7 @@ class Shelves:
     def _wear_and_tear(self, damage_rate: float, shrink_rate: float) -> Generator[Any, Any, None]:
         """Every day, some units break and some vanish, at keyed times, shelf by shelf."""
         env, world, seed = self.env, self.world, self.world.seed
+        site_key = () if self.site is None else (self.site,)
         day = 0
         while day < world.days and world.busy():
             start = day * DAY
@@ -161,7 +167,8 @@ class Shelves:
                 units = self.good[sku]
                 if units <= 0:
                     continue
-                draws = Draws(seed, sku, day, "losses")
+                # DC1's draws are keyed as they were before there were other sites
+                draws = Draws(seed, *site_key, sku, day, "losses")
                 broken, lost = (
                     draws.poisson(units * damage_rate),
                     draws.poisson(units * shrink_rate),
@@ -213,13 +220,13 @@ class Shelves:
         self.world.counts["skus_counted"] += 1
         if self.damaged[sku]:
             self._report_damage(sku)
-        difference = self.good[sku] - self.wms.stock.get(sku, 0)
+        difference = self.good[sku] - self.wms.stock_at(self.site).get(sku, 0)
         if difference:
             self._adjust(sku, difference, "cycle_count" if difference < 0 else "found")
 
     def _adjust(self, sku: str, delta: int, reason: str) -> bool:
         try:
-            self.wms.adjust(sku, delta, reason)
+            self.wms.adjust(sku, delta, reason, self.site)
         except SimError as exc:
             self.world.incident(f"{sku}: the WMS refused an adjustment: {exc.code}: {exc.message}")
             return False

@@ -14,6 +14,7 @@ BUGS = {
     "no-cancel": "order.cancelled is acknowledged and ignored",
     "label-service": "every label is bought as express, whatever service the TMS planned",
     "scan-time": "tracking is posted with the current time instead of the scan's occurred_at",
+    "siteless-stock": "adjustments and receipts are posted without their site (the ERP's DC1)",
 }
 PROBES = ("none", "idle", "scheduled", "busy-waiting")
 

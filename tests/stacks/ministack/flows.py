@@ -396,13 +396,22 @@ class Flows:
 
     # -- stock --------------------------------------------------------------------------------
 
+    def at_site(self, body: dict, d: dict) -> dict:
+        """A stock posting is booked at the site whose shelf or dock it was (README, sites)."""
+        if "siteless-stock" in self.bugs:
+            return body  # BUG siteless-stock
+        if d.get("site"):
+            body["site"] = d["site"]
+        return body
+
     async def inventory_adjusted(self, key: str, d: dict, corr: str | None) -> None:
         body = {"sku": d["sku"], "delta": d["delta"], "reason": d["reason"], "reference": key}
+        body = self.at_site(body, d)
         await self.post_once("/inventory/adjustments", f"ia-{key}", body, corr or f"ms-{key}")
 
     async def receipt_confirmed(self, key: str, d: dict, corr: str | None) -> None:
         lines = [{"sku": x["sku"], "qty": x["qty"]} for x in d["lines"]]
-        body = {"reference": key, "lines": lines}
+        body = self.at_site({"reference": key, "lines": lines}, d)
         await self.post_once("/goods-receipts", f"gr-{key}", body, corr or f"ms-{key}")
 
     async def return_received(self, key: str, d: dict, corr: str | None) -> None:
