@@ -49,6 +49,7 @@ class FakeSim:
         error=None,
         method="POST",
         query="",
+        fault=None,
     ) -> None:
         self.journal.record(
             "in",
@@ -61,6 +62,7 @@ class FakeSim:
             error=error,
             retry_after=retry_after,
             query=query,
+            fault=fault,
         )
 
 
@@ -122,10 +124,7 @@ def test_a_lookup_of_the_refused_reference_closes_the_create_it_retries():
     # transfer, never sends the create again. Its lookup is the retry.
     sim = FakeSim("wms")
     watch = RetryWatch([sim])
-    sim.journal.record(
-        "in", "POST", "/transfers", 201, virtual_time=0.0, digest="t", ref="TO-1",
-        fault="lost_response",
-    )  # fmt: skip
+    sim.call("/transfers", 201, ref="TO-1", digest="t", fault="lost_response")
     sim.call("/transfers", 200, method="GET", query="transfer_ref=TO-2", digest="")
     sim.call("/fulfilment-orders", 200, method="GET", query="order_ref=TO-1", digest="")
     reason = watch.waiting(0.0)
