@@ -132,6 +132,9 @@ class Outcome:
     body: Any = None  # the vendor's JSON (or text) answer, kept for dead letters
     retry_after: float | None = None  # seconds the vendor asked us to wait
     error: str | None = None  # one line for logs and dead letters
+    # A refusal that will pass later, which the vendor remembers under the Idempotency-Key
+    # (the ERP replays every answer below 500 to a key it has seen): retry under a new key.
+    fresh_key: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -492,7 +495,8 @@ class Vendors:
         self, transfer_id: str, body: dict[str, Any], *, key: str, correlation_id: str
     ) -> Outcome:
         """A 409 ``invalid_status`` while the transfer is still ``released`` means its goods
-        issue has not been posted yet (the events crossed): retry, the issue is on its way."""
+        issue has not been posted yet (the events crossed): retry, the issue is on its way,
+        under a new key, since the ERP would replay this 409 to the same one."""
         outcome = await self.request(
             "erp",
             "POST",
@@ -505,7 +509,7 @@ class Vendors:
         if outcome.verdict is Verdict.REFUSED and outcome.status == 409:
             error = outcome.body.get("error", {}) if isinstance(outcome.body, dict) else {}
             if _details(error).get("status") == "released":
-                return replace(outcome, verdict=Verdict.RETRY)
+                return replace(outcome, verdict=Verdict.RETRY, fresh_key=True)
         return outcome
 
 

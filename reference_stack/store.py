@@ -109,7 +109,8 @@ class Job:
     """One call to a vendor, retried until done or dead.
 
     ``idempotency_key`` names the business action (for dedup); ``send_key`` is the
-    Idempotency-Key on the wire, which differs only after a refused job is replayed.
+    Idempotency-Key on the wire, which differs after a refused job is replayed, or retried past a
+    refusal the vendor remembers (a receipt that overtook its issue).
     """
 
     id: int
@@ -298,6 +299,11 @@ class Store:
                 job.id,
             ),
         )
+
+    def rekey_job(self, job: Job, send_key: str) -> None:
+        """The next attempt goes under a new Idempotency-Key (inside the settle's transaction)."""
+        job.send_key = send_key
+        self._db.execute("UPDATE jobs SET send_key = ? WHERE id = ?", (send_key, job.id))
 
     def replay_job(self, job: Job, send_key: str) -> None:
         """A dead job back to pending with a fresh attempt budget."""

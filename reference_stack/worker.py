@@ -164,6 +164,8 @@ class Worker:
                 status = PENDING
                 tries = job.waits + 1 if waiting else job.attempts - job.waits
                 next_attempt_at = time.time() + self.retry_delay(tries, outcome.retry_after)
+                if outcome.fresh_key:
+                    self.store.rekey_job(job, retry_key(job))
             else:
                 status = DEAD
             self.store.settle_job(
@@ -183,13 +185,14 @@ class Worker:
 
     @staticmethod
     def _waiting(outcome: Outcome) -> bool:
-        """A vendor that throttles (429 with Retry-After) said when to come back, and a WMS
-        that does not hold an order's item yet (a 422 retried: master data in flight) will once
-        the item arrives: waiting our turn, not failing."""
+        """A vendor that throttles (429 with Retry-After) said when to come back, a WMS that
+        does not hold an order's item yet (a 422 retried: master data in flight) will once the
+        item arrives, and an ERP that refuses a receipt before its issue (a 409 retried) will
+        once the issue is booked: waiting our turn, not failing."""
         if outcome.verdict is not Verdict.RETRY:
             return False
         throttled = outcome.status == 429 and outcome.retry_after is not None
-        return throttled or outcome.status == 422
+        return throttled or outcome.status in (409, 422)
 
     def _may_retry(self, job: Job, waiting: bool) -> bool:
         """Waits have their own, larger budget and never use up the failures' (a job throttled
@@ -239,6 +242,12 @@ class Worker:
             self.scheduled += sign * waiting
         if self.on_change is not None:
             self.on_change()
+
+
+def retry_key(job: Job) -> str:
+    """The Idempotency-Key of a retry after a refusal the vendor remembers under the old key
+    (it would replay the refusal): a new one per retry, named after the business action."""
+    return f"{job.idempotency_key}-retry-{uuid.uuid4().hex[:6]}"
 
 
 def replay_key(job: Job) -> str:

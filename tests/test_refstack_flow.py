@@ -595,7 +595,8 @@ async def test_a_transfer_is_created_once_then_issued_and_received_per_wms_trans
 
 async def test_a_receipt_that_overtook_its_issue_waits_for_it(sut: Sut) -> None:
     """The ERP refuses a receipt while the transfer is still ``released`` (409
-    ``invalid_status``): the issue is on its way, so the receipt is retried, not dead."""
+    ``invalid_status``): the issue is on its way, so the receipt is retried, not dead, and
+    under a new Idempotency-Key, since the ERP replays a refusal to the key it was given."""
     refused = vendor_error(409, "invalid_status")
     refused_body = refused.payload
     refused_body["error"]["details"] = {"status": "released", "transfer_id": "TO-000001"}
@@ -605,7 +606,9 @@ async def test_a_receipt_that_overtook_its_issue_waits_for_it(sut: Sut) -> None:
     ]
     await sut.deliver("wms", "transfer.received", TRANSFER_RECEIVED)
     probe = await sut.settle()
-    assert len(sut.requests("transfer_receipt")) == 2
+    refused_try, retry = sut.requests("transfer_receipt")
+    assert refused_try.headers["idempotency-key"] == "transfer-receipt-WT-000001"
+    assert retry.headers["idempotency-key"].startswith("transfer-receipt-WT-000001-retry-")
     assert probe["dead"] == 0
 
 
