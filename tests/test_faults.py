@@ -56,7 +56,7 @@ def test_fault_fields_are_validated():
     bad = [
         {"system": "erp", "kind": "latency"},  # no ms
         {"system": "erp", "kind": "error", "ms": 10},  # ms is latency's
-        {"system": "erp", "kind": "error", "status": 404},
+        {"system": "erp", "kind": "error", "status": 404},  # 4xx refusals: 400, 409, 422
         {"system": "erp", "kind": "error", "route": "/_sim/state"},
         {"system": "erp", "kind": "error", "route": "/webhooks"},
         {"system": "erp", "kind": "error", "route": "FETCH /orders"},
@@ -95,6 +95,27 @@ def test_error_answers_a_vendor_body_and_runs_nothing():
     assert http.get("/tracking/PC000000001").status_code == 404  # other routes untouched
     assert faults_in_journal(sim) == ["error:502", None]
     assert http.get("/_sim/state").status_code == 200  # control plane never faulted
+
+
+def test_a_refusal_fault_answers_the_4xx_a_vendor_would_and_keeps_refusing_the_same_key():
+    sim, _, http = carrier({"kind": "error", "status": 422, "route": "POST /labels", "for": 60})
+    key = {"idempotency-key": "label-SH-000001"}
+    first = http.post("/labels", json=label(), headers=key)
+    assert first.status_code == 422
+    assert first.json()["error"]["code"] == "validation_failed"
+    assert sim.model.snapshot()["labels"] == {}  # refused: nothing ran
+    again = http.post("/labels", json=label(), headers=key)
+    assert again.status_code == 422 and "idempotent-replayed" not in again.headers
+    assert faults_in_journal(sim) == ["error:422", "error:422"]
+
+
+def test_a_refusal_is_not_a_failure_on_the_coverage_map():
+    from harness.coverage.exercised import response_kinds
+
+    assert response_kinds("error:503") == {"error"}
+    assert response_kinds("error:422") == set()
+    assert response_kinds("latency:20ms+error:409") == set()
+    assert response_kinds("latency:20ms+error:502") == {"error"}
 
 
 def test_rate_half_hits_about_half_and_is_deterministic():

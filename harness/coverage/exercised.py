@@ -62,10 +62,13 @@ class Evidence:
 
 
 def response_kinds(label: str | None) -> set[str]:
-    """The response fault kinds a request's journal label names."""
+    """The response fault kinds a request's journal label names. An ``error`` cell is a
+    vendor that failed (``error:5xx``); a refusal (``error:4xx``) tests something else."""
     if not label:
         return set()
-    return {part.split(":", 1)[0] for part in label.split("+")} & set(RESPONSE_FAULTS)
+    return {
+        part.split(":", 1)[0] for part in label.split("+") if not part.startswith("error:4")
+    } & set(RESPONSE_FAULTS)
 
 
 def event_kind(label: str | None) -> str | None:

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from simulators.common.simulator import Simulator
 
 _ERRORS = {
+    400: ("invalid_request", "The request was rejected as invalid."),
+    409: ("conflict", "The request conflicts with the current state of the resource."),
+    422: ("validation_failed", "The request failed validation."),
     500: ("internal_error", "An unexpected error occurred. Please try again later."),
     502: ("bad_gateway", "The upstream service returned an invalid response."),
     503: ("service_unavailable", "The service is temporarily unavailable."),

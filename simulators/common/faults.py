@@ -188,8 +188,11 @@ class Fault(_Data):
     per_inflight_ms: Annotated[float, Field(gt=0, le=10_000)] | None = None
     """latency: more delay for each other request the vendor is handling at that moment, so
     its answers slow down as load grows, as a saturated vendor's do (``ms`` may then be 0)."""
-    status: Literal[500, 502, 503] | None = None
-    """error: the status answered (default 503)."""
+    status: Literal[400, 409, 422, 500, 502, 503] | None = None
+    """error: the status answered (default 503). A 5xx fails the request; a 4xx refuses it,
+    as a vendor's validation rule or conflict check would (a release that tightened a rule,
+    a record locked by a user): nothing ran, and the same request sent again is refused
+    again while the fault lasts."""
     per_second: Annotated[float, Field(gt=0, le=100_000)] | None = None
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
