@@ -397,6 +397,10 @@ class MasterData(Section):
     its item's way to the WMS."""
     changes_per_day: Annotated[int, Field(ge=0, le=10_000)] = 0
     """Edits to items on the business day (a new description or a re-weighed each)."""
+    refused_edit_share: Rate = 0.0
+    """Share of the new descriptions that are longer than the WMS takes (a pasted marketing
+    text of 240 characters: the ERP has no limit, the WMS holds 200), so the WMS refuses that
+    version (422); the product team shortens it 30 minutes later, a new version."""
 
 
 class Site(Section):

@@ -132,4 +132,6 @@ def test_wms_items_are_upserted_and_orders_for_unknown_or_inactive_items_refused
     assert inactive.json()["error"]["code"] == "inactive_item"
     assert client.put("/items/N-1", json={**ITEM, "weight_kg": 0}).status_code == 422
     assert client.put("/items/N-1", json={**ITEM, "each_per_case": "6"}).status_code == 422
+    pasted = client.put("/items/N-1", json={**ITEM, "description": "x" * 240})  # ERP: no limit
+    assert pasted.status_code == 422 and pasted.json()["error"]["code"] == "validation_failed"
     assert client.get("/items/Z-9").status_code == 404

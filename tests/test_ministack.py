@@ -74,3 +74,13 @@ async def test_stock_posted_without_its_site_is_caught_per_site(tmp_path, monkey
     outcome = await play(tmp_path, "two_sites_and_transfers", "none", "siteless-stock")
     caught = failed(outcome)
     assert any(e.startswith("DC2/") for e in caught.get("site_stock_reconciled", [])), caught
+
+
+async def test_a_dead_letter_for_an_item_version_a_newer_one_replaced_is_caught(
+    tmp_path, monkeypatch
+):
+    """A description the WMS refused (too long), shortened half an hour later: the stack that
+    keeps the refused version's dead letter pages the on-call to put the old text back."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "master_data_day", "none", "obsolete-item-letter")
+    assert "dead_letters_only_for_undone_work" in failed(outcome)

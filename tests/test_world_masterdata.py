@@ -69,3 +69,24 @@ def test_case_items_launches_and_edits_happen_and_the_day_is_clean(plain: Any) -
 @pytest.mark.parametrize("options", [{"shuffle": True, "seed": 3}, {"max_delay_s": 90, "seed": 4}])
 def test_the_master_data_is_keyed_not_interleaved(plain: Any, options: dict) -> None:
     assert master(play(scenario.parse(DAY), **options)) == master(plain)
+
+
+def test_a_description_too_long_for_the_wms_is_refused_then_shortened() -> None:
+    """A pasted text over the WMS's 200 characters (its API refuses it: test_masterdata_sims),
+    then the product team's shorter version: the last version, in both books."""
+    played = play(scenario.parse(DAY + "  refused_edit_share: 1.0\n"))
+    erp, wms, counts = played.models["erp"], played.models["wms"], played.world.counts
+    too_long = counts["item_descriptions_too_long"]
+    assert too_long >= 1  # every description edit of the day
+    assert counts["items_changed"] == 4 + too_long  # each shortened once
+    shortened = {sku for sku, i in erp.items.items() if i.description.endswith("(shortened)")}
+    assert len(shortened) >= 1
+    for sku in shortened:
+        assert erp.items[sku].version >= 3  # cutover, the pasted text, the shortened one
+        assert len(erp.items[sku].description) <= 200
+        assert wms.items[sku]["description"] == erp.items[sku].description
+    assert played.failed_oracles() == {}
+
+
+def test_no_refused_edits_draws_the_day_it_drew_before(plain: Any) -> None:
+    assert master(play(scenario.parse(DAY + "  refused_edit_share: 0.0\n"))) == master(plain)

@@ -12,7 +12,9 @@ What happens, in the order a business sees it:
    ``first_order_after`` the launch: soon, so the order races the item to the WMS.
 3. **Edits.** ``changes_per_day`` times on the business day an item gets a new description or is
    re-weighed (``item.changed``, the version grows). A case size never changes: a new case
-   pack is a new SKU.
+   pack is a new SKU. A share of the new descriptions (``refused_edit_share``) is a pasted
+   text longer than the WMS takes: the ERP keeps it, the WMS refuses that version, and the
+   product team shortens it ``CORRECTION_AFTER_S`` later (a new version, which the WMS takes).
 
 Every draw is keyed (ARCHITECTURE principle 3): by SKU for how it is sold, by the launch's
 number for its time, item and orders, by the edit's number for its time and content. With
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 MINUTE = 60.0
 NEW_ITEM_RANK = 500_000  # floor rank of orders for new items: after the day's own arrivals
+CORRECTION_AFTER_S = 30 * MINUTE  # a refused description is shortened this long after
+LONG_DESCRIPTION = 240  # characters of a pasted text: over the WMS's 200, within the ERP's
 
 
 class ProductTeam:
@@ -120,9 +124,14 @@ class ProductTeam:
         at = self._when(draws)
         yield self.env.timeout(max(0.0, at - self.env.now))
         sku = self.skus[draws.randint(0, len(self.skus) - 1)]
+        pasted = False
         try:
             if draws.chance(0.5):
-                world.erp.change_item(sku, description=f"{sku}, revised {n}")
+                pasted = self._pasted(n)
+                description = f"{sku}, revised {n}"
+                if pasted:
+                    description = description.ljust(LONG_DESCRIPTION, ".")
+                world.erp.change_item(sku, description=description)
             else:
                 weight = world.erp.item(sku).weight_kg
                 world.erp.change_item(
@@ -132,3 +141,22 @@ class ProductTeam:
             world.incident(f"{sku}: the ERP refused an item edit: {exc.message}")
             return
         world.counts["items_changed"] += 1
+        if pasted:
+            world.counts["item_descriptions_too_long"] += 1
+            self.env.process(self._shorten(sku, n))
+
+    def _pasted(self, n: int) -> bool:
+        """Whether edit ``n``'s description is too long for the WMS (its own draw, so a
+        scenario without refused edits draws exactly what it drew before)."""
+        share = self.section.refused_edit_share
+        return share > 0 and Draws(self.world.seed, "item-edit", n, "pasted").chance(share)
+
+    def _shorten(self, sku: str, n: int) -> Generator[Any, Any, None]:
+        """The product team sees the WMS refused the text and shortens it: a new version."""
+        yield self.env.timeout(CORRECTION_AFTER_S)
+        try:
+            self.world.erp.change_item(sku, description=f"{sku}, revised {n} (shortened)")
+        except SimError as exc:
+            self.world.incident(f"{sku}: the ERP refused an item edit: {exc.message}")
+            return
+        self.world.counts["items_changed"] += 1

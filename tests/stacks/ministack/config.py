@@ -15,6 +15,8 @@ BUGS = {
     "label-service": "every label is bought as express, whatever service the TMS planned",
     "scan-time": "tracking is posted with the current time instead of the scan's occurred_at",
     "siteless-stock": "adjustments and receipts are posted without their site (the ERP's DC1)",
+    "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
+    "one is on (replayed, it would put the older version back)",
 }
 PROBES = ("none", "idle", "scheduled", "busy-waiting")
 
