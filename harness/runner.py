@@ -112,6 +112,19 @@ class RunOutcome:
     cut_short: bool = False  # stopped at --max-wall: the day was not finished
     dead_letters: list[dict[str, Any]] | None = None  # the stack's at the end (None: not listed)
 
+    def __repr__(self) -> str:
+        """A line, not the day: asyncio's runner reprs the finished main task, its result
+        included, twice on the way out (``signal.signal`` hands back the old SIGINT handler,
+        a partial holding the task). The dataclass repr of every journal entry and the whole
+        final state was the harness's peak memory on a large day (a 10,000-order peak day's
+        outcome prints to hundreds of MB)."""
+        failing = sum(not r.passed for r in self.results)
+        return (
+            f"<RunOutcome {self.scenario.name!r}: {'pass' if self.passed else 'fail'}, "
+            f"{len(self.results)} oracles ({failing} failing), "
+            f"{self.counts.get('exchanges', 0)} exchanges>"
+        )
+
     @property
     def passed(self) -> bool:
         """Every oracle passed and every service level met its thresholds, on a day played
