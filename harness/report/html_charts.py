@@ -74,9 +74,10 @@ class Series:
 def day_axis(outcome: RunOutcome) -> TimeAxis:
     """The run's whole virtual clock, from 0 (midnight of the start day) to its last moment."""
     last = max(
-        [outcome.virtual_s]
-        + [e["virtual_time"] for entries in outcome.journals.values() for e in entries]
+        (e["virtual_time"] for entries in outcome.journals.values() for e in entries),
+        default=outcome.virtual_s,
     )
+    last = max(last, outcome.virtual_s)
     return TimeAxis.spanning(outcome.scenario.epoch, 0.0, last)
 
 

@@ -261,3 +261,40 @@ class Entries(Sequence[JournalEntry]):
 
     def __repr__(self) -> str:
         return f"<{len(self)} {self._journal.system} journal entries>"
+
+
+class Dicts(Sequence[dict[str, Any]]):
+    """A journal's first ``stop`` entries as ``to_dict`` gives them, made afresh on every
+    read (a spilled entry parsed from disk): how a finished day's judges and reports read the
+    journal, since every entry of a large day held as a dict at once was the larger part of
+    the harness's memory. Entries recorded after ``stop`` are not part of it."""
+
+    def __init__(self, journal: Journal, stop: int | None = None) -> None:
+        self._journal = journal
+        self._stop = len(journal) if stop is None else min(stop, len(journal))
+
+    def __len__(self) -> int:
+        return self._stop
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._journal.dicts(0, self._stop)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._stop)
+            if step == 1:
+                return list(self._journal.dicts(start, stop))
+            return [self[i] for i in range(start, stop, step)]
+        position = index + self._stop if index < 0 else index
+        if not 0 <= position < self._stop:
+            raise IndexError("journal index out of range")
+        return next(self._journal.dicts(position, position + 1))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} {self._journal.system} journal entries as dicts>"

@@ -1,0 +1,68 @@
+"""A finished day's journals are read from the simulators' journals on every pass (spilled
+entries from disk), and journal.jsonl is written by merging them, never all in memory."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from harness.report.run_files import in_time_order
+from simulators.common.journal import Dicts, Journal
+
+
+def journal(system: str, times: list[float], memory_entries: int = 4) -> Journal:
+    kept = Journal(system, memory_entries=memory_entries)
+    for i, at in enumerate(times):
+        kept.record("in", "GET", f"/things/{i}", 200, virtual_time=at, ref=f"{system}-{i}")
+    return kept
+
+
+def test_the_dicts_of_a_spilled_journal_read_back_as_to_dict_gives_them_on_every_pass():
+    kept = journal("erp", [float(i) for i in range(50)])
+    assert kept.spilled > 40  # most of it on disk
+    view = Dicts(kept)
+    expected = [e.to_dict() for e in kept.entries]
+    assert list(view) == expected
+    assert list(view) == expected  # a second pass reads it all again
+    assert len(view) == 50
+    assert view[0] == expected[0] and view[-1] == expected[-1] and view[17] == expected[17]
+    assert view[10:13] == expected[10:13] and view[::10] == expected[::10]
+    with pytest.raises(IndexError):
+        view[50]
+
+
+def test_entries_recorded_after_the_view_was_taken_are_not_part_of_it():
+    kept = journal("wms", [1.0, 2.0, 3.0])
+    view = Dicts(kept)
+    kept.record("in", "GET", "/late", 200, virtual_time=9.0)
+    assert len(view) == 3
+    assert [d["path"] for d in view] == ["/things/0", "/things/1", "/things/2"]
+    assert view[-1]["path"] == "/things/2"
+
+
+def test_the_merge_gives_what_a_stable_sort_of_every_entry_gives():
+    shuffled = random.Random(7)
+    times = {
+        "erp": sorted(shuffled.choice([0.0, 1.0, 2.0, 3.0]) for _ in range(30)),
+        "wms": sorted(shuffled.choice([0.0, 1.0, 2.0, 3.0]) for _ in range(25)),
+        # a realtime day: an exchange is recorded when it ends, stamped when it began
+        "tms": [shuffled.choice([0.0, 1.0, 2.0, 3.0]) for _ in range(20)],
+        "carrier": [],
+    }
+    journals = {system: Dicts(journal(system, at)) for system, at in times.items()}
+    every = list(itertools.chain.from_iterable(journals.values()))
+    # the journal's wall stamps differ entry by entry; ties on virtual time are what matter
+    for entry in every:
+        entry["wall_time"] = 0.0
+    flat = {s: [e for e in every if e["system"] == s] for s in journals}
+    expected = sorted(every, key=lambda e: (e["virtual_time"], e["wall_time"]))
+    assert list(in_time_order(flat)) == expected
+    assert [e["ref"] for e in in_time_order(journals)] == [
+        e["ref"]
+        for e in sorted(
+            itertools.chain.from_iterable(journals.values()),
+            key=lambda e: (e["virtual_time"], e["wall_time"]),
+        )
+    ]
