@@ -1,14 +1,17 @@
 """A finished day's journals are read from the simulators' journals on every pass (spilled
-entries from disk), and journal.jsonl is written by merging them, never all in memory."""
+entries from disk), journal.jsonl is written by merging them and state.json a record at a
+time: never all of it in memory at once."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 
+import orjson
 import pytest
 
-from harness.report.run_files import in_time_order
+from harness.report.run_files import in_time_order, write_json
 from simulators.common.journal import Dicts, Journal
 
 
@@ -52,6 +55,7 @@ def test_the_merge_gives_what_a_stable_sort_of_every_entry_gives():
         "carrier": [],
     }
     journals = {system: Dicts(journal(system, at)) for system, at in times.items()}
+    assert [j.in_time_order for j in journals.values()] == [True, True, False, True]
     every = list(itertools.chain.from_iterable(journals.values()))
     # the journal's wall stamps differ entry by entry; ties on virtual time are what matter
     for entry in every:
@@ -66,3 +70,25 @@ def test_the_merge_gives_what_a_stable_sort_of_every_entry_gives():
             key=lambda e: (e["virtual_time"], e["wall_time"]),
         )
     ]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3, 6])
+def test_the_state_is_written_a_record_at_a_time_as_orjson_writes_it_whole(depth):
+    state = {
+        "erp": {
+            "orders": {"SO-1": {"id": "SO-1", "lines": [{"qty": 2, "é": 'ü\n"x"'}]}},
+            "stock": {},
+            "postings": [],
+        },
+        "wms": {"orders": [{"id": "FO-1", "at": 1.5, "none": None, "ok": True}], "n": 3},
+        "tms": {},
+        "carrier": {"labels": [[1, 2], [], "three"]},
+    }
+    out = io.BytesIO()
+    write_json(out, state, depth)
+    assert out.getvalue() == orjson.dumps(state)
+
+
+def test_a_key_orjson_refuses_is_refused_the_same_way():
+    with pytest.raises(orjson.JSONEncodeError):
+        write_json(io.BytesIO(), {"erp": {1: "one"}})

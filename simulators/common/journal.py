@@ -7,6 +7,7 @@ entry carries what they need: virtual and wall time, status, correlation id, bus
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,11 @@ class Journal:
         self._spill = SpillFile(f"journal-{system}")
         self._generation = 0  # bumped by clear(): readers of the old entries stop
         self.entries: Sequence[JournalEntry] = Entries(self)
+        # Every entry so far came no earlier, by (virtual, wall) time, than the one before:
+        # so in lockstep, where virtual time stands while a request is in flight. A realtime
+        # day records an exchange when it ends, stamped when it began, and may break it.
+        self.in_time_order = True
+        self._last_time = (-math.inf, -math.inf)
 
     def __len__(self) -> int:
         return self._spill.count + len(self._tail)
@@ -135,6 +141,10 @@ class Journal:
             query,
         )
         self._tail.append(entry)
+        if self.in_time_order:
+            when = (entry.virtual_time, entry.wall_time)
+            self.in_time_order = when >= self._last_time
+            self._last_time = when
         if len(self._tail) > self.memory_entries:
             self._spill_oldest()
         return entry
@@ -211,6 +221,8 @@ class Journal:
 
     def clear(self) -> None:
         self._generation += 1
+        self.in_time_order = True
+        self._last_time = (-math.inf, -math.inf)
         self._tail.clear()
         self._spill.clear()
 
@@ -275,6 +287,11 @@ class Dicts(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         return self._stop
+
+    @property
+    def in_time_order(self) -> bool:
+        """Whether the entries are in (virtual, wall) time order (``Journal.in_time_order``)."""
+        return self._journal.in_time_order
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._journal.dicts(0, self._stop)
