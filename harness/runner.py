@@ -462,6 +462,8 @@ async def _run(config: RunConfig) -> RunOutcome:
         if process is not None:
             process.stop()
         await hosting.shutdown(hosted)
+    for sim in sims.values():
+        sim.release()  # judged from state and journals: the peak of a large day is judging
     notes += driver.stalls + slow_client_notes(list(sims.values())) + world.incidents
     if isinstance(driver, Lockstep):
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]

@@ -204,6 +204,14 @@ class Simulator:
             self.inflight -= 1
             self.on_settle()
 
+    def release(self) -> None:
+        """Let go of what only served the stack's requests (the events feed, webhook
+        deliveries and their bodies, stored idempotent answers) once the simulator no longer
+        serves: a finished day is judged from the model's state and the journal, which stay.
+        On a 10,000-order day the feed alone holds every event's body (95,000 of them)."""
+        self.webhooks.clear()
+        self.idempotency.clear()
+
     def reset(self) -> None:
         self.model.reset()
         self.journal.clear()
