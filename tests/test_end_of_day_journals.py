@@ -57,7 +57,8 @@ def test_the_merge_gives_what_a_stable_sort_of_every_entry_gives():
     journals = {system: Dicts(journal(system, at)) for system, at in times.items()}
     assert [j.in_time_order for j in journals.values()] == [True, True, False, True]
     every = list(itertools.chain.from_iterable(journals.values()))
-    # the journal's wall stamps differ entry by entry; ties on virtual time are what matter
+    # every wall stamp equal: the ties must fall as a stable sort leaves them (system order,
+    # then journal order)
     for entry in every:
         entry["wall_time"] = 0.0
     flat = {s: [e for e in every if e["system"] == s] for s in journals}
