@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from typing import Any
 
-from harness.oracles.view import SystemsView
+from harness.oracles.view import Journals, SystemsView
 
 PROBES = ("forged", "replayed")  # deliveries a stack must refuse: no diagnosis in them
 
 
-def refused_deliveries(journals: dict[str, list[dict[str, Any]]]) -> str | None:
+def refused_deliveries(journals: Journals) -> str | None:
     """Webhook deliveries the stack refused or never acknowledged (security probes aside)."""
     total, refused = 0, []
     for entries in journals.values():
@@ -41,7 +40,7 @@ def refused_deliveries(journals: dict[str, list[dict[str, Any]]]) -> str | None:
     )
 
 
-def ignored_orders(view: SystemsView, journals: dict[str, list[dict[str, Any]]]) -> str | None:
+def ignored_orders(view: SystemsView, journals: Journals) -> str | None:
     """Released orders the stack acknowledged but never called a vendor about: the mark of a
     stack that kept a previous run's state (order numbers start again at SO-000001)."""
     called = {
@@ -84,7 +83,7 @@ def exit_status(code: int | None) -> str | None:
 
 def diagnose(
     view: SystemsView,
-    journals: dict[str, list[dict[str, Any]]],
+    journals: Journals,
     *,
     launched: bool,
     exit_code: int | None,

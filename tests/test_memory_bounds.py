@@ -340,3 +340,22 @@ async def test_limits_come_from_twinyard_limit_variables(monkeypatch):
     monkeypatch.setenv("TWINYARD_LIMIT_JOURNAL_MEMORY_ENTRIES", "lots")
     with pytest.raises(LimitsError, match="JOURNAL_MEMORY_ENTRIES must be a positive int, not"):
         Limits.from_env()
+
+
+# -- after the day -----------------------------------------------------------------------------
+async def test_a_simulator_that_no_longer_serves_lets_go_of_its_feed_and_stored_answers_only():
+    sim = erp()
+    sim.webhooks.subscribe("http://127.0.0.1:9/webhooks/erp", ["*"], "secret")
+    async with served(sim) as http:
+        for key in ("a", "b"):
+            answer = await http.post("/orders", json=ORDER, headers={"Idempotency-Key": key})
+            sim.model.release(answer.json()["id"])  # order.released: the feed and a delivery
+    held = (len(sim.webhooks.feed), len(sim.idempotency))
+    state, journal = sim.model.snapshot(), list(sim.journal.dicts())
+    deliveries, newest = list(sim.webhooks.deliveries), sim.webhooks.feed.newest
+    sim.release()
+    assert held[0] >= 2 and held[1] == 2 and len(deliveries) >= 2
+    assert (len(sim.webhooks.feed), len(sim.idempotency)) == (0, 0)
+    assert sim.model.snapshot() == state and list(sim.journal.dicts()) == journal
+    assert sim.webhooks.deliveries == deliveries
+    assert sim.webhooks.feed.newest == newest  # positions are never reused

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.oracles.base import Finding, OracleResult
+from harness.oracles.view import Journals
 
 TICK_S = 0.1  # how often the loop is asked to wake: its lateness is the lag
 LAG_LIMIT_MS = 500.0  # p95 beyond this: the answers were late because of the harness
@@ -67,7 +68,7 @@ class LoopLag:
         }
 
 
-def service_times(journals: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+def service_times(journals: Journals) -> dict[str, dict[str, float]]:
     """Per simulator, the p50 and p99 of the time it took to answer the stack (ms), from the
     journal's ``duration_ms`` of requests it received (fault latencies included)."""
     times: dict[str, dict[str, float]] = {}

@@ -4,6 +4,8 @@ and not open to forgery. Without journals (an in-process day) they check nothing
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
 
 from harness.oracles.base import Judgement, oracle
 from harness.oracles.view import SystemsView
@@ -19,38 +21,62 @@ REFUSED = (401, 403)
 )
 def correlation_id_kept(view: SystemsView) -> Judgement:
     judgement = Judgement()
-    calls: dict[str, list[dict]] = defaultdict(list)
+    calls: dict[str, _Calls] = defaultdict(_Calls)
     for entries in view.journals.values():
         for entry in entries:
             if entry["direction"] != "in":
                 continue
             order = view.order_of(entry.get("ref"))
             if order is not None:
-                calls[order].append(entry)
-    for order, entries in sorted(calls.items()):
+                calls[order].add(entry)
+    for order, seen in sorted(calls.items()):
         judgement.checked += 1
-        ids = Counter(e["correlation_id"] for e in entries if e["correlation_id"])
-        missing = [e for e in entries if not e["correlation_id"]]
-        if missing:
-            first = missing[0]
+        if seen.missing:
             judgement.fail(
                 order,
-                f"{len(missing)} of {len(entries)} calls carry no correlation id (first: "
-                f"{first['system']} {first['method']} {first['path']} #{first['seq']})",
-                expected=len(entries),
-                actual=len(entries) - len(missing),
+                f"{seen.missing} of {seen.count} calls carry no correlation id (first: "
+                f"{seen.first_missing})",
+                expected=seen.count,
+                actual=seen.count - seen.missing,
             )
-        if len(ids) > 1:
-            usual = ids.most_common(1)[0][0]
-            odd = next(e for e in entries if e["correlation_id"] not in (None, "", usual))
+        if len(seen.ids) > 1:
+            usual = seen.ids.most_common(1)[0][0]
+            _, odd = min(at for cid, at in seen.first_with.items() if cid != usual)
             judgement.fail(
                 order,
-                f"{len(ids)} correlation ids across {len(entries)} calls (e.g. "
-                f"{odd['system']} {odd['method']} {odd['path']} #{odd['seq']})",
+                f"{len(seen.ids)} correlation ids across {seen.count} calls (e.g. {odd})",
                 expected=usual,
-                actual=sorted(ids),
+                actual=sorted(seen.ids),
             )
     return judgement
+
+
+@dataclass
+class _Calls:
+    """One order's calls as ``correlation_id_kept`` judges them, without keeping the calls:
+    how many, the ids they carried, and the first call without an id and with each id."""
+
+    count: int = 0
+    missing: int = 0
+    first_missing: str = ""
+    ids: Counter[str] = field(default_factory=Counter)
+    first_with: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (nth, call)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        cid = entry["correlation_id"]
+        if not cid:
+            if not self.missing:
+                self.first_missing = _call(entry)
+            self.missing += 1
+        else:
+            self.ids[cid] += 1
+            if cid not in self.first_with:
+                self.first_with[cid] = (self.count, _call(entry))
+        self.count += 1
+
+
+def _call(entry: dict[str, Any]) -> str:
+    return f"{entry['system']} {entry['method']} {entry['path']} #{entry['seq']}"
 
 
 @oracle(

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+# Each system's journal, oldest first, an entry a dict as ``JournalEntry.to_dict`` gives it. A
+# finished day's are ``simulators.common.journal.Dicts`` (read from the journal on every pass,
+# never all in memory at once): read them in passes, and keep only what a pass needs.
+Journals = Mapping[str, Sequence[dict[str, Any]]]
 
 
 def items(collection: Any) -> list[dict[str, Any]]:
@@ -19,12 +24,12 @@ class SystemsView:
     def __init__(
         self,
         snapshots: dict[str, dict[str, Any]],
-        journals: dict[str, list[dict[str, Any]]] | None = None,
+        journals: Journals | None = None,
         dead_letters: list[dict[str, Any]] | None = None,
         dead_counts: Sequence[Any] = (),
     ) -> None:
         self.snapshots = snapshots
-        self.journals = journals or {}
+        self.journals: Journals = journals or {}
         # What the stack's dead-letter route listed at the end of the day (None: not asked,
         # or the stack has no such route). The one thing oracles read from the stack itself,
         # through its documented contract, never its internals.

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.oracles.view import SystemsView
+from harness.report import run_files
 from harness.report.html_svg import (
     COLOURS,
     DAY,
@@ -75,9 +77,17 @@ def day_axis(outcome: RunOutcome) -> TimeAxis:
     """The run's whole virtual clock, from 0 (midnight of the start day) to its last moment."""
     last = max(
         [outcome.virtual_s]
-        + [e["virtual_time"] for entries in outcome.journals.values() for e in entries]
+        + [_last_time(entries) for entries in outcome.journals.values() if entries]
     )
     return TimeAxis.spanning(outcome.scenario.epoch, 0.0, last)
+
+
+def _last_time(entries: Sequence[dict[str, Any]]) -> float:
+    """A journal's latest virtual time: its last entry's, when it is in time order (no pass
+    over a finished day's journal, which is read from disk)."""
+    if run_files.ordered(entries):
+        return float(entries[-1]["virtual_time"])
+    return max(e["virtual_time"] for e in entries)
 
 
 def bin_seconds(axis: TimeAxis) -> float:

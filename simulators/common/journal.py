@@ -7,6 +7,7 @@ entry carries what they need: virtual and wall time, status, correlation id, bus
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,11 @@ class Journal:
         self._spill = SpillFile(f"journal-{system}")
         self._generation = 0  # bumped by clear(): readers of the old entries stop
         self.entries: Sequence[JournalEntry] = Entries(self)
+        # Every entry so far came no earlier, by (virtual, wall) time, than the one before:
+        # so in lockstep, where virtual time stands while a request is in flight. A realtime
+        # day records an exchange when it ends, stamped when it began, and may break it.
+        self.in_time_order = True
+        self._last_time = (-math.inf, -math.inf)
 
     def __len__(self) -> int:
         return self._spill.count + len(self._tail)
@@ -135,6 +141,10 @@ class Journal:
             query,
         )
         self._tail.append(entry)
+        if self.in_time_order:
+            when = (entry.virtual_time, entry.wall_time)
+            self.in_time_order = when >= self._last_time
+            self._last_time = when
         if len(self._tail) > self.memory_entries:
             self._spill_oldest()
         return entry
@@ -211,6 +221,8 @@ class Journal:
 
     def clear(self) -> None:
         self._generation += 1
+        self.in_time_order = True
+        self._last_time = (-math.inf, -math.inf)
         self._tail.clear()
         self._spill.clear()
 
@@ -261,3 +273,45 @@ class Entries(Sequence[JournalEntry]):
 
     def __repr__(self) -> str:
         return f"<{len(self)} {self._journal.system} journal entries>"
+
+
+class Dicts(Sequence[dict[str, Any]]):
+    """A journal's first ``stop`` entries as ``to_dict`` gives them, made afresh on every
+    read (a spilled entry parsed from disk): how a finished day's judges and reports read the
+    journal, since every entry of a large day held as a dict at once was the larger part of
+    the harness's memory. Entries recorded after ``stop`` are not part of it."""
+
+    def __init__(self, journal: Journal, stop: int | None = None) -> None:
+        self._journal = journal
+        self._stop = len(journal) if stop is None else min(stop, len(journal))
+
+    def __len__(self) -> int:
+        return self._stop
+
+    @property
+    def in_time_order(self) -> bool:
+        """Whether the entries are in (virtual, wall) time order (``Journal.in_time_order``)."""
+        return self._journal.in_time_order
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._journal.dicts(0, self._stop)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._stop)
+            if step == 1:
+                return list(self._journal.dicts(start, stop))
+            return [self[i] for i in range(start, stop, step)]
+        position = index + self._stop if index < 0 else index
+        if not 0 <= position < self._stop:
+            raise IndexError("journal index out of range")
+        return next(self._journal.dicts(position, position + 1))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} {self._journal.system} journal entries as dicts>"

@@ -204,6 +204,15 @@ class Simulator:
             self.inflight -= 1
             self.on_settle()
 
+    def release(self) -> None:
+        """Let go of what only served the stack's requests (the events feed with every event's
+        body, the stored idempotent answers) once the simulator no longer serves: a finished
+        day is judged from the model's state and the journal, which stay, as do the webhook
+        deliveries (bounded, and what a soak accounts its events by). On a 10,000-order day
+        the feed holds 95,000 event bodies."""
+        self.webhooks.feed.clear()
+        self.idempotency.clear()
+
     def reset(self) -> None:
         self.model.reset()
         self.journal.clear()
