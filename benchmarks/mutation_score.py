@@ -634,9 +634,12 @@ def executed_lines(data_dir: Path) -> dict[str, frozenset[int]]:
 
 def statement_lines(tree: ast.AST, line: int, col: int) -> range:
     """The lines of the innermost statement holding (line, col), from its first line (its
-    first decorator) to ``line``. Coverage reports a statement by its first line; any of them
-    executed means the statement ran. An ``except`` clause counts as its ``try`` (conservative:
-    its type is evaluated only when something is raised)."""
+    first decorator) to ``line``, or to the end of its header (a compound statement's lines
+    before its body: a condition over several lines). Coverage reports a statement by the
+    lines its bytecode carries (for ``if (`` on one line and its operands on the next ones, the
+    operands' lines only); any of them executed means the statement ran. An ``except`` clause
+    counts as its ``try`` (conservative: its type is evaluated only when something is
+    raised)."""
 
     def span(node: ast.stmt) -> Span:  # a decorated definition starts at its first ``@``
         decorators = getattr(node, "decorator_list", [])
@@ -645,7 +648,11 @@ def statement_lines(tree: ast.AST, line: int, col: int) -> range:
 
     holding = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and (line, col) in span(n)]
     best = max(holding, key=lambda n: span(n).start, default=None)  # nested: latest start
-    return range(span(best).start[0] if best else line, line + 1)
+    if best is None:
+        return range(line, line + 1)
+    body = getattr(best, "body", None)
+    header_end = body[0].lineno - 1 if isinstance(body, list) and body else line
+    return range(span(best).start[0], max(line, header_end) + 1)
 
 
 @dataclass

@@ -242,7 +242,8 @@ def test_statement_lines_run_from_a_statements_first_line_to_the_mutant():
     tree = ms.ast.parse(REACHED)
     assert ms.statement_lines(tree, 7, 18) == range(6, 8)  # `event.seq > 2`, inside the `if`
     assert ms.statement_lines(tree, 8, 19) == range(8, 9)  # in the body: its own statement
-    assert ms.statement_lines(tree, 3, 10) == range(2, 4)  # a decorator's argument: from `@`
+    assert ms.statement_lines(tree, 6, 8) == range(6, 8)  # `if (`: its whole condition
+    assert ms.statement_lines(tree, 3, 10) == range(2, 6)  # a decorator's argument: `@` to `def`
     assert ms.statement_lines(tree, 11, 11) == range(9, 12)  # `except`: as its `try`
 
 
