@@ -68,12 +68,16 @@ async def sims() -> AsyncIterator[dict[str, hosting.Hosted]]:
         await hosting.shutdown(hosted)
 
 
+_HELD: list[socket.socket] = []  # bound, never listening: refused, and no one else's port
+
+
 def refused_url() -> str:
-    """A loopback URL nobody listens on (the port was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL that refuses connections: its port stays bound (not listening) by this
+    process, so another test running beside it cannot take the port and answer (or hang)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def har_of(path: Path) -> dict[str, Any]:
@@ -408,7 +412,8 @@ def test_the_command_prints_its_listeners_and_writes_both_files_when_stopped(tmp
     try:
         name, url, arrow, target = _line(proc).split()
         assert (name, arrow, target) == ("carrier", "->", dead)
-        answer = httpx.post(f"{url}/labels", json={"shipment_ref": "SO-1"})
+        # a proxy in another process, on a machine the whole suite loads: patience, not speed
+        answer = httpx.post(f"{url}/labels", json={"shipment_ref": "SO-1"}, timeout=30)
         assert answer.status_code == 502
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
