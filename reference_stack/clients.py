@@ -34,6 +34,9 @@ from reference_stack import carrier_versions
 from reference_stack.defects import DROP_CORRELATION, STRICT_PARSING
 
 TIMEOUT_S = 10.0  # the whole exchange: waiting for a connection, sending, reading the answer
+# The vendors' gateways abandon a request not answered in 30 s (docs/choreography.md): an
+# attempt our timeout cut off may still land until then, so it stays in doubt that long.
+IN_DOUBT_S = 30.0
 KEEPALIVE_S = 30.0  # an idle pooled connection is closed after this
 
 # (HTTP status, the vendor's "error" object) -> the refusal means the work is already done.
@@ -135,6 +138,8 @@ class Outcome:
     # A refusal that will pass later, which the vendor remembers under the Idempotency-Key
     # (the ERP replays every answer below 500 to a key it has seen): retry under a new key.
     fresh_key: bool = False
+    # Cut off by our timeout after it was sent: the vendor may still do it (for IN_DOUBT_S).
+    in_doubt: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -229,7 +234,12 @@ class Vendors:
                 )
         # timeouts, refused connections, a server that hung up, a body cut off or undecodable
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Outcome(Verdict.RETRY, error=f"{system} {method} {path}: {_describe(exc)}")
+            # A timeout before a connection was made sent nothing; any other may have.
+            in_doubt = isinstance(exc, TimeoutError) and not isinstance(
+                exc, aiohttp.ConnectionTimeoutError
+            )
+            error = f"{system} {method} {path}: {_describe(exc)}"
+            return Outcome(Verdict.RETRY, error=error, in_doubt=in_doubt)
         outcome = classify(reply, already_done)
         if (
             outcome.verdict is Verdict.OK

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from reference_stack import carrier_versions
 from reference_stack import defects as known_defects
+from reference_stack.clients import IN_DOUBT_S
 from simulators.common import signing
 
 T = TypeVar("T", int, float)
@@ -42,6 +43,9 @@ class Config:
     db_path: Path | None = None  # None: a fresh file in a temporary directory
     retry_base_s: float = 0.2
     retry_max_s: float = 5.0
+    # How long a call our timeout cut off may still land (the vendors' gateways give up at
+    # 30 s): its retry, or the look before it, waits that long after it was sent.
+    in_doubt_s: float = IN_DOUBT_S
     max_attempts: int = 8
     workers: int = 16
     call_jitter_ms: float = 0.0  # a random delay before each vendor call (timing perturbation)
@@ -82,6 +86,7 @@ class Config:
             db_path=Path(db) if db else None,
             retry_base_s=_number(env, "REFSTACK_RETRY_BASE_S", 0.2, float, low=0.0),
             retry_max_s=_number(env, "REFSTACK_RETRY_MAX_S", 5.0, float, low=0.0),
+            in_doubt_s=_number(env, "REFSTACK_IN_DOUBT_S", IN_DOUBT_S, float, low=0.0),
             max_attempts=_number(env, "REFSTACK_MAX_ATTEMPTS", 8, int, low=1),
             workers=_number(env, "REFSTACK_WORKERS", 16, int, low=1),
             call_jitter_ms=_number(env, "REFSTACK_CALL_JITTER_MS", 0.0, float, low=0.0),

@@ -43,6 +43,7 @@ class Stack:
             max_attempts=config.max_attempts,
             retry_base_s=config.retry_base_s,
             retry_max_s=config.retry_max_s,
+            in_doubt_s=config.in_doubt_s,
             defects=config.defects,
         )
         self.inbox = 0  # events received and not yet turned into jobs

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 
-from reference_stack.clients import Outcome, Verdict
+from reference_stack.clients import IN_DOUBT_S, Outcome, Verdict
 from reference_stack.defects import IGNORE_RETRY_AFTER
 from reference_stack.steps import Completion
 from reference_stack.store import DEAD, DONE, PENDING, Job, Store
@@ -62,6 +62,7 @@ class Worker:
         max_attempts: int,
         retry_base_s: float,
         retry_max_s: float,
+        in_doubt_s: float = IN_DOUBT_S,
         defects: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
@@ -70,6 +71,7 @@ class Worker:
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        self.in_doubt_s = in_doubt_s
         self.honour_retry_after = IGNORE_RETRY_AFTER not in defects
         self.running = 0
         self.due = 0
@@ -140,17 +142,18 @@ class Worker:
     async def _attempt(self, job: Job) -> list[Job]:
         """Run one attempt and settle it; returns the follow-up jobs it started."""
         self.store.start_job(job)
+        sent_at = time.time()
         try:
             completion = await self.run(job)
-            return self._settle(job, completion)
+            return self._settle(job, completion, sent_at)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug, or a vendor answer shaped unlike its contract
             log.exception("job %s %s for %s failed inside the stack", job.id, job.kind, job.entity)
             internal = Outcome(Verdict.REFUSED, error=f"internal error: {exc!r}")
-            return self._settle(job, Completion(internal))
+            return self._settle(job, Completion(internal), sent_at)
 
-    def _settle(self, job: Job, completion: Completion) -> list[Job]:
+    def _settle(self, job: Job, completion: Completion, sent_at: float) -> list[Job]:
         outcome = completion.outcome
         started: list[Job] = []
         next_attempt_at = None
@@ -164,6 +167,11 @@ class Worker:
                 status = PENDING
                 tries = job.waits + 1 if waiting else job.attempts - job.waits
                 next_attempt_at = time.time() + self.retry_delay(tries, outcome.retry_after)
+                if outcome.in_doubt:
+                    # An attempt our timeout cut off may still land: a look (or a send that a
+                    # vendor without keys takes as new) before its gateway gave up on it
+                    # could make the same thing twice.
+                    next_attempt_at = max(next_attempt_at, sent_at + self.in_doubt_s)
                 if outcome.fresh_key:
                     self.store.rekey_job(job, retry_key(job))
             else:

@@ -280,6 +280,24 @@ async def test_latency_is_concurrent():
     assert peak == 10
 
 
+def test_latency_past_the_gateway_timeout_is_a_504_and_nothing_runs(monkeypatch):
+    """The vendor's gateway abandons a request at 30 s (scaled down here): the client gets
+    504 gateway_timeout at the bound, not at the fault's latency, and the write never runs,
+    so a client that looks after the bound knows the attempt will not land later."""
+    from simulators.common import fault_injection
+
+    monkeypatch.setattr(fault_injection, "GATEWAY_TIMEOUT_MS", 100)
+    sim, _, http = carrier({"kind": "latency", "ms": 60_000, "match": "SH-000001"})
+    started = time.perf_counter()
+    late = http.post("/labels", json=label("SH-000001"))
+    assert time.perf_counter() - started < 30  # answered at the bound, not a minute later
+    assert late.status_code == 504 and late.json()["error"]["code"] == "gateway_timeout"
+    assert http.post("/labels", json=label("SH-000002")).json()["id"] == "LB-000001"
+    assert faults_in_journal(sim)[0] == "latency:60000ms"
+    below = carrier({"kind": "latency", "ms": 50})[2].post("/labels", json=label())
+    assert below.status_code == 201  # under the bound: the answer, later
+
+
 def test_latency_composes_with_an_error():
     sim, _, http = carrier({"kind": "latency", "ms": 5}, {"kind": "error", "status": 500})
     assert http.get("/tracking/X").status_code == 500

@@ -207,3 +207,33 @@ async def test_a_watermark_bug_loses_orders_in_its_feed_incident(tmp_path, monke
     assert never_released and all(ref.startswith("SO-") for ref in never_released)
     if lost is not None:
         assert never_released == lost
+
+
+SLOW_CREATE = """
+name: slow_create
+seed: 5
+demand: {orders: 6, open: "08:00", close: "08:30"}
+catalogue: {skus: 5, initial_stock: 100}
+warehouse: {pickers: 2, packers: 1, cutoff: "17:00"}
+faults:
+  - {system: wms, route: POST /fulfilment-orders, kind: latency, ms: 15000, match: SO-000003}
+"""
+
+
+@pytest.mark.long(40)
+@pytest.mark.parametrize(("bugs", "orders"), [("", 1), ("look-at-once", 2)])
+async def test_a_create_looked_for_before_the_vendor_gave_up_on_it_is_made_twice(
+    tmp_path, monkeypatch, bugs, orders
+):
+    """One WMS create answers after 15 s, past the stack's 10 s timeout (as in
+    write_responses_lost). Looked for at once, it is not there yet and is created again,
+    then both land; looked for 30 s after it was sent (the README's rule: the vendor's
+    gateway has given up on it by then), it is found."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, bugs, scenario.parse(SLOW_CREATE))
+    failed = failures(outcome)
+    if orders == 1:
+        assert failed == {}, failed
+    else:
+        assert failed.get("one_wms_order_per_erp_order") == ["SO-000003"], failed
+    assert any("wms latency x" in note for note in outcome.notes), outcome.notes

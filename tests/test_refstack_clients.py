@@ -52,23 +52,28 @@ async def buy(vendors: Vendors) -> Outcome:
 
 
 @pytest.mark.parametrize(
-    "failure",
+    ("failure", "in_doubt"),
     [
-        TimeoutError(),  # what aiohttp raises when the total timeout is up
-        aiohttp.SocketTimeoutError("timed out"),
-        aiohttp.ClientConnectionError("connection refused"),
-        aiohttp.ServerDisconnectedError(),
-        aiohttp.ClientPayloadError("Response payload is not completed"),
+        (TimeoutError(), True),  # what aiohttp raises when the total timeout is up
+        (aiohttp.SocketTimeoutError("timed out"), True),  # sent, no answer in time
+        (aiohttp.ConnectionTimeoutError("timed out"), False),  # nothing was sent
+        (aiohttp.ClientConnectionError("connection refused"), False),
+        (aiohttp.ServerDisconnectedError(), False),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), False),
     ],
 )
 async def test_timeouts_and_connection_errors_are_retryable(
-    vendors: Vendors, mock: MockVendors, failure: Exception
+    vendors: Vendors, mock: MockVendors, failure: Exception, in_doubt: bool
 ) -> None:
+    """Every failure on the wire is retried; one our own timeout cut off after sending is
+    also in doubt (the vendor may still do it until its gateway gives up: the worker holds
+    the retry until then)."""
     mock.post("http://carrier.test/labels").side_effect = failure
     outcome = await buy(vendors)
     assert outcome.verdict is Verdict.RETRY
     assert outcome.status is None
     assert type(failure).__name__ in (outcome.error or "")
+    assert outcome.in_doubt is in_doubt
 
 
 async def test_429_is_retryable_after_the_delay_the_vendor_asks_for(
@@ -282,6 +287,7 @@ async def test_a_vendor_failing_on_the_wire_is_retried(vendor: Handler, failure:
     assert (outcome.verdict, outcome.status) == (Verdict.RETRY, None)
     assert outcome.error is not None and "\n" not in outcome.error
     assert outcome.error.startswith(f"carrier POST /labels: {failure}")
+    assert outcome.in_doubt is (failure == "TimeoutError")
     assert time.monotonic() - started < 2  # timeout_s bounds the whole exchange
 
 

@@ -250,6 +250,7 @@ def make_config(db: Path) -> Config:
         db_path=db,
         retry_base_s=0.001,
         retry_max_s=0.004,
+        in_doubt_s=0.004,
         max_attempts=4,
         workers=4,
     )

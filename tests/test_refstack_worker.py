@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -146,3 +147,52 @@ def test_a_throttled_job_waits_its_turn_past_the_attempt_limit_and_a_failing_one
     assert attempts.count(1) == MAX_ATTEMPTS + 3 and throttled.status == "done"
     assert attempts.count(2) == MAX_ATTEMPTS and failing.status == "dead"
     assert dead == 1
+
+
+def test_an_attempt_cut_off_by_the_timeout_is_not_retried_before_the_vendor_gave_up_on_it() -> None:
+    """A vendor's gateway abandons a request after IN_DOUBT_S: until then an attempt our
+    timeout cut off may still land, and a look (or a second create at a WMS that ignores
+    keys) before that would make the same thing twice. Any other retry keeps its backoff."""
+
+    async def scenario(store: Store) -> dict[str, list[float]]:
+        started: dict[str, list[float]] = {"in-doubt": [], "failed": []}
+
+        async def run(job: Job) -> Completion:
+            started[job.entity].append(time.time())
+            if job.attempts == 1:
+                doubt = job.entity == "in-doubt"
+                return Completion(
+                    Outcome(Verdict.RETRY, status=None if doubt else 503, error="x", in_doubt=doubt)
+                )
+            return Completion(Outcome(Verdict.OK))
+
+        worker = Worker(
+            store,
+            run,
+            workers=2,
+            max_attempts=MAX_ATTEMPTS,
+            retry_base_s=0.0002,
+            retry_max_s=0.0005,
+            in_doubt_s=1.0,  # 30 s in production: the vendors' gateway timeout
+        )
+        await worker.start()
+        with store.transaction():
+            jobs = [store.add_job("test", e, f"k-{e}", {}, "corr") for e in started]
+        worker.add(jobs)
+        deadline = asyncio.get_running_loop().time() + 10
+        while worker.running or worker.due or worker.scheduled:
+            assert asyncio.get_running_loop().time() < deadline, "the worker never drained"
+            await asyncio.sleep(0.005)
+        await worker.stop()
+        return started
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "stack.db")
+        try:
+            started = asyncio.run(scenario(store))
+        finally:
+            store.close()
+    first, second = started["in-doubt"]
+    assert second - first >= 1.0 - 0.01  # held until the vendor's gateway gave up
+    first, second = started["failed"]
+    assert second - first < 1.0  # a 503 is an answer: nothing is in flight, backoff only

@@ -10,6 +10,8 @@ business app directly, so an empty plan costs one truthiness test per request. W
 3. keeps those whose ``match`` is in the body and whose keyed draw falls under ``rate``;
 4. sleeps for every latency fault kept (on the WALL clock with ``asyncio.sleep``: this is
    latency the client sees; it never blocks other requests and never moves virtual time);
+   once 30 s of latency have passed (``GATEWAY_TIMEOUT_MS``) the vendor's gateway abandons
+   the request: ``504 gateway_timeout``, and the app never runs it;
 5. applies the first of the other kinds kept, in plan order (``rate_limit`` takes a token
    only for the requests it sees, and answers 429 only when its bucket is empty;
    ``schema_drift`` counts only the answers it rewrote); feed kinds (``feed_lag``,
@@ -66,6 +68,10 @@ _ERRORS = {
 MALFORMED_BODY = b'{"id": "'
 OUTAGE_RETRY_AFTER_S = 60  # an outage with no end says "try in a (virtual) minute"
 MAX_LATENCY_MS = 600_000  # a latency fault's cap, however much load it grew with
+# Every vendor's API gateway abandons a request its backend has not answered in 30 s (wall):
+# 504, and the request never reaches the backend. So a client whose own timeout cut an attempt
+# off knows that, 30 s after it sent it, the attempt either landed or never will.
+GATEWAY_TIMEOUT_MS = 30_000
 
 
 @dataclass
@@ -210,6 +216,7 @@ class FaultInjection:
         hit, key = plan.select(sim.system, indexes, method, path, body)
         labels: list[str] = []
         feed: dict[str, int] = {}  # feed kind -> the first fault of that kind that hit
+        slept_ms = 0  # latency so far: at GATEWAY_TIMEOUT_MS the gateway abandons the request
         try:
             terminal = None
             for i in hit:
@@ -221,8 +228,13 @@ class FaultInjection:
                     label = f"latency:{ms}ms"
                     plan.count(i, label)
                     labels.append(label)
-                    hold(ms / 1000)  # on purpose: not a stuck request
-                    await asyncio.sleep(ms / 1000)
+                    wait_ms = min(ms, GATEWAY_TIMEOUT_MS - slept_ms)
+                    hold(wait_ms / 1000)  # on purpose: not a stuck request
+                    await asyncio.sleep(wait_ms / 1000)
+                    slept_ms += wait_ms
+                    if slept_ms >= GATEWAY_TIMEOUT_MS:
+                        await _send(send, 504, _gateway_timeout())  # abandoned: nothing ran
+                        return
                 elif fault.kind == "rate_limit":
                     wait = plan.take_token(i, now)
                     if wait and terminal is None:
@@ -308,12 +320,12 @@ class FaultInjection:
             return None
 
         await self.app(scope, receive, swallow)  # the vendor commits; the answer is lost
-        await _send(
-            send,
-            504,
-            _error("gateway_timeout", "The upstream service did not respond in time."),
-        )
+        await _send(send, 504, _gateway_timeout())
         return "lost_response"
+
+
+def _gateway_timeout() -> bytes:
+    return _error("gateway_timeout", "The upstream service did not respond in time.")
 
 
 async def _run_drifting(

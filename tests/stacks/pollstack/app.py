@@ -79,7 +79,7 @@ def build_jobs(cfg: config.Config, vendors: Vendors, flows: Flows) -> list[list[
 async def serve(cfg: config.Config) -> None:
     app = App()
     vendors = Vendors(cfg.urls)
-    flows = Flows(vendors)
+    flows = Flows(vendors, look_at_once="look-at-once" in cfg.bugs)
     jobs = build_jobs(cfg, vendors, flows)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=cfg.port, log_level="warning", lifespan="on")

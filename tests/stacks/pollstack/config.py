@@ -16,6 +16,8 @@ BUGS = {
     "first-page-only": "one page per cycle, then the cursor jumps to the end of the feed",
     "own-clock": "the change list's next updated_since is our own clock when the poll started "
     "(GET /_sim/clock, twinyard's virtual time, our datetime.now()), not the newest stamp read",
+    "look-at-once": "a WMS create our timeout cut off is looked for (and sent again) on the next "
+    "cycle, not 30 s after it was sent, while it may still land",
 }
 
 

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class Order:
     cancel_done: bool = False  # the WMS order, the shipment and the label are cancelled
     fo_id: str | None = None
     fo_unsure: bool = False  # a create may have gone through unanswered: look before writing
+    fo_settles_at: float = 0.0  # ... but not before this (monotonic): it may still land
     fo_ship_to: dict[str, Any] | None = None  # the address the WMS holds
     packed: dict[str, Any] | None = None  # the order.packed data
     shipment: dict[str, Any] | None = None  # the TMS shipment planned
@@ -57,8 +59,9 @@ class Order:
 class Flows:
     """The stack's business rules over the vendors."""
 
-    def __init__(self, vendors: Vendors) -> None:
+    def __init__(self, vendors: Vendors, *, look_at_once: bool = False) -> None:
         self.vendors = vendors
+        self.look_at_once = look_at_once  # the planted bug of that name
         self.orders: dict[str, Order] = {}
         self.parcels: dict[str, str] = {}  # tracking number -> order ref
         self.items: dict[str, dict[str, Any]] = {}  # sku -> the newest ERP item we learnt
@@ -66,8 +69,16 @@ class Flows:
         self.item_locks: dict[str, asyncio.Lock] = {}
         self.transfers: dict[str, str] = {}  # ERP transfer order (TO-) -> its WMS transfer (WT-)
         self.transfers_tried: set[str] = set()  # a create was sent: look before sending again
+        self.transfer_settles_at: dict[str, float] = {}  # ... but not before (monotonic)
         self.transfer_posts: set[str] = set()  # "issue-WT-1", "receipt-WT-1": posted to the ERP
         self.refusals: dict[str, int] = {}  # an ERP posting's key -> its "not yet" refusals
+
+    def settled(self, ref: str, settles_at: float) -> None:
+        """Raise Later while a create our timeout cut off may still land (README: the
+        vendor's gateway gives up on it 30 s after it was sent): looked for sooner, it is not
+        there yet, and sending it again makes two."""
+        if not self.look_at_once and time.monotonic() < settles_at:
+            raise Later(f"{ref}: a create cut off by our timeout may still land")
 
     def order(self, ref: str) -> Order:
         if ref not in self.orders:
@@ -189,6 +200,8 @@ class Flows:
         }
         if data.get("site"):  # the site the ERP assigned; none is the WMS's default, DC1
             body["site"] = data["site"]
+        if order.fo_unsure:
+            self.settled(order.ref, order.fo_settles_at)
         if order.fo_unsure and (found := await self.live_fulfilment_orders(order)):
             order.fo_id, order.fo_ship_to = found[0]["id"], found[0]["ship_to"]
             order.fo_unsure = False
@@ -205,8 +218,8 @@ class Flows:
                 key=f"fo-{order.ref}",
                 retry_ambiguous=False,
             )
-        except Ambiguous:
-            order.fo_unsure = True
+        except Ambiguous as unsure:
+            order.fo_unsure, order.fo_settles_at = True, unsure.settles_at
             raise
         if reply.code in ("unknown_item", "inactive_item"):  # master data still on its way
             raise Later(f"{order.ref}: WMS {reply.code} {reply.details}")
@@ -243,6 +256,7 @@ class Flows:
         """The customer cancelled: stop the warehouse, the freight and the label."""
         fo_ids = [order.fo_id] if order.fo_id else []
         if order.fo_unsure:
+            self.settled(order.ref, order.fo_settles_at)
             fo_ids += [fo["id"] for fo in await self.live_fulfilment_orders(order)]
             order.fo_unsure = False
         for fo_id in dict.fromkeys(fo_ids):
@@ -471,6 +485,7 @@ class Flows:
         if ref in self.transfers:
             return
         if ref in self.transfers_tried:
+            self.settled(ref, self.transfer_settles_at.get(ref, 0.0))
             reply = await self.call("wms", "GET", "/transfers", ref, params={"transfer_ref": ref})
             if not reply.ok:
                 raise Later(f"{ref}: WMS transfer lookup {reply.status}")
@@ -484,15 +499,19 @@ class Flows:
             "lines": [{k: x[k] for k in ("line", "sku", "qty")} for x in data["lines"]],
         }
         self.transfers_tried.add(ref)
-        reply = await self.call(
-            "wms",
-            "POST",
-            "/transfers",
-            ref,
-            json_body=body,
-            key=f"wt-{ref}",
-            retry_ambiguous=False,
-        )
+        try:
+            reply = await self.call(
+                "wms",
+                "POST",
+                "/transfers",
+                ref,
+                json_body=body,
+                key=f"wt-{ref}",
+                retry_ambiguous=False,
+            )
+        except Ambiguous as unsure:
+            self.transfer_settles_at[ref] = unsure.settles_at
+            raise
         if not reply.ok:
             refused(ref, "WMS", "the transfer", reply)
             return

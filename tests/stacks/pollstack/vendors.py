@@ -16,6 +16,9 @@ log = logging.getLogger("pollstack.vendors")
 ATTEMPTS = 5  # tries of one call within a batch; then the record waits for the next cycle
 MAX_WAIT_S = 2.0  # a Retry-After longer than this is not slept in a batch: the record waits
 TIMEOUT_S = 10.0
+# Every vendor's gateway gives up on a request after 30 s (README): one our timeout cut off
+# may land until then, so it is in doubt that long after it was sent.
+IN_DOUBT_S = 30.0
 
 
 class Later(Exception):
@@ -24,7 +27,13 @@ class Later(Exception):
 
 class Ambiguous(Later):
     """The request may have been carried out (504, a lost answer) and the route has no
-    idempotency the caller can rely on: look before writing again."""
+    idempotency the caller can rely on: look before writing again, but not before
+    ``settles_at`` (time.monotonic()): an attempt our timeout cut off may still land until
+    the vendor's gateway gives up on it."""
+
+    def __init__(self, message: str, settles_at: float = 0.0) -> None:
+        super().__init__(message)
+        self.settles_at = settles_at
 
 
 @dataclass
@@ -109,7 +118,8 @@ class Vendors:
         reason = ""
         for attempt in range(1, ATTEMPTS + 1):
             await self._wait_gate(system)
-            ambiguous = False
+            ambiguous, settles_at = False, 0.0
+            sent_at = time.monotonic()
             try:
                 resp = await self.clients[system].request(
                     method, path, json=json_body, params=params, headers=headers
@@ -118,6 +128,8 @@ class Vendors:
                 reason = f"{type(exc).__name__}"
             except httpx.TransportError as exc:  # sent, answer lost: it may have run
                 reason, ambiguous = f"{type(exc).__name__}", True
+                if isinstance(exc, httpx.TimeoutException):  # and may still run
+                    settles_at = sent_at + IN_DOUBT_S
             else:
                 if resp.status_code < 300:
                     try:
@@ -138,7 +150,7 @@ class Vendors:
                         body = None
                     return Reply(resp.status_code, body, resp.headers)
             if ambiguous and not retry_ambiguous:
-                raise Ambiguous(f"{method} {system}{path}: {reason}")
+                raise Ambiguous(f"{method} {system}{path}: {reason}", settles_at)
             if self.not_before[system] <= time.monotonic():
                 await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 4.0))
         raise Later(f"{method} {system}{path}: {reason} after {ATTEMPTS} tries")
