@@ -316,6 +316,12 @@ def skipped(reason: str) -> Completion:
     return Completion(Outcome(Verdict.DONE, body={"skipped": reason}))
 
 
+def may_have_landed(job: Job) -> bool:
+    """The job's last attempt got no answer (cut off) or a gateway's 504: the vendor may have
+    done it all the same."""
+    return job.attempts > 1 and job.last_status in (None, 504)
+
+
 class Steps:
     def __init__(self, store: Store, vendors: Vendors, defects: frozenset[str] = frozenset()):
         self.store = store
@@ -347,6 +353,8 @@ class Steps:
 
     async def run(self, job: Job) -> Completion:
         if job.kind in FORWARD and self._order(job).cancelled:
+            if job.kind == CREATE_FO and may_have_landed(job):
+                return await self._adopt_for_cancel(job)
             return skipped("order cancelled")
         recorded = RECORDED.get(job.kind)
         if recorded is not None and deduplicated(job.kind, self.defects):
@@ -388,6 +396,23 @@ class Steps:
             return []
 
         return Completion(outcome, record)
+
+    async def _adopt_for_cancel(self, job: Job) -> Completion:
+        """A create whose order was cancelled while an earlier attempt was in doubt: that
+        attempt may have made a WMS order after all. Look, and record it, so that the cancel
+        queued behind this job (same order, same lane) cancels it."""
+        found = await self._existing_fulfilment_order(job)
+        if not found.succeeded:
+            return Completion(found)
+        if found.body is None:
+            return skipped("order cancelled; no earlier attempt created it")
+        fo_id = found.body["id"]
+
+        def record() -> list[Job]:
+            self.store.update_order(job.payload["order_ref"], fulfilment_order_id=fo_id)
+            return []
+
+        return Completion(Outcome(Verdict.DONE, found.status, found.body), record)
 
     async def _in_eaches(self, job: Job) -> dict[str, Any] | Outcome:
         """The WMS order's body with case lines in eaches (the WMS picks eaches only): the

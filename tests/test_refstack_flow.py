@@ -535,6 +535,26 @@ async def test_cancelled_before_the_create_ran_sends_nothing_more_to_the_wms(sut
     assert sut.requests("cancel") == []  # no fulfilment order was ever created
 
 
+async def test_cancelled_while_a_create_was_in_doubt_cancels_what_it_made(sut: Sut) -> None:
+    """The create's answer never came (cut off by the timeout), the customer cancels before
+    its retry: the retry does not create, but looks, and the WMS order the first attempt made
+    after all is cancelled, not left to be picked and shipped."""
+    sut.routes["create"].side_effect = [TimeoutError("timed out")]
+    created = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
+    sut.routes["find"].respond(200, json={"items": [created]})
+    sut.stack.worker.in_doubt_s = 1.0  # the retry waits; the cancellation comes meanwhile
+    await sut.deliver("erp", "order.released", ORDER)
+    await sut.wait_until_scheduled(1)
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    deadline = time.monotonic() + 5
+    while (await sut.idle())["scheduled"] or not (await sut.idle())["idle"]:
+        assert time.monotonic() < deadline, "the stack never settled"
+        await asyncio.sleep(0.01)
+    assert len(sut.requests("create")) == 1  # never created again once cancelled
+    assert len(sut.requests("find")) == 1
+    assert len(sut.requests("cancel")) == 1
+
+
 async def test_settlement_adjustments_and_receipts_reach_the_erp(sut: Sut) -> None:
     amount = {"amount": "7.40", "currency": "EUR"}
     settled = {
