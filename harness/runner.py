@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import simpy
 
 import simulators
-from harness import diagnosis, hosting, operator, oracles, slos
+from harness import diagnosis, hosting, operator, oracles, restarts, slos
 from harness.clock import LockstepClock, RealtimeClock
 from harness.containers import CONTAINER_FILES, ContainerStack, StackImage
 from harness.driving import REQUEST_WATCHDOG_S, Driver
@@ -442,6 +442,17 @@ async def _run(config: RunConfig) -> RunOutcome:
             for at in scenario.on_call.replay_dead_letters_at:
                 action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
+            if scenario.stack_restarts:
+                if isinstance(process, StackProcess):
+                    bounces = restarts.Restarts(process, probe, ready_timeout, clock.now, notes)
+                    bounces.schedule(env, scenario.stack_restarts, driver)
+                else:
+                    why = (
+                        "the harness did not launch the stack (--stack-url): restart it yourself"
+                        if process is None
+                        else "a stack in a container is not restarted (yet)"
+                    )
+                    notes.append(restarts.not_played(len(scenario.stack_restarts), why))
             deadline = None if config.max_wall_s is None else started + config.max_wall_s
             if not await _play_within(driver, deadline):
                 cut_short = True

@@ -531,6 +531,27 @@ class OnCall(Strict):
     "day 1 18:00" (a replay after the vendors have forgotten the idempotency keys)."""
 
 
+class StackRestart(Strict):
+    """The stack goes down at a moment of the day and its supervisor starts it again, with the
+    same command, environment and files: a crash, or a deploy. What a stack that keeps its
+    work in memory, or acknowledges an event before it is safe, loses then is what the oracles
+    see missing at the end of the day."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
+
+    at: Moment
+    """When it goes down: "10:30" on day 0, or "day 1 09:00" (played once the system is quiet
+    at that moment, as the on-call's actions are)."""
+    kind: Literal["crash", "deploy"] = "crash"
+    """crash: SIGKILL, nothing flushed, no shutdown code runs; deploy: SIGTERM, a graceful
+    stop (SIGKILL after 10 s wall), as a rolling deploy does."""
+    for_: Annotated[float, Field(alias="for", ge=0, le=86_400)] = 0.0
+    """Virtual seconds it stays down; the vendors' webhooks to it fail meanwhile and are
+    retried on their schedules. 0: started again at once."""
+
+
 def _known_event(fault: Fault) -> Fault:
     """An event fault must name an event its system sends, or it would never apply."""
     if fault.is_event and fault.event:
@@ -572,6 +593,8 @@ class Scenario(Strict):
     clock: ClockSettings = ClockSettings()
     expect: Expect = Expect()
     on_call: OnCall = OnCall()
+    stack_restarts: Annotated[tuple[StackRestart, ...], Field(max_length=100)] = ()
+    """When the stack a harness launched goes down and is started again (a crash, a deploy)."""
     faults: tuple[Annotated[Fault, AfterValidator(_known_event)], ...] = ()
 
     """Faults the simulators inject into their answers (see docs/choreography.md#faults)."""
@@ -610,6 +633,11 @@ class Scenario(Strict):
             )
             for i, t in enumerate(self.on_call.replay_dead_letters_at)
             if t >= end
+        ]
+        late += [
+            (("stack_restarts", i, "at"), f"at {_moment(r.at)}, but {ends}: it would never happen")
+            for i, r in enumerate(self.stack_restarts)
+            if r.at >= end
         ]
         late += [
             (("orders", i, "at"), f"released at {_moment(order.at)}, but {ends}: never placed")

@@ -50,12 +50,12 @@ def free_port() -> int:
 
 
 def spawn_logged(
-    argv: list[str], env: dict[str, str], log_path: Path
+    argv: list[str], env: dict[str, str], log_path: Path, *, append: bool = False
 ) -> tuple[subprocess.Popen[bytes], BinaryIO]:
     """A child process of the harness (the stack, Locust) with its output in ``log_path``,
     which dies with the harness however the harness dies. OSError: it could not start."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
+    log = log_path.open("ab" if append else "wb")
     try:
         proc = subprocess.Popen(
             argv,
@@ -89,14 +89,40 @@ class StackProcess:
     """A stack the harness launched; its output goes to a log file in the report folder."""
 
     def __init__(self, cmd: str | list[str], env: dict[str, str], log_path: Path) -> None:
-        argv = shlex.split(cmd) if isinstance(cmd, str) else cmd
+        self.argv = shlex.split(cmd) if isinstance(cmd, str) else cmd
+        self.env = env
         self.log_path = log_path
+        self._spawn(append=False)
+
+    def _spawn(self, append: bool) -> None:
         try:
-            self.proc, self._log = spawn_logged(argv, env, log_path)
+            self.proc, self._log = spawn_logged(self.argv, self.env, self.log_path, append=append)
         except OSError as exc:
             raise StackError(
-                f"cannot start the stack command {argv[0]!r}: {exc.strerror}"
+                f"cannot start the stack command {self.argv[0]!r}: {exc.strerror}"
             ) from None
+
+    def halt(self, kind: str, timeout_s: float = 10.0) -> int | None:
+        """Take it down as a ``crash`` (SIGKILL: nothing flushed, no shutdown code) or a
+        ``deploy`` (SIGTERM, SIGKILL after ``timeout_s``); its exit code. Blocks: call it off
+        the event loop, which serves the simulators its shutdown may still call."""
+        if self.proc.poll() is None:
+            if kind == "crash":
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def start_again(self) -> None:
+        """What its supervisor does after a crash or a deploy: the same command, environment
+        and files; its output appended to the same log. StackError: it could not start."""
+        self._spawn(append=True)
 
     @property
     def pid(self) -> int | None:
@@ -191,6 +217,7 @@ class StackProbe:
         self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
         self.reports_scheduled = False  # its probe says how much it holds for timers
         self.process: ProcessWatch | None = None  # set when the harness launched the stack
+        self.offline = False  # the harness took it down (a scenario's stack_restarts)
         self.long_poll = True  # ask with ?wait_ms= until the stack shows it refuses the query
         self.held = False  # the last busy answer was held for a long-poll: no need to sleep
 
@@ -236,6 +263,8 @@ class StackProbe:
         self.scheduled, self.reports_scheduled = 0, False
 
     async def idle(self) -> Idle:
+        if self.offline:
+            return Idle.YES  # taken down on purpose: there is nothing of its to wait for
         if not self.has_probe:
             return Idle.UNKNOWN
         asked = time.monotonic()
