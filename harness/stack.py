@@ -134,14 +134,7 @@ class StackProcess:
         return self.proc.poll()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.halt("deploy", timeout_s)
 
 
 class ProcessWatch:

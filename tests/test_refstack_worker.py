@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -101,51 +103,59 @@ def test_jobs_run_one_at_a_time_per_entity_in_order_and_counters_drain(
             store.close()
 
 
-def test_a_throttled_job_waits_its_turn_past_the_attempt_limit_and_a_failing_one_does_not():
-    """429 with Retry-After is the vendor saying when to come back, not a failure: a job
-    throttled more often than ``max_attempts`` still completes; a 503 without one is dead."""
+Runner = Callable[[Job], Awaitable[Completion]]
 
-    async def scenario(store: Store) -> tuple[list[int], int]:
-        attempts: list[int] = []
 
-        async def run(job: Job) -> Completion:
-            attempts.append(job.id)
-            if job.entity == "throttled" and job.attempts <= MAX_ATTEMPTS + 2:
-                return Completion(Outcome(Verdict.RETRY, status=429, retry_after=0.0, error="q"))
-            if job.entity == "failing":
-                return Completion(Outcome(Verdict.RETRY, status=503, error="down"))
-            return Completion(Outcome(Verdict.OK))
+def drain(run: Runner, entities: list[str], **worker: Any) -> tuple[list[str], int]:
+    """One job per entity through a worker running ``run``, until nothing is running, due or
+    scheduled; each job's final status and the worker's dead-letter count."""
 
-        worker = Worker(
+    async def play(store: Store) -> int:
+        w = Worker(
             store,
             run,
             workers=2,
             max_attempts=MAX_ATTEMPTS,
             retry_base_s=0.0002,
             retry_max_s=0.0005,
+            **worker,
         )
-        await worker.start()
+        await w.start()
         with store.transaction():
-            jobs = [
-                store.add_job("test", e, f"k-{e}", {}, "corr") for e in ("throttled", "failing")
-            ]
-        worker.add(jobs)
+            jobs = [store.add_job("test", e, f"k-{e}", {}, "corr") for e in entities]
+        w.add(jobs)
         deadline = asyncio.get_running_loop().time() + 10
-        while worker.running or worker.due or worker.scheduled:
+        while w.running or w.due or w.scheduled:
             assert asyncio.get_running_loop().time() < deadline, "the worker never drained"
             await asyncio.sleep(0.0005)
-        await worker.stop()
-        return attempts, worker.dead
+        await w.stop()
+        return w.dead
 
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "stack.db")
         try:
-            attempts, dead = asyncio.run(scenario(store))
-            throttled, failing = store.job(1), store.job(2)
+            dead = asyncio.run(play(store))
+            return [store.job(i + 1).status for i in range(len(entities))], dead
         finally:
             store.close()
-    assert attempts.count(1) == MAX_ATTEMPTS + 3 and throttled.status == "done"
-    assert attempts.count(2) == MAX_ATTEMPTS and failing.status == "dead"
+
+
+def test_a_throttled_job_waits_its_turn_past_the_attempt_limit_and_a_failing_one_does_not():
+    """429 with Retry-After is the vendor saying when to come back, not a failure: a job
+    throttled more often than ``max_attempts`` still completes; a 503 without one is dead."""
+    attempts: list[int] = []
+
+    async def run(job: Job) -> Completion:
+        attempts.append(job.id)
+        if job.entity == "throttled" and job.attempts <= MAX_ATTEMPTS + 2:
+            return Completion(Outcome(Verdict.RETRY, status=429, retry_after=0.0, error="q"))
+        if job.entity == "failing":
+            return Completion(Outcome(Verdict.RETRY, status=503, error="down"))
+        return Completion(Outcome(Verdict.OK))
+
+    statuses, dead = drain(run, ["throttled", "failing"])
+    assert attempts.count(1) == MAX_ATTEMPTS + 3 and statuses[0] == "done"
+    assert attempts.count(2) == MAX_ATTEMPTS and statuses[1] == "dead"
     assert dead == 1
 
 
@@ -153,45 +163,17 @@ def test_an_attempt_cut_off_by_the_timeout_is_not_retried_before_the_vendor_gave
     """A vendor's gateway abandons a request after IN_DOUBT_S: until then an attempt our
     timeout cut off may still land, and a look (or a second create at a WMS that ignores
     keys) before that would make the same thing twice. Any other retry keeps its backoff."""
+    started: dict[str, list[float]] = {"in-doubt": [], "failed": []}
 
-    async def scenario(store: Store) -> dict[str, list[float]]:
-        started: dict[str, list[float]] = {"in-doubt": [], "failed": []}
+    async def run(job: Job) -> Completion:
+        started[job.entity].append(time.time())
+        if job.attempts == 1:
+            doubt = job.entity == "in-doubt"
+            status = None if doubt else 503
+            return Completion(Outcome(Verdict.RETRY, status=status, error="x", in_doubt=doubt))
+        return Completion(Outcome(Verdict.OK))
 
-        async def run(job: Job) -> Completion:
-            started[job.entity].append(time.time())
-            if job.attempts == 1:
-                doubt = job.entity == "in-doubt"
-                return Completion(
-                    Outcome(Verdict.RETRY, status=None if doubt else 503, error="x", in_doubt=doubt)
-                )
-            return Completion(Outcome(Verdict.OK))
-
-        worker = Worker(
-            store,
-            run,
-            workers=2,
-            max_attempts=MAX_ATTEMPTS,
-            retry_base_s=0.0002,
-            retry_max_s=0.0005,
-            in_doubt_s=1.0,  # 30 s in production: the vendors' gateway timeout
-        )
-        await worker.start()
-        with store.transaction():
-            jobs = [store.add_job("test", e, f"k-{e}", {}, "corr") for e in started]
-        worker.add(jobs)
-        deadline = asyncio.get_running_loop().time() + 10
-        while worker.running or worker.due or worker.scheduled:
-            assert asyncio.get_running_loop().time() < deadline, "the worker never drained"
-            await asyncio.sleep(0.005)
-        await worker.stop()
-        return started
-
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store(Path(folder) / "stack.db")
-        try:
-            started = asyncio.run(scenario(store))
-        finally:
-            store.close()
+    drain(run, list(started), in_doubt_s=1.0)  # 30 s in production: the gateway's timeout
     first, second = started["in-doubt"]
     assert second - first >= 1.0 - 0.01  # held until the vendor's gateway gave up
     first, second = started["failed"]
