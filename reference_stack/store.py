@@ -395,8 +395,11 @@ class Store:
 
     def ensure_order(self, order_ref: str, correlation_id: str) -> Order:
         """The order's row, created with this correlation id the first time it is seen."""
+        order = self.order(order_ref)
+        if order is not None:
+            return order  # the common case: one statement, not an INSERT OR IGNORE first
         self._db.execute(
-            "INSERT OR IGNORE INTO orders (order_ref, correlation_id) VALUES (?, ?)",
+            "INSERT INTO orders (order_ref, correlation_id) VALUES (?, ?)",
             (order_ref, correlation_id),
         )
         order = self.order(order_ref)
