@@ -32,6 +32,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from simulators.common.coalesce import CoalescingTransport
 from simulators.common.errors import SimError
 from simulators.common.faults import Fault
 from simulators.common.guard import is_loopback
@@ -183,12 +184,13 @@ def _reset(connection: object) -> None:
 class _Connection(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
     """uvicorn's HTTP protocol with a limit on how long a request's line and headers may take:
     armed when the connection opens and when a request's first bytes come, disarmed when its
-    headers are complete (uvicorn has then started a new request cycle)."""
+    headers are complete (uvicorn has then started a new request cycle). Its answers leave
+    in one send each (simulators.common.coalesce)."""
 
     on_slow: Callable[[str], None] | None = None  # told of each connection let go
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))  # one send per answer
         self._headers_timer: asyncio.TimerHandle | None = None
         self._armed_for: object = None
         self._await_headers()

@@ -20,10 +20,12 @@ import sys
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from reference_stack.app import build_app
 from reference_stack.config import Config, ConfigError
 from reference_stack.stack import Stack
+from simulators.common.coalesce import coalescing
 
 HOST = "127.0.0.1"
 
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             build_app(stack, on_fatal=on_fatal),
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # no proxy in front; its middleware ran on every request
+            http=coalescing(AutoHTTPProtocol),  # an answer's head and body in one send
             lifespan="on",
             timeout_graceful_shutdown=10,
         )

@@ -96,6 +96,9 @@ def disposition_lines(received: dict[str, Any], defects: Defects) -> list[dict[s
 
 
 def _order(store: Store, event: Event, ref: str) -> Order:
+    known = store.order(ref)  # a new correlation id (a uuid4) only for an order not yet seen
+    if known is not None:
+        return known
     return store.ensure_order(ref, event.correlation_id or new_correlation_id(ref))
 
 

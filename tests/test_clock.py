@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import simpy
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -14,7 +18,7 @@ from harness.clock import LockstepClock, RealtimeClock
 from harness.lockstep import Lockstep
 from harness.realtime import Realtime
 from harness.stack import StackProbe
-from simulators.common.clock import DEFAULT_EPOCH
+from simulators.common.clock import DEFAULT_EPOCH, IsoFormatter
 from tests.support import serving, until, world_events
 
 
@@ -189,3 +193,19 @@ def test_each_clock_converts_a_virtual_wait_to_the_wall_seconds_a_client_waits()
     assert RealtimeClock(DEFAULT_EPOCH, factor=60.0).wall_seconds(1800) == 30.0
     with pytest.raises(ValueError):
         LockstepClock(DEFAULT_EPOCH, pace=0)
+
+
+@given(
+    epoch=st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2090, 1, 1),
+        timezones=st.sampled_from([None, UTC, ZoneInfo("Europe/Berlin")]),
+    ),
+    times=st.lists(st.floats(min_value=-1e6, max_value=1e9), min_size=1, max_size=20),
+)
+def test_iso_timestamps_are_the_epoch_plus_whole_seconds(
+    epoch: datetime, times: list[float]
+) -> None:
+    iso = IsoFormatter(epoch)
+    for t in times:
+        assert iso(t) == (epoch + timedelta(seconds=int(t))).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,10 +9,11 @@ import jsonschema_rs
 import orjson
 import pytest
 import yaml
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from simulators.common.clock import ManualClock
-from simulators.common.simulator import Simulator
+from simulators.common.simulator import Simulator, url_path
 from simulators.erp.api import build
 from tests.test_erp_model import NEW_SHIP_TO
 
@@ -353,6 +354,12 @@ def test_adjustments_receipts_and_inventory(client: TestClient) -> None:
 
 
 # -- idempotency, correlation, journal ------------------------------------------------------
+@pytest.mark.parametrize("path", ["/orders/SO-1", "/a?b", "/a#b", "/a\\b", "/x%y", "/é", "//a"])
+def test_the_idempotency_scope_names_the_path_as_starlettes_url_does(path: str) -> None:
+    scope = {"type": "http", "path": path, "headers": [(b"host", b"127.0.0.1:7101")]}
+    assert url_path(scope) == Request(scope).url.path
+
+
 def test_idempotency_key_replays_the_first_response(client: TestClient, sim: Simulator) -> None:
     headers = {"Idempotency-Key": "k-1"}
     first = client.post("/orders", json=ORDER, headers=headers)

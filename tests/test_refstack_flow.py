@@ -395,6 +395,31 @@ async def test_a_body_that_is_no_event_envelope_is_a_400(sut: Sut) -> None:
     assert (await sut.client.post("/webhooks/crm", content=raw, headers=headers)).status_code == 404
 
 
+async def test_the_webhook_and_idle_routes_answer_as_starlette_did_around_them(
+    sut: Sut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # served in front of Starlette (reference_stack.app.HotRoutes); the rest of each path is
+    # still Starlette's: another method, a deeper path
+    raw = orjson.dumps({"id": "EV-1", "type": "order.released", "source": "erp", "data": ORDER})
+    headers = signed_headers(SECRET, raw)
+    wrong_method = await sut.client.get("/webhooks/erp")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    deeper = await sut.client.post("/webhooks/erp/x", content=raw, headers=headers)
+    assert (deeper.status_code, deeper.json()["error"]["code"]) == (404, "not_found")
+    assert (await sut.client.post("/_stack/idle")).status_code == 405
+    assert (await sut.client.get("/_stack/idle", params={"wait_ms": "x"})).json()["idle"] is True
+
+    def broken(*args: Any) -> bool:
+        raise RuntimeError("the store fell over")
+
+    monkeypatch.setattr(sut.stack, "receive", broken)
+    transport = httpx.ASGITransport(app=build_app(sut.stack), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://stack") as client:
+        failed = await client.post("/webhooks/erp", content=raw, headers=headers)
+    assert (failed.status_code, failed.text) == (500, "Internal Server Error")
+
+
 async def test_an_event_missing_its_data_is_acknowledged_and_does_not_wedge(sut: Sut) -> None:
     response = await sut.deliver("erp", "order.released", {"id": "SO-000009"})  # no lines
     assert response.status_code == 202

@@ -38,18 +38,32 @@ class Clock(Protocol):
 
 
 class IsoFormatter:
-    """Formats virtual seconds as ISO timestamps, caching the last whole second (hot path)."""
+    """Formats virtual seconds as ISO timestamps (hot path): ``epoch`` plus the whole seconds,
+    as ``(epoch + timedelta(seconds=int(t))).strftime("%Y-%m-%dT%H:%M:%SZ")`` gives it, with
+    the last second and each day's date kept (strftime and datetime arithmetic on every new
+    second were 0.7% of the harness's CPU on a peak day, whose events hop between seconds)."""
 
     def __init__(self, epoch: datetime) -> None:
         self.epoch = epoch
         self._last_second = -1
         self._last_text = ""
+        # the wall fields' arithmetic of ``epoch + timedelta``: microseconds never carry
+        self._midnight = epoch.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._since_midnight = epoch.hour * 3600 + epoch.minute * 60 + epoch.second
+        self._dates: dict[int, str] = {}
 
     def __call__(self, t: float) -> str:
         second = int(t)
         if second != self._last_second:
-            moment = self.epoch + timedelta(seconds=second)
-            self._last_text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            day, rest = divmod(self._since_midnight + second, 86400)
+            date = self._dates.get(day)
+            if date is None:
+                date = (self._midnight + timedelta(days=day)).strftime("%Y-%m-%d")
+                if len(self._dates) < 100_000:  # a horizon of centuries; never unbounded
+                    self._dates[day] = date
+            hour, rest = divmod(rest, 3600)
+            minute, sec = divmod(rest, 60)
+            self._last_text = f"{date}T{hour:02d}:{minute:02d}:{sec:02d}Z"
             self._last_second = second
         return self._last_text
 
