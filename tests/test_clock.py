@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import simpy
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -203,6 +203,7 @@ def test_each_clock_converts_a_virtual_wait_to_the_wall_seconds_a_client_waits()
     ),
     times=st.lists(st.floats(min_value=-1e6, max_value=1e9), min_size=1, max_size=20),
 )
+@example(epoch=datetime(2000, 1, 1), times=[-1.0])  # a second before the epoch, first
 def test_iso_timestamps_are_the_epoch_plus_whole_seconds(
     epoch: datetime, times: list[float]
 ) -> None:

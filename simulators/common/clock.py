@@ -45,7 +45,7 @@ class IsoFormatter:
 
     def __init__(self, epoch: datetime) -> None:
         self.epoch = epoch
-        self._last_second = -1
+        self._last_second: int | None = None  # not -1: a time a second before the epoch is -1
         self._last_text = ""
         # the wall fields' arithmetic of ``epoch + timedelta``: microseconds never carry
         self._midnight = epoch.replace(hour=0, minute=0, second=0, microsecond=0)
