@@ -47,17 +47,12 @@ class Restarts:
     def schedule(
         self, env: simpy.Environment, restarts: tuple[StackRestart, ...], driver: Driver
     ) -> None:
+        """Down at ``at``, up ``for`` later: with ``for: 0`` both are queued in the same
+        moment, in that order, and the driver runs them one after the other."""
         for restart in restarts:
-            if restart.for_ == 0:
-                operator.schedule(env, restart.at, partial(self.bounce, restart), driver.actions)
-                continue
             down, up = partial(self.take_down, restart), partial(self.bring_up, restart)
             operator.schedule(env, restart.at, down, driver.actions)
             operator.schedule(env, restart.at + restart.for_, up, driver.actions)
-
-    async def bounce(self, restart: StackRestart) -> None:
-        await self.take_down(restart)
-        await self.bring_up(restart)
 
     async def take_down(self, restart: StackRestart) -> None:
         if self.failed:
