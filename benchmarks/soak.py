@@ -78,6 +78,7 @@ SAFETY_ORACLES = [
     "one_paid_label_per_shipment",
     "correlation_id_kept",
     "forged_events_refused",
+    "garbled_events_refused",
     "goods_issue_posted_once",
     "retry_after_respected",
     "order_lines_reach_wms",

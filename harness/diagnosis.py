@@ -14,7 +14,7 @@ from collections import Counter
 
 from harness.oracles.view import Journals, SystemsView
 
-PROBES = ("forged", "replayed")  # deliveries a stack must refuse: no diagnosis in them
+PROBES = ("forged", "garbled", "replayed")  # deliveries a stack must refuse: no diagnosis in them
 
 
 def refused_deliveries(journals: Journals) -> str | None:

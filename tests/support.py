@@ -37,11 +37,13 @@ class Receiver:
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.statuses = list(statuses or [])
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.raw_headers: list[list[tuple[bytes, bytes]]] = []  # as sent: a name given twice
         self.on_request: Callable[[], None] | None = None
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
 
     async def _handle(self, request: Request) -> Response:
         self.requests.append((dict(request.headers), await request.body()))
+        self.raw_headers.append(list(request.headers.raw))
         status = self.statuses.pop(0) if self.statuses else 200
         return Response(status_code=status)
 

@@ -201,6 +201,55 @@ async def test_forged_copy_does_not_verify_while_the_genuine_one_does():
     assert len(r.dispatcher.deliveries) == 1  # the probe is journalled, not a delivery
 
 
+@pytest.mark.parametrize("form", ["truncated", "not_object", "no_id", "double_encoded"])
+async def test_garbled_copy_is_signed_and_goes_first_under_the_genuine_event_id(form: str):
+    async with rig({"kind": "garbled", "form": form}) as r:
+        event_id = r.publish("PC1")
+        await _until(lambda: len(r.receiver.requests) == 2 and r.dispatcher.quiet())
+    (gh, gb), (h, b) = r.receiver.requests[1], r.receiver.requests[0]
+    assert _verifies(gh, gb) and _verifies(h, b)  # signed correctly over what it carries
+    assert h["x-twinyard-event-id"] == gh["x-twinyard-event-id"] == event_id
+    genuine = orjson.loads(gb)
+    if form == "truncated":
+        assert gb.startswith(b) and len(b) == len(gb) // 2
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(b)
+    elif form == "not_object":
+        assert orjson.loads(b) == [genuine]
+    elif form == "no_id":
+        assert orjson.loads(b) == {k: v for k, v in genuine.items() if k != "id"}
+    else:
+        envelope = orjson.loads(b)
+        assert orjson.loads(envelope["data"]) == genuine["data"]
+        assert {**envelope, "data": genuine["data"]} == genuine
+    assert r.journal_faults() == [f"garbled:{form}", None]
+    assert len(r.dispatcher.deliveries) == 1  # the copy is journalled, not a delivery
+
+
+async def test_garbled_headers_twice_sends_the_good_signature_then_a_wrong_one():
+    async with rig({"kind": "garbled", "form": "headers_twice"}, {"kind": "duplicate"}) as r:
+        r.publish("PC1")
+        await _until(lambda: len(r.receiver.requests) == 2 and r.dispatcher.quiet())
+    (_, copy_body), (gh, gb) = r.receiver.requests
+    assert copy_body == gb and _verifies(gh, gb)
+    signatures = [v.decode() for k, v in r.receiver.raw_headers[0] if k == b"x-twinyard-signature"]
+    timestamps = [v for k, v in r.receiver.raw_headers[0] if k == b"x-twinyard-timestamp"]
+    assert len(signatures) == 2 and len(timestamps) == 1  # the same timestamp: not sent again
+    stamp = timestamps[0].decode()
+    assert [verify(SECRET, gb, stamp, s) is None for s in signatures] == [True, False]
+    assert len([k for k, _ in r.receiver.raw_headers[1] if k == b"x-twinyard-signature"]) == 1
+    assert r.journal_faults() == ["garbled:headers_twice", None]  # first fault wins: no duplicate
+
+
+async def test_a_refused_garbled_copy_is_never_retried():
+    async with rig({"kind": "garbled"}) as r:
+        r.receiver.statuses = [400]
+        r.publish("PC1")
+        await _until(lambda: len(r.receiver.requests) == 2 and r.dispatcher.quiet())
+        assert r.clock.next_timer() is None
+    assert [d.status for d in r.dispatcher.deliveries] == ["delivered"]
+
+
 async def test_replayed_copy_carries_the_original_timestamp_and_signature():
     async with rig({"kind": "replayed", "delay_s": 900}) as r:
         r.publish("PC1")

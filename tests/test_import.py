@@ -791,3 +791,13 @@ def test_a_burst_is_one_window_per_release_that_ends_when_the_held_events_came(t
     bursts = sorted((f.at, f.until) for f in loaded.faults if f.kind == "burst")
     assert bursts == [(28_800, 30_600), (49_970, 50_000)]  # declared; the other not in it
     assert any("when holding began is not in the journal" in u for u in loaded.capsule.unmapped)
+
+
+@pytest.mark.parametrize("form", ["truncated", "headers_twice"])
+def test_a_garbled_delivery_label_becomes_a_garbled_fault_of_the_same_form(form):
+    from harness.capsules.reconstruct.event_faults import event_spec
+    from simulators.common.faults import Fault
+
+    spec, after_s = event_spec(f"garbled:{form}")
+    assert (spec, after_s) == ({"kind": "garbled", "form": form}, 0.0)
+    assert Fault.model_validate({"system": "wms", **spec}).event_label() == f"garbled:{form}"

@@ -84,3 +84,27 @@ async def test_a_dead_letter_for_an_item_version_a_newer_one_replaced_is_caught(
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "master_data_day", "none", "obsolete-item-letter")
     assert "dead_letters_only_for_undone_work" in failed(outcome)
+
+
+async def test_a_signature_header_sent_twice_and_taken_is_caught(tmp_path, monkeypatch):
+    """The clean ministack refuses the garbled copies (and takes the genuine event after each,
+    under the same id); read by its first signature, the doubled header is acknowledged."""
+    monkeypatch.chdir(ROOT)
+    clean = await play(tmp_path, "vendor_schema_drift", "idle")
+    assert failed(clean) == {}, clean.notes + clean.diagnosis
+    refused = next(r for r in clean.results if r.name == "garbled_events_refused")
+    assert refused.checked > 0
+    outcome = await play(tmp_path, "vendor_schema_drift", "idle", "first-signature")
+    assert set(failed(outcome)) == {"garbled_events_refused"}
+    assert all("headers_twice" in f.message for r in outcome.results for f in r.findings)
+
+
+async def test_an_event_id_recorded_before_its_envelope_is_read_loses_the_genuine_event(
+    tmp_path, monkeypatch
+):
+    """The garbled copy comes first under the genuine event's id: a stack that dedups by the
+    header before it has a valid envelope drops the genuine event as a duplicate."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "vendor_schema_drift", "idle", "dedup-first")
+    caught = failed(outcome)
+    assert "orders_terminal" in caught and "latest_scan_in_erp" in caught, caught

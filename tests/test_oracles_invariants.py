@@ -81,6 +81,7 @@ def test_every_oracle_passes_on_a_clean_day_and_has_something_to_judge(clean):
     # without journals (an in-process day) the journal oracles have nothing to judge
     assert results["correlation_id_kept"].checked == 0
     assert results["forged_events_refused"].checked == 0
+    assert results["garbled_events_refused"].checked == 0
 
 
 def test_only_the_journal_oracles_ask_for_journals():
@@ -88,6 +89,7 @@ def test_only_the_journal_oracles_ask_for_journals():
     assert needing == {
         "correlation_id_kept",
         "forged_events_refused",
+        "garbled_events_refused",
         "goods_issue_posted_once",
         "retry_after_respected",
         "return_disposition_posted_once",
@@ -282,6 +284,36 @@ def test_a_forged_delivery_acted_on_is_caught(snaps):
 def test_no_forged_deliveries_is_nothing_to_judge(snaps):
     order = orders(snaps, "delivered")[0]["id"]
     result = judge("forged_events_refused", snaps, order_journals(snaps, order, "c"))
+    assert result.passed and result.checked == 0
+
+
+# -- garbled_events_refused --------------------------------------------------------------------
+def garbled(snaps, status: int | None, form: str = "truncated") -> dict[str, list[dict]]:
+    order = orders(snaps, "delivered")[0]["id"]
+    genuine = entry("wms", 1, order, "c", direction="out", event_type="order.shipped")
+    copy = genuine | {"seq": 2, "fault": f"garbled:{form}", "status": status}
+    return {"wms": [copy, genuine]}
+
+
+@pytest.mark.parametrize("status", [400, 401, 413])
+def test_a_garbled_delivery_refused_with_a_4xx_passes(snaps, status):
+    result = judge("garbled_events_refused", snaps, garbled(snaps, status))
+    assert result.passed and result.checked == 1
+
+
+@pytest.mark.parametrize(("status", "shown"), [(202, 202), (500, 500), (None, None)])
+def test_a_garbled_delivery_acknowledged_or_crashing_the_receiver_is_caught(snaps, status, shown):
+    journals = garbled(snaps, status, form="no_id")
+    finding = only_finding(judge("garbled_events_refused", snaps, journals))
+    assert finding.entity == journals["wms"][0]["ref"]
+    assert (finding.expected, finding.actual) == ("4xx", shown)
+    assert "garbled:no_id wms order.shipped" in finding.message
+    assert finding.message.endswith(f"answered {status or 'nothing'}")
+
+
+def test_no_garbled_deliveries_is_nothing_to_judge(snaps):
+    journals = forged(snaps, 202)  # another probe's label is not this oracle's
+    result = judge("garbled_events_refused", snaps, journals)
     assert result.passed and result.checked == 0
 
 

@@ -47,7 +47,7 @@ from harness.coverage.routes import Templates, is_business_write
 
 JOURNAL, STATE = "journal.jsonl", "state.json"
 REPLAY_WINDOW_S = 300.0  # the replay window a stack is expected to keep (docs/choreography.md)
-_NOT_A_GENUINE_DELIVERY = ("forged", "replayed")
+_NOT_A_GENUINE_DELIVERY = ("forged", "garbled", "replayed")
 
 
 @dataclass

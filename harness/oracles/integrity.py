@@ -102,3 +102,30 @@ def forged_events_refused(view: SystemsView) -> Judgement:
                     actual=entry["status"],
                 )
     return judgement
+
+
+@oracle(
+    "garbled_events_refused",
+    "A delivery that is signed but is not an event (cut off, a list, no id, data encoded "
+    "twice, a signature header sent twice) is refused with a 4xx: a 2xx acknowledges an event "
+    "the stack could not have read, and a 5xx or no answer is a receiver broken by bad input",
+    needs_journals=True,
+)
+def garbled_events_refused(view: SystemsView) -> Judgement:
+    judgement = Judgement()
+    for system, entries in view.journals.items():
+        for entry in entries:
+            label = entry.get("fault") or ""
+            if entry["direction"] != "out" or not label.startswith("garbled"):
+                continue
+            judgement.checked += 1
+            if not 400 <= (entry["status"] or 0) < 500:
+                ref = entry.get("ref")
+                judgement.fail(
+                    view.order_of(ref) or ref or f"{system} delivery #{entry['seq']}",
+                    f"{label} {system} {entry.get('event_type')} (journal #{entry['seq']}) "
+                    f"answered {entry['status'] or 'nothing'}",
+                    expected="4xx",
+                    actual=entry["status"],
+                )
+    return judgement

@@ -15,9 +15,9 @@ so its listener refuses connections and open ones are reset for the window. No r
 the simulator then, so nothing here or in ``fault_injection`` applies it (``applies_to`` is
 False for it); ``harness.hosting``, which owns the sockets, does, on the simulator's clock.
 
-Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``replayed``,
-``burst``) break a vendor's webhook deliveries instead of its answers: they name an ``event``
-type rather than a route, and ``simulators.common.webhooks`` applies them.
+Event kinds (``duplicate``, ``reorder``, ``late``, ``give_up``, ``forged``, ``garbled``,
+``replayed``, ``burst``) break a vendor's webhook deliveries instead of its answers: they name
+an ``event`` type rather than a route, and ``simulators.common.webhooks`` applies them.
 
 Feed kinds (``feed_lag``, ``feed_overlap``, ``token_expiry``, ``feed_torn_second``,
 ``feed_clock_skew``) break what a polling client reads from a change feed (``GET /events``, a
@@ -69,6 +69,7 @@ Kind = Literal[
     "late",
     "give_up",
     "forged",
+    "garbled",
     "replayed",
     "burst",
     # feed faults: matched by route, applied by the feed and list handlers (docs/feeds.md)
@@ -79,7 +80,13 @@ Kind = Literal[
     "feed_clock_skew",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-EVENT_KINDS = frozenset({"duplicate", "reorder", "late", "give_up", "forged", "replayed", "burst"})
+EVENT_KINDS = frozenset(
+    {"duplicate", "reorder", "late", "give_up", "forged", "garbled", "replayed", "burst"}
+)
+# garbled: what is wrong with the copy sent ahead of the genuine delivery (webhooks.garble)
+Garble = Literal["truncated", "not_object", "no_id", "double_encoded", "headers_twice"]
+GARBLES: tuple[str, ...] = Garble.__args__  # type: ignore[attr-defined]
+DEFAULT_GARBLE = "truncated"
 FEED_KINDS = frozenset(
     {"feed_lag", "feed_overlap", "token_expiry", "feed_torn_second", "feed_clock_skew"}
 )
@@ -166,6 +173,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "hold_s": ("reorder",),
     "delay_s": ("late", "replayed"),
     "signed_age_s": ("replayed",),
+    "form": ("garbled",),
     "mode": ("outage",),
     "lag_s": ("feed_lag",),
     "ttl_s": ("token_expiry",),
@@ -227,6 +235,12 @@ class Fault(_Data):
     """replayed: the copy is signed as a capture this many WALL seconds old would be (its
     timestamp is now minus this, correctly signed), so a stack's replay window is tested even
     in lockstep, where virtual hours pass in wall seconds. Absent: the original headers."""
+    form: Garble | None = None
+    """garbled: what is wrong with the copy (default ``truncated``): ``truncated`` (the
+    envelope's bytes cut in half: not JSON), ``not_object`` (a JSON array holding the
+    envelope), ``no_id`` (the envelope without its id), ``double_encoded`` (``data`` as a JSON
+    string of the object), each signed correctly over what is sent; ``headers_twice`` (the
+    genuine bytes with the signature header sent twice: the good signature, then a wrong one)."""
     add_fields: FieldValues | None = None
     """schema_drift: fields added to the answer (name -> JSON value), unknown to old clients."""
     rename_fields: Renames | None = None
@@ -353,6 +367,8 @@ class Fault(_Data):
         if self.kind in ("late", "replayed"):
             aged = f"+signed-{self.signed_age_s:g}s-ago" if self.signed_age_s else ""
             return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s{aged}"
+        if self.kind == "garbled":
+            return f"garbled:{self.form or DEFAULT_GARBLE}"
         return self.kind
 
     def feed_label(self) -> str:

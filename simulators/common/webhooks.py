@@ -17,8 +17,15 @@ from simulators.common.clock import Clock
 from simulators.common.compact import compact
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import conflict, not_found, unprocessable
-from simulators.common.faults import DEFAULT_COPIES, DEFAULT_DELAY_S, DEFAULT_HOLD_S, Fault
+from simulators.common.faults import (
+    DEFAULT_COPIES,
+    DEFAULT_DELAY_S,
+    DEFAULT_GARBLE,
+    DEFAULT_HOLD_S,
+    Fault,
+)
 from simulators.common.feed import EventFeed
+from simulators.common.garbled import garble
 from simulators.common.guard import OPEN, Guard
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
@@ -117,10 +124,11 @@ class Delivery:
     last_error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     fault: str | None = None  # the event fault applied, journalled on every attempt
-    probe: bool = False  # a forged or replayed copy: sent once, never retried or listed
+    probe: bool = False  # a forged, garbled or replayed copy: sent once, never retried or listed
     signing_secret: str | None = None  # forged: signed with this (wrong) secret
     replay_of: Delivery | None = None  # replayed: resend this delivery's first headers
     signed_age_s: float | None = None  # replayed: re-signed as a capture this old (wall s)
+    signed_twice: bool = False  # garbled headers_twice: a wrong signature header after the good
     first_headers: dict[str, str] | None = None  # the signed headers of attempt 1
     finished_at: float | None = None  # virtual seconds it was delivered or failed for good
 
@@ -310,7 +318,7 @@ class WebhookDispatcher:
         elif kind == "burst":
             assert fault.until is not None  # the model requires for
             self._schedule(delivery, fault.until)
-        elif kind != "forged":  # a forgery goes out first, then the genuine event
+        elif kind not in ("forged", "garbled"):  # these copies go out first, then the genuine
             self._queue.put_nowait(delivery)
         if kind == "duplicate":
             for k in range(1, fault.copies or DEFAULT_COPIES):
@@ -332,6 +340,16 @@ class WebhookDispatcher:
             sub = delivery.subscription
             forged.signing_secret = other_secret(sub.signing, sub.secret)
             self._queue.put_nowait(forged)
+            self._queue.put_nowait(delivery)
+        elif kind == "garbled":
+            delivery.fault = None  # the genuine delivery is untouched
+            # A vendor's broken sender: one copy that is not an event, under the genuine
+            # event's id, then the genuine event (see ``simulators.common.garbled``).
+            form = fault.form or DEFAULT_GARBLE
+            garbled = self._copy(delivery, fault=label, probe=True)
+            garbled.body = garble(form, delivery.body)
+            garbled.signed_twice = form == "headers_twice"
+            self._queue.put_nowait(garbled)
             self._queue.put_nowait(delivery)
         elif kind == "replayed":
             delivery.fault = None
@@ -430,13 +448,16 @@ class WebhookDispatcher:
         headers[EVENT_TYPE_HEADER] = delivery.event_type
         if delivery.correlation_id:
             headers["x-correlation-id"] = delivery.correlation_id
+        sent: dict[str, str] | list[tuple[str, str]] = headers
+        if delivery.signed_twice:
+            sent = self._signed_twice(delivery, headers)
         delivery.attempts += 1
         virtual_time = self.clock.now()
         started = time.perf_counter()
         status, error = 0, None
         self.on_wire[delivery.id] = (delivery, time.monotonic(), virtual_time)
         try:
-            async with self._session.post(sub.url, data=delivery.body, headers=headers) as response:
+            async with self._session.post(sub.url, data=delivery.body, headers=sent) as response:
                 status = response.status
                 answer = await response.read()  # drain, so the connection is reused
                 if not 200 <= status < 300:  # what the stack said, for the run's diagnosis
@@ -480,6 +501,22 @@ class WebhookDispatcher:
             # on the clock before the attempt counts as finished, so a quiet dispatcher
             # never hides a retry from the lockstep clock
             self._schedule(delivery, virtual_time + self.backoff_s[delivery.attempts - 1])
+
+    @staticmethod
+    def _signed_twice(delivery: Delivery, headers: dict[str, str]) -> list[tuple[str, str]]:
+        """``headers`` with each signature header sent again after the good one, signed with
+        another secret: a receiver that reads the first one it finds would verify."""
+        sub = delivery.subscription
+        timestamp = next((v for k, v in headers.items() if k.endswith("timestamp")), None)
+        wrong = sub.sign(
+            delivery.body,
+            delivery.event_id,
+            timestamp=int(timestamp) if timestamp else None,
+            secret=other_secret(sub.signing, sub.secret),
+        )
+        twice = list(headers.items())  # aiohttp sends a name given twice twice
+        twice += [(name, value) for name, value in wrong.items() if headers.get(name) != value]
+        return twice
 
     def _schedule(self, delivery: Delivery, due: float) -> None:
         """Queue ``delivery`` at virtual time ``due``: a timer on the clock until then (seen

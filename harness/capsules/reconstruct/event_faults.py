@@ -39,6 +39,8 @@ def event_spec(label: str) -> tuple[dict[str, Any], float] | None:
         return spec, seconds
     if kind in ("forged", "give_up", "burst"):
         return {"kind": kind}, 0.0
+    if kind == "garbled":
+        return {"kind": kind, "form": rest or "truncated"}, 0.0
     return None
 
 

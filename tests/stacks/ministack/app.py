@@ -31,6 +31,9 @@ def error(status: int, code: str, message: str, **details) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status)
 
 
+SIGNATURE_HEADERS = ("x-twinyard-timestamp", "x-twinyard-signature")
+
+
 def signature_ok(secret: str, timestamp: str | None, signature: str | None, body: bytes) -> bool:
     if not timestamp or not signature or not re.fullmatch(r"[0-9]{1,12}", timestamp):
         return False
@@ -100,6 +103,10 @@ def build(config: Config) -> Starlette:
         if body is None:
             return error(413, "payload_too_large", f"body over {MAX_BODY} bytes")
         headers = request.headers
+        twice = [name for name in SIGNATURE_HEADERS if len(headers.getlist(name)) > 1]
+        if twice and "first-signature" not in config.bugs:  # BUG first-signature when skipped
+            # servers differ in which of two they hand over: refuse rather than guess
+            return error(401, "invalid_signature", f"{twice[0]} sent more than once")
         if not signature_ok(
             config.secret,
             headers.get("x-twinyard-timestamp"),
@@ -109,10 +116,16 @@ def build(config: Config) -> Starlette:
             event_id = headers.get("x-twinyard-event-id")
             log.warning("refused %s webhook %r: bad signature", system, event_id)
             return error(401, "invalid_signature", "signature missing, stale or not matching")
+        early = "dedup-first" in config.bugs  # BUG dedup-first: by the header, before the body
+        event_id = headers.get("x-twinyard-event-id") if early else None
+        if early and event_id in seen[system]:
+            return JSONResponse({"status": "duplicate", "event_id": event_id}, 200)
+        if early:
+            seen[system].add(event_id)
         event = envelope(body)
         if event is None:
             return error(400, "malformed_event", "the body is not an event envelope")
-        if event["id"] in seen[system]:
+        if not early and event["id"] in seen[system]:
             return JSONResponse({"status": "duplicate", "event_id": event["id"]}, 200)
         seen[system].add(event["id"])
         flows.dispatch(event, headers.get("x-correlation-id"))

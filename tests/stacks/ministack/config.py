@@ -8,13 +8,16 @@ from dataclasses import dataclass
 
 SYSTEMS = ("erp", "wms", "tms", "carrier")
 
-# Planted bugs (MINISTACK_BUGS=a,b): each is switched in exactly one place in flows.py.
+# Planted bugs (MINISTACK_BUGS=a,b): each is switched in exactly one place (grep "BUG ").
 BUGS = {
     "ordered-qty": "the goods issue posts the ordered qty instead of the picked qty",
     "no-cancel": "order.cancelled is acknowledged and ignored",
     "label-service": "every label is bought as express, whatever service the TMS planned",
     "scan-time": "tracking is posted with the current time instead of the scan's occurred_at",
     "siteless-stock": "adjustments and receipts are posted without their site (the ERP's DC1)",
+    "first-signature": "a signature header sent twice is not refused: the first one is checked",
+    "dedup-first": "the event id in the header is recorded as seen before the body is read, so "
+    "a garbled copy makes the genuine event that follows a duplicate",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
