@@ -442,10 +442,11 @@ async def _run(config: RunConfig) -> RunOutcome:
             for at in scenario.on_call.replay_dead_letters_at:
                 action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
+            bounces = None
             if scenario.stack_restarts:
                 if isinstance(process, StackProcess):
-                    bounces = restarts.Restarts(process, probe, ready_timeout, clock.now, notes)
-                    bounces.schedule(env, scenario.stack_restarts, driver)
+                    bounces = restarts.Restarts(process, probe, ready_timeout, clock, notes)
+                    bounces.schedule(env, scenario.stack_restarts, driver, sims)
                 else:
                     why = (
                         "the harness did not launch the stack (--stack-url): restart it yourself"
@@ -461,6 +462,8 @@ async def _run(config: RunConfig) -> RunOutcome:
                     f"stopped at --max-wall after {time.perf_counter() - started:.1f} s at "
                     f"virtual {virtual_moment(clock.now())}; the day was not finished",
                 )
+            if bounces is not None:
+                bounces.unsprung()
             notes += on_call.notes
             if not cut_short and not driver.stack_down:
                 dead_letters = await on_call.leftover()

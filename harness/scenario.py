@@ -33,7 +33,7 @@ import simulators
 from harness import scenario_yaml
 from harness.scripted import Capsule, Moment, ScriptedOrder, TimelineEntry
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
-from simulators.common.faults import Fault
+from simulators.common.faults import Fault, business_route
 
 
 class Strict(BaseModel):
@@ -531,6 +531,29 @@ class OnCall(Strict):
     "day 1 18:00" (a replay after the vendors have forgotten the idempotency keys)."""
 
 
+class StackCall(Strict):
+    """A call the stack makes to a vendor: which system, which route, optionally which body."""
+
+    system: Literal["erp", "wms", "tms", "carrier"]
+    route: Annotated[str, Field(min_length=1, max_length=200)]
+    """``"POST /fulfilment-orders"``, or a path prefix without a method (``/labels``): the
+    same form as a fault's route."""
+    match: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """A substring the request body must contain (an order id, a transfer id)."""
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, value: str) -> str:
+        route = business_route(value, "the control plane (/_sim/) and /webhooks are not calls")
+        if not route:
+            raise ValueError("name the route of the call: 'POST /fulfilment-orders'")
+        return route
+
+    def describe(self) -> str:
+        matching = f" with {self.match!r}" if self.match else ""
+        return f"{self.system} {self.route}{matching}"
+
+
 class StackRestart(Strict):
     """The stack goes down at a moment of the day and its supervisor starts it again, with the
     same command, environment and files: a crash, or a deploy. What a stack that keeps its
@@ -550,6 +573,18 @@ class StackRestart(Strict):
     for_: Annotated[float, Field(alias="for", ge=0, le=86_400)] = 0.0
     """Virtual seconds it stays down; the vendors' webhooks to it fail meanwhile and are
     retried on their schedules. 0: started again at once."""
+    during: StackCall | None = None
+    """A crash in the middle of a call: from ``at`` on, the first call the stack makes that
+    fits is carried out by the vendor, and the stack is killed before the answer reaches it
+    (the vendor did the work; the stack never learnt it). Absent: at a quiet moment."""
+
+    @model_validator(mode="after")
+    def _cut_off_by_a_crash(self) -> StackRestart:
+        if self.during is not None and self.kind != "crash":
+            raise ValueError(
+                "only a crash cuts a call off (during): a deploy lets the calls in flight end"
+            )
+        return self
 
 
 def _known_event(fault: Fault) -> Fault:

@@ -274,7 +274,8 @@ class StackProbe:
             else:
                 status, body = await self._get(self.idle_path)
         except (aiohttp.ClientError, TimeoutError):
-            return Idle.DOWN
+            # taken down while it was asked (a crash during one of its calls): on purpose
+            return Idle.YES if self.offline else Idle.DOWN
         # a stack that ignores wait_ms answers at once; one that honours it held a busy answer
         self.held = self.long_poll and time.monotonic() - asked >= LONG_POLL_MS / 2000
         if status == 404:

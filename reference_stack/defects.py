@@ -31,6 +31,7 @@ EACHES_AS_CASES = "eaches-as-cases"
 UNKNOWN_ITEM_NOT_RETRIED = "unknown-item-not-retried"
 DEFAULT_SITE = "default-site"
 TRANSFER_RECEIVED_TWICE = "transfer-received-twice"
+CUT_OFF_FORGOTTEN = "cut-off-forgotten"
 
 DESCRIPTIONS: dict[str, str] = {
     NO_DEDUP: "releases are not deduplicated: a duplicate order.released creates a second "
@@ -67,6 +68,9 @@ DESCRIPTIONS: dict[str, str] = {
     "default site",
     TRANSFER_RECEIVED_TWICE: "the transfer receipt is keyed by the event, not the WMS transfer: "
     "a transfer.received re-sent under a new id is received twice",
+    CUT_OFF_FORGOTTEN: "after a crash, an attempt the crash cut off counts for nothing: only a "
+    "recorded failure makes a create look first, so a WMS order the cut-off call made is made "
+    "again",
 }
 
 # Capacity defects: the stack stays correct (every oracle passes, in lockstep and under load)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from reference_stack.clients import Outcome, Vendors, Verdict
 from reference_stack.defects import (
     BLIND_RETRY,
+    CUT_OFF_FORGOTTEN,
     DEFAULT_SITE,
     DOUBLE_CREDIT,
     DOUBLE_GOODS_ISSUE,
@@ -316,6 +317,14 @@ def skipped(reason: str) -> Completion:
     return Completion(Outcome(Verdict.DONE, body={"skipped": reason}))
 
 
+def after_an_attempt(job: Job, defects: frozenset[str] = frozenset()) -> bool:
+    """Whether an earlier attempt may have done the work: one that failed or got no answer,
+    or one a crash cut off (its start is counted before the call; nothing after it was)."""
+    if CUT_OFF_FORGOTTEN in defects:  # only a recorded failure counts
+        return job.last_error is not None
+    return job.attempts > 1 or job.last_error is not None
+
+
 def may_have_landed(job: Job) -> bool:
     """The job's last attempt got no answer (cut off) or a gateway's 504: the vendor may have
     done it all the same."""
@@ -375,7 +384,7 @@ class Steps:
         ref = job.payload["order_ref"]
         # After any earlier attempt (failed, cut off, or dead and replayed), look first for the
         # order that attempt may have created.
-        retrying = job.attempts > 1 or job.last_error is not None
+        retrying = after_an_attempt(job, self.defects)
         found = await self._existing_fulfilment_order(job) if retrying else None
         if found is not None and (not found.succeeded or found.body is not None):
             outcome = found
@@ -611,7 +620,7 @@ class Steps:
     # -- ERP -----------------------------------------------------------------------------
     async def _goods_issue(self, job: Job) -> Completion:
         ref = job.payload["order_ref"]
-        if job.attempts > 1 or job.last_error is not None:
+        if after_an_attempt(job, self.defects):
             # After an attempt whose answer never came, and above all on a replay a day later
             # (when the ERP has forgotten the idempotency key and would book it again), look
             # first: the ERP may hold this goods issue already.
@@ -694,7 +703,7 @@ class Steps:
     async def _create_transfer(self, job: Job) -> Completion:
         """Like a fulfilment order: after an earlier attempt, look for the transfer it may
         have created before creating one (the WMS ignores Idempotency-Key)."""
-        if job.attempts > 1 or job.last_error is not None:
+        if after_an_attempt(job, self.defects):
             found = await self.vendors.find_transfers(
                 job.payload["transfer_ref"], correlation_id=job.correlation_id
             )

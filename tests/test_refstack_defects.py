@@ -528,3 +528,36 @@ async def test_unknown_item_not_retried(
         assert known["fulfilment_order_id"] == (None if defective else "FO-000001")
         letters = (await sut.client.get("/_stack/dead-letters")).json()["items"]
         assert len(letters) == (1 if defective else 0)
+
+
+@ON_OFF
+async def test_cut_off_forgotten(
+    defective: bool,
+    tmp_path: Path,
+    router: MockVendors,  # noqa: F811
+) -> None:
+    """Stopped while the WMS creates its order (the answer never came back): started again on
+    the same database, the correct stack looks for the order that call made, and finds it."""
+    routes = vendor_routes(router)
+    db = tmp_path / "stack.db"
+    names = frozenset([defects.CUT_OFF_FORGOTTEN] if defective else [])
+    config = dataclasses.replace(make_config(db), defects=names)
+    sent = asyncio.Event()
+
+    async def never_answered(request: Sent) -> CallbackResult:
+        sent.set()
+        await asyncio.Event().wait()  # the stack goes down first
+        raise AssertionError("unreachable")
+
+    routes["create"].side_effect = never_answered
+    async with flow_stack(db, router, routes, config) as sut:
+        await sut.deliver("erp", "order.released", ORDER)
+        await asyncio.wait_for(sent.wait(), 5)
+    made = {"id": "FO-000001", "order_ref": "SO-000001", "status": "accepted"}
+    routes["find"].respond(200, json={"items": [made]})
+    routes["create"].respond(201, json=made)
+    async with flow_stack(db, router, routes, config) as sut:
+        await sut.settle()
+        assert (await order(sut))["order"]["fulfilment_order_id"] == "FO-000001"
+    assert len(routes["create"].calls) == (2 if defective else 1)
+    assert len(routes["find"].calls) == (0 if defective else 1)

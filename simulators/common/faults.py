@@ -262,17 +262,7 @@ class Fault(_Data):
     @field_validator("route")
     @classmethod
     def _route(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            return value
-        method, _, path = value.rpartition(" ")
-        if method and method.upper() not in METHODS:
-            raise ValueError(f"unknown method {method!r}; write 'POST /labels' or '/labels'")
-        if not path.startswith("/"):
-            raise ValueError("a route is a path starting with / (optionally after a method)")
-        if path.startswith(EXCLUDED_PREFIXES):
-            raise ValueError("the control plane (/_sim/) and /webhooks are never faulted")
-        return f"{method.upper()} {path}" if method else path
+        return business_route(value, "the control plane (/_sim/) and /webhooks are never faulted")
 
     @field_validator("rename_fields")
     @classmethod
@@ -412,10 +402,7 @@ class Fault(_Data):
             return False
         if path.startswith(EXCLUDED_PREFIXES):
             return False
-        if self.method is not None and self.method != method:
-            return False
-        prefix = self.path_prefix.rstrip("/")
-        return not prefix or path == prefix or path.startswith(prefix + "/")
+        return route_fits(self.route, method, path)
 
     def open_at(self, now: float) -> bool:
         until = self.until
@@ -423,6 +410,32 @@ class Fault(_Data):
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def business_route(value: str, excluded: str) -> str:
+    """``"POST /labels"`` or ``"/labels"``, normalised (the method upper case); ValueError
+    for anything else, ``excluded`` for the control plane and the webhook routes."""
+    value = value.strip()
+    if not value:
+        return value
+    method, _, path = value.rpartition(" ")
+    if method and method.upper() not in METHODS:
+        raise ValueError(f"unknown method {method!r}; write 'POST /labels' or '/labels'")
+    if not path.startswith("/"):
+        raise ValueError("a route is a path starting with / (optionally after a method)")
+    if path.startswith(EXCLUDED_PREFIXES):
+        raise ValueError(excluded)
+    return f"{method.upper()} {path}" if method else path
+
+
+def route_fits(route: str, method: str, path: str) -> bool:
+    """Whether a request fits a normalised route: ``/labels`` fits ``/labels`` and
+    ``/labels/LB-1``, not ``/labelsx``; ``POST /labels`` only a POST."""
+    wanted, _, prefix = route.rpartition(" ")
+    if wanted and wanted != method:
+        return False
+    prefix = prefix.rstrip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
 def keyed_unit(*parts: object) -> float:

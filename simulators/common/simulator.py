@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -106,6 +106,17 @@ class SubscriptionRequest(Body):
     signing: Literal["twinyard", "standard-webhooks"] = "twinyard"  # simulators.common.signing
 
 
+Release = Callable[[], Awaitable[None]]
+
+
+class AnswerGate(Protocol):
+    """Decides, per business request, whether its answer is held: if so, what to await once
+    the vendor has done the work, before the answer goes out (the harness kills the client
+    meanwhile). The answer is then sent on, to whoever is still listening."""
+
+    def hold(self, method: str, path: str, body: bytes, now: float) -> Release | None: ...
+
+
 class Simulator:
     def __init__(
         self,
@@ -149,6 +160,9 @@ class Simulator:
         self.on_fault_added: Callable[[int, Fault], None] | None = None
         self.webhooks.on_settle = lambda: self.on_settle()
         self.guard = OPEN  # no token: see simulators.common.guard, and ``simulators.build``
+        # Set by the harness to cut a client off mid-call (a stack killed while it waits for
+        # an answer): see ``AnswerGate``. None: every answer goes out as it is made.
+        self.answer_gate: AnswerGate | None = None
         self.app: ASGIApp = JournalMiddleware(self._starlette(routes(self)), self)
 
     @property
@@ -586,7 +600,12 @@ class JournalMiddleware:
                 body = read
                 receive = replaying(body, receive)
             app = self.faulty if sim.faults.faults else self.app
-            await app(scope, receive, send_status)
+            gate = sim.answer_gate
+            release = gate and gate.hold(scope["method"], path, body, virtual_time)
+            if release:
+                await _held(release, app, scope, receive, send_status)
+            else:
+                await app(scope, receive, send_status)
         finally:
             CORRELATION_ID.reset(token)
             IN_FLIGHT.reset(held)
@@ -624,6 +643,23 @@ class JournalMiddleware:
                 return
             receive = replaying(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _held(release: Release, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the request, hold its answer (journalled as made) until ``release`` returns, then
+    send it on: to a client that has gone, writing it fails, and that is the point."""
+    held: list[Message] = []
+
+    async def hold(message: Message) -> None:
+        held.append(message)
+
+    await app(scope, receive, hold)
+    await release()
+    try:
+        for message in held:
+            await send(message)
+    except (OSError, RuntimeError):  # the client is gone
+        return
 
 
 def _oversized(scope: Scope, limits: Limits) -> SimError | None:
