@@ -49,6 +49,7 @@ import ast
 import concurrent.futures
 import contextlib
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -842,6 +843,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=Path, help="default: SOURCE_ROOT/scenarios/incidents")
     parser.add_argument("--json", type=Path, default=Path("reports/mutation.json"))
     parser.add_argument("--only", nargs="+", metavar="KEY", help="these mutant keys, unsampled")
+    parser.add_argument(
+        "--fresh-baseline",
+        action="store_true",
+        help="with --resume: play the clean baseline and the coverage pass again even when the "
+        "JSON kept them for the same commit and library",
+    )
     parser.add_argument("--source-root", type=Path, default=REPO, help="default: this repo")
     parser.add_argument("--triage", type=Path, default=TRIAGE_FILE)
     parser.add_argument(
@@ -916,10 +923,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = Runner(source_root, work)
     try:
         # 1. The library against an unmutated private copy: every scenario must pass there,
-        #    which also gives each scenario's clean time (timeouts and ordering).
+        #    which also gives each scenario's clean time (timeouts and ordering). A resumed
+        #    run of the same commit and library takes the one its JSON kept (warm resume).
         clean_copy, _ = make_copy(source_root, None, work / "clean")
-        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            clean = list(pool.map(lambda f: runner.run(clean_copy, f, 900.0), files.values()))
+        stamp = baseline_stamp(source_root, files)
+        warm = None
+        if args.resume and not args.fresh_baseline and args.json.exists():
+            warm = kept_baseline(json.loads(args.json.read_text()), stamp)
+        if warm is not None:
+            clean = warm.clean
+            print(f"  clean baseline and coverage pass: kept from {args.json} ({stamp['commit']})")
+        else:
+            with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+                jobs = files.values()
+                clean = list(pool.map(lambda f: runner.run(clean_copy, f, 900.0), jobs))
         bad = [r for r in clean if r.status != "passed"]
         for r in sorted(clean, key=lambda r: r.wall_s):
             print(
@@ -945,7 +962,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  canary: a copy that cannot start is caught ({check.error})")
         print(f"  scenario order: {', '.join(p.stem for p, _ in ordered)}")
         # 3. The coverage pass: which statements each scenario's clean stack executes.
-        reach = None if args.every_scenario else coverage_pass(runner, clean_copy, ordered, args)
+        if args.every_scenario:
+            reach = None
+        elif warm is not None and warm.executed is not None:
+            reach = Reach(warm.executed, module_trees(clean_copy))
+        else:
+            reach = coverage_pass(runner, clean_copy, ordered, args)
         # 4. The mutants, --jobs side by side.
         results: list[Result] = []
         earlier_s = 0.0  # wall time of the interrupted run(s) this one resumes
@@ -975,6 +997,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in clean
             ],
             "order": [p.stem for p, _ in ordered],
+            "baseline": baseline_record(stamp, clean, reach),
             "reach": None
             if reach is None
             else {
@@ -1053,9 +1076,65 @@ def coverage_pass(
     for run in failed:  # the statements it executed still count; say the run was not clean
         print(f"  coverage pass: {run.scenario} {run.status} {', '.join(run.oracles) or run.error}")
     executed = {name: lines for name, lines, _ in measured}
-    trees = {m: ast.parse((clean_copy / PACKAGE / m).read_text()) for m in MODULES}
     print(f"  coverage pass: {len(executed)} scenarios in {time.perf_counter() - started:.0f} s")
-    return Reach(executed, trees)
+    return Reach(executed, module_trees(clean_copy))
+
+
+def module_trees(copy: Path) -> dict[str, ast.AST]:
+    return {m: ast.parse((copy / PACKAGE / m).read_text()) for m in MODULES}
+
+
+# -- warm resume: the clean baseline and the coverage pass kept in the JSON ------------------
+@dataclass(frozen=True)
+class Baseline:
+    clean: list[Run]
+    executed: dict[str, dict[str, frozenset[int]]] | None  # None: kept without a coverage pass
+
+
+def baseline_stamp(source_root: Path, files: Mapping[str, Path]) -> dict[str, Any]:
+    """What a kept baseline must match: the source root's commit (None when it is not a clean
+    git checkout: then nothing is kept) and the library's files by content."""
+    commit = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        git = ["git", "-C", str(source_root)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, check=True)
+        commit = head.stdout.decode().strip() if not dirty.stdout.strip() else None
+    digests = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+    return {"commit": commit, "scenarios": digests, "python": sys.version.split()[0]}
+
+
+def baseline_record(stamp: dict[str, Any], clean: Sequence[Run], reach: Reach | None) -> Any:
+    return {
+        **stamp,
+        "clean": [asdict(r) for r in clean],
+        "executed": None
+        if reach is None
+        else {
+            name: {module: sorted(lines) for module, lines in sorted(modules.items())}
+            for name, modules in sorted(reach.executed.items())
+        },
+    }
+
+
+def kept_baseline(payload: Mapping[str, Any], stamp: Mapping[str, Any]) -> Baseline | None:
+    """The clean runs and executed lines a resumed JSON kept, if they were measured on the
+    same commit (a clean checkout) with the same library and Python; else None."""
+    kept = payload.get("baseline")
+    if not isinstance(kept, dict) or stamp["commit"] is None:
+        return None
+    if any(kept.get(k) != stamp[k] for k in ("commit", "scenarios", "python")):
+        return None
+    executed = kept.get("executed")
+    return Baseline(
+        [Run(**r) for r in kept["clean"]],
+        None
+        if executed is None
+        else {
+            name: {module: frozenset(lines) for module, lines in modules.items()}
+            for name, modules in executed.items()
+        },
+    )
 
 
 def apply_triage(result: Result, entries: Mapping[str, Mapping[str, Any]]) -> None:

@@ -6,6 +6,7 @@ The benchmark itself (hundreds of scenario runs) is never run here; Cosmic Ray i
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -269,3 +270,34 @@ def test_the_coverage_pass_runs_the_stack_under_coverage_with_one_file_per_proce
     assert "--parallel-mode" in command  # a restarted stack writes its own data file
     assert f"--data-file={tmp_path / '.coverage'}" in command
     assert command[-2:] == ["-m", "reference_stack"]
+
+
+def test_a_resumed_run_keeps_its_baseline_only_for_the_same_commit_and_library(tmp_path):
+    """A sample longer than a session resumes without playing the clean library and the
+    coverage pass again (half an hour on a loaded machine), but only where nothing that
+    judges it changed: the source root's commit (a clean checkout) and the scenario files."""
+    import subprocess
+
+    root = tmp_path / "root"
+    (root / "scenarios").mkdir(parents=True)
+    scenario = root / "scenarios" / "a.yaml"
+    scenario.write_text("name: a\n")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    files = {"a": scenario}
+    stamp = ms.baseline_stamp(root, files)
+    assert stamp["commit"] is not None
+    clean = [ms.Run("a", "passed", 3.5, [], 12)]
+    reach = ms.Reach({"a": {"steps.py": frozenset({3, 1})}}, {})
+    payload = {"baseline": ms.baseline_record(stamp, clean, reach)}
+    payload = json.loads(json.dumps(payload))  # as the JSON file keeps it
+    kept = ms.kept_baseline(payload, ms.baseline_stamp(root, files))
+    assert kept is not None
+    assert kept.clean == clean and kept.executed == {"a": {"steps.py": frozenset({1, 3})}}
+    scenario.write_text("name: a\nseed: 2\n")  # the library changed: dirty, and another digest
+    assert ms.kept_baseline(payload, ms.baseline_stamp(root, files)) is None
+    subprocess.run([*git, "commit", "-qam", "y"], check=True)  # committed: another commit
+    assert ms.kept_baseline(payload, ms.baseline_stamp(root, files)) is None
+    assert ms.kept_baseline({}, stamp) is None  # a JSON from before baselines were kept
