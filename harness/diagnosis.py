@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
+from collections.abc import Sequence
 
 from harness.oracles.view import Journals, SystemsView
 
 PROBES = ("forged", "garbled", "replayed")  # deliveries a stack must refuse: no diagnosis in them
 
 
-def refused_deliveries(journals: Journals) -> str | None:
-    """Webhook deliveries the stack refused or never acknowledged (security probes aside)."""
+Downtime = Sequence[tuple[float, float]]  # virtual [from, to): the harness had the stack down
+
+
+def refused_deliveries(journals: Journals, downtime: Downtime = ()) -> str | None:
+    """Webhook deliveries the stack refused or never acknowledged (security probes aside, and
+    those sent while the harness had the stack down on purpose: a scenario's restarts)."""
     total, refused = 0, []
     for entries in journals.values():
         for entry in entries:
             if entry["direction"] != "out" or str(entry.get("fault") or "").startswith(PROBES):
                 continue
             total += 1
-            if not 200 <= entry["status"] < 300:
+            down = any(start <= entry["virtual_time"] < end for start, end in downtime)
+            if not 200 <= entry["status"] < 300 and not down:
                 refused.append(entry)
     if not refused:
         return None
@@ -87,8 +93,9 @@ def diagnose(
     *,
     launched: bool,
     exit_code: int | None,
+    downtime: Downtime = (),
 ) -> list[str]:
-    said = [exit_status(exit_code), refused_deliveries(journals)]
+    said = [exit_status(exit_code), refused_deliveries(journals, downtime)]
     if not launched:
         said.append(ignored_orders(view, journals))
     return [s for s in said if s]

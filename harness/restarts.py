@@ -53,9 +53,18 @@ class Restarts:
         self.notes = notes
         self.failed = False  # it did not come back: the rest of the day is played without it
         self.traps: list[CallTrap] = []
+        self._down_since: float | None = None
+        self.windows: list[tuple[float, float]] = []  # virtual [down, up) of each restart
 
     def now(self) -> float:
         return self.clock.now()
+
+    @property
+    def downtime(self) -> list[tuple[float, float]]:
+        """When the stack was down on purpose, virtual [from, to); one still down (it did not
+        come back) runs to the end of time."""
+        still = [] if self._down_since is None else [(self._down_since, float("inf"))]
+        return self.windows + still
 
     def schedule(
         self,
@@ -97,6 +106,7 @@ class Restarts:
         if self.failed:
             return
         self.probe.offline, self.probe.process = True, None
+        self._down_since = self.now()
         code = await asyncio.to_thread(self.process.halt, restart.kind)
         during = f" during {cut_off} (the vendor did it; its answer never reached the stack)"
         self.notes.append(
@@ -116,6 +126,9 @@ class Restarts:
             self.probe.offline = True  # judged as it stands: nothing more of it to wait for
             self.notes.append(f"stack restart: not started again at {moment(self.now())}: {exc}")
             return
+        if self._down_since is not None:
+            self.windows.append((self._down_since, self.now()))
+            self._down_since = None
         if self.process.pid is not None and ProcessWatch.available():
             self.probe.process = ProcessWatch(self.process.pid)
         self.notes.append(f"stack restart: started again at {moment(self.now())}")

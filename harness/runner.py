@@ -414,6 +414,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes.append(f"the carrier serves its API {scenario.carrier.api_version}")
     process = None
     dead_letters: list[dict[str, Any]] | None = None
+    bounces: restarts.Restarts | None = None  # the scenario's stack_restarts, when played
     try:
         base, ready_timeout, process = start_stack(
             config.stack_url,
@@ -442,7 +443,6 @@ async def _run(config: RunConfig) -> RunOutcome:
             for at in scenario.on_call.replay_dead_letters_at:
                 action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
-            bounces = None
             if scenario.stack_restarts:
                 if isinstance(process, StackProcess):
                     bounces = restarts.Restarts(process, probe, ready_timeout, clock, notes)
@@ -488,7 +488,13 @@ async def _run(config: RunConfig) -> RunOutcome:
     launched = process is not None
     stack = stack_name(config.stack_url, config.stack_cmd)
     return RunOutcome(
-        diagnosis=diagnosis.diagnose(view, journals, launched=launched, exit_code=exit_code),
+        diagnosis=diagnosis.diagnose(
+            view,
+            journals,
+            launched=launched,
+            exit_code=exit_code,
+            downtime=bounces.downtime if bounces is not None else (),
+        ),
         ready_s=ready_s,
         started_at=started_at,
         stack=stack,

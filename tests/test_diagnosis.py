@@ -25,6 +25,7 @@ def out(system, status, seq=1, error=None, fault=None, ref="SO-000001", event="o
         "status": status,
         "seq": seq,
         "wall_time": float(seq),
+        "virtual_time": 100.0 * seq,
         "error": error,
         "fault": fault,
         "ref": ref,
@@ -49,6 +50,22 @@ def test_refused_deliveries_are_counted_with_the_first_answer_and_probes_left_ou
     assert "501 x2" in said and "no answer x1" in said
     assert 'answered 501: \'{"error": "not implemented"}\'' in said
     assert refused_deliveries({"erp": [out("erp", 200)]}) is None
+
+
+def test_deliveries_that_failed_while_the_harness_had_the_stack_down_are_not_held_against_it():
+    """A scenario's restart takes the stack down on purpose: the vendors' webhooks fail then
+    and are retried; only a delivery it refused while it was up is the stack's doing."""
+    journals = {
+        "wms": [
+            out("wms", 0, 1, error="ClientConnectorError"),  # at 100 s, while down
+            out("wms", 0, 2, error="ClientConnectorError"),  # at 200 s, while down
+            out("wms", 202, 3),  # retried once it was up again
+            out("wms", 0, 5),  # at 500 s: down again, and it never came back
+        ],
+    }
+    assert refused_deliveries(journals, [(100.0, 300.0), (450.0, float("inf"))]) is None
+    said = refused_deliveries(journals, [(150.0, 300.0)])
+    assert said is not None and "2 of 4" in said and "answered nothing" in said
 
 
 def test_a_killed_or_exited_stack_is_named_with_its_code_or_signal():
