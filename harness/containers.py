@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from harness.stack import StackError
 
@@ -48,7 +51,7 @@ RUN = f"{LABEL}.run"  # one id per container the harness starts
 HARNESS_PID = f"{LABEL}.harness-pid"
 HARNESS_STARTED = f"{LABEL}.harness-started"  # its start time: a pid is reused, this pair is not
 HARNESS_HOST = f"{LABEL}.harness-host"  # pids mean something on one machine only
-RUN_DIR = "/twinyard-run"  # a tmpfs of the container's own: its TWINYARD_RUN_DIR
+RUN_DIR = "/twinyard-run"  # its TWINYARD_RUN_DIR: a tmpfs of its own, or kept (restarts)
 # What a launched stack gets instead of report-folder paths (runner.private_files): a container
 # has files of its own, which vanish with it, and any user of any image may write there.
 CONTAINER_FILES = {
@@ -249,6 +252,7 @@ class ContainerStack:
         *,
         command: list[str] | None = None,
         role: str = "stack",
+        keep_run_dir: bool = False,
     ) -> None:
         import docker
 
@@ -264,6 +268,16 @@ class ContainerStack:
         self._code: int | None = None
         self._stopped = False
         self._follower: threading.Thread | None = None  # streams the log once it started
+        # A tmpfs goes with the container's process: a stack restarted in it (a scenario's
+        # stack_restarts) keeps its files in a folder of this machine's instead, writable by
+        # any user of any image, and removed with the container.
+        local = engine_url().startswith("unix://")  # a folder here is one it can mount
+        self.run_dir = _kept_run_dir() if keep_run_dir and local else None
+        storage: dict[str, Any] = (
+            {"tmpfs": {RUN_DIR: "mode=1777"}}
+            if self.run_dir is None
+            else {"volumes": {str(self.run_dir): {"bind": RUN_DIR, "mode": "rw,z"}}}
+        )
         try:
             self.container: Container = api.containers.create(
                 image,
@@ -272,7 +286,7 @@ class ContainerStack:
                 labels=harness_labels(self.run_id, role),
                 environment=env,
                 network_mode="host",
-                tmpfs={RUN_DIR: "mode=1777"},
+                **storage,
                 # The harness probes it itself; podman's health timers need systemd.
                 healthcheck={"test": ["NONE"]},
                 detach=True,
@@ -292,10 +306,54 @@ class ContainerStack:
                 f"cannot start a container from {image!r}: {_reason(exc)}"
             ) from None
         self.proc = _Proc(self._host_pid())
+        self._follow_logs()
+
+    def _follow_logs(self, since: int | None = None) -> None:
         self._follower = threading.Thread(
-            target=self._follow, name=f"{self.name}-logs", daemon=True
+            target=self._follow, args=(since,), name=f"{self.name}-logs", daemon=True
         )
         self._follower.start()
+
+    @property
+    def restartable(self) -> bool:
+        """Whether a restart keeps its files (only then is one played)."""
+        return self.run_dir is not None
+
+    def halt(self, kind: str, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+        """``StackProcess.halt`` for a container: a ``crash`` is SIGKILL to it, a ``deploy``
+        its image's stop signal (SIGKILL after ``timeout_s``); the exit code, as ``exited``
+        says it. The container stays, with its files, to be started again. Blocks."""
+        import docker
+
+        try:
+            if kind == "crash":
+                self.container.kill(signal="SIGKILL")
+            else:
+                self.container.stop(timeout=max(1, round(timeout_s)))
+            self.container.wait(timeout=API_TIMEOUT_S)
+        except docker.errors.DockerException as exc:
+            if not _gone(exc):
+                raise ContainerError(f"cannot stop {self.name}: {_reason(exc)}") from None
+        except Exception as exc:  # requests' timeout of the wait
+            raise ContainerError(f"{self.name} did not stop: {exc}") from None
+        if self._follower is not None:
+            self._follower.join(5)
+        return self.exited()
+
+    def start_again(self) -> None:
+        """What its supervisor does after a crash or a deploy: the same container (its
+        command, environment and kept files) started again; its output appended to the log."""
+        import docker
+
+        since = int(time.time())
+        try:
+            self.container.start()
+            self.container.reload()
+        except docker.errors.DockerException as exc:
+            raise ContainerError(f"cannot start {self.name} again: {_reason(exc)}") from None
+        self._code = None
+        self.proc = _Proc(self._host_pid())
+        self._follow_logs(since)
 
     @property
     def pid(self) -> int | None:
@@ -313,10 +371,14 @@ class ContainerStack:
         except OSError:
             return 0
 
-    def _follow(self) -> None:
-        """The container's stdout and stderr into the log, until it stops."""
+    def _follow(self, since: int | None = None) -> None:
+        """The container's stdout and stderr into the log (from ``since``, Unix seconds, after
+        a restart), until it stops."""
         try:
-            for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            options: dict[str, Any] = {"stream": True, "follow": True, "stdout": True}
+            options |= {"stderr": True} | ({} if since is None else {"since": since})
+            logs = self.container.logs(**options)
+            for chunk in logs:
                 self._log.write(chunk)
                 self._log.flush()
         except Exception:  # the engine went away: exited() asks it again
@@ -363,12 +425,22 @@ class ContainerStack:
         if self._follower is not None:
             self._follower.join(5)
         self._log.close()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._watch is not None and self._watch.stdin is not None:
             with contextlib.suppress(OSError):
                 self._watch.stdin.write(b"removed" if removed else b"")
                 self._watch.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._watch.wait(30)
+
+
+def _kept_run_dir() -> Path:
+    """A folder of this machine's for a restarted container's files: any user may write
+    there (the image's user is not known here), sticky as /tmp is."""
+    path = Path(tempfile.mkdtemp(prefix="twinyard-run-"))
+    path.chmod(0o1777)
+    return path
 
 
 def default_image() -> str:

@@ -7,7 +7,9 @@ the stack holds no request in flight, only what it keeps: queued work, retry tim
 records, feed cursors. While it is down the probe answers idle on its behalf (the harness knows
 why it is silent), virtual time goes on, and the vendors' webhooks to it fail and are retried
 on their own schedules. Started again, lockstep waits for its health route as at the start.
-A stack given by URL, or in a container, is not restarted: the verdict says so.
+A stack given by URL is not restarted: the verdict says so. A stack in a container is: the
+container is killed (or stopped) and started again, its ``TWINYARD_RUN_DIR`` kept in a folder
+of this machine's for the day (``harness.containers``).
 
 A crash ``during`` a call is not taken at a quiet moment: from ``at`` on, the first call of the
 stack that fits is held at the vendor (``simulators.common.simulator.AnswerGate``) once the
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import Protocol
 
 import simpy
 
 from harness import operator
+from harness.containers import ContainerStack
 from harness.driving import Driver, moment
 from harness.operator import Action
 from harness.scenario import StackRestart
@@ -35,12 +39,28 @@ from simulators.common.simulator import Release, Simulator
 SIGNALS = {"crash": "SIGKILL", "deploy": "SIGTERM"}
 
 
+class Restartable(Protocol):
+    """What a restart needs of a launched stack: a process, or a container."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def halt(self, kind: str, timeout_s: float = ...) -> int | None: ...
+
+    def start_again(self) -> None: ...
+
+
+def restartable(process: StackProcess | ContainerStack) -> bool:
+    """A launched process always is; a container when its files are kept across a restart."""
+    return isinstance(process, StackProcess) or process.restartable
+
+
 class Restarts:
     """Plays the restarts on a launched stack and writes what happened into ``notes``."""
 
     def __init__(
         self,
-        process: StackProcess,
+        process: Restartable,
         probe: StackProbe,
         ready_timeout_s: float,
         clock: Clock,
@@ -107,7 +127,12 @@ class Restarts:
             return
         self.probe.offline, self.probe.process = True, None
         self._down_since = self.now()
-        code = await asyncio.to_thread(self.process.halt, restart.kind)
+        try:
+            code = await asyncio.to_thread(self.process.halt, restart.kind)
+        except StackError as exc:  # a container its engine would not stop
+            self.failed = True
+            self.notes.append(f"stack restart: not taken down at {moment(self.now())}: {exc}")
+            return
         during = f" during {cut_off} (the vendor did it; its answer never reached the stack)"
         self.notes.append(
             f"stack restart: {restart.kind} ({SIGNALS[restart.kind]}) at {moment(self.now())}"

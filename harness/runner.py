@@ -314,6 +314,7 @@ def start_stack(
     report_dir: Path,
     ready_timeout_s: float | None,
     env_for_port: Callable[[int], dict[str, str]],
+    restarts: bool = False,
 ) -> tuple[str, float, StackProcess | ContainerStack | None]:
     """The stack's base URL, how long to wait for it to be ready, and its process when the
     harness launches it (on a free port, with ``env_for_port(port)``, its own files and its
@@ -325,7 +326,8 @@ def start_stack(
     log = report_dir / "stack.log"
     process: StackProcess | ContainerStack
     if isinstance(stack_cmd, StackImage):  # `--stack-image`: files of its own, in the container
-        process = ContainerStack(stack_cmd.image, env_for_port(port) | CONTAINER_FILES, log)
+        env = env_for_port(port) | CONTAINER_FILES
+        process = ContainerStack(stack_cmd.image, env, log, keep_run_dir=restarts)
     else:
         launched_env = env_for_port(port) | private_files(report_dir)
         launched_env["REFSTACK_DB"] = str(report_dir.resolve() / "refstack.db")
@@ -422,6 +424,7 @@ async def _run(config: RunConfig) -> RunOutcome:
             config.report_dir,
             config.ready_timeout_s,
             lambda port: simulator_env(urls, secret, port, guard.token) | config.stack_env,
+            restarts=bool(scenario.stack_restarts),
         )
         probe = StackProbe(base, scenario.stack.idle_path, config.health_path)
         if process is not None and process.pid is not None and ProcessWatch.available():
@@ -444,14 +447,15 @@ async def _run(config: RunConfig) -> RunOutcome:
                 action = functools.partial(on_call.replay_dead_letters, moment_text(at))
                 operator.schedule(env, at, action, driver.actions)
             if scenario.stack_restarts:
-                if isinstance(process, StackProcess):
+                if process is not None and restarts.restartable(process):
                     bounces = restarts.Restarts(process, probe, ready_timeout, clock, notes)
                     bounces.schedule(env, scenario.stack_restarts, driver, sims)
                 else:
                     why = (
                         "the harness did not launch the stack (--stack-url): restart it yourself"
                         if process is None
-                        else "a stack in a container is not restarted (yet)"
+                        else "its container engine is not on this machine, so its files "
+                        "could not be kept across a restart"
                     )
                     notes.append(restarts.not_played(len(scenario.stack_restarts), why))
             deadline = None if config.max_wall_s is None else started + config.max_wall_s

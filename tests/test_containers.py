@@ -174,6 +174,29 @@ def test_a_day_against_a_stack_image_passes_and_leaves_no_container(engine: Any,
     assert of_harness(engine, process.pid) == []
 
 
+def test_a_stack_image_is_restarted_with_its_files_kept(engine: Any, tmp_path: Path):
+    """A scenario's stack_restarts on a container: killed (or stopped) and started again, the
+    same container with its TWINYARD_RUN_DIR kept (a tmpfs would start empty), so the
+    reference stack's SQLite carries its work through every restart, mid-call ones too."""
+    report = tmp_path / "report"
+    args = ["run", "scenarios/incidents/middleware_restarts.yaml", "--stack-image", IMAGE]
+    process = subprocess.Popen(
+        [*TWINYARD, *args, "--report-dir", str(report), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+    said = verdict(report)
+    assert process.returncode == 0, out + "\n".join(said["notes"])
+    restarted = [n for n in said["notes"] if n.startswith("stack restart:")]
+    assert len([n for n in restarted if "started again" in n]) == 6, restarted
+    assert len([n for n in restarted if " during " in n]) == 4, restarted
+    assert said["diagnosis"] == []  # deliveries refused while it was down are not its doing
+    assert of_harness(engine, process.pid) == []
+
+
 def test_a_killed_harness_leaves_no_container_behind(engine: Any, tmp_path: Path):
     """SIGKILL runs no finally: the watchdog the harness started removes the container."""
     process = subprocess.Popen(
