@@ -134,9 +134,13 @@ class Demand(Section):
     """Arrivals by hour of day: a profile (flat, peak_monday, evening) or 24 relative
     weights, 00:00 first. Clipped to open..close; no arrivals where the weight is 0."""
     lines_per_order: IntRange = IntRange(min=1, max=3)
-    """Distinct SKUs per order (uniform between min and max)."""
+    """SKUs per order, distinct unless ``repeat_sku_rate`` (uniform between min and max)."""
     qty_per_line: IntRange = IntRange(min=1, max=3)
     """Units per order line (uniform between min and max)."""
+    repeat_sku_rate: Rate = 0.0
+    """Share of orders of two lines or more whose last line is the first line's SKU again, as
+    ERPs allow (a line added later, a free-goods line, a split delivery date): a stack that
+    keys an order's lines by SKU merges or loses one."""
     express_share: Rate = 0.2
     """Share of orders shipped express; the rest go standard."""
     cancel_rate: Rate = 0.0

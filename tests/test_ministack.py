@@ -108,3 +108,13 @@ async def test_an_event_id_recorded_before_its_envelope_is_read_loses_the_genuin
     outcome = await play(tmp_path, "vendor_schema_drift", "idle", "dedup-first")
     caught = failed(outcome)
     assert "orders_terminal" in caught and "latest_scan_in_erp" in caught, caught
+
+
+async def test_order_lines_kept_one_per_sku_are_caught_where_a_sku_is_on_two_lines(
+    tmp_path, monkeypatch
+):
+    """short_pick_backorder has orders with one SKU on two lines: a stack that keeps an
+    order's lines by SKU sends the WMS one of them."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "short_pick_backorder", "idle", "lines-by-sku")
+    assert "order_lines_reach_wms" in failed(outcome)

@@ -91,6 +91,27 @@ def test_orders_have_lines_qty_and_service_levels_as_the_scenario_says():
     assert customers.order(17) == customers.order(17)  # keyed by its place in the day
 
 
+def test_a_share_of_orders_repeats_a_sku_on_its_last_line_and_nothing_else_moves():
+    text = "seed: 3\ndemand: {orders: 50, lines_per_order: {min: 1, max: 4}}\ncatalogue: {skus: 60}"
+    plain = play(scenario.parse(text), until=1.0).world.customers
+    repeating = play(
+        scenario.parse(text.replace("max: 4}", "max: 4}, repeat_sku_rate: 0.3")), until=1.0
+    ).world.customers
+    repeated = 0
+    for n in range(1, 4001):
+        order, again = plain.order(n), repeating.order(n)
+        skus = [line["sku"] for line in again["lines"]]
+        if len(set(skus)) < len(skus):
+            repeated += 1
+            assert len(skus) > 1 and skus[-1] == skus[0] and len(set(skus)) == len(skus) - 1
+            assert again["lines"][:-1] == order["lines"][:-1]  # only the last line's SKU differs
+            assert again["lines"][-1]["qty"] == order["lines"][-1]["qty"]
+        else:
+            assert again == order  # the share's draw is one of its own: the rest is the same day
+    several = sum(len(plain.order(n)["lines"]) > 1 for n in range(1, 4001))
+    assert within(repeated, several, 0.3)
+
+
 @pytest.mark.parametrize("s", [0.0, 1.0, 1.5])
 def test_sku_popularity_is_zipf_within_4_sigma(s):
     catalogue = Catalogue.build(40, 500, zipf_s=s)

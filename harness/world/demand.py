@@ -86,6 +86,9 @@ class Customers:
         low, high = demand.qty_per_line.min, demand.qty_per_line.max
         qtys = [draws.randint(low, high) for _ in range(n_lines)]
         skus = world.catalogue.draw_skus(draws, n_lines)
+        repeat = demand.repeat_sku_rate  # a draw of its own, so the other draws stay put
+        if n_lines > 1 and repeat and Draws(world.seed, "order", number, "repeat").chance(repeat):
+            skus[-1] = skus[0]
         content = {
             "customer": customer,
             "ship_to": ship_to,

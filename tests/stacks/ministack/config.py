@@ -18,6 +18,7 @@ BUGS = {
     "first-signature": "a signature header sent twice is not refused: the first one is checked",
     "dedup-first": "the event id in the header is recorded as seen before the body is read, so "
     "a garbled copy makes the genuine event that follows a duplicate",
+    "lines-by-sku": "an order's lines are kept one per SKU: a SKU on two lines keeps the last",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

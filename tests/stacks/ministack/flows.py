@@ -123,6 +123,8 @@ class Flows:
             {"line": x["line"], "sku": x["sku"], "qty": x["qty"], "uom": x.get("uom") or "EA"}
             for x in d["lines"]
         ]
+        if "lines-by-sku" in self.bugs:  # BUG lines-by-sku: one line per SKU, the last wins
+            o.lines = list({x["sku"]: x for x in o.lines}.values())
         o.service_level = d["service_level"]
         self.take_address(o, d["ship_to"], d.get("updated_at") or d.get("released_at"))
         if o.cancelled or o.fo_id:
