@@ -118,3 +118,13 @@ async def test_order_lines_kept_one_per_sku_are_caught_where_a_sku_is_on_two_lin
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "short_pick_backorder", "idle", "lines-by-sku")
     assert "order_lines_reach_wms" in failed(outcome)
+
+
+async def test_a_label_for_the_first_carton_only_is_caught_where_orders_fill_several(
+    tmp_path, monkeypatch
+):
+    """carrier_capacity_cap has bulk orders packed in more than one carton: a label bought for
+    the first carton leaves the others' goods off the parcel."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "first-carton")
+    assert "parcel_contents_match_shipment" in failed(outcome)

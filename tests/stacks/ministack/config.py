@@ -19,6 +19,7 @@ BUGS = {
     "dedup-first": "the event id in the header is recorded as seen before the body is read, so "
     "a garbled copy makes the genuine event that follows a duplicate",
     "lines-by-sku": "an order's lines are kept one per SKU: a SKU on two lines keeps the last",
+    "first-carton": "the label is bought for the first carton of an order packed in several",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
