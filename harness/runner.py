@@ -363,7 +363,10 @@ def build_simulators(
     plans, keyed by its seed (windows on ``clock``: ``at`` counts from its zero); ``guard``
     closes their control plane (``simulators.common.guard``)."""
     stock = catalogue_of(scenario).stock()
-    versions = {"carrier": {"api_version": scenario.carrier.api_version}}
+    carrier = scenario.carrier
+    versions = {
+        "carrier": {"api_version": carrier.api_version, "scan_time_zone": carrier.scan_time_zone}
+    }
     sims = {
         s: simulators.build(s, clock, stock=stock, guard=guard, **versions.get(s, {}))
         for s in simulators.SYSTEMS

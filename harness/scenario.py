@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -330,6 +331,25 @@ class Carrier(Section):
     express_capacity_per_day: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     """Express parcels the carrier takes per day (none: no cap). Beyond it the TMS rejects
     express tenders (422 tender_rejected, reason capacity_exhausted, ground available)."""
+    scan_time_zone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """Scans are reported in this zone's local time with its UTC offset (an IANA name, e.g.
+    ``Europe/Berlin``: ``2026-11-23T15:02:00+01:00``), as many carriers report a depot's scan;
+    none: in UTC (``...Z``). A stack that reads only ``Z`` times, or drops the offset, posts
+    the milestone at the wrong instant."""
+
+    @field_validator("scan_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: give an IANA name, e.g. Europe/Berlin"
+            ) from None
+        return value
+
     api_version: Literal["v1", "v1.1", "v2"] = "v1"
     """The version of the carrier's API the simulator serves: v1 (carrier.yaml), v1.1
     (carrier.v1.1.yaml: additions only) or v2 (carrier.v2.yaml: breaking changes). Replay a

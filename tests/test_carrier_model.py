@@ -226,3 +226,19 @@ def test_seed_examples_creates_what_the_spec_names(carrier: CarrierModel) -> Non
     carrier.seed_examples()
     assert carrier.get("LB-000001").status == "created"
     assert carrier.track("PC000000002").status == "in_transit"
+
+
+def test_scans_are_stamped_in_the_depots_local_time_when_a_zone_is_given(clock: ManualClock):
+    """2026-11-23 is winter in Berlin: +01:00, the same instant as the UTC stamp."""
+    from datetime import datetime
+
+    utc, local = CarrierModel(clock), CarrierModel(clock, "Europe/Berlin")
+    clock.set(14 * 3600 + 2 * 60)
+    assert utc.scanned_at().endswith("Z")
+    stamped = local.scanned_at()
+    assert stamped.endswith("+01:00")
+    same = datetime.fromisoformat(utc.scanned_at().replace("Z", "+00:00"))
+    assert datetime.fromisoformat(stamped) == same
+    label = buy(local)
+    local.scan(label.tracking_number, "picked_up")
+    assert label.events[0]["occurred_at"] == stamped

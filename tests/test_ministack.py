@@ -128,3 +128,12 @@ async def test_a_label_for_the_first_carton_only_is_caught_where_orders_fill_sev
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "first-carton")
     assert "parcel_contents_match_shipment" in failed(outcome)
+
+
+async def test_a_scan_time_whose_offset_is_cut_off_is_caught(tmp_path, monkeypatch):
+    """out_of_order_tracking's carrier stamps scans in Berlin time (+01:00): a stack that
+    takes the local time for UTC posts every milestone an hour off."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "out_of_order_tracking", "idle", "offset-dropped")
+    caught = failed(outcome)
+    assert "tracking_posted_as_scanned" in caught and "latest_scan_in_erp" in caught

@@ -228,6 +228,30 @@ def test_the_latest_scan_missing_from_the_erp_is_caught(snaps):
     assert "status, occurred_at" in finding.message
 
 
+def test_the_latest_milestone_is_found_by_instant_when_the_stack_writes_offsets(snaps):
+    """A stack may post every scan in the depot's local time (the same instants): the ERP's
+    latest is then the latest instant, not the largest text (``15:00+01:00`` < ``14:30Z``)."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    order = shipped(snaps)["order"]
+    cet = timezone(timedelta(hours=1))
+    for posting in order["tracking_history"]:
+        moment = datetime.fromisoformat(posting["occurred_at"].replace("Z", "+00:00"))
+        posting["occurred_at"] = moment.astimezone(cet).isoformat(timespec="seconds")
+    newest = order["tracking_history"][-1]
+    newest["occurred_at"] = (
+        datetime.fromisoformat(newest["occurred_at"])
+        .astimezone(UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )  # this one in UTC
+    before = datetime.fromisoformat(newest["occurred_at"]) - timedelta(minutes=30)
+    order["tracking_history"][-2]["occurred_at"] = before.astimezone(cet).isoformat()
+    texts = [p["occurred_at"] for p in order["tracking_history"]]
+    assert max(texts) != newest["occurred_at"]  # as text, an older one would look latest
+    assert judge("latest_scan_in_erp", snaps).passed
+
+
 def test_an_accrual_in_minor_units_or_without_a_settlement_is_caught(snaps):
     accrual = snaps["erp"]["accruals"][0]
     rate = snaps["tms"]["shipments"][accrual["shipment_id"]]["rate"]

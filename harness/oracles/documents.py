@@ -12,6 +12,7 @@ shows the order's journal); ``at`` is when the system that owns the document wro
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,13 @@ def document(name: str, description: str) -> Callable[[Extractor], Extractor]:
 
 def records(view: SystemsView, name: str) -> list[Record]:
     return list(DOCUMENTS[name](view))
+
+
+def _when(text: Any) -> float:
+    """An instant to order by: times in different offsets compare as text in the wrong order
+    (``15:00+01:00`` is before ``14:30Z``); one that is not an instant sorts first."""
+    moment = instant(text)
+    return -math.inf if moment is None else moment
 
 
 def instant(text: Any) -> float | None:
@@ -167,7 +175,7 @@ def erp_latest_tracking(view: SystemsView) -> Iterator[Record]:
         history = order.get("tracking_history") or []
         if not history:
             continue
-        latest = max(history, key=lambda p: p["occurred_at"])
+        latest = max(history, key=lambda p: _when(p["occurred_at"]))
         yield Record(
             (order["id"],),
             {"status": latest["status"], "occurred_at": latest["occurred_at"]},
@@ -400,7 +408,7 @@ def carrier_latest_scans(view: SystemsView) -> Iterator[Record]:
         events = label.get("events") or []
         if not events:
             continue
-        latest = max(events, key=lambda e: (e["occurred_at"], e.get("sequence", 0)))
+        latest = max(events, key=lambda e: (_when(e["occurred_at"]), e.get("sequence", 0)))
         yield Record(
             (order,),
             {"status": latest["status"], "occurred_at": latest["occurred_at"]},

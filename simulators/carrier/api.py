@@ -105,8 +105,11 @@ async def _body(request: Request, malformed_status: int) -> dict[str, Any]:
         raise SimError(malformed_status, refusal.code, refusal.message, **refusal.details) from None
 
 
-def build(clock: Clock, *, api_version: str = "v1", **options: Any) -> Simulator:
-    """The carrier simulator serving ``api_version`` (``v1``, ``v1.1`` or ``v2``).
+def build(
+    clock: Clock, *, api_version: str = "v1", scan_time_zone: str | None = None, **options: Any
+) -> Simulator:
+    """The carrier simulator serving ``api_version`` (``v1``, ``v1.1`` or ``v2``), stamping
+    its scans in ``scan_time_zone`` (an IANA name; None: UTC).
 
     Carriers always honour Idempotency-Key, so no option turns it off; the options the
     harness gives every system (such as ``stock``) are not its own: ignored.
@@ -116,4 +119,5 @@ def build(clock: Clock, *, api_version: str = "v1", **options: Any) -> Simulator
         raise ValueError(
             f"carrier has no API version {api_version!r}; known: {', '.join(API_VERSIONS)}"
         )
-    return Simulator(CarrierModel(clock), partial(face_routes, face), api_version=face.version)
+    model = CarrierModel(clock, scan_time_zone)
+    return Simulator(model, partial(face_routes, face), api_version=face.version)

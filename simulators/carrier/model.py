@@ -10,8 +10,10 @@ that translates its requests into these calls and these labels into its answers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from simulators.common.clock import Clock
 from simulators.common.errors import SimError, conflict, not_found, unprocessable
@@ -150,9 +152,19 @@ class CarrierModel(SimModel):
     system = "carrier"
     event_types = ("tracking.updated",)
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, scan_time_zone: str | None = None) -> None:
         super().__init__(clock)
+        # Carriers report a scan in the depot's local time with its UTC offset (+01:00, +02:00
+        # in summer); None: in UTC, Z.
+        self.scan_zone = ZoneInfo(scan_time_zone) if scan_time_zone else None
         self.reset()
+
+    def scanned_at(self) -> str:
+        """Now as a scan's ``occurred_at``: UTC, or the depot's local time with its offset."""
+        if self.scan_zone is None:
+            return self.now()
+        moment = datetime.fromisoformat(self.now().replace("Z", "+00:00"))
+        return moment.astimezone(self.scan_zone).isoformat(timespec="seconds")
 
     def reset(self) -> None:
         self.labels: dict[str, Label] = {}
@@ -264,7 +276,11 @@ class CarrierModel(SimModel):
         returned = self.returns_by_tracking.get(tracking_number)
         label = self.return_labels[returned] if returned else self.track(tracking_number)
         self._check_scan(label, status)
-        event = {"status": status, "occurred_at": self.now(), "sequence": len(label.events) + 1}
+        event = {
+            "status": status,
+            "occurred_at": self.scanned_at(),
+            "sequence": len(label.events) + 1,
+        }
         label.events.append(event)
         label.status = LABEL_STATUS[status]
         data = {"tracking_number": tracking_number, **event}

@@ -20,6 +20,7 @@ BUGS = {
     "a garbled copy makes the genuine event that follows a duplicate",
     "lines-by-sku": "an order's lines are kept one per SKU: a SKU on two lines keeps the last",
     "first-carton": "the label is bought for the first carton of an order packed in several",
+    "offset-dropped": "a scan's occurred_at is posted with its UTC offset cut off, as if UTC",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

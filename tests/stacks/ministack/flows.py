@@ -389,6 +389,8 @@ class Flows:
                 at = scan["occurred_at"]
                 if "scan-time" in self.bugs:
                     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # BUG scan-time
+                if "offset-dropped" in self.bugs:
+                    at = at[:19] + "Z"  # BUG offset-dropped: the depot's local time taken as UTC
                 body = {"tracking_number": scan["tracking_number"], "status": scan["status"]}
                 body["occurred_at"] = at
                 key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
