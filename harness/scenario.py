@@ -144,6 +144,10 @@ class Demand(Section):
     keys an order's lines by SKU merges or loses one."""
     express_share: Rate = 0.2
     """Share of orders shipped express; the rest go standard."""
+    abroad_share: Rate = 0.0
+    """Share of orders shipped to a customer in another country the carrier serves (AT, DK,
+    FR, IT, NL, PL), with that country's names, streets and postal codes; the rest go to
+    Germany."""
     cancel_rate: Rate = 0.0
     """Share of released orders whose customer asks to cancel. Customer service accepts
     only while the warehouse has not started on the order; later requests are refused."""

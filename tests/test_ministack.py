@@ -137,3 +137,14 @@ async def test_a_scan_time_whose_offset_is_cut_off_is_caught(tmp_path, monkeypat
     outcome = await play(tmp_path, "out_of_order_tracking", "idle", "offset-dropped")
     caught = failed(outcome)
     assert "tracking_posted_as_scanned" in caught and "latest_scan_in_erp" in caught
+
+
+async def test_a_ship_to_country_written_over_with_the_home_country_is_caught(
+    tmp_path, monkeypatch
+):
+    """address_changed_after_release sends a quarter of its orders abroad: a stack built for
+    one country's shop sends them on as German addresses."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "address_changed_after_release", "idle", "home-country")
+    caught = failed(outcome)
+    assert "ship_to_reaches_wms" in caught and "parcel_goes_to_current_address" in caught

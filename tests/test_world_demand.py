@@ -112,6 +112,32 @@ def test_a_share_of_orders_repeats_a_sku_on_its_last_line_and_nothing_else_moves
     assert within(repeated, several, 0.3)
 
 
+def test_a_share_of_orders_goes_abroad_with_that_countrys_addresses_and_nothing_else_moves():
+    from harness.world.people import ABROAD
+
+    text = "seed: 5\ndemand: {orders: 50}\ncatalogue: {skus: 60}"
+    home = play(scenario.parse(text), until=1.0).world.customers
+    mixed = play(
+        scenario.parse(text.replace("orders: 50", "orders: 50, abroad_share: 0.3")), until=1.0
+    ).world.customers
+    abroad = Counter()
+    for n in range(1, 3001):
+        order, again = home.order(n), mixed.order(n)
+        country = again["ship_to"]["country"]
+        assert {k: v for k, v in again.items() if k not in ("customer", "ship_to")} == {
+            k: v for k, v in order.items() if k not in ("customer", "ship_to")
+        }  # the country's draw is one of its own: lines and service stay as they were
+        if country == "DE":
+            assert again == order
+            continue
+        abroad[country] += 1
+        assert country in ABROAD and again["ship_to"]["postal_code"].strip()
+        assert again["customer"]["name"] == again["ship_to"]["name"]
+        assert mixed.order_address(n) == again["ship_to"]  # the address it should have had
+    assert within(sum(abroad.values()), 3000, 0.3)
+    assert set(abroad) == set(ABROAD)  # every country abroad comes up
+
+
 @pytest.mark.parametrize("s", [0.0, 1.0, 1.5])
 def test_sku_popularity_is_zipf_within_4_sigma(s):
     catalogue = Catalogue.build(40, 500, zipf_s=s)

@@ -21,7 +21,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from harness.world.curves import hourly_weights, segments
-from harness.world.people import people
+from harness.world.people import ABROAD, People, people
 from harness.world.randomness import Draws
 from harness.world.warehouse import UNKNOWN_ORDER, seconds_of_day
 from simulators.common.errors import SimError
@@ -77,7 +77,7 @@ class Customers:
         """The ``number``-th order of the day: customer, address, lines, service level."""
         demand, world = self.demand, self.world
         draws = Draws(world.seed, "order", number, "content")
-        customer, ship_to = self.people.customer(draws)
+        customer, ship_to = self.people_of(number).customer(draws)
         typo = Draws(world.seed, "order", number, "address").chance(demand.address_error_rate)
         if typo:  # the customer left the postal code out: the carrier will refuse the label
             ship_to = {**ship_to, "postal_code": ""}
@@ -249,7 +249,20 @@ class Customers:
 
     def order_address(self, number: int) -> dict[str, Any]:
         """The address the ``number``-th order should have had (what its draws give)."""
-        return self.people.customer(Draws(self.world.seed, "order", number, "content"))[1]
+        draws = Draws(self.world.seed, "order", number, "content")
+        return self.people_of(number).customer(draws)[1]
+
+    def people_of(self, number: int) -> People:
+        """Where the ``number``-th order's customer lives: at home, or (``abroad_share``, a
+        draw of its own, so no other draw moves) in one of the countries abroad."""
+        share = self.demand.abroad_share
+        if not share:
+            return self.people
+        draws = Draws(self.world.seed, "order", number, "abroad")
+        if not draws.chance(share):
+            return self.people
+        countries = sorted(ABROAD)
+        return people(self.world.seed, countries[draws.randint(0, len(countries) - 1)])
 
     def _later(self, order_id: str, wait: Delay, purpose: str, call: Any) -> None:
         """Call ``call(order_id)`` after a delay drawn for this order and purpose."""
@@ -278,7 +291,8 @@ class Customers:
             return False
         # A generated order's new address is keyed by its number, a scripted order's by its id.
         key = self.numbers.get(order_id, order_id)
-        moved = self.people.customer(Draws(self.world.seed, "order", key, "moved"))[1]
+        living = self.people_of(key) if isinstance(key, int) else self.people
+        moved = living.customer(Draws(self.world.seed, "order", key, "moved"))[1]
         current = self.erp.orders[order_id].ship_to
         new = {**moved, "name": current["name"], "postal_code": moved["postal_code"]}
         return self._new_ship_to(order_id, new, "address_changed")

@@ -20,6 +20,17 @@ from harness.world.randomness import Draws, keyed
 
 LOCALE = "de_DE"
 COUNTRY = "DE"
+# Where an order abroad goes (``demand.abroad_share``): countries the carrier serves, each
+# with Faker's locale for its names, streets and postal codes (formats of their own:
+# "2763 FB", "09-262"; letters such as Ł, é and ø).
+ABROAD = {
+    "AT": "de_AT",
+    "DK": "da_DK",
+    "FR": "fr_FR",
+    "IT": "it_IT",
+    "NL": "nl_NL",
+    "PL": "pl_PL",
+}
 POOL = 256  # of each kind (one byte of a draw picks one): 65,536 names, 256 streets, 256 towns
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", " ": ".", "'": ""})
 
@@ -36,6 +47,7 @@ class People:
     streets: tuple[str, ...]
     towns: tuple[tuple[str, str], ...]  # (postal code, city)
     domains: tuple[str, ...]
+    country: str = COUNTRY
 
     def customer(self, draws: Draws) -> tuple[dict[str, str], dict[str, str]]:
         """A customer and their ship-to address, from one 64-bit draw cut into bytes."""
@@ -53,20 +65,24 @@ class People:
             "street": f"{street} {number}",
             "city": city,
             "postal_code": postal_code,
-            "country": COUNTRY,
+            "country": self.country,
         }
         return customer, ship_to
 
 
-@lru_cache(maxsize=16)
-def people(seed: int) -> People:
-    """The run's pools, keyed by the scenario seed."""
-    fake: Any = Faker(LOCALE)
-    fake.seed_instance(keyed(seed, "people", "pools").getrandbits(64))
+@lru_cache(maxsize=64)
+def people(seed: int, country: str = COUNTRY) -> People:
+    """The run's pools for customers in ``country`` (the home country by default), keyed by
+    the scenario seed."""
+    locale = LOCALE if country == COUNTRY else ABROAD[country]
+    pools = "pools" if country == COUNTRY else f"pools-{country}"
+    fake: Any = Faker(locale)
+    fake.seed_instance(keyed(seed, "people", pools).getrandbits(64))
     return People(
         first_names=tuple((n, _ascii(n)) for n in (fake.first_name() for _ in range(POOL))),
         last_names=tuple((n, _ascii(n)) for n in (fake.last_name() for _ in range(POOL))),
         streets=tuple(fake.street_name() for _ in range(POOL)),
         towns=tuple((fake.postcode(), fake.city()) for _ in range(POOL)),
         domains=tuple(sorted({fake.free_email_domain() for _ in range(32)})),
+        country=country,
     )

@@ -21,6 +21,7 @@ BUGS = {
     "lines-by-sku": "an order's lines are kept one per SKU: a SKU on two lines keeps the last",
     "first-carton": "the label is bought for the first carton of an order packed in several",
     "offset-dropped": "a scan's occurred_at is posted with its UTC offset cut off, as if UTC",
+    "home-country": "every ship-to is sent on with country DE, whatever the ERP says",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

@@ -114,6 +114,8 @@ class Flows:
         when = instant(at)
         if o.ship_to is not None and (when is None or (o.ship_to_at and when <= o.ship_to_at)):
             return False
+        if "home-country" in self.bugs:  # BUG home-country: built for a shop in Germany
+            ship_to = {**ship_to, "country": "DE"}
         o.ship_to, o.ship_to_at = ship_to, when
         return True
 
