@@ -148,3 +148,11 @@ async def test_a_ship_to_country_written_over_with_the_home_country_is_caught(
     outcome = await play(tmp_path, "address_changed_after_release", "idle", "home-country")
     caught = failed(outcome)
     assert "ship_to_reaches_wms" in caught and "parcel_goes_to_current_address" in caught
+
+
+async def test_freight_accrued_in_eur_whatever_the_bill_says_is_caught(tmp_path, monkeypatch):
+    """address_changed_after_release ships to Denmark and Poland, whose partner carrier bills
+    in DKK and PLN: a stack that books every bill in EUR accrues the wrong amount."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "address_changed_after_release", "idle", "euro-only")
+    assert "freight_accrued_once" in failed(outcome)

@@ -84,6 +84,20 @@ def test_rate_is_rounded_to_cents(tms: TmsModel) -> None:
     assert plan(tms, 0.333).rate["amount"] == "5.17"  # 4.90 + 0.2664
 
 
+@pytest.mark.parametrize(
+    ("country", "currency", "amount"),
+    [("NL", "EUR", "6.90"), ("DK", "DKK", "51.47"), ("PL", "PLN", "29.67")],
+)
+def test_a_partner_carrier_abroad_bills_in_its_own_currency_and_settles_the_same(
+    tms: TmsModel, country: str, currency: str, amount: str
+) -> None:
+    shipment = plan(tms, 2.5, country=country)  # 4.90 + 2.5 x 0.80 = 6.90 EUR
+    assert shipment.rate == {"amount": amount, "currency": currency}
+    tms.settle(shipment.id)
+    settled = [data for kind, data, _ in tms.emitted if kind == "freight.settled"]
+    assert settled[-1]["amount"] == {"amount": amount, "currency": currency}
+
+
 def test_packages_keep_only_their_weight(tms: TmsModel) -> None:
     packages = [{"package_id": "P1", "weight_kg": 2.0, "contents": [{"sku": "A-100", "qty": 1}]}]
     shipment = tms.plan("SO-000001", "FO-000001", NL, "standard", packages)

@@ -91,10 +91,18 @@ def check_tender(ship_to: dict[str, Any], packages: list[dict[str, Any]]) -> Non
             )
 
 
-def rate(service: str, packages: list[dict[str, Any]]) -> dict[str, str]:
-    """Base price of the service plus a per-kg charge on the total weight."""
+# Where the partner carrier bills in its own currency: the rate card's EUR price at a fixed
+# rate (a rate card is set for the season, not traded). Everywhere else: EUR.
+LOCAL_CURRENCY = {"DK": ("DKK", Decimal("7.46")), "PL": ("PLN", Decimal("4.30"))}
+
+
+def rate(service: str, packages: list[dict[str, Any]], country: str = "DE") -> dict[str, str]:
+    """Base price of the service plus a per-kg charge on the total weight, in the currency
+    the destination's partner carrier bills in."""
     total_kg = sum((kilograms(p) for p in packages), Decimal(0))
-    return money(BASE_RATE[service] + RATE_PER_KG * total_kg)
+    price = BASE_RATE[service] + RATE_PER_KG * total_kg
+    currency, per_eur = LOCAL_CURRENCY.get(country, ("EUR", Decimal(1)))
+    return money(price * per_eur, currency)
 
 
 class TmsModel(SimModel):
@@ -143,7 +151,7 @@ class TmsModel(SimModel):
             service_level=service_level,
             packages=weights,
             service=service,
-            rate=rate(service, weights),
+            rate=rate(service, weights, str(ship_to.get("country") or "")),
             created_at=self.now(),
         )
         shipment.updated_at = shipment.created_at
