@@ -156,3 +156,9 @@ async def test_freight_accrued_in_eur_whatever_the_bill_says_is_caught(tmp_path,
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "address_changed_after_release", "idle", "euro-only")
     assert "freight_accrued_once" in failed(outcome)
+
+
+async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")
+    assert "shipment_weighed_as_packed" in failed(outcome)

@@ -199,6 +199,24 @@ def test_parcel_contents_other_than_shipped_are_caught(snaps):
     assert finding.actual[label["packages"][0]["contents"][0]["sku"]] >= 3
 
 
+def test_a_shipment_planned_or_labelled_at_other_weights_is_caught(snaps):
+    """The WMS packed the parcel at its weight: the TMS plan and the label carry that weight,
+    however the stack writes it (2.5 or "2.50"); rounded to the kilo, or a package left out,
+    it does not."""
+    found = shipped(snaps)
+    packed = found["fo"]["packages"][0]["weight_kg"]
+    found["shipment"]["packages"][0]["weight_kg"] = f"{packed:.3f}"  # written otherwise: agrees
+    assert judge("shipment_weighed_as_packed", snaps).passed
+    whole = float(round(packed)) if packed % 1 else packed + 1  # to the kilo: another weight
+    found["shipment"]["packages"][0]["weight_kg"] = whole
+    finding = only_finding(judge("shipment_weighed_as_packed", snaps))
+    assert finding.entity.startswith(found["order"]["id"])
+    assert found["shipment"]["id"] in finding.message
+    found["label"]["packages"].append(dict(found["label"]["packages"][0]))  # a package too many
+    finding = only_finding(judge("parcel_weighed_as_packed", snaps))
+    assert found["label"]["id"] in finding.message and len(finding.actual) == 2
+
+
 def test_a_milestone_posted_with_another_time_or_status_is_caught(snaps):
     order = shipped(snaps)["order"]
     first, second = order["tracking_history"][:2]

@@ -50,6 +50,11 @@ def records(view: SystemsView, name: str) -> list[Record]:
     return list(DOCUMENTS[name](view))
 
 
+def _weights(packages: Any) -> list[Any]:
+    """Each package's weight in kg, as written, in package order."""
+    return [p.get("weight_kg") for p in packages or [] if isinstance(p, dict)]
+
+
 def _when(text: Any) -> float:
     """An instant to order by: times in different offsets compare as text in the wrong order
     (``15:00+01:00`` is before ``14:30Z``); one that is not an instant sorts first."""
@@ -248,12 +253,17 @@ def wms_order_lines(view: SystemsView) -> Iterator[Record]:
             )
 
 
-@document("wms.shipment", "a shipped WMS order: qty picked per SKU, when it shipped")
+@document(
+    "wms.shipment", "a shipped WMS order: qty picked per SKU, package weights, when it shipped"
+)
 def wms_shipments(view: SystemsView) -> Iterator[Record]:
     for fo in view.shipped_fulfilment_orders():
         yield Record(
             (fo["order_ref"],),
-            {"qty_by_sku": _qty_by_sku(fo["lines"], "picked_qty")},
+            {
+                "qty_by_sku": _qty_by_sku(fo["lines"], "picked_qty"),
+                "weights": _weights(fo.get("packages")),
+            },
             view.order_of(fo["order_ref"]),
             _first(fo["status_history"], "shipped"),
             fo["id"],
@@ -310,14 +320,18 @@ def wms_receipts(view: SystemsView) -> Iterator[Record]:
 
 
 # -- TMS ------------------------------------------------------------------------------------
-@document("tms.shipment", "a TMS shipment that was not cancelled: service level and service")
+@document("tms.shipment", "a TMS shipment that was not cancelled: service level, service, weights")
 def tms_shipments(view: SystemsView) -> Iterator[Record]:
     for shipment in view.tms_shipments.values():
         if shipment["status"] == "cancelled":
             continue
         yield Record(
             (shipment["order_ref"],),
-            {"service_level": shipment["service_level"], "service": shipment["service"]},
+            {
+                "service_level": shipment["service_level"],
+                "service": shipment["service"],
+                "weights": _weights(shipment.get("packages")),
+            },
             view.order_of(shipment["order_ref"]),
             shipment["created_at"],
             shipment["id"],
@@ -377,7 +391,7 @@ def carrier_label_services(view: SystemsView) -> Iterator[Record]:
         )
 
 
-@document("carrier.parcel", "what the carrier's paid label says is in the parcel, per SKU")
+@document("carrier.parcel", "what the carrier's paid label says is in the parcel: per SKU, weights")
 def carrier_parcels(view: SystemsView) -> Iterator[Record]:
     for order, label in _paid_labels(view):
         contents: Counter[str] = Counter()
@@ -385,7 +399,11 @@ def carrier_parcels(view: SystemsView) -> Iterator[Record]:
             for item in package.get("contents", []):
                 contents[item["sku"]] += item["qty"]
         yield Record(
-            (order,), {"qty_by_sku": dict(contents)}, order, label.get("created_at"), label["id"]
+            (order,),
+            {"qty_by_sku": dict(contents), "weights": _weights(label.get("packages"))},
+            order,
+            label.get("created_at"),
+            label["id"],
         )
 
 

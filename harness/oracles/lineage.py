@@ -111,12 +111,30 @@ def _service(expected: Any, actual: Any) -> bool:
     return SERVICE_NAMES.get(expected, expected) == SERVICE_NAMES.get(actual, actual)
 
 
+def _kilograms(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _weights(expected: Any, actual: Any) -> bool:
+    """The same package weights however written (2.5 equals "2.50"), in any order."""
+    if not isinstance(expected, list) or not isinstance(actual, list):
+        return False
+    ours, theirs = list(map(_kilograms, expected)), list(map(_kilograms, actual))
+    if None in ours or None in theirs or any(not w.is_finite() for w in ours + theirs):
+        return False
+    return sorted(ours) == sorted(theirs)
+
+
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "equal": _equal,
     "address": _address,
     "money": _money,
     "instant": _instant,
     "service": _service,
+    "weights": _weights,
 }
 
 

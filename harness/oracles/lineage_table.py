@@ -79,6 +79,24 @@ LINEAGE: tuple[Lineage, ...] = (
         count="any",
     ),
     Lineage(
+        "shipment_weighed_as_packed",
+        "The TMS plans (and so bills) each shipment with the packages the WMS packed, each at "
+        "its packed weight: a package left out or a weight rounded is freight billed wrong",
+        source="wms.shipment",
+        target="tms.shipment",
+        agree=(Agree("weights", how="weights"),),
+        count="any",
+    ),
+    Lineage(
+        "parcel_weighed_as_packed",
+        "The carrier's label declares the packages the WMS packed, each at its packed weight "
+        "(a parcel declared lighter than it is is surcharged or refused at the hub)",
+        source="wms.shipment",
+        target="carrier.parcel",
+        agree=(Agree("weights", how="weights"),),
+        count="any",
+    ),
+    Lineage(
         "tracking_posted_as_scanned",
         "Every tracking milestone the ERP holds is a scan the carrier made, with its status "
         "and the instant it happened (not the time the stack heard of it)",

@@ -23,6 +23,7 @@ BUGS = {
     "offset-dropped": "a scan's occurred_at is posted with its UTC offset cut off, as if UTC",
     "home-country": "every ship-to is sent on with country DE, whatever the ERP says",
     "euro-only": "freight is accrued in EUR whatever currency the TMS settled it in",
+    "whole-kilos": "shipments are planned with package weights rounded to the kilogram",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

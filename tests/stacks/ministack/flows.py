@@ -287,6 +287,8 @@ class Flows:
             "service_level": level,
             "packages": [{"weight_kg": p["weight_kg"]} for p in o.packed["packages"]],
         }
+        if "whole-kilos" in self.bugs:  # BUG whole-kilos: weights rounded to the kilogram
+            body["packages"] = [{"weight_kg": round(p["weight_kg"])} for p in body["packages"]]
         try:
             return await self.v.call(
                 "tms", "POST", "/shipments", corr=o.corr, json=body, key=f"sh-{o.fo_id}-{level}"
