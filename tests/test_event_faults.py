@@ -250,6 +250,39 @@ async def test_a_refused_garbled_copy_is_never_retried():
     assert [d.status for d in r.dispatcher.deliveries] == ["delivered"]
 
 
+async def test_a_schema_drift_naming_an_event_reshapes_that_events_data_in_every_copy():
+    """A vendor's minor release adds fields to one event type: the event itself changes (its
+    webhook, and so its feed too), and a duplicate fault still applies to the drifted event."""
+    drift = {"kind": "schema_drift", "event": "tracking.updated", "add_fields": {"hub": "H7"}}
+    async with rig(drift, {"kind": "duplicate", "event": "tracking.updated"}) as r:
+        r.publish("PC1")
+        r.publish("LB1", "label.created")
+        await _until(lambda: len(r.receiver.requests) == 3 and r.dispatcher.quiet())
+    bodies = [orjson.loads(b) for _, b in r.receiver.requests]
+    tracking = [b for b in bodies if b["type"] == "tracking.updated"]
+    assert [b["data"] for b in tracking] == [{"tracking_number": "PC1", "hub": "H7"}] * 2
+    (label,) = [b for b in bodies if b["type"] == "label.created"]
+    assert label["data"] == {"tracking_number": "LB1"}  # another event type: as it was
+    assert all(_verifies(h, b) for h, b in r.receiver.requests)
+    assert r.dispatcher.faults is not None
+    assert r.dispatcher.faults.by_label == {"schema_drift": 1, "duplicate:2": 1}
+
+
+def test_a_schema_drift_takes_a_route_or_an_event_not_both():
+    answers = Fault.model_validate(
+        {"system": "wms", "kind": "schema_drift", "route": "/orders", "add_fields": {"a": 1}}
+    )
+    event = Fault.model_validate(
+        {"system": "wms", "kind": "schema_drift", "event": "order.shipped", "add_fields": {"a": 1}}
+    )
+    assert (answers.is_event, event.is_event) == (False, True)
+    with pytest.raises(ValidationError, match="give one of them"):
+        Fault.model_validate(
+            {"system": "wms", "kind": "schema_drift", "event": "x", "route": "/o", "add_fields": {}}
+            | {"add_fields": {"a": 1}}
+        )
+
+
 async def test_replayed_copy_carries_the_original_timestamp_and_signature():
     async with rig({"kind": "replayed", "delay_s": 900}) as r:
         r.publish("PC1")

@@ -162,3 +162,12 @@ async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")
     assert "shipment_weighed_as_packed" in failed(outcome)
+
+
+async def test_events_refused_for_a_field_the_first_sample_lacked_are_caught(tmp_path, monkeypatch):
+    """vendor_schema_drift's vendors add fields to order.released (from 10:00) and to half
+    the order.shipped events: a stack whose event models forbid unknown fields refuses them,
+    and the orders behind them are lost."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "vendor_schema_drift", "idle", "sample-shaped")
+    assert "orders_terminal" in failed(outcome)

@@ -148,8 +148,22 @@ class FaultPlan:
 
         Keyed like requests: (seed, system, fault index, "event", event type, body digest);
         the body carries the event id, so each event gets its own draw."""
+        return self._first_event_fault(system, event_type, body, now, drifts=False)
+
+    def select_event_drift(
+        self, system: str, event_type: str, body: bytes, now: float
+    ) -> int | None:
+        """The ``schema_drift`` naming this event type (first in plan order) that hits it: it
+        reshapes the event itself, before (and whatever) a delivery fault does."""
+        return self._first_event_fault(system, event_type, body, now, drifts=True)
+
+    def _first_event_fault(
+        self, system: str, event_type: str, body: bytes, now: float, *, drifts: bool
+    ) -> int | None:
         digest = None
         for i, fault in enumerate(self.faults):
+            if fault.drifts_events is not drifts:
+                continue
             if not (fault.applies_to_event(event_type) and fault.open_at(now)):
                 continue
             if fault.match is not None and fault.match.encode() not in body:

@@ -277,6 +277,11 @@ class Fault(_Data):
         for name, kinds in _PARAMETERS.items():
             if getattr(self, name) is not None and self.kind not in kinds:
                 raise ValueError(f"{name} applies to kind {' or '.join(kinds)}, not {self.kind}")
+        if self.kind == "schema_drift" and self.event and self.route:
+            raise ValueError(
+                "a schema_drift reshapes answers (route) or one event type's data (event): "
+                "give one of them"
+            )
         if self.is_event and self.route:
             raise ValueError(f"{self.kind} is an event fault: give event, not route")
         if not self.is_event and self.event:
@@ -332,7 +337,13 @@ class Fault(_Data):
     # -- derived -------------------------------------------------------------------------
     @property
     def is_event(self) -> bool:
-        return self.kind in EVENT_KINDS
+        """Faults webhook deliveries (an event kind), or, a ``schema_drift`` that names an
+        ``event``, reshapes that event's ``data`` (in its webhooks and its feed alike)."""
+        return self.kind in EVENT_KINDS or (self.kind == "schema_drift" and bool(self.event))
+
+    @property
+    def drifts_events(self) -> bool:
+        return self.kind == "schema_drift" and bool(self.event)
 
     @property
     def is_feed(self) -> bool:
@@ -354,6 +365,8 @@ class Fault(_Data):
             return f"duplicate:{self.copies or DEFAULT_COPIES}{resent}"
         if self.kind == "reorder":
             return f"reorder:{self.hold_s or DEFAULT_HOLD_S:g}s"
+        if self.kind == "schema_drift":
+            return "schema_drift"
         if self.kind in ("late", "replayed"):
             aged = f"+signed-{self.signed_age_s:g}s-ago" if self.signed_age_s else ""
             return f"{self.kind}:{self.delay_s or DEFAULT_DELAY_S:g}s{aged}"

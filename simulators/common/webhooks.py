@@ -17,6 +17,7 @@ from simulators.common.clock import Clock
 from simulators.common.compact import compact
 from simulators.common.context import CORRELATION_ID
 from simulators.common.errors import conflict, not_found, unprocessable
+from simulators.common.fault_injection import drift
 from simulators.common.faults import (
     DEFAULT_COPIES,
     DEFAULT_DELAY_S,
@@ -259,13 +260,18 @@ class WebhookDispatcher:
             "data": data,
         }
         body = compact(orjson.dumps(envelope))  # kept: in deliveries, the feed, ``latest``
-        self.latest[event_type] = body
-        self.feed.append(event_type, body, self.clock.now())
-        correlation_id = CORRELATION_ID.get()
         plan = self.faults
         index = None
         if plan:  # one truthiness test when the plan is empty
+            drifted = plan.select_event_drift(self.system, event_type, body, self.clock.now())
+            if drifted is not None:  # the vendor's new release: this event, reshaped
+                envelope["data"] = drift(plan.faults[drifted], data)
+                body = compact(orjson.dumps(envelope))
+                plan.count(drifted, "schema_drift")
             index = plan.select_event(self.system, event_type, body, self.clock.now())
+        self.latest[event_type] = body
+        self.feed.append(event_type, body, self.clock.now())
+        correlation_id = CORRELATION_ID.get()
         for sub in self.subscriptions.values():
             if sub.wants(event_type):
                 delivery = Delivery(

@@ -78,6 +78,7 @@ def build(config: Config) -> Starlette:
     vendors = Vendors(config.urls, worker.sleep)
     flows = Flows(config, vendors, worker)
     seen: dict[str, set[str]] = {system: set() for system in SYSTEMS}
+    shapes: dict[str, frozenset[str]] = {}  # the sample-shaped bug's: data keys by event type
     ready = {"subscribed": False}
 
     async def subscribe() -> None:
@@ -125,6 +126,10 @@ def build(config: Config) -> Starlette:
         event = envelope(body)
         if event is None:
             return error(400, "malformed_event", "the body is not an event envelope")
+        if "sample-shaped" in config.bugs:  # BUG sample-shaped: data shaped as the first one
+            known = shapes.setdefault(event["type"], frozenset(event["data"]))
+            if unknown := sorted(set(event["data"]) - known):
+                return error(400, "malformed_event", f"unknown fields {unknown}")
         if not early and event["id"] in seen[system]:
             return JSONResponse({"status": "duplicate", "event_id": event["id"]}, 200)
         seen[system].add(event["id"])
