@@ -251,3 +251,34 @@ def test_a_scenario_declares_a_drift_and_the_schema_names_the_kind():
     assert fault.rename_fields == {"cost": "price"}
     schema = orjson.dumps(scenarios.Scenario.model_json_schema()).decode()
     assert '"schema_drift"' in schema and '"add_fields"' in schema
+
+
+def test_answer_status_sends_a_created_label_with_another_2xx_and_the_same_body():
+    """A release that answers a create 200 instead of 201: the body and the committed label
+    are as ever, only the status differs (a client expecting exactly 201 takes it for a
+    failure); journalled as sent."""
+    plain_sim, _, plain_http = carrier()
+    plain = plain_http.post("/labels", json=label())
+    sim, _, http = carrier(drifted(answer_status=200))
+    answer = http.post("/labels", json=label())
+    assert (plain.status_code, answer.status_code) == (201, 200)
+    assert answer.json() == plain.json()
+    assert bought_as_sold(sim) == bought_as_sold(plain_sim)
+    assert faults_in_journal(sim) == ["schema_drift"]
+    assert [e.status for e in sim.journal.entries] == [200]
+
+
+def test_answer_status_is_for_answers_and_a_2xx():
+    with pytest.raises(ValidationError, match="not an event"):
+        Fault.model_validate(
+            {
+                "system": "wms",
+                "kind": "schema_drift",
+                "event": "order.shipped",
+                "answer_status": 200,
+            }
+        )
+    with pytest.raises(ValidationError):
+        Fault.model_validate({"system": "wms", **drifted(answer_status=204)})
+    with pytest.raises(ValidationError, match="answer_status applies to kind schema_drift"):
+        Fault.model_validate({"system": "wms", "kind": "error", "answer_status": 200})

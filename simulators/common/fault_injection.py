@@ -363,11 +363,13 @@ async def _run_drifting(
     if held is None:
         return False
     original = b"".join(chunks)
-    drifted = drift_body(fault, original)
+    drifted = drift_body(fault, original) if fault.drifts else None
     body = original if drifted is None else drifted
-    await send({**held, "headers": _with_length(held["headers"], len(body))})
+    status = fault.answer_status or held["status"]
+    start = {**held, "status": status, "headers": _with_length(held["headers"], len(body))}
+    await send(start)
     await send({"type": "http.response.body", "body": body})
-    return drifted is not None
+    return drifted is not None or status != held["status"]
 
 
 def _may_drift(start: Message) -> bool:

@@ -180,6 +180,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "skew_s": ("feed_clock_skew",),
     "retry_after_as": ("rate_limit", "outage"),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
+    "answer_status": ("schema_drift",),
 }
 
 
@@ -241,6 +242,9 @@ class Fault(_Data):
     envelope), ``no_id`` (the envelope without its id), ``double_encoded`` (``data`` as a JSON
     string of the object), each signed correctly over what is sent; ``headers_twice`` (the
     genuine bytes with the signature header sent twice: the good signature, then a wrong one)."""
+    answer_status: Literal[200, 201, 202] | None = None
+    """schema_drift on answers: the 2xx status a release answers with instead (a create that
+    answered 201 now answers 200): a client that checks for one exact 2xx breaks."""
     add_fields: FieldValues | None = None
     """schema_drift: fields added to the answer (name -> JSON value), unknown to old clients."""
     rename_fields: Renames | None = None
@@ -294,10 +298,13 @@ class Fault(_Data):
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
             raise ValueError("a rate_limit fault needs per_second")
-        if self.kind == "schema_drift" and not self.drifts:
+        if self.kind == "schema_drift" and not self.drifts and self.answer_status is None:
             raise ValueError(
-                "a schema_drift fault needs at least one of " + ", ".join(DRIFT_PARAMETERS)
+                "a schema_drift fault needs at least one of "
+                + ", ".join((*DRIFT_PARAMETERS, "answer_status"))
             )
+        if self.answer_status is not None and self.event:
+            raise ValueError("answer_status changes answers: give a route, not an event")
         if self.kind == "feed_clock_skew":
             self._check_skew()
         return self
