@@ -471,6 +471,8 @@ async def _run(config: RunConfig) -> RunOutcome:
                 )
             if bounces is not None:
                 bounces.unsprung()
+            if (said := probe.note()) is not None:
+                notes.append(said)
             notes += on_call.notes
             if not cut_short and not driver.stack_down:
                 dead_letters = await on_call.leftover()

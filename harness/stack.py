@@ -200,6 +200,9 @@ def _answers_idle(status: int, body: bytes) -> bool:
     return isinstance(answer, dict) and "idle" in answer
 
 
+BROKEN_IN_A_ROW = 3  # answers of a probe that does not answer as one, before it is not asked
+
+
 class StackProbe:
     def __init__(self, base_url: str, idle_path: str, health_path: str = HEALTH_PATH) -> None:
         self.base_url = base_url.rstrip("/")
@@ -213,6 +216,10 @@ class StackProbe:
         self.offline = False  # the harness took it down (a scenario's stack_restarts)
         self.long_poll = True  # ask with ?wait_ms= until the stack shows it refuses the query
         self.held = False  # the last busy answer was held for a long-poll: no need to sleep
+        self.asked = 0  # idle probes sent
+        self.broken = 0  # of which answered 5xx or not as a probe answers (taken as busy)
+        self.first_broken = ""  # the first such answer, for the verdict's note
+        self._broken_in_a_row = 0
 
     def _client(self) -> aiohttp.ClientSession:
         """Made on first use, inside the running loop (aiohttp binds sessions to it)."""
@@ -249,6 +256,22 @@ class StackProbe:
             f"(GET {self.health_path}: {last})"
         )
 
+    def note(self) -> str | None:
+        """What the verdict says of a probe that did not answer as one: lockstep took each
+        such answer as busy and still played the day, slower, so nothing else would show it."""
+        if not self.broken:
+            return None
+        stopped = (
+            f"; after {BROKEN_IN_A_ROW} in a row it was no longer asked, and quiet was judged "
+            "as for a stack without one"
+            if not self.has_probe
+            else ""
+        )
+        return (
+            f"the idle probe ({self.idle_path}) did not answer as a probe {self.broken} of "
+            f"{self.asked} times (first: {self.first_broken}); each was taken as busy{stopped}"
+        )
+
     def distrust(self) -> None:
         """Stop asking the probe: it said busy while nothing happened for a whole step
         watchdog, so quiet is judged as for a stack without one (silence, process rest)."""
@@ -281,6 +304,18 @@ class StackProbe:
         if status == 404:
             self.has_probe = False
             return Idle.UNKNOWN
+        self.asked += 1
+        if not _answers_idle(status, body):
+            self.broken += 1
+            self._broken_in_a_row += 1
+            if not self.first_broken:
+                said = body[:120].decode(errors="replace").strip()
+                self.first_broken = f"HTTP {status}" + (f": {said!r}" if said else "")
+            if self._broken_in_a_row >= BROKEN_IN_A_ROW:
+                self.distrust()  # judged as a stack without a probe: no slower than that
+                return Idle.UNKNOWN
+        else:
+            self._broken_in_a_row = 0
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:

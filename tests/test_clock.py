@@ -210,3 +210,47 @@ def test_iso_timestamps_are_the_epoch_plus_whole_seconds(
     iso = IsoFormatter(epoch)
     for t in times:
         assert iso(t) == (epoch + timedelta(seconds=int(t))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_probe_that_answers_500_is_taken_as_busy_and_the_verdict_is_told():
+    """A crashing idle route does not stop the day (each answer is taken as busy), but the
+    run says so: nothing else would show that lockstep judged quiet without the probe."""
+    from starlette.responses import PlainTextResponse
+
+    answers = iter([500, 500, 200])
+
+    async def idle(request):
+        status = next(answers, 200)
+        if status == 500:
+            return PlainTextResponse("Internal Server Error", 500)
+        return JSONResponse({"idle": True})
+
+    app = Starlette(routes=[Route("/_stack/idle", idle)])
+    async with serving(app) as url:
+        probe = StackProbe(url, "/_stack/idle")
+        probe.long_poll = False
+        states = [await probe.idle() for _ in range(3)]
+        await probe.close()
+    assert [s.name for s in states] == ["NO", "NO", "YES"]
+    assert (probe.asked, probe.broken) == (3, 2)
+    said = probe.note()
+    assert said is not None and "2 of 3 times" in said and "HTTP 500" in said
+    assert "Internal Server Error" in said
+    assert StackProbe(url, "/_stack/idle").note() is None  # a probe never asked says nothing
+
+
+async def test_a_probe_that_keeps_failing_is_no_longer_asked():
+    """Three answers in a row that are not a probe's: judged as a stack without one from then
+    on (silence, the process at rest), which is faster than waiting on a broken probe."""
+
+    async def idle(request):
+        return JSONResponse({"error": "boom"}, 500)
+
+    async with serving(Starlette(routes=[Route("/_stack/idle", idle)])) as url:
+        probe = StackProbe(url, "/_stack/idle")
+        probe.long_poll = False
+        states = [await probe.idle() for _ in range(4)]
+        await probe.close()
+    assert [s.name for s in states] == ["NO", "NO", "UNKNOWN", "UNKNOWN"]
+    assert not probe.has_probe and probe.asked == 3
+    assert "no longer asked" in (probe.note() or "")
