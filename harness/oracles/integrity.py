@@ -4,6 +4,7 @@ and not open to forgery. Without journals (an in-process day) they check nothing
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,22 +87,9 @@ def _call(entry: dict[str, Any]) -> str:
     needs_journals=True,
 )
 def forged_events_refused(view: SystemsView) -> Judgement:
-    judgement = Judgement()
-    for system, entries in view.journals.items():
-        for entry in entries:
-            if entry["direction"] != "out" or entry.get("fault") != "forged":
-                continue
-            judgement.checked += 1
-            if entry["status"] not in REFUSED:
-                ref = entry.get("ref")
-                judgement.fail(
-                    view.order_of(ref) or ref or f"{system} delivery #{entry['seq']}",
-                    f"forged {system} {entry.get('event_type')} (journal #{entry['seq']}) "
-                    f"answered {entry['status'] or 'nothing'}",
-                    expected=list(REFUSED),
-                    actual=entry["status"],
-                )
-    return judgement
+    return _probes_refused(
+        view, lambda label: label == "forged", lambda s: s in REFUSED, list(REFUSED)
+    )
 
 
 @oracle(
@@ -112,20 +100,33 @@ def forged_events_refused(view: SystemsView) -> Judgement:
     needs_journals=True,
 )
 def garbled_events_refused(view: SystemsView) -> Judgement:
+    return _probes_refused(
+        view, lambda label: label.startswith("garbled"), lambda s: 400 <= s < 500, "4xx"
+    )
+
+
+def _probes_refused(
+    view: SystemsView,
+    probe: Callable[[str], bool],
+    refused: Callable[[int], bool],
+    expected: Any,
+) -> Judgement:
+    """Every webhook delivery whose fault label ``probe`` takes was answered as ``refused``
+    accepts (no answer at all is status 0: never a refusal)."""
     judgement = Judgement()
     for system, entries in view.journals.items():
         for entry in entries:
             label = entry.get("fault") or ""
-            if entry["direction"] != "out" or not label.startswith("garbled"):
+            if entry["direction"] != "out" or not probe(label):
                 continue
             judgement.checked += 1
-            if not 400 <= (entry["status"] or 0) < 500:
+            if not refused(entry["status"] or 0):
                 ref = entry.get("ref")
                 judgement.fail(
                     view.order_of(ref) or ref or f"{system} delivery #{entry['seq']}",
                     f"{label} {system} {entry.get('event_type')} (journal #{entry['seq']}) "
                     f"answered {entry['status'] or 'nothing'}",
-                    expected="4xx",
+                    expected=expected,
                     actual=entry["status"],
                 )
     return judgement
