@@ -30,8 +30,8 @@ def _run(tmp_path, text=SMALL_DAY, **kwargs):
     return uvloop.run(run(config))
 
 
-# Cancellations, forged ERP webhooks and a short WMS outage (answered with Retry-After) too,
-# so that every oracle has something to judge.
+# Cancellations, forged and garbled ERP webhooks and a short WMS outage (answered with
+# Retry-After) too, so that every oracle has something to judge.
 EVERY_ORACLE_DAY = """
 name: every_oracle_day
 seed: 7
@@ -46,6 +46,7 @@ clock: {pace: 3000}
 faults:
   - {system: erp, kind: forged, rate: 0.2}
   - {system: wms, kind: outage, at: "10:00", for: 1800}
+  - {system: erp, kind: garbled, form: no_id, rate: 0.1}
 """
 
 

@@ -401,7 +401,7 @@ def test_a_clean_report_in_headless_chromium_shows_pass_and_no_failing_orders(cl
 
 
 def test_a_failing_report_in_headless_chromium_shows_fail_bands_and_lanes(failing, tmp_path):
-    data, width, height = screenshot(failing.folder / "report.html", tmp_path / "fail.png", 5200)
+    data, width, height = screenshot(failing.folder / "report.html", tmp_path / "fail.png", 5600)
     badge = range(0, 120)
     assert count(data, width, badge, FAIL_COLOUR) > 300  # the FAIL badge
     assert count(data, width, badge, PASS_COLOUR) == 0
