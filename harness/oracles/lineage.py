@@ -118,14 +118,21 @@ def _kilograms(value: Any) -> Decimal | None:
         return None
 
 
+GRAM_SLACK = Decimal("0.0005")  # half a gram: float noise (2.4200000000000004), not a weight
+
+
 def _weights(expected: Any, actual: Any) -> bool:
-    """The same package weights however written (2.5 equals "2.50"), in any order."""
+    """The same package weights however written (2.5 equals "2.50"), in any order, each
+    within half a gram (a stack's float arithmetic is not a wrong weight)."""
     if not isinstance(expected, list) or not isinstance(actual, list):
+        return False
+    if len(expected) != len(actual):
         return False
     ours, theirs = list(map(_kilograms, expected)), list(map(_kilograms, actual))
     if None in ours or None in theirs or any(not w.is_finite() for w in ours + theirs):
         return False
-    return sorted(ours) == sorted(theirs)
+    pairs = zip(sorted(ours), sorted(theirs), strict=True)
+    return all(abs(a - b) <= GRAM_SLACK for a, b in pairs)
 
 
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
