@@ -1,8 +1,8 @@
 """At which stage of its order each cancellation reached the stack.
 
 A cancellation is judged at the moment the stack heard of it: the first delivery of the
-order's ``order.cancelled`` event that the stack accepted (a 2xx answer; forged and replayed
-copies do not count). A stack that was never sent one (it polls the ERP, or every delivery
+order's ``order.cancelled`` event that the stack accepted (a 2xx answer; forged, garbled and
+replayed copies do not count). A stack that was never sent one (it polls the ERP, or every delivery
 failed) is judged at the moment the ERP cancelled the order (its ``status_history``).
 
 The stage is what the WMS held for the order at that moment, from each fulfilment order's
