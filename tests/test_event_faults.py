@@ -268,6 +268,45 @@ async def test_a_schema_drift_naming_an_event_reshapes_that_events_data_in_every
     assert r.dispatcher.faults.by_label == {"schema_drift": 1, "duplicate:2": 1}
 
 
+async def test_a_pretty_wire_format_sends_the_same_event_in_other_bytes_signed_as_sent():
+    """A vendor's new serialiser: indented, keys sorted. A receiver that checks the signature
+    over the event serialised again (compact) gets other bytes than were signed."""
+    pretty = {"kind": "schema_drift", "event": "tracking.updated", "wire_format": "pretty"}
+    async with rig(pretty) as r:
+        r.publish("PC1")
+        r.publish("LB1", "label.created")
+        await _until(lambda: len(r.receiver.requests) == 2 and r.dispatcher.quiet())
+    (tracking, tracking_body), (_, label_body) = sorted(
+        r.receiver.requests, key=lambda x: x[0]["x-twinyard-event-type"], reverse=True
+    )
+    event = orjson.loads(tracking_body)
+    assert event["data"] == {"tracking_number": "PC1"}
+    assert (
+        tracking_body
+        == orjson.dumps(event, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    assert _verifies(tracking, tracking_body)
+    assert not _verifies(tracking, orjson.dumps(event))  # the compact bytes were not signed
+    assert label_body == orjson.dumps(orjson.loads(label_body))  # another event type: compact
+    assert (
+        r.dispatcher.feed.page(0, limit=10).entries[0].body == tracking_body
+    )  # the feed: the same
+
+
+def test_wire_format_rewrites_events_not_answers():
+    with pytest.raises(ValidationError, match="wire_format rewrites an event"):
+        Fault.model_validate(
+            {
+                "system": "carrier",
+                "kind": "schema_drift",
+                "route": "/labels",
+                "wire_format": "pretty",
+            }
+        )
+    with pytest.raises(ValidationError, match="wire_format applies to kind schema_drift"):
+        Fault.model_validate({"system": "carrier", "kind": "late", "wire_format": "pretty"})
+
+
 def test_a_schema_drift_takes_a_route_or_an_event_not_both():
     answers = Fault.model_validate(
         {"system": "wms", "kind": "schema_drift", "route": "/orders", "add_fields": {"a": 1}}

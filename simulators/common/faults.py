@@ -181,6 +181,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "retry_after_as": ("rate_limit", "outage"),
     **dict.fromkeys(DRIFT_PARAMETERS, ("schema_drift",)),
     "answer_status": ("schema_drift",),
+    "wire_format": ("schema_drift",),
 }
 
 
@@ -245,6 +246,11 @@ class Fault(_Data):
     answer_status: Literal[200, 201, 202] | None = None
     """schema_drift on answers: the 2xx status a release answers with instead (a create that
     answered 201 now answers 200): a client that checks for one exact 2xx breaks."""
+    wire_format: Literal["pretty"] | None = None
+    """schema_drift on events: how the release writes the event's JSON: ``pretty`` (indented
+    two spaces, keys sorted, a newline at the end, as many vendors' serialisers are set up).
+    The same data, other bytes, signed as sent: a receiver that checks the signature over the
+    event serialised again instead of the bytes it got refuses every one."""
     add_fields: FieldValues | None = None
     """schema_drift: fields added to the answer (name -> JSON value), unknown to old clients."""
     rename_fields: Renames | None = None
@@ -298,13 +304,17 @@ class Fault(_Data):
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
             raise ValueError("a rate_limit fault needs per_second")
-        if self.kind == "schema_drift" and not self.drifts and self.answer_status is None:
+        if self.kind == "schema_drift" and not (
+            self.drifts or self.answer_status is not None or self.wire_format is not None
+        ):
             raise ValueError(
                 "a schema_drift fault needs at least one of "
-                + ", ".join((*DRIFT_PARAMETERS, "answer_status"))
+                + ", ".join((*DRIFT_PARAMETERS, "answer_status", "wire_format"))
             )
         if self.answer_status is not None and self.event:
             raise ValueError("answer_status changes answers: give a route, not an event")
+        if self.wire_format is not None and not self.event:
+            raise ValueError("wire_format rewrites an event's bytes: give an event, not a route")
         if self.kind == "feed_clock_skew":
             self._check_skew()
         return self

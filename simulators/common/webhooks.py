@@ -56,6 +56,13 @@ DELIVERY_TTL_S = 3 * 86_400.0
 DELIVERIES_KEPT = 10_000
 
 
+def serialise(envelope: dict[str, Any], wire_format: str | None) -> bytes:
+    """The event's bytes as the vendor's serialiser writes them (``None``: compact JSON)."""
+    if wire_format == "pretty":
+        return orjson.dumps(envelope, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return orjson.dumps(envelope)
+
+
 # Where a forged parcel goes: an address that is deliverable, and not the customer's.
 ATTACKER_ADDRESS = {
     "name": "M. Allory",
@@ -265,8 +272,9 @@ class WebhookDispatcher:
         if plan:  # one truthiness test when the plan is empty
             drifted = plan.select_event_drift(self.system, event_type, body, self.clock.now())
             if drifted is not None:  # the vendor's new release: this event, reshaped
-                envelope["data"] = drift(plan.faults[drifted], data)
-                body = compact(orjson.dumps(envelope))
+                release = plan.faults[drifted]
+                envelope["data"] = drift(release, data)
+                body = compact(serialise(envelope, release.wire_format))
                 plan.count(drifted, "schema_drift")
             index = plan.select_event(self.system, event_type, body, self.clock.now())
         self.latest[event_type] = body

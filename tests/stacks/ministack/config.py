@@ -26,6 +26,8 @@ BUGS = {
     "whole-kilos": "shipments are planned with package weights rounded to the kilogram",
     "sample-shaped": "an event whose data has a field the first event of its type lacked is "
     "refused 400 (a model generated from a sample payload, with unknown fields forbidden)",
+    "reserialised": "the signature is checked over the event parsed and serialised again "
+    "(compact, as JSON.stringify(req.body) writes it), not over the bytes received",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
