@@ -173,9 +173,7 @@ async def test_events_refused_for_a_field_the_first_sample_lacked_are_caught(tmp
     assert "orders_terminal" in failed(outcome)
 
 
-async def test_a_signature_checked_over_the_event_serialised_again_is_caught(
-    tmp_path, monkeypatch
-):
+async def test_a_signature_checked_over_the_event_serialised_again_is_caught(tmp_path, monkeypatch):
     """vendor_schema_drift's carrier writes half its tracking events indented: a stack that
     checks the signature over the parsed event written out again (as ``JSON.stringify(req.body)``
     does) computes it over other bytes and refuses them; their scans never reach the ERP."""
