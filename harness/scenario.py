@@ -340,6 +340,10 @@ class Carrier(Section):
     ``Europe/Berlin``: ``2026-11-23T15:02:00+01:00``), as many carriers report a depot's scan;
     none: in UTC (``...Z``). A stack that reads only ``Z`` times, or drops the offset, posts
     the milestone at the wrong instant."""
+    scan_time_millis: bool = False
+    """Scan times carry milliseconds, as JavaScript's ``toISOString`` writes every time
+    (``2026-11-23T14:02:00.000Z``; with ``scan_time_zone``, ``...00.000+01:00``). A stack that
+    parses times with a fixed seconds-only format refuses those scans."""
 
     @field_validator("scan_time_zone")
     @classmethod

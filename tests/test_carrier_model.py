@@ -242,3 +242,21 @@ def test_scans_are_stamped_in_the_depots_local_time_when_a_zone_is_given(clock: 
     label = buy(local)
     local.scan(label.tracking_number, "picked_up")
     assert label.events[0]["occurred_at"] == stamped
+
+
+def test_scans_carry_milliseconds_as_javascript_writes_them_when_asked(clock: ManualClock):
+    """toISOString's form (``...00.000Z``), in UTC or with the depot's offset: the same
+    instant as the seconds-only stamp."""
+    from datetime import datetime
+
+    clock.set(14 * 3600 + 2 * 60)
+    seconds = CarrierModel(clock).scanned_at()
+    millis = CarrierModel(clock, scan_time_millis=True).scanned_at()
+    local = CarrierModel(clock, "Europe/Berlin", scan_time_millis=True).scanned_at()
+    assert seconds == "2026-11-23T14:02:00Z"
+    assert millis == "2026-11-23T14:02:00.000Z"
+    assert local == "2026-11-23T15:02:00.000+01:00"
+    instants = {datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (seconds, millis, local)}
+    assert len(instants) == 1
+    with pytest.raises(ValueError):  # what a seconds-only parser makes of it
+        datetime.strptime(millis, "%Y-%m-%dT%H:%M:%S%z")

@@ -158,6 +158,15 @@ async def test_freight_accrued_in_eur_whatever_the_bill_says_is_caught(tmp_path,
     assert "freight_accrued_once" in failed(outcome)
 
 
+async def test_scan_times_parsed_with_a_seconds_only_format_are_caught(tmp_path, monkeypatch):
+    """events_late_and_out_of_order's carrier writes its scan times to the millisecond
+    (``...00.000Z``): a stack that normalises them through ``%Y-%m-%dT%H:%M:%S%z`` cannot parse
+    one, and the scans never reach the ERP."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "events_late_and_out_of_order", "idle", "seconds-only")
+    assert "latest_scan_in_erp" in failed(outcome)
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

@@ -106,10 +106,16 @@ async def _body(request: Request, malformed_status: int) -> dict[str, Any]:
 
 
 def build(
-    clock: Clock, *, api_version: str = "v1", scan_time_zone: str | None = None, **options: Any
+    clock: Clock,
+    *,
+    api_version: str = "v1",
+    scan_time_zone: str | None = None,
+    scan_time_millis: bool = False,
+    **options: Any,
 ) -> Simulator:
     """The carrier simulator serving ``api_version`` (``v1``, ``v1.1`` or ``v2``), stamping
-    its scans in ``scan_time_zone`` (an IANA name; None: UTC).
+    its scans in ``scan_time_zone`` (an IANA name; None: UTC), to the millisecond when
+    ``scan_time_millis``.
 
     Carriers always honour Idempotency-Key, so no option turns it off; the options the
     harness gives every system (such as ``stock``) are not its own: ignored.
@@ -119,5 +125,5 @@ def build(
         raise ValueError(
             f"carrier has no API version {api_version!r}; known: {', '.join(API_VERSIONS)}"
         )
-    model = CarrierModel(clock, scan_time_zone)
+    model = CarrierModel(clock, scan_time_zone, scan_time_millis)
     return Simulator(model, partial(face_routes, face), api_version=face.version)

@@ -152,19 +152,26 @@ class CarrierModel(SimModel):
     system = "carrier"
     event_types = ("tracking.updated",)
 
-    def __init__(self, clock: Clock, scan_time_zone: str | None = None) -> None:
+    def __init__(
+        self, clock: Clock, scan_time_zone: str | None = None, scan_time_millis: bool = False
+    ) -> None:
         super().__init__(clock)
         # Carriers report a scan in the depot's local time with its UTC offset (+01:00, +02:00
         # in summer); None: in UTC, Z.
         self.scan_zone = ZoneInfo(scan_time_zone) if scan_time_zone else None
+        # and some write every time to the millisecond, as JavaScript's toISOString does
+        self.scan_timespec = "milliseconds" if scan_time_millis else "seconds"
         self.reset()
 
     def scanned_at(self) -> str:
-        """Now as a scan's ``occurred_at``: UTC, or the depot's local time with its offset."""
-        if self.scan_zone is None:
+        """Now as a scan's ``occurred_at``: UTC, or the depot's local time with its offset;
+        to the second, or to the millisecond."""
+        if self.scan_zone is None and self.scan_timespec == "seconds":
             return self.now()
         moment = datetime.fromisoformat(self.now().replace("Z", "+00:00"))
-        return moment.astimezone(self.scan_zone).isoformat(timespec="seconds")
+        if self.scan_zone is None:
+            return moment.isoformat(timespec=self.scan_timespec).replace("+00:00", "Z")
+        return moment.astimezone(self.scan_zone).isoformat(timespec=self.scan_timespec)
 
     def reset(self) -> None:
         self.labels: dict[str, Label] = {}

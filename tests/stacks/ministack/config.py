@@ -28,6 +28,8 @@ BUGS = {
     "refused 400 (a model generated from a sample payload, with unknown fields forbidden)",
     "reserialised": "the signature is checked over the event parsed and serialised again "
     "(compact, as JSON.stringify(req.body) writes it), not over the bytes received",
+    "seconds-only": "a scan's occurred_at is normalised to UTC through a fixed seconds-only "
+    "format (%Y-%m-%dT%H:%M:%S%z): a time with a fraction of a second fails to parse",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

@@ -395,6 +395,9 @@ class Flows:
                     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # BUG scan-time
                 if "offset-dropped" in self.bugs:
                     at = at[:19] + "Z"  # BUG offset-dropped: the depot's local time taken as UTC
+                if "seconds-only" in self.bugs:  # BUG seconds-only: normalised by a fixed format
+                    moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+                    at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
                 body = {"tracking_number": scan["tracking_number"], "status": scan["status"]}
                 body["occurred_at"] = at
                 key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
