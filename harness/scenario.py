@@ -310,6 +310,10 @@ class Stock(Section):
     shrink_rate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     """Share of the units on a shelf lost per day (theft, misplacement), noticed only when
     the SKU is counted; until then pickers come up short."""
+    found_rate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    """Units that turn up on a shelf unbooked per day, as a share of what it holds (a return
+    put back without a booking, a carton found behind a rack): the next count books them as
+    ``found``, the one adjustment that adds stock."""
     cycle_count: CycleCount = CycleCount()
     """Cycle counts: the only way shrink reaches the books."""
     replenishment: Replenishment = Replenishment()

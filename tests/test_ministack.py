@@ -167,6 +167,16 @@ async def test_scan_times_parsed_with_a_seconds_only_format_are_caught(tmp_path,
     assert "latest_scan_in_erp" in failed(outcome)
 
 
+async def test_adjustments_posted_as_write_offs_are_caught_where_a_count_finds_units(
+    tmp_path, monkeypatch
+):
+    """inventory_drift's shelves gain units nobody booked, and its counts add them back
+    (``found``, a positive delta): a stack that posts every adjustment as a loss is caught."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "inventory_drift", "idle", "losses-only")
+    assert {"adjustment_posted_once", "stock_reconciled"} <= set(failed(outcome))
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

@@ -28,6 +28,19 @@ def test_a_cycle_count_turns_shrink_into_an_adjustment_the_erp_books():
     assert played.failed_oracles() == {}
 
 
+def test_units_that_turn_up_unbooked_are_counted_as_found_and_the_erp_adds_them():
+    """``found_rate``: the one way the books grow without a receipt."""
+    day = "seed: 5\ndemand: {orders: 60}\nstock: {shrink_rate: 0.01, found_rate: 0.01}"
+    played = play(scenario.parse(day))
+    counts = played.world.counts
+    assert counts["units_found"] > 0 and counts["adjusted_found"] > 0
+    found = [a for a in played.models["wms"].adjustments if a["reason"] == "found"]
+    assert found and all(a["delta"] > 0 for a in found)
+    booked = {a.reference: a.delta for a in played.models["erp"].adjustments.values()}
+    assert all(booked[a["adjustment_id"]] == a["delta"] for a in found)
+    assert played.failed_oracles() == {}
+
+
 def test_damage_is_reported_by_the_next_picker_at_that_shelf():
     day = scenario.parse("seed: 1\ndemand: {orders: 150}\nstock: {cycle_count: {share_per_day: 0}}")
     played = play(day, until=1.0)

@@ -8,6 +8,8 @@ The WMS's ``stock`` is the system (book) quantity. The world keeps the truth per
   shelf, or a counter, reports them to the WMS (``inventory.adjusted``, reason ``damage``).
 - Shrink (``stock.shrink_rate``) simply vanishes from ``good``: only a cycle count finds it
   (reason ``cycle_count``).
+- Found units (``stock.found_rate``) appear in ``good`` unbooked: the next cycle count books
+  them (reason ``found``, a positive delta).
 
 Every site's shelves break, shrink and are counted, each reporting at its own site; only the
 default site buys from suppliers and plays the script (transfers refill the others).
@@ -58,8 +60,10 @@ class Shelves:
         self.deliveries_due = 0
         # Every site's shelves break, shrink and are counted (each reports at its own site);
         # only DC1 buys from suppliers and plays the script: transfers refill the others.
-        if settings.damage_rate or settings.shrink_rate:
-            self.env.process(self._wear_and_tear(settings.damage_rate, settings.shrink_rate))
+        if settings.damage_rate or settings.shrink_rate or settings.found_rate:
+            self.env.process(
+                self._wear_and_tear(settings.damage_rate, settings.shrink_rate, settings.found_rate)
+            )
         if settings.cycle_count.share_per_day > 0:
             self.env.process(self._cycle_counts())
         if site is not None:  # no purchases or script there (harness/world/sites.py)
@@ -153,8 +157,11 @@ class Shelves:
                 self.good[line.sku] += qty
 
     # -- losses --------------------------------------------------------------------------
-    def _wear_and_tear(self, damage_rate: float, shrink_rate: float) -> Generator[Any, Any, None]:
-        """Every day, some units break and some vanish, at keyed times, shelf by shelf."""
+    def _wear_and_tear(
+        self, damage_rate: float, shrink_rate: float, found_rate: float
+    ) -> Generator[Any, Any, None]:
+        """Every day, some units break, some vanish and some turn up, at keyed times, shelf by
+        shelf."""
         env, world, seed = self.env, self.world, self.world.seed
         site_key = () if self.site is None else (self.site,)
         day = 0
@@ -178,11 +185,19 @@ class Shelves:
                     incidents.append((start + at_broken * DAY, index, 0, broken))
                 if lost:
                     incidents.append((start + at_lost * DAY, index, 1, lost))
+                if found_rate:  # keyed apart, so the losses' draws keep their keys
+                    turned_up = Draws(seed, *site_key, sku, day, "found")
+                    if found := turned_up.poisson(units * found_rate):
+                        incidents.append((start + turned_up.random() * DAY, index, 2, found))
             incidents.sort()
             for at, index, cause, units in incidents:
                 if at > env.now:
                     yield env.timeout(at - env.now)
                 sku = self.skus[index]
+                if cause == 2:
+                    self.good[sku] += units
+                    world.counts["units_found"] += units
+                    continue
                 units = min(units, self.good[sku])
                 self.good[sku] -= units
                 if cause == 0:

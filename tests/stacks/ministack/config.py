@@ -30,6 +30,8 @@ BUGS = {
     "(compact, as JSON.stringify(req.body) writes it), not over the bytes received",
     "seconds-only": "a scan's occurred_at is normalised to UTC through a fixed seconds-only "
     "format (%Y-%m-%dT%H:%M:%S%z): a time with a fraction of a second fails to parse",
+    "losses-only": "an adjustment is posted as a write-off (delta -abs(delta)), whatever its "
+    "sign: units a count found are taken off the ERP's books instead of added",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
