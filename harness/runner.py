@@ -365,11 +365,12 @@ def build_simulators(
     stock = catalogue_of(scenario).stock()
     carrier = scenario.carrier
     versions = {
+        "erp": {"line_step": scenario.demand.line_step},
         "carrier": {
             "api_version": carrier.api_version,
             "scan_time_zone": carrier.scan_time_zone,
             "scan_time_millis": carrier.scan_time_millis,
-        }
+        },
     }
     sims = {
         s: simulators.build(s, clock, stock=stock, guard=guard, **versions.get(s, {}))

@@ -138,6 +138,10 @@ class Demand(Section):
     """SKUs per order, distinct unless ``repeat_sku_rate`` (uniform between min and max)."""
     qty_per_line: IntRange = IntRange(min=1, max=3)
     """Units per order line (uniform between min and max)."""
+    line_step: Annotated[int, Field(ge=1, le=10)] = 1
+    """How the ERP numbers an order's lines: 1, 2, 3 (1), or in steps, as SAP's 10, 20, 30
+    (10). A stack that takes a line's number for its position posts picks, goods issues and
+    backorders against lines the order does not have."""
     repeat_sku_rate: Rate = 0.0
     """Share of orders of two lines or more whose last line is the first line's SKU again, as
     ERPs allow (a line added later, a free-goods line, a split delivery date): a stack that

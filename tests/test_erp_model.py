@@ -253,6 +253,24 @@ def test_short_goods_issue_backorders_the_remainder(erp: ErpModel) -> None:
     assert so.backorders == [backorder.id]
 
 
+def test_lines_numbered_in_steps_are_issued_and_backordered_by_their_numbers(
+    clock: ManualClock,
+) -> None:
+    """``line_step`` 10: lines 10 and 20, as SAP numbers them; a line's number is not its
+    position, and a goods issue naming line 1 names a line the order does not have."""
+    erp = ErpModel(clock, {"A-100": 100, "B-200": 50}, line_step=10)
+    so = released(erp, ("A-100", 5), ("B-200", 2))
+    assert [x["line"] for x in so.lines] == [10, 20]
+    refusal(
+        422, "validation_failed", erp.goods_issue, so.id, [{"line": 1, "qty": 5}], None, None, None
+    )
+    gi = erp.goods_issue(so.id, [{"line": 10, "qty": 3}], None, None, None)
+    assert erp.backorders[gi.backorder_id].lines == [  # type: ignore[index]
+        {"line": 10, "sku": "A-100", "qty": 2},
+        {"line": 20, "sku": "B-200", "qty": 2},
+    ]
+
+
 def test_repeated_lines_add_up(erp: ErpModel) -> None:
     so = released(erp, ("A-100", 5))
     gi = erp.goods_issue(so.id, [{"line": 1, "qty": 2}, {"line": 1, "qty": 3}], None, None, None)

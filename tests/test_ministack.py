@@ -177,6 +177,16 @@ async def test_adjustments_posted_as_write_offs_are_caught_where_a_count_finds_u
     assert {"adjustment_posted_once", "stock_reconciled"} <= set(failed(outcome))
 
 
+async def test_wms_lines_numbered_by_position_are_caught_where_the_erp_numbers_in_tens(
+    tmp_path, monkeypatch
+):
+    """returns_after_peak's ERP numbers order lines 10, 20, 30: a stack that numbers the WMS
+    order's lines 1, 2, 3 cannot post a goods issue the ERP takes."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "returns_after_peak", "idle", "renumbered")
+    assert {"order_lines_reach_wms", "goods_issue_matches_shipment"} <= set(failed(outcome))
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

@@ -403,7 +403,7 @@ def in_process_models(env: simpy.Environment, scenario: Any) -> dict[str, Any]:
     clock = SimClock(env, scenario.epoch)
     stock = catalogue_of(scenario).stock()
     return {
-        "erp": ErpModel(clock, stock),
+        "erp": ErpModel(clock, stock, scenario.demand.line_step),
         "wms": WmsModel(clock, stock),
         "tms": TmsModel(clock),
         "carrier": CarrierModel(clock),

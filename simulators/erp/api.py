@@ -384,9 +384,12 @@ def routes(sim: Simulator) -> list[Route]:
     return [resource(path, handlers) for path, handlers in table.items()]
 
 
-def build(clock: Clock, *, stock: dict[str, int] | None = None, **options: Any) -> Simulator:
-    """An ERP simulator; ``stock`` is the catalogue and its book stock per SKU.
+def build(
+    clock: Clock, *, stock: dict[str, int] | None = None, line_step: int = 1, **options: Any
+) -> Simulator:
+    """An ERP simulator; ``stock`` is the catalogue and its book stock per SKU; an order's
+    lines are numbered in steps of ``line_step`` (10: 10, 20, 30, as SAP numbers them).
 
     ERPs always honour ``Idempotency-Key``, so no option turns it off; others are ignored.
     """
-    return Simulator(ErpModel(clock, stock), routes, honour_idempotency=True)
+    return Simulator(ErpModel(clock, stock, line_step), routes, honour_idempotency=True)

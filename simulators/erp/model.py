@@ -282,8 +282,11 @@ class ErpModel(SimModel):
         "transfer.released",
     )
 
-    def __init__(self, clock: Clock, stock: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, clock: Clock, stock: dict[str, int] | None = None, line_step: int = 1
+    ) -> None:
         super().__init__(clock)
+        self.line_step = line_step  # 1: lines 1, 2, 3; 10: 10, 20, 30, as SAP numbers them
         self._initial_stock = dict(stock or {})
         self._initial_sites: dict[str, dict[str, int]] = {}  # sites beyond the default
         self.reset()
@@ -372,7 +375,12 @@ class ErpModel(SimModel):
         if order_id in self.orders:
             raise conflict("already_exists", f"order {order_id} already exists", id=order_id)
         numbered = [
-            {"line": n, "sku": line["sku"], "qty": line["qty"], "uom": line.get("uom", "EA")}
+            {
+                "line": n * self.line_step,
+                "sku": line["sku"],
+                "qty": line["qty"],
+                "uom": line.get("uom", "EA"),
+            }
             for n, line in enumerate(lines, 1)
         ]
         order = SalesOrder(

@@ -32,6 +32,8 @@ BUGS = {
     "format (%Y-%m-%dT%H:%M:%S%z): a time with a fraction of a second fails to parse",
     "losses-only": "an adjustment is posted as a write-off (delta -abs(delta)), whatever its "
     "sign: units a count found are taken off the ERP's books instead of added",
+    "renumbered": "the WMS order's lines are numbered by position (1, 2, 3), not with the "
+    "ERP's line numbers, which picks and goods issues then name",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

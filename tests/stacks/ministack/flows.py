@@ -137,6 +137,8 @@ class Flows:
             "service_level": o.service_level,
             "lines": [await self.in_eaches(x, o.corr) for x in o.lines],  # the WMS picks eaches
         }
+        if "renumbered" in self.bugs:  # BUG renumbered: the WMS lines numbered by position
+            body["lines"] = [{**x, "line": n} for n, x in enumerate(body["lines"], 1)]
         if d.get("site"):
             body["site"] = d["site"]  # the site the ERP assigned: else the WMS's default
         waited, pause = 0.0, 1.0
