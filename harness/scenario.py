@@ -167,6 +167,10 @@ class Demand(Section):
     accepts only while the warehouse has not started on the order, as for cancellations."""
     address_change_after: Delay = Delay()
     """How long after release a customer calls to change the address."""
+    address_change_again_rate: Rate = 0.0
+    """Share of customers who changed the address who call again, as long again later, with
+    yet another one (a typo in the first, a change of plan): the order's second
+    ``order.updated``, and the one whose address the parcel must carry."""
     only: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=10_000)] | None = None
     """Play only these orders of the day, by their number in its arrivals (SO-000035 is 35):
     each keeps its id, content, arrival time and fate; the others never arrive. What

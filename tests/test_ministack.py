@@ -187,6 +187,16 @@ async def test_wms_lines_numbered_by_position_are_caught_where_the_erp_numbers_i
     assert {"order_lines_reach_wms", "goods_issue_matches_shipment"} <= set(failed(outcome))
 
 
+async def test_events_deduplicated_by_type_and_order_lose_a_second_address_change(
+    tmp_path, monkeypatch
+):
+    """address_changed_after_release's movers call twice: a stack that takes a second
+    ``order.updated`` for the same order as a duplicate ships to the first new address."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "address_changed_after_release", "idle", "once-per-order")
+    assert {"ship_to_reaches_wms", "parcel_goes_to_current_address"} <= set(failed(outcome))
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

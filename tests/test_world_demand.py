@@ -235,6 +235,22 @@ def test_refused_addresses_are_corrected_and_moves_accepted_only_before_picking(
     assert corrected > 0 and changed > 0 and refused > 0
 
 
+def test_customers_who_call_again_move_the_delivery_twice_and_nothing_else_moves():
+    """``address_change_again_rate``: a second call has draws of its own, so every order ends
+    at the address it had without it except those whose second call was accepted."""
+    base = ADDRESSES.format(seed=1)
+    again = base.replace(
+        "  address_change_after:", "  address_change_again_rate: 1.0\n  address_change_after:"
+    )
+    once, twice = play(scenario.parse(base)), play(scenario.parse(again))
+    assert twice.failed_oracles() == {}
+    seconds = twice.world.counts["address_changed"] - once.world.counts["address_changed"]
+    assert seconds > 0
+    first, second = once.models["erp"].orders, twice.models["erp"].orders
+    moved_again = [ref for ref, order in second.items() if order.ship_to != first[ref].ship_to]
+    assert len(moved_again) == seconds
+
+
 def test_express_over_the_carriers_daily_capacity_ships_ground_the_same_day():
     text = (
         "seed: 4\ndemand: {orders: 80, express_share: 0.6}\ncarrier: {express_capacity_per_day: 5}"

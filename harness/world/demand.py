@@ -18,6 +18,7 @@ calls, moves, typo fixes) is drawn keyed by its id, as for a generated order.
 from __future__ import annotations
 
 from collections.abc import Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from harness.world.curves import hourly_weights, segments
@@ -284,18 +285,27 @@ class Customers:
             return False
         return self._new_ship_to(order_id, self.true_addresses[order_id], "address_corrected")
 
-    def change_address(self, order_id: str) -> bool:
-        """A customer moves the delivery: accepted only before the warehouse starts on it."""
+    def change_address(self, order_id: str, call: int = 1) -> bool:
+        """A customer moves the delivery: accepted only before the warehouse starts on it.
+        Some call a second time with yet another address (``address_change_again_rate``)."""
         if not self.world.floor.may_cancel(order_id):
             self.world.counts["address_change_refused"] += 1
             return False
-        # A generated order's new address is keyed by its number, a scripted order's by its id.
+        # A generated order's new address is keyed by its number, a scripted order's by its id;
+        # a second call's by the call too, so the first call's address is what it always was.
         key = self.numbers.get(order_id, order_id)
         living = self.people_of(key) if isinstance(key, int) else self.people
-        moved = living.customer(Draws(self.world.seed, "order", key, "moved"))[1]
+        purpose = ("moved",) if call == 1 else ("moved", call)
+        moved = living.customer(Draws(self.world.seed, "order", key, *purpose))[1]
         current = self.erp.orders[order_id].ship_to
         new = {**moved, "name": current["name"], "postal_code": moved["postal_code"]}
-        return self._new_ship_to(order_id, new, "address_changed")
+        changed = self._new_ship_to(order_id, new, "address_changed")
+        again = self.demand.address_change_again_rate
+        calls_again = changed and call == 1 and again > 0
+        if calls_again and Draws(self.world.seed, order_id, "moves again").chance(again):
+            second = partial(self.change_address, call=2)
+            self._later(order_id, self.demand.address_change_after, "move again", second)
+        return changed
 
     def _new_ship_to(self, order_id: str, ship_to: dict[str, Any], counter: str) -> bool:
         order = self.erp.orders.get(order_id)

@@ -135,9 +135,14 @@ def build(config: Config) -> Starlette:
             known = shapes.setdefault(event["type"], frozenset(event["data"]))
             if unknown := sorted(set(event["data"]) - known):
                 return error(400, "malformed_event", f"unknown fields {unknown}")
-        if not early and event["id"] in seen[system]:
+        dedup_key = event["id"]
+        if "once-per-order" in config.bugs:  # BUG once-per-order: one event of a type per order
+            data = event["data"]
+            order = data.get("order_id") or data.get("order_ref") or event["id"]
+            dedup_key = f"{event['type']}:{order}"
+        if not early and dedup_key in seen[system]:
             return JSONResponse({"status": "duplicate", "event_id": event["id"]}, 200)
-        seen[system].add(event["id"])
+        seen[system].add(dedup_key)
         flows.dispatch(event, headers.get("x-correlation-id"))
         return JSONResponse({"status": "accepted", "event_id": event["id"]}, 202)
 

@@ -34,6 +34,8 @@ BUGS = {
     "sign: units a count found are taken off the ERP's books instead of added",
     "renumbered": "the WMS order's lines are numbered by position (1, 2, 3), not with the "
     "ERP's line numbers, which picks and goods issues then name",
+    "once-per-order": "events are deduplicated by type and order, not by event id: a second "
+    "order.updated (or any second event of a type) for an order is taken for a duplicate",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
