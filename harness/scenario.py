@@ -301,6 +301,9 @@ class Replenishment(Section):
     """A purchase refills the shelf to this share of the SKU's starting stock."""
     lead_time_hours: Annotated[float, Field(ge=0, le=720)] = 8.0
     """Average hours from reorder to receipt at the dock (each purchase varies 0.75x-1.25x)."""
+    combine_hours: Annotated[float, Field(ge=0, le=168)] = 0.0
+    """A purchase due at the dock within this many hours after another's truck arrives comes
+    on that truck: one receipt with a line per SKU (0: each purchase its own receipt)."""
 
     @model_validator(mode="after")
     def _above(self) -> Replenishment:

@@ -197,6 +197,16 @@ async def test_events_deduplicated_by_type_and_order_lose_a_second_address_chang
     assert {"ship_to_reaches_wms", "parcel_goes_to_current_address"} <= set(failed(outcome))
 
 
+async def test_a_receipt_posted_with_its_first_line_only_is_caught_where_a_truck_brings_many(
+    tmp_path, monkeypatch
+):
+    """events_redelivered's supplier brings purchases due within two hours on one truck: one
+    receipt, a line per SKU. A stack that posts the first line only is caught."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "events_redelivered", "idle", "first-receipt-line")
+    assert {"receipt_posted_once", "stock_reconciled"} <= set(failed(outcome))
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

@@ -41,6 +41,23 @@ def test_units_that_turn_up_unbooked_are_counted_as_found_and_the_erp_adds_them(
     assert played.failed_oracles() == {}
 
 
+def test_purchases_due_close_together_come_on_one_truck_as_one_receipt_of_several_skus():
+    text = (
+        "seed: 3\ndemand: {orders: 800}\ncatalogue: {skus: 20, initial_stock: 40}\n"
+        "stock: {replenishment: {reorder_at: 0.5, order_up_to: 1.5, lead_time_hours: 3%s}}"
+    )
+    played = play(scenario.parse(text % ", combine_hours: 2"))
+    counts, wms, erp = played.world.counts, played.models["wms"], played.models["erp"]
+    assert counts["receipts"] < counts["purchases"]
+    assert max(len(r["lines"]) for r in wms.receipts) > 1
+    alone = play(scenario.parse(text % ""))  # without: every purchase its own receipt
+    assert alone.world.counts["receipts"] == alone.world.counts["purchases"]
+    assert not played.world.shelves.on_order and not played.world.shelves.due
+    erp_receipts = {r.reference: r.lines for r in erp.receipts.values()}
+    assert erp_receipts == {r["receipt_id"]: r["lines"] for r in wms.receipts}
+    assert played.failed_oracles() == {}
+
+
 def test_damage_is_reported_by_the_next_picker_at_that_shelf():
     day = scenario.parse("seed: 1\ndemand: {orders: 150}\nstock: {cycle_count: {share_per_day: 0}}")
     played = play(day, until=1.0)

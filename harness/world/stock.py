@@ -57,6 +57,7 @@ class Shelves:
         self.damaged: dict[str, int] = dict.fromkeys(self.skus, 0)
         self.short_pick_rate = world.scenario.warehouse.short_pick_rate
         self.on_order: dict[str, str] = {}  # SKU -> receipt reference of the open purchase
+        self.due: dict[str, tuple[float, int]] = {}  # SKU -> (at the dock, qty) of that purchase
         self.deliveries_due = 0
         # Every site's shelves break, shrink and are counted (each reports at its own site);
         # only DC1 buys from suppliers and plays the script: transfers refill the others.
@@ -78,6 +79,7 @@ class Shelves:
                     self.reorder_point[sku] = point
                     self.order_up_to[sku] = max(point + 1, round(refill.order_up_to * units))
         self.lead_time_s = refill.lead_time_hours * HOUR
+        self.combine_s = refill.combine_hours * HOUR
         self.purchases: Counter[str] = Counter()
         self.deliveries_due = len(world.script.stock)  # scripted receipts and adjustments
         if world.script.stock:
@@ -261,21 +263,32 @@ class Shelves:
             self.env.process(self._purchase(sku, reference))
 
     def _purchase(self, sku: str, reference: str) -> Generator[Any, Any, None]:
-        """A purchase for one SKU: ordered now, at the dock after the lead time."""
+        """A purchase for one SKU: ordered now, at the dock after the lead time, on its own
+        truck or (``combine_hours``) on an earlier purchase's."""
         world = self.world
         qty = max(1, self.order_up_to[sku] - self.good[sku])
         world.counts["purchases"] += 1
         draws = Draws(world.seed, reference, "lead_time")
-        yield self.env.timeout(self.lead_time_s * draws.uniform(0.75, 1.25))
-        del self.on_order[sku]
+        lead = self.lead_time_s * draws.uniform(0.75, 1.25)
+        self.due[sku] = (self.env.now + lead, qty)
+        yield self.env.timeout(lead)
+        if self.on_order.get(sku) != reference:
+            return  # it came early, on another purchase's truck
+        lines = {sku: qty}
+        for other, (at, units) in sorted(self.due.items()) if self.combine_s else ():
+            if other != sku and at <= self.env.now + self.combine_s:
+                lines[other] = units
+        for arrived in lines:
+            del self.on_order[arrived], self.due[arrived]
         try:
-            self.wms.receive(reference, [{"sku": sku, "qty": qty}])
+            self.wms.receive(reference, [{"sku": s, "qty": q} for s, q in lines.items()])
         except SimError as exc:
             world.incident(f"{reference}: the WMS refused the receipt: {exc.code}: {exc.message}")
             return
-        self.good[sku] += qty
+        for arrived, units in lines.items():
+            self.good[arrived] += units
+            self._check(arrived)
         world.counts["receipts"] += 1
-        self._check(sku)
 
     # -- the script's receipts and adjustments -----------------------------------------------
     def _scripted(self) -> Generator[Any, Any, None]:

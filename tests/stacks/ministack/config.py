@@ -36,6 +36,8 @@ BUGS = {
     "ERP's line numbers, which picks and goods issues then name",
     "once-per-order": "events are deduplicated by type and order, not by event id: a second "
     "order.updated (or any second event of a type) for an order is taken for a duplicate",
+    "first-receipt-line": "a receipt is posted with its first line only, as if a delivery "
+    "brought one SKU",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }
