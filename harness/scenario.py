@@ -464,6 +464,9 @@ class Site(Section):
     packers: Annotated[int, Field(ge=1, le=100_000)] = 2
     cutoff: TimeOfDay = time(16, 0)
     """When its carrier truck leaves."""
+    refilled_by: Literal["transfers", "suppliers"] = "transfers"
+    """How its low shelves are refilled: by transfers from ``DC1`` (``sites.transfers``), or by
+    its own purchases from suppliers (``stock.replenishment``), received at its own dock."""
 
 
 class Transfers(Section):

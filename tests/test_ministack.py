@@ -207,6 +207,14 @@ async def test_a_receipt_posted_with_its_first_line_only_is_caught_where_a_truck
     assert {"receipt_posted_once", "stock_reconciled"} <= set(failed(outcome))
 
 
+async def test_supplier_receipts_posted_without_their_site_are_caught(tmp_path, monkeypatch):
+    """inventory_drift's DC2 buys from its own suppliers: a stack that posts receipts without
+    their site (while its adjustments keep theirs) books DC2's deliveries at DC1."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "inventory_drift", "idle", "siteless-receipts")
+    assert "site_stock_reconciled" in failed(outcome)
+
+
 async def test_shipments_planned_at_whole_kilos_are_caught(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     outcome = await play(tmp_path, "carrier_capacity_cap", "idle", "whole-kilos")

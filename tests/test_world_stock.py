@@ -58,6 +58,24 @@ def test_purchases_due_close_together_come_on_one_truck_as_one_receipt_of_severa
     assert played.failed_oracles() == {}
 
 
+def test_a_site_refilled_by_suppliers_receives_its_purchases_at_its_own_dock():
+    """``refilled_by: suppliers``: DC2 buys as DC1 does, no transfers, and the ERP books its
+    deliveries at DC2."""
+    text = (
+        "seed: 18\ndemand: {orders: 60}\ncatalogue: {skus: 20, initial_stock: 400}\n"
+        "stock: {replenishment: {reorder_at: 0.5, lead_time_hours: 4}}\n"
+        "sites: {others: [{name: DC2, share: 0.4, initial_stock: 0.03, refilled_by: suppliers}]}"
+    )
+    played = play(scenario.parse(text))
+    wms, erp, counts = played.models["wms"], played.models["erp"], played.world.counts
+    at_dc2 = [r for r in wms.receipts if r["site"] == "DC2"]
+    assert at_dc2 and all(r["receipt_id"].startswith("RC-DC2-") for r in at_dc2)
+    assert counts["transfers_released"] == 0
+    assert {r.reference for r in erp.receipts.values()} >= {r["receipt_id"] for r in at_dc2}
+    assert dict(erp.sites.stock("DC2")) == dict(wms.stock_at("DC2"))  # booked where received
+    assert played.failed_oracles() == {}
+
+
 def test_damage_is_reported_by_the_next_picker_at_that_shelf():
     day = scenario.parse("seed: 1\ndemand: {orders: 150}\nstock: {cycle_count: {share_per_day: 0}}")
     played = play(day, until=1.0)

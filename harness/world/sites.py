@@ -44,6 +44,7 @@ class SiteNetwork:
         self.open: dict[tuple[str, str], str] = {}  # (site, SKU) -> its transfer order in flight
         self.awaited: set[str] = set()  # transfer orders the WMS has not heard of yet
         self.moving = 0  # WMS transfers accepted, shipped or on the road
+        self.shelves: dict[str, Shelves] = {}  # the other sites' shelves
         catalogue = world.catalogue.stock()
         for site in self.settings.others:
             stock = {sku: round(qty * site.initial_stock) for sku, qty in catalogue.items()}
@@ -51,6 +52,7 @@ class SiteNetwork:
             world.erp.add_site(site.name, stock)
             world.wms.add_site(site.name, stock)
             shelves = Shelves(world, site.name)
+            self.shelves[site.name] = shelves
             self.floors[site.name] = Floor(world, site, shelves)
 
     # -- orders --------------------------------------------------------------------------
@@ -73,7 +75,8 @@ class SiteNetwork:
 
     def busy(self) -> bool:
         others = (f for name, f in self.floors.items() if name != DEFAULT_SITE)
-        return bool(self.awaited) or self.moving > 0 or any(f.dock for f in others)
+        buying = any(s.on_order for s in self.shelves.values())  # purchases on the way
+        return bool(self.awaited) or self.moving > 0 or any(f.dock for f in others) or buying
 
     # -- transfers -----------------------------------------------------------------------
     def check(self, shelves: Shelves, sku: str) -> None:

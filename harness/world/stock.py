@@ -49,7 +49,11 @@ class Shelves:
         self.world = world
         self.env = world.env
         self.wms = world.wms
-        self.site = site  # None: the default site; another is refilled by transfers only
+        self.site = site  # None: the default site
+        # DC1 buys from suppliers; another site is refilled by transfers, or buys too
+        self.buys = site is None or any(
+            s.name == site and s.refilled_by == "suppliers" for s in world.scenario.sites.others
+        )
         settings = world.scenario.stock
         self.skus = world.catalogue.skus  # most popular first
         stock = world.wms.stock_at(site)
@@ -67,7 +71,7 @@ class Shelves:
             )
         if settings.cycle_count.share_per_day > 0:
             self.env.process(self._cycle_counts())
-        if site is not None:  # no purchases or script there (harness/world/sites.py)
+        if not self.buys:  # refilled by transfers (harness/world/sites.py), no script there
             return
         refill = settings.replenishment
         self.reorder_point: dict[str, int] = {}
@@ -81,6 +85,8 @@ class Shelves:
         self.lead_time_s = refill.lead_time_hours * HOUR
         self.combine_s = refill.combine_hours * HOUR
         self.purchases: Counter[str] = Counter()
+        if site is not None:  # the script's receipts and adjustments play at DC1
+            return
         self.deliveries_due = len(world.script.stock)  # scripted receipts and adjustments
         if world.script.stock:
             self.env.process(self._scripted())
@@ -252,13 +258,14 @@ class Shelves:
 
     # -- replenishment -------------------------------------------------------------------
     def _check(self, sku: str) -> None:
-        if self.site is not None:
+        if not self.buys:
             self.world.sites.check(self, sku)  # another site asks DC1 for a transfer
             return
         point = self.reorder_point.get(sku)
         if point is not None and self.good[sku] < point and sku not in self.on_order:
             self.purchases[sku] += 1
-            reference = f"RC-{sku}-{self.purchases[sku]:03d}"
+            at = "" if self.site is None else f"{self.site}-"
+            reference = f"RC-{at}{sku}-{self.purchases[sku]:03d}"
             self.on_order[sku] = reference
             self.env.process(self._purchase(sku, reference))
 
@@ -281,7 +288,7 @@ class Shelves:
         for arrived in lines:
             del self.on_order[arrived], self.due[arrived]
         try:
-            self.wms.receive(reference, [{"sku": s, "qty": q} for s, q in lines.items()])
+            self.wms.receive(reference, [{"sku": s, "qty": q} for s, q in lines.items()], self.site)
         except SimError as exc:
             world.incident(f"{reference}: the WMS refused the receipt: {exc.code}: {exc.message}")
             return

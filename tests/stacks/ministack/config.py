@@ -38,6 +38,8 @@ BUGS = {
     "order.updated (or any second event of a type) for an order is taken for a duplicate",
     "first-receipt-line": "a receipt is posted with its first line only, as if a delivery "
     "brought one SKU",
+    "siteless-receipts": "supplier receipts are posted without their site (adjustments keep "
+    "theirs): the ERP books a second site's deliveries at DC1",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
 }

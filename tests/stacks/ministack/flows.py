@@ -437,6 +437,8 @@ class Flows:
         if "first-receipt-line" in self.bugs:  # BUG first-receipt-line: one SKU per receipt
             lines = lines[:1]
         body = self.at_site({"reference": key, "lines": lines}, d)
+        if "siteless-receipts" in self.bugs:  # BUG siteless-receipts: as if only DC1 bought
+            body.pop("site", None)
         await self.post_once("/goods-receipts", f"gr-{key}", body, corr or f"ms-{key}")
 
     async def return_received(self, key: str, d: dict, corr: str | None) -> None:
