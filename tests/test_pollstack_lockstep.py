@@ -233,3 +233,21 @@ async def test_a_create_looked_for_before_the_vendor_gave_up_on_it_is_made_twice
     failed = failures(outcome)
     assert failed.get("one_wms_order_per_erp_order") == ["SO-000003"], failed
     assert any("wms latency x" in note for note in outcome.notes), outcome.notes
+
+
+def test_pollstack_reads_a_retry_after_given_as_an_http_date():
+    """vendor_maintenance_windows sends two outages' Retry-After as HTTP dates: pollstack read
+    only seconds and retried within the window (caught by retry_after_respected)."""
+    import email.utils
+    import time
+
+    from tests.stacks.pollstack.vendors import retry_after
+
+    def answer(value: str) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": value})
+
+    assert retry_after(answer("7")) == 7.0
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 55 <= retry_after(answer(in_a_minute)) <= 61
+    assert retry_after(answer("soon")) is None
+    assert retry_after(httpx.Response(503)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import time
@@ -62,12 +63,20 @@ class Reply:
 
 
 def retry_after(resp: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (wall seconds, per docs/choreography.md)."""
+    """The Retry-After header in seconds (wall seconds, per docs/choreography.md): whole
+    seconds or an HTTP date, as RFC 9110 allows and the README says vendors send."""
     value = resp.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class Vendors:
