@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import shlex
 import signal
 import socket
@@ -43,10 +44,45 @@ class Idle(Enum):
     DOWN = "down"  # the stack does not answer at all
 
 
+FIXED_PORTS_FROM = 20_000  # where a port chosen for a later bind is looked for
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
+    """A free loopback port for a process that binds it later (the stack, Locust's web UI).
+
+    Looked for below the kernel's ephemeral range: a port found with ``bind(0)`` and let go
+    goes back to that pool, and the next ``bind(0)`` on the machine (another run's simulator,
+    under ``pytest -n``) may get it before the stack listens; measured in CI, where a stack
+    found its port taken and a simulator answered its webhooks. A random port outside the
+    pool is only taken by someone who asks for it by number."""
+    low = _ephemeral_low()
+    if low - FIXED_PORTS_FROM >= 1_000:
+        rng = random.SystemRandom()
+        for _ in range(64):
+            port = rng.randrange(FIXED_PORTS_FROM, low)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default when unreadable)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def spawn_logged(
