@@ -364,7 +364,7 @@ def build_simulators(
     closes their control plane (``simulators.common.guard``)."""
     stock = catalogue_of(scenario).stock()
     carrier = scenario.carrier
-    versions = {
+    options = {  # what each simulator's world varies beyond the defaults
         "erp": {"line_step": scenario.demand.line_step},
         "carrier": {
             "api_version": carrier.api_version,
@@ -373,7 +373,7 @@ def build_simulators(
         },
     }
     sims = {
-        s: simulators.build(s, clock, stock=stock, guard=guard, **versions.get(s, {}))
+        s: simulators.build(s, clock, stock=stock, guard=guard, **options.get(s, {}))
         for s in simulators.SYSTEMS
     }
     for sim in sims.values():
