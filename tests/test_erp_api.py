@@ -300,6 +300,7 @@ def test_tracking_delivers_a_shipped_order(client: TestClient) -> None:
         {
             "status": "delivered",
             "occurred_at": "2026-11-24T14:02:00Z",
+            "tracking_number": "PC1",
             "posted_at": "2026-11-23T00:00:00Z",
         }
     ]

@@ -355,6 +355,7 @@ def test_delivered_tracking_delivers_a_shipped_order(erp: ErpModel, clock: Manua
     assert so.tracking_history[-1] == {
         "status": "delivered",
         "occurred_at": "2026-11-23T11:00:00Z",
+        "tracking_number": "PC1",
         "posted_at": "2026-11-23T01:00:00Z",
     }
 

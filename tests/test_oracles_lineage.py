@@ -219,6 +219,64 @@ def test_a_shipment_planned_or_labelled_at_other_weights_is_caught(snaps):
     assert found["label"]["id"] in finding.message and len(finding.actual) == 2
 
 
+def test_a_service_level_lost_on_the_way_to_the_wms_is_caught(snaps):
+    found = shipped(snaps)
+    order, fo = found["order"], found["fo"]
+    order["service_level"], fo["service_level"] = "express", "standard"
+    finding = only_finding(judge("service_level_reaches_wms", snaps))
+    assert finding.entity.startswith(order["id"])
+    assert (finding.expected, finding.actual) == ("express", "standard")
+    fo["service_level"] = "express"
+    assert judge("service_level_reaches_wms", snaps).passed
+
+
+def test_a_label_attached_under_another_id_is_caught(snaps):
+    found = shipped(snaps)
+    attached = found["fo"]["label"]
+    assert attached["label_id"] == found["label"]["id"]
+    attached["label_id"] = found["shipment"]["id"]  # the TMS shipment taken for the label
+    finding = only_finding(judge("label_attached_as_bought", snaps))
+    assert finding.entity.startswith(found["order"]["id"])
+    assert (finding.expected, finding.actual) == (found["label"]["id"], found["shipment"]["id"])
+
+
+def test_a_shipment_planned_for_another_wms_order_is_caught(snaps):
+    found = shipped(snaps)
+    found["shipment"]["fulfilment_order_id"] = found["order"]["id"]  # the ERP's number
+    finding = only_finding(judge("shipment_planned_for_its_wms_order", snaps))
+    assert finding.entity.startswith(found["order"]["id"])
+    assert (finding.expected, finding.actual) == (found["fo"]["id"], found["order"]["id"])
+
+
+def test_a_goods_issue_naming_another_shipment_or_carrier_is_caught_and_may_name_none(snaps):
+    found = shipped(snaps)
+    ref, shipment = found["order"]["id"], found["shipment"]
+    issue = next(g for g in snaps["erp"]["goods_issues"] if g["order_id"] == ref)
+    assert (issue["shipment_id"], issue["carrier"]) == (shipment["id"], shipment["carrier"])
+    issue["shipment_id"], issue["carrier"] = None, None  # the contract lets a stack leave them out
+    assert judge("goods_issue_names_its_shipment", snaps).passed
+    issue["shipment_id"] = found["fo"]["id"]  # the WMS's order taken for the shipment
+    finding = only_finding(judge("goods_issue_names_its_shipment", snaps))
+    assert finding.entity == ref
+    assert (finding.expected, finding.actual) == (shipment["id"], found["fo"]["id"])
+    issue["shipment_id"], issue["carrier"] = shipment["id"], "express"
+    finding = only_finding(judge("goods_issue_names_its_shipment", snaps))
+    assert (finding.expected, finding.actual) == (shipment["carrier"], "express")
+
+
+def test_a_milestone_posted_under_another_tracking_number_is_caught(snaps):
+    found = shipped(snaps)
+    posting = found["order"]["tracking_history"][0]
+    assert posting["tracking_number"] == found["label"]["tracking_number"]
+    posting["tracking_number"] = found["label"]["id"]  # the label's id, not its parcel number
+    finding = only_finding(judge("tracking_posted_as_scanned", snaps))
+    assert finding.entity.startswith(found["order"]["id"])
+    assert (finding.expected, finding.actual) == (
+        found["label"]["id"],
+        found["label"]["tracking_number"],
+    )
+
+
 def test_a_milestone_posted_with_another_time_or_status_is_caught(snaps):
     order = shipped(snaps)["order"]
     first, second = order["tracking_history"][:2]
@@ -295,6 +353,15 @@ def test_an_adjustment_with_its_sign_flipped_missing_or_invented_is_caught(snaps
     assert len(findings) == 3, messages
     flipped = next(f for f in findings if "delta" in f.message)
     assert flipped.actual == -flipped.expected
+
+
+def test_an_adjustment_posted_under_another_reason_is_caught(snaps):
+    posted = next(a for a in snaps["erp"]["adjustments"] if a["reason"] != "cycle_count")
+    was = posted["reason"]
+    posted["reason"] = "cycle_count"  # a reason map with a default
+    finding = only_finding(judge("adjustment_posted_once", snaps))
+    assert (finding.expected, finding.actual) == (was, "cycle_count")
+    assert "reason" in finding.message
 
 
 def test_a_receipt_posted_twice_or_with_other_quantities_is_caught(snaps):

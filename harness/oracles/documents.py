@@ -140,13 +140,20 @@ def erp_releases(view: SystemsView) -> Iterator[Record]:
         yield Record((order["id"],), {}, order["id"], order["released_at"], order["id"])
 
 
-@document("erp.goods_issue", "an ERP goods issue: qty issued per SKU")
+@document(
+    "erp.goods_issue",
+    "an ERP goods issue: qty issued per SKU; the shipment, carrier and tracking number it names",
+)
 def erp_goods_issues(view: SystemsView) -> Iterator[Record]:
     for order, issues in view.goods_issues_by_order.items():
         for gi in issues:
             yield Record(
                 (order,),
-                {"qty_by_sku": _qty_by_sku(gi["lines"], "qty")},
+                {
+                    "qty_by_sku": _qty_by_sku(gi["lines"], "qty"),
+                    "shipment_id": gi.get("shipment_id"),
+                    "carrier": gi.get("carrier"),
+                },
                 view.order_of(order) or order,
                 gi["posted_at"],
                 gi["id"],
@@ -160,13 +167,17 @@ def erp_backorders(view: SystemsView) -> Iterator[Record]:
             yield Record((order,), {}, order, bo["created_at"], bo["id"])
 
 
-@document("erp.tracking", "a tracking milestone posted to an ERP order")
+@document("erp.tracking", "a tracking milestone posted to an ERP order, with its tracking number")
 def erp_tracking(view: SystemsView) -> Iterator[Record]:
     for order in view.erp_orders.values():
         for n, posting in enumerate(order.get("tracking_history") or [], start=1):
             yield Record(
                 (order["id"], posting["status"], instant(posting["occurred_at"])),
-                {"status": posting["status"], "occurred_at": posting["occurred_at"]},
+                {
+                    "status": posting["status"],
+                    "occurred_at": posting["occurred_at"],
+                    "tracking_number": posting.get("tracking_number"),
+                },
                 order["id"],
                 posting.get("posted_at"),
                 f"{order['id']} tracking posting #{n}",
@@ -203,12 +214,19 @@ def erp_accruals(view: SystemsView) -> Iterator[Record]:
             )
 
 
-@document("erp.adjustment", "an ERP inventory adjustment, by the WMS adjustment it posts")
+@document(
+    "erp.adjustment",
+    "an ERP inventory adjustment, by the WMS adjustment it posts: SKU, delta, reason",
+)
 def erp_adjustments(view: SystemsView) -> Iterator[Record]:
     for adjustment in items(view.snapshots["erp"].get("adjustments")):
         yield Record(
             (adjustment.get("reference"),),
-            {"sku": adjustment["sku"], "delta": adjustment["delta"]},
+            {
+                "sku": adjustment["sku"],
+                "delta": adjustment["delta"],
+                "reason": adjustment["reason"],
+            },
             None,
             adjustment["posted_at"],
             adjustment["id"],
@@ -228,12 +246,12 @@ def erp_receipts(view: SystemsView) -> Iterator[Record]:
 
 
 # -- WMS ------------------------------------------------------------------------------------
-@document("wms.order", "a WMS fulfilment order that was not cancelled: ship-to")
+@document("wms.order", "a WMS fulfilment order that was not cancelled: id, ship-to, service level")
 def wms_orders(view: SystemsView) -> Iterator[Record]:
     for fo in _live_fulfilment_orders(view):
         yield Record(
             (fo["order_ref"],),
-            {"ship_to": fo["ship_to"], "service_level": fo.get("service_level")},
+            {"id": fo["id"], "ship_to": fo["ship_to"], "service_level": fo.get("service_level")},
             view.order_of(fo["order_ref"]),
             fo["created_at"],
             fo["id"],
@@ -251,6 +269,23 @@ def wms_order_lines(view: SystemsView) -> Iterator[Record]:
                 fo["created_at"],
                 f"{fo['order_ref']} line {line['line']} ({fo['id']})",
             )
+
+
+@document(
+    "wms.label", "the label attached to a WMS order that was not cancelled: its id, tracking number"
+)
+def wms_labels(view: SystemsView) -> Iterator[Record]:
+    for fo in _live_fulfilment_orders(view):
+        label = fo.get("label")
+        if not label:
+            continue
+        yield Record(
+            (fo["order_ref"],),
+            {"label_id": label.get("label_id"), "tracking_number": label.get("tracking_number")},
+            view.order_of(fo["order_ref"]),
+            _first(fo["status_history"], "labelled"),
+            fo["id"],
+        )
 
 
 @document(
@@ -295,12 +330,16 @@ def wms_short_picks(view: SystemsView) -> Iterator[Record]:
             yield Record((fo["order_ref"],), {}, order, min(confirmed, default=None), fo["id"])
 
 
-@document("wms.adjustment", "a WMS inventory adjustment (cycle count, damage): SKU, delta")
+@document("wms.adjustment", "a WMS inventory adjustment (cycle count, damage): SKU, delta, reason")
 def wms_adjustments(view: SystemsView) -> Iterator[Record]:
     for adjustment in items(view.snapshots["wms"].get("adjustments")):
         yield Record(
             (adjustment["adjustment_id"],),
-            {"sku": adjustment["sku"], "delta": adjustment["delta"]},
+            {
+                "sku": adjustment["sku"],
+                "delta": adjustment["delta"],
+                "reason": adjustment["reason"],
+            },
             None,
             adjustment.get("at"),
             adjustment["adjustment_id"],
@@ -320,7 +359,11 @@ def wms_receipts(view: SystemsView) -> Iterator[Record]:
 
 
 # -- TMS ------------------------------------------------------------------------------------
-@document("tms.shipment", "a TMS shipment that was not cancelled: service level, service, weights")
+@document(
+    "tms.shipment",
+    "a TMS shipment that was not cancelled: id, carrier, the WMS order it carries, service "
+    "level, service, weights",
+)
 def tms_shipments(view: SystemsView) -> Iterator[Record]:
     for shipment in view.tms_shipments.values():
         if shipment["status"] == "cancelled":
@@ -328,6 +371,9 @@ def tms_shipments(view: SystemsView) -> Iterator[Record]:
         yield Record(
             (shipment["order_ref"],),
             {
+                "id": shipment["id"],
+                "carrier": shipment.get("carrier"),
+                "fulfilment_order_id": shipment.get("fulfilment_order_id"),
                 "service_level": shipment["service_level"],
                 "service": shipment["service"],
                 "weights": _weights(shipment.get("packages")),
@@ -367,12 +413,16 @@ def tms_settlements(view: SystemsView) -> Iterator[Record]:
 
 
 # -- carrier --------------------------------------------------------------------------------
-@document("carrier.label", "a paid (not voided) label, by order: ship-to")
+@document("carrier.label", "a paid (not voided) label, by order: id, tracking number, ship-to")
 def carrier_labels(view: SystemsView) -> Iterator[Record]:
     for order, label in _paid_labels(view):
         yield Record(
             (order,),
-            {"ship_to": label["ship_to"]},
+            {
+                "id": label["id"],
+                "tracking_number": label["tracking_number"],
+                "ship_to": label["ship_to"],
+            },
             order,
             label.get("created_at"),
             label["id"],
@@ -407,13 +457,20 @@ def carrier_parcels(view: SystemsView) -> Iterator[Record]:
         )
 
 
-@document("carrier.scan", "a carrier scan of a paid label: status and the instant it happened")
+@document(
+    "carrier.scan",
+    "a carrier scan of a paid label: status, the instant it happened, the label's tracking number",
+)
 def carrier_scans(view: SystemsView) -> Iterator[Record]:
     for order, label in _paid_labels(view):
         for event in label.get("events", []):
             yield Record(
                 (order, event["status"], instant(event["occurred_at"])),
-                {"status": event["status"], "occurred_at": event["occurred_at"]},
+                {
+                    "status": event["status"],
+                    "occurred_at": event["occurred_at"],
+                    "tracking_number": label["tracking_number"],
+                },
                 order,
                 event["occurred_at"],
                 f"{label['tracking_number']} scan #{event.get('sequence', '?')}",

@@ -135,8 +135,15 @@ def _weights(expected: Any, actual: Any) -> bool:
     return all(abs(a - b) <= GRAM_SLACK for a, b in pairs)
 
 
+def _when_given(expected: Any, actual: Any) -> bool:
+    """A field the contract lets the target leave out (null or absent) agrees when left out;
+    given, it must be equal."""
+    return actual is None or expected == actual
+
+
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "equal": _equal,
+    "when_given": _when_given,
     "address": _address,
     "money": _money,
     "instant": _instant,

@@ -33,12 +33,31 @@ LINEAGE: tuple[Lineage, ...] = (
         scope="where_target_has_parent",
     ),
     Lineage(
+        "service_level_reaches_wms",
+        "The WMS order carries the service level the customer paid for in the ERP, so the floor "
+        "picks express orders first and they make the day's last truck",
+        source="erp.order",
+        target="wms.order",
+        agree=(Agree("service_level"),),
+        count="at_least_one",
+        scope="where_target_has_parent",
+    ),
+    Lineage(
         "parcel_goes_to_current_address",
         "Every paid label ships to the address the ERP holds for the order: a change of "
         "address after release (or a corrected one) reaches the parcel",
         source="erp.order",
         target="carrier.label",
         agree=(Agree("ship_to", how="address"),),
+        count="any",
+    ),
+    Lineage(
+        "label_attached_as_bought",
+        "The WMS order carries the label the carrier sold for it, by label id and tracking "
+        "number: the dock prints and ships the parcel under the label that was paid for",
+        source="carrier.label",
+        target="wms.label",
+        agree=(Agree("id", "label_id"), Agree("tracking_number")),
         count="any",
     ),
     Lineage(
@@ -79,6 +98,25 @@ LINEAGE: tuple[Lineage, ...] = (
         count="any",
     ),
     Lineage(
+        "shipment_planned_for_its_wms_order",
+        "The TMS shipment names the WMS order it carries (the warehouse's dock and the carrier's "
+        "pick-up are matched by it), not another order or the ERP's order number",
+        source="wms.order",
+        target="tms.shipment",
+        agree=(Agree("id", "fulfilment_order_id"),),
+        count="any",
+    ),
+    Lineage(
+        "goods_issue_names_its_shipment",
+        "A goods issue that names its shipment and carrier names the TMS shipment that carried "
+        "the order and that shipment's carrier, so freight bills and claims find their goods "
+        "issue (both may be left out, as the ERP's contract allows)",
+        source="tms.shipment",
+        target="erp.goods_issue",
+        agree=(Agree("id", "shipment_id", how="when_given"), Agree("carrier", how="when_given")),
+        count="any",
+    ),
+    Lineage(
         "shipment_weighed_as_packed",
         "The TMS plans (and so bills) each shipment with the packages the WMS packed, each at "
         "its packed weight: a package left out or a weight rounded is freight billed wrong",
@@ -98,10 +136,12 @@ LINEAGE: tuple[Lineage, ...] = (
     ),
     Lineage(
         "tracking_posted_as_scanned",
-        "Every tracking milestone the ERP holds is a scan the carrier made, with its status "
-        "and the instant it happened (not the time the stack heard of it)",
+        "Every tracking milestone the ERP holds is a scan the carrier made, with its status, "
+        "the instant it happened (not the time the stack heard of it) and the parcel's "
+        "tracking number",
         source="erp.tracking",
         target="carrier.scan",
+        agree=(Agree("tracking_number"),),
         count="at_least_one",
     ),
     Lineage(
@@ -124,10 +164,11 @@ LINEAGE: tuple[Lineage, ...] = (
     Lineage(
         "adjustment_posted_once",
         "Every WMS inventory adjustment (cycle count, damage) is posted to the ERP exactly "
-        "once, for the same SKU and the same signed delta, and no ERP adjustment lacks one",
+        "once, for the same SKU, the same signed delta and the same reason (finance books "
+        "damage, shrink and found units to different accounts), and no ERP adjustment lacks one",
         source="wms.adjustment",
         target="erp.adjustment",
-        agree=(Agree("sku"), Agree("delta")),
+        agree=(Agree("sku"), Agree("delta"), Agree("reason")),
         unexplained_target=True,
     ),
     Lineage(

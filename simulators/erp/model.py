@@ -504,7 +504,12 @@ class ErpModel(SimModel):
         order.tracking_status = status
         order.updated_at = self.now()
         order.tracking_history.append(
-            {"status": status, "occurred_at": occurred_at, "posted_at": self.now()}
+            {
+                "status": status,
+                "occurred_at": occurred_at,
+                "tracking_number": tracking_number,
+                "posted_at": self.now(),
+            }
         )
         if status == "delivered" and order.status == "shipped":
             self._set_status(order, "delivered")
