@@ -68,6 +68,30 @@ async def test_its_planted_bugs_are_caught_by_the_lineage_rows(tmp_path, monkeyp
     assert "tracking_posted_as_scanned" in caught and "latest_scan_in_erp" in caught
 
 
+async def test_references_passed_on_wrong_are_caught_by_the_lineage_rows(tmp_path, monkeypatch):
+    """Values no system refuses and no count notices: the WMS order sent as standard, the
+    goods issue naming the WMS order as its shipment, milestones under the label's id."""
+    monkeypatch.chdir(ROOT)
+    bugs = "wms-standard,shipment-as-fo,tracking-label-id,label-shipment-ref"
+    outcome = await play(tmp_path, "short_pick_backorder", "idle", bugs)
+    caught = failed(outcome)
+    assert {
+        "service_level_reaches_wms",
+        "goods_issue_names_its_shipment",
+        "tracking_posted_as_scanned",
+        "label_attached_as_bought",
+    } <= set(caught)
+
+
+@pytest.mark.long(40)
+async def test_adjustments_posted_under_a_default_reason_are_caught(tmp_path, monkeypatch):
+    """inventory_drift's counts find units that turned up unbooked (reason found): a reason map
+    that knows only damage books them as a count difference."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "inventory_drift", "idle", "reason-default")
+    assert "adjustment_posted_once" in failed(outcome)
+
+
 async def test_stock_posted_without_its_site_is_caught_per_site(tmp_path, monkeypatch):
     """Breakage found at DC2 booked at the ERP's default site: both sites' books drift."""
     monkeypatch.chdir(ROOT)

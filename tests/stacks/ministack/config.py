@@ -42,6 +42,16 @@ BUGS = {
     "theirs): the ERP books a second site's deliveries at DC1",
     "obsolete-item-letter": "an item version the WMS refused stays dead-lettered after a newer "
     "one is on (replayed, it would put the older version back)",
+    "wms-standard": "every WMS order is sent as standard (a service map written before express "
+    "existed): the floor never picks express first; the TMS is still planned from the ERP",
+    "shipment-as-fo": "the goods issue names the WMS fulfilment order as its shipment, not the "
+    "TMS shipment",
+    "tracking-label-id": "milestones are posted to the ERP under the carrier's label id, not the "
+    "parcel's tracking number",
+    "reason-default": "adjustments are posted with their reason mapped through a table that knows "
+    "only damage; any other reason becomes cycle_count",
+    "label-shipment-ref": "the label is attached to the WMS order with the label's shipment_ref "
+    "(the TMS shipment it was bought for) as its label id",
 }
 PROBES = ("none", "idle", "scheduled", "busy-waiting")
 

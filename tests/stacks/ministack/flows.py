@@ -137,6 +137,8 @@ class Flows:
             "service_level": o.service_level,
             "lines": [await self.in_eaches(x, o.corr) for x in o.lines],  # the WMS picks eaches
         }
+        if "wms-standard" in self.bugs:  # BUG wms-standard: no express in the WMS's service map
+            body["service_level"] = "standard"
         if "renumbered" in self.bugs:  # BUG renumbered: the WMS lines numbered by position
             body["lines"] = [{**x, "line": n} for n, x in enumerate(body["lines"], 1)]
         if d.get("site"):
@@ -331,6 +333,8 @@ class Flows:
             "carrier": o.shipment.get("carrier", "parcelco"),
             "label_id": label["id"],
         }
+        if "label-shipment-ref" in self.bugs:  # BUG label-shipment-ref: the wrong id field
+            attach["label_id"] = label["shipment_ref"]
         path = f"/fulfilment-orders/{o.fo_id}/label"
         await self.v.call("wms", "POST", path, corr=o.corr, json=attach)
         o.labelled = True
@@ -354,6 +358,8 @@ class Flows:
                 "carrier": d.get("carrier"),
                 "shipment_id": o.shipment["id"] if o.shipment else None,
             }
+            if "shipment-as-fo" in self.bugs:  # BUG shipment-as-fo: the WMS's order as shipment
+                body["shipment_id"] = o.fo_id
             await self.goods_issue(o, body)
         await self.flush_scans(o)
 
@@ -401,6 +407,8 @@ class Flows:
                     moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
                     at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
                 body = {"tracking_number": scan["tracking_number"], "status": scan["status"]}
+                if "tracking-label-id" in self.bugs and o.label:  # BUG tracking-label-id
+                    body["tracking_number"] = o.label["id"]
                 body["occurred_at"] = at
                 key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
                 path = f"/orders/{o.ref}/tracking"
@@ -429,6 +437,8 @@ class Flows:
         body = {"sku": d["sku"], "delta": d["delta"], "reason": d["reason"], "reference": key}
         if "losses-only" in self.bugs:  # BUG losses-only: every adjustment a write-off
             body["delta"] = -abs(d["delta"])
+        if "reason-default" in self.bugs:  # BUG reason-default: a map that knows only damage
+            body["reason"] = {"damage": "damage"}.get(d["reason"], "cycle_count")
         body = self.at_site(body, d)
         await self.post_once("/inventory/adjustments", f"ia-{key}", body, corr or f"ms-{key}")
 
