@@ -33,6 +33,7 @@ from yaml.nodes import ScalarNode
 import simulators
 from harness import scenario_yaml
 from harness.scripted import Capsule, Moment, ScriptedOrder, TimelineEntry
+from harness.world.catalogue import sku_name
 from harness.world.curves import PROFILES, hourly_weights, parse_curve, segments
 from simulators.common.faults import Fault, business_route
 
@@ -201,6 +202,10 @@ class Catalogue(Section):
     """Zipf exponent of SKU popularity: 0 = all SKUs sell alike, 1 = the classic long tail."""
     stock_by_popularity: bool = False
     """Stock each SKU in proportion to its popularity (at least 1 unit) instead of evenly."""
+    sku_style: Literal["plain", "retail"] = "plain"
+    """How SKUs are named: ``plain`` (``SKU-00001``) or ``retail``, with the punctuation real
+    catalogues carry (``SKU-00001/XL``, ``SKU 00002 2M``, ``SKU #8-00003``,
+    ``SKU-00004+B&W``), which a stack must percent-encode in a URL path."""
 
 
 class Shift(Section):
@@ -762,7 +767,7 @@ class Scenario(Strict):
     def _script_errors(self) -> list[tuple[tuple[Any, ...], str]]:
         """A script must name SKUs the catalogue holds and orders it places, once each, and
         say each thing once: one pick per order line, one journey of scans per order."""
-        skus = self.catalogue.skus
+        skus, style = self.catalogue.skus, self.catalogue.sku_style
         errors: list[tuple[tuple[Any, ...], str]] = []
         placed: dict[str, ScriptedOrder] = {}
         picks: dict[tuple[str, int], int] = {}  # (order, line) -> its entry
@@ -780,8 +785,9 @@ class Scenario(Strict):
                 )
             placed[order.id] = order
             for j, line in enumerate(order.lines):
-                if not _catalogue_sku(line.sku, skus):
-                    errors.append((("orders", i, "lines", j, "sku"), _no_sku(line.sku, skus)))
+                if not _catalogue_sku(line.sku, skus, style):
+                    problem = _no_sku(line.sku, skus, style)
+                    errors.append((("orders", i, "lines", j, "sku"), problem))
         for i, entry in enumerate(self.timeline):
             kind, order_id = entry.kind, entry.order
             thing = getattr(entry, kind)
@@ -817,8 +823,8 @@ class Scenario(Strict):
                     errors.append(
                         (("timeline", i, "pick", "short"), "short is more than the line's qty")
                     )
-            if kind in ("receipt", "adjustment") and not _catalogue_sku(thing.sku, skus):
-                errors.append((("timeline", i, kind, "sku"), _no_sku(thing.sku, skus)))
+            if kind in ("receipt", "adjustment") and not _catalogue_sku(thing.sku, skus, style):
+                errors.append((("timeline", i, kind, "sku"), _no_sku(thing.sku, skus, style)))
         return errors
 
     def _generates(self, order_id: str) -> bool:
@@ -847,13 +853,18 @@ class Scenario(Strict):
         return self.model_copy(update={"seed": seed})
 
 
-def _catalogue_sku(sku: str, count: int) -> bool:
-    found = re.fullmatch(r"SKU-(\d{5})", sku)
-    return found is not None and 1 <= int(found.group(1)) <= count
+def _catalogue_sku(sku: str, count: int, style: str = "plain") -> bool:
+    found = re.search(r"(\d{5})", sku)
+    return (
+        found is not None
+        and 1 <= int(found.group(1)) <= count
+        and sku == sku_name(int(found.group(1)), style)
+    )
 
 
-def _no_sku(sku: str, count: int) -> str:
-    return f"{sku} is not in the catalogue (SKU-00001 to SKU-{count:05d}; catalogue.skus: {count})"
+def _no_sku(sku: str, count: int, style: str = "plain") -> str:
+    first, last = sku_name(1, style), sku_name(count, style)
+    return f"{sku} is not in the catalogue ({first} to {last}; catalogue.skus: {count})"
 
 
 class ScenarioError(Exception):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -276,7 +277,7 @@ class Vendors:
         return await self.request(
             "wms",
             "PUT",
-            f"/items/{sku}",
+            f"/items/{segment(sku)}",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -406,7 +407,7 @@ class Vendors:
 
     async def item(self, sku: str, *, correlation_id: str) -> Outcome:
         return await self.request(
-            "erp", "GET", f"/items/{sku}", correlation_id=correlation_id, answer="item"
+            "erp", "GET", f"/items/{segment(sku)}", correlation_id=correlation_id, answer="item"
         )
 
     async def sales_order(self, order_ref: str, *, correlation_id: str) -> Outcome:
@@ -533,6 +534,12 @@ class Reply:
     headers: Mapping[str, str]  # looked up in lower case: pass a case-insensitive mapping
     content: bytes = b""
     charset: str | None = None  # of the Content-Type, for reading an answer that is not JSON
+
+
+def segment(value: str) -> str:
+    """A value (a SKU such as ``TS-100/XL`` or ``BOLT #8``) as one URL path segment: every
+    character that is not unreserved percent-encoded, ``/`` included."""
+    return quote(value, safe="")
 
 
 def classify(reply: Reply, already_done: AlreadyDone | None = None) -> Outcome:

@@ -8,6 +8,23 @@ from dataclasses import dataclass
 
 from harness.world.randomness import Draws
 
+SKU_STYLES = ("plain", "retail")
+
+
+def sku_name(n: int, style: str = "plain", prefix: str = "SKU") -> str:
+    """The ``n``-th SKU's name. ``plain``: ``SKU-00001``. ``retail``: the punctuation real
+    catalogues carry, which a client must percent-encode in a URL path (``/items/{sku}``):
+    a size after a slash (``SKU-00001/XL``), words and spaces (``SKU 00002 2M``), a gauge
+    (``SKU #8-00003``), a bundle (``SKU-00004+B&W``)."""
+    if style == "plain":
+        return f"{prefix}-{n:05d}"
+    return (
+        f"{prefix}-{n:05d}+B&W",
+        f"{prefix}-{n:05d}/XL",
+        f"{prefix} {n:05d} 2M",
+        f"{prefix} #8-{n:05d}",
+    )[n % 4]
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -18,9 +35,14 @@ class Catalogue:
 
     @classmethod
     def build(
-        cls, count: int, initial_stock: int, zipf_s: float = 1.0, by_popularity: bool = False
+        cls,
+        count: int,
+        initial_stock: int,
+        zipf_s: float = 1.0,
+        by_popularity: bool = False,
+        style: str = "plain",
     ) -> Catalogue:
-        skus = tuple(f"SKU-{i:05d}" for i in range(1, count + 1))
+        skus = tuple(sku_name(i, style) for i in range(1, count + 1))
         weights = (1.0 / (rank**zipf_s) for rank in range(1, count + 1))
         return cls(skus, tuple(itertools.accumulate(weights)), initial_stock, by_popularity)
 

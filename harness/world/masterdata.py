@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from harness.world.catalogue import sku_name
 from harness.world.randomness import Draws
 from harness.world.warehouse import seconds_of_day
 from simulators.common.errors import SimError
@@ -86,7 +87,7 @@ class ProductTeam:
         draws = Draws(world.seed, "new-item", n)
         at = self._when(draws)
         yield self.env.timeout(max(0.0, at - self.env.now))
-        sku = f"NEW-{n:05d}"
+        sku = sku_name(n, world.scenario.catalogue.sku_style, "NEW")
         per_case = self._case_size(sku)
         weight = round(draws.uniform(0.1, 3.0), 2)
         world.erp.create_item(

@@ -108,4 +108,6 @@ class World:
 
 def catalogue_of(scenario: Scenario) -> Catalogue:
     c = scenario.catalogue
-    return Catalogue.build(c.skus, c.initial_stock, c.popularity, c.stock_by_popularity)
+    return Catalogue.build(
+        c.skus, c.initial_stock, c.popularity, c.stock_by_popularity, c.sku_style
+    )

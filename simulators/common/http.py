@@ -6,6 +6,7 @@ import email.utils
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -87,3 +88,21 @@ def resource(path: str, handlers: dict[str, Endpoint]) -> Route:
         return await handlers[method](request)
 
     return Route(path, dispatch, methods=list(handlers))
+
+
+def last_segment(request: Request, name: str) -> str:
+    """The path's last parameter (``/items/{sku:path}``) as its one segment, percent-decoded.
+
+    A SKU may hold any character (``TS-100/XL``, ``BOLT #8``): a client sends it encoded
+    (``/items/TS-100%2FXL``), as RFC 3986 and OpenAPI's path parameters ask. The server hands
+    over the path already decoded, where ``%2F`` and a ``/`` look alike, so the segment is read
+    from the raw path; one sent with a bare ``/`` (``/items/TS-100/XL``) names no resource, as
+    on a vendor whose router splits the path first: ``404 not_found``."""
+    value: str = request.path_params[name]
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return value  # a server that keeps no raw path: the decoded one is all there is
+    segment = raw.split(b"?", 1)[0].rsplit(b"/", 1)[-1]
+    if unquote(segment.decode("latin-1")) != value:
+        raise SimError(404, "not_found", "no such route")
+    return value

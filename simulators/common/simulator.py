@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote
 
 import orjson
 from starlette.applications import Starlette
@@ -617,7 +619,7 @@ class JournalMiddleware:
             sim.journal.record(
                 "in",
                 scope["method"],
-                path,
+                journal_path(scope),
                 status,
                 virtual_time=virtual_time,
                 correlation_id=correlation_id,
@@ -668,6 +670,17 @@ def _oversized(scope: Scope, limits: Limits) -> SimError | None:
     return header_refusal(scope["headers"], target, limits)
 
 
+def journal_path(scope: Scope) -> str:
+    """The path as the journal keeps it: decoded, except that an encoded ``/`` (``%2F``, in a
+    SKU such as ``SKU-00001/XL``) stays encoded, so the path keeps its segments
+    (``/items/SKU-00001%2FXL`` is one item, not a route one level deeper)."""
+    raw = scope.get("raw_path")
+    if not raw or (b"%2F" not in raw and b"%2f" not in raw):
+        return scope["path"]
+    text = raw.split(b"?", 1)[0].decode("latin-1")
+    return "%2F".join(unquote(part) for part in re.split("%2[Ff]", text))
+
+
 def _long_correlation_id(request: InFlight, limits: Limits) -> SimError:
     """400 for a correlation id longer than a vendor keeps (it is journalled cut short)."""
     size = limits.correlation_id_chars + request.correlation_cut
@@ -702,7 +715,7 @@ def _announced(scope: Scope, limits: Limits) -> InFlight:
             has_body = True
     return InFlight(
         scope["method"],
-        scope["path"],
+        journal_path(scope),
         scope.get("client"),
         correlation_id,
         time.monotonic(),

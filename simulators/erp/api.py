@@ -17,7 +17,14 @@ from simulators.common import changes
 from simulators.common.clock import Clock
 from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
-from simulators.common.http import Endpoint, parse_body, resource, respond, set_ref
+from simulators.common.http import (
+    Endpoint,
+    last_segment,
+    parse_body,
+    resource,
+    respond,
+    set_ref,
+)
 from simulators.common.query import bad_query
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
@@ -310,7 +317,7 @@ class ErpHandlers:
         )
 
     async def get_item(self, request: Request) -> Response:
-        sku: str = request.path_params["sku"]
+        sku: str = last_segment(request, "sku")
         set_ref(request, sku)
         return respond(self.model.item(sku).to_dict())
 
@@ -339,7 +346,7 @@ class ErpHandlers:
         return respond({"items": items})
 
     async def get_inventory(self, request: Request) -> Response:
-        sku: str = request.path_params["sku"]
+        sku: str = last_segment(request, "sku")
         set_ref(request, sku)
         _, stock = self._site_stock(request)
         self.model.on_hand(sku)  # an unknown SKU is a 404
@@ -374,12 +381,12 @@ def routes(sim: Simulator) -> list[Route]:
         "/returns/{rma_id}": {"GET": h.get_return},
         "/returns/{rma_id}/disposition": {"POST": idem(h.dispose_return)},
         "/items": {"GET": h.list_items},
-        "/items/{sku}": {"GET": h.get_item},
+        "/items/{sku:path}": {"GET": h.get_item},
         "/transfers/{transfer_id}": {"GET": h.get_transfer},
         "/transfers/{transfer_id}/goods-issue": {"POST": idem(h.transfer_issue)},
         "/transfers/{transfer_id}/goods-receipt": {"POST": idem(h.transfer_receipt)},
         "/inventory": {"GET": h.list_inventory},
-        "/inventory/{sku}": {"GET": h.get_inventory},
+        "/inventory/{sku:path}": {"GET": h.get_inventory},
     }
     return [resource(path, handlers) for path, handlers in table.items()]
 
