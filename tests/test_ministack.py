@@ -92,6 +92,15 @@ async def test_adjustments_posted_under_a_default_reason_are_caught(tmp_path, mo
     assert "adjustment_posted_once" in failed(outcome)
 
 
+@pytest.mark.long(40)
+async def test_skus_put_into_a_path_unencoded_are_caught(tmp_path, monkeypatch):
+    """master_data_day's SKUs carry a slash, spaces, a '#' (SKU-00001/XL, SKU #8-00003): a
+    stack that writes f"/items/{sku}" PUTs no item and reads no case size for them."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "master_data_day", "idle", "raw-sku-path")
+    assert {"item_master_synced", "no_order_blocked_by_master_data"} <= set(failed(outcome))
+
+
 async def test_stock_posted_without_its_site_is_caught_per_site(tmp_path, monkeypatch):
     """Breakage found at DC2 booked at the ERP's default site: both sites' books drift."""
     monkeypatch.chdir(ROOT)

@@ -52,6 +52,8 @@ BUGS = {
     "only damage; any other reason becomes cycle_count",
     "label-shipment-ref": "the label is attached to the WMS order with the label's shipment_ref "
     "(the TMS shipment it was bought for) as its label id",
+    "raw-sku-path": "a SKU is put into a URL path as it is, not percent-encoded (a / splits "
+    "the path, a # starts a fragment)",
 }
 PROBES = ("none", "idle", "scheduled", "busy-waiting")
 

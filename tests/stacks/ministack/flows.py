@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from .config import Config
 from .vendors import VendorError, Vendors
@@ -180,9 +181,15 @@ class Flows:
         if sku in self.items:
             return self.items[sku]["each_per_case"]
         if sku not in self.case_sizes:  # a catalogue item: the ERP's item master says
-            item = await self.v.call("erp", "GET", f"/items/{sku}", corr=corr)
+            item = await self.v.call("erp", "GET", self.item_path(sku), corr=corr)
             self.case_sizes[sku] = int(item["each_per_case"])
         return self.case_sizes[sku]
+
+    def item_path(self, sku: str) -> str:
+        """A SKU may hold any character (``SKU-00001/XL``): one path segment, encoded."""
+        if "raw-sku-path" in self.bugs:  # BUG raw-sku-path: the SKU put in the path as it is
+            return f"/items/{sku}"
+        return f"/items/{quote(sku, safe='')}"
 
     # -- item master -------------------------------------------------------------------------
 
@@ -206,7 +213,7 @@ class Flows:
         body = {name: item[name] for name in ("description", "weight_kg", "active")}
         body["each_per_case"] = item["each_per_case"]
         corr = corr or f"ms-item-{sku}-v{version}"
-        await self.v.call("wms", "PUT", f"/items/{sku}", corr=corr, json=body)
+        await self.v.call("wms", "PUT", self.item_path(sku), corr=corr, json=body)
         self.synced[sku] = max(version, self.synced.get(sku, 0))
         self.worker.wake(f"item:{sku}")  # orders the WMS refused for it go on now
         if "obsolete-item-letter" not in self.bugs:  # BUG obsolete-item-letter when skipped

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .feeds import Record
 from .vendors import Ambiguous, Later, Reply, Vendors
@@ -134,7 +135,7 @@ class Flows:
             reply = await self.vendors.call(
                 "wms",
                 "PUT",
-                f"/items/{sku}",
+                f"/items/{quote(sku, safe='')}",  # a SKU may hold / or #: one segment
                 corr=f"ps-item-{sku}",
                 json_body={k: newest[k] for k in fields},
                 key=f"wms-item-{sku}-v{newest['version']}",
@@ -148,7 +149,7 @@ class Flows:
         """Eaches in one case of `sku` (fixed for the item's life): from the item events we
         read, or the ERP's item master for an item of the catalogue loaded before the day."""
         if sku not in self.items:
-            reply = await self.call("erp", "GET", f"/items/{sku}", ref)
+            reply = await self.call("erp", "GET", f"/items/{quote(sku, safe='')}", ref)
             if not reply.ok:
                 raise Later(f"{ref}: ERP item {sku}: {reply.status} {reply.code}")
             self.items.setdefault(sku, reply.body)
