@@ -323,7 +323,7 @@ class Vendors:
         return await self.request(
             "wms",
             "POST",
-            f"/fulfilment-orders/{fulfilment_order_id}/cancel",
+            f"/fulfilment-orders/{segment(fulfilment_order_id)}/cancel",
             body={},
             key=key,
             correlation_id=correlation_id,
@@ -337,7 +337,7 @@ class Vendors:
         return await self.request(
             "wms",
             "PATCH",
-            f"/fulfilment-orders/{fulfilment_order_id}",
+            f"/fulfilment-orders/{segment(fulfilment_order_id)}",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -350,7 +350,7 @@ class Vendors:
         return await self.request(
             "wms",
             "POST",
-            f"/fulfilment-orders/{fulfilment_order_id}/label",
+            f"/fulfilment-orders/{segment(fulfilment_order_id)}/label",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -397,7 +397,7 @@ class Vendors:
         return await self.request(
             "erp",
             "POST",
-            f"/orders/{order_ref}/goods-issue",
+            f"/orders/{segment(order_ref)}/goods-issue",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -414,7 +414,7 @@ class Vendors:
         return await self.request(
             "erp",
             "GET",
-            f"/orders/{order_ref}",
+            f"/orders/{segment(order_ref)}",
             correlation_id=correlation_id,
             answer="sales_order",
         )
@@ -425,7 +425,7 @@ class Vendors:
         return await self.request(
             "erp",
             "POST",
-            f"/orders/{order_ref}/tracking",
+            f"/orders/{segment(order_ref)}/tracking",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -479,7 +479,7 @@ class Vendors:
         return await self.request(
             "erp",
             "POST",
-            f"/returns/{rma_id}/disposition",
+            f"/returns/{segment(rma_id)}/disposition",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -494,7 +494,7 @@ class Vendors:
         return await self.request(
             "erp",
             "POST",
-            f"/transfers/{transfer_id}/goods-issue",
+            f"/transfers/{segment(transfer_id)}/goods-issue",
             body=body,
             key=key,
             correlation_id=correlation_id,
@@ -511,7 +511,7 @@ class Vendors:
         outcome = await self.request(
             "erp",
             "POST",
-            f"/transfers/{transfer_id}/goods-receipt",
+            f"/transfers/{segment(transfer_id)}/goods-receipt",
             body=body,
             key=key,
             correlation_id=correlation_id,

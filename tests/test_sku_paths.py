@@ -14,6 +14,7 @@ import pytest
 
 import simulators
 from harness import hosting, scenario
+from harness.cli import main
 from harness.world.catalogue import Catalogue, sku_name
 from simulators.common.clock import ManualClock
 
@@ -67,3 +68,32 @@ def test_a_scripted_order_must_name_the_catalogue_s_skus_in_its_style():
     assert scenario.parse(text % "'SKU 00002 2M'").catalogue.sku_style == "retail"
     with pytest.raises(scenario.ScenarioError, match=r"SKU-00001/XL to SKU-00004\+B&W"):
         scenario.parse(text % "SKU-00002")
+
+
+SLASHED_IDS = """
+name: slashed_document_numbers
+seed: 5
+demand: {orders: 0}
+catalogue: {skus: 5, initial_stock: 100, sku_style: retail}
+orders:
+  - id: SO/2026/0001
+    at: "09:00"
+    lines: [{sku: SKU-00001/XL, qty: 2}]
+  - id: "SO:2026:0002"
+    at: "09:30"
+    lines: [{sku: "SKU #8-00003", qty: 1}]
+"""
+
+
+@pytest.mark.e2e
+def test_an_incident_with_slashed_document_numbers_plays_clean_through_the_reference_stack(
+    tmp_path,
+):
+    """An imported incident keeps its ERP's document numbers (SO/2026/0001, as many European
+    ERPs number them): the reference stack encodes them in its paths, the ERP finds them."""
+    path = tmp_path / "incident.yaml"
+    path.write_text(SLASHED_IDS)
+    report = tmp_path / "report"
+    assert main(["run", str(path), "--quiet", "--report-dir", str(report)]) == 0
+    journal = (report / "journal.jsonl").read_text()
+    assert '"path":"/orders/SO%2F2026%2F0001/goods-issue"' in journal

@@ -50,7 +50,7 @@ from http import HTTPStatus
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import httpx
 import orjson
@@ -363,7 +363,7 @@ def journal_fields(x: Exchange) -> tuple[str | None, str | None]:
     ref = _find_ref(request)
     segments = [s for s in x.path.split("/") if s]
     if ref is None and len(segments) >= 2 and segments[0] == "orders":
-        ref = segments[1]
+        ref = unquote(segments[1])  # an ERP document number may hold "/" (sent as %2F)
     answer = _json(x.response_body) if ref is None else None
     if ref is None:
         ref = _find_ref(answer)

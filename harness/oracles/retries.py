@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
+from urllib.parse import unquote
 
 from harness.oracles.base import Judgement, oracle
 from harness.oracles.orders import TERMINAL
@@ -31,7 +32,7 @@ def goods_issue_posted_once(view: SystemsView) -> Judgement:
             continue
         judgement.checked += 1
         if entry["error"] == "already_issued":
-            order = entry["path"].split("/")[2]
+            order = unquote(entry["path"].split("/")[2])  # an id may hold "/" (%2F)
             judgement.fail(
                 order,
                 f"a second goods issue was posted (ERP journal #{entry['seq']}, answered "

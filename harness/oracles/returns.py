@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from harness.oracles.base import Judgement, oracle
 from harness.oracles.view import SystemsView, items
@@ -168,7 +169,7 @@ def return_disposition_posted_once(view: SystemsView) -> Judgement:
             continue
         judgement.checked += 1
         if entry.get("error") == "already_disposed":
-            rma = entry["path"].split("/")[2]
+            rma = unquote(entry["path"].split("/")[2])  # an id may hold "/" (%2F)
             judgement.fail(
                 view.order_of(entry.get("ref")) or rma,
                 f"a second disposition was posted for a return of {rma} (ERP journal "

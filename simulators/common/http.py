@@ -85,24 +85,35 @@ def resource(path: str, handlers: dict[str, Endpoint]) -> Route:
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
+        _slashes_back(request.path_params)
         return await handlers[method](request)
 
     return Route(path, dispatch, methods=list(handlers))
 
 
-def last_segment(request: Request, name: str) -> str:
-    """The path's last parameter (``/items/{sku:path}``) as its one segment, percent-decoded.
+# An encoded "/" inside one path segment (a SKU "SKU-00001/XL" sent as SKU-00001%2FXL, an ERP
+# document number "SO/2026/0001" as SO%2F2026%2F0001) stands for this private-use character
+# while the request is routed, so the segment stays one route parameter; ``resource`` gives the
+# handler its "/" back.
+SLASH_IN_SEGMENT = "\ue000"
 
-    A SKU may hold any character (``TS-100/XL``, ``BOLT #8``): a client sends it encoded
-    (``/items/TS-100%2FXL``), as RFC 3986 and OpenAPI's path parameters ask. The server hands
-    over the path already decoded, where ``%2F`` and a ``/`` look alike, so the segment is read
-    from the raw path; one sent with a bare ``/`` (``/items/TS-100/XL``) names no resource, as
-    on a vendor whose router splits the path first: ``404 not_found``."""
-    value: str = request.path_params[name]
-    raw = request.scope.get("raw_path")
-    if not raw:
-        return value  # a server that keeps no raw path: the decoded one is all there is
-    segment = raw.split(b"?", 1)[0].rsplit(b"/", 1)[-1]
-    if unquote(segment.decode("latin-1")) != value:
-        raise SimError(404, "not_found", "no such route")
-    return value
+
+def keep_encoded_slashes(scope: dict[str, Any]) -> None:
+    """Route a path whose segments hold an encoded ``/`` segment by segment.
+
+    uvicorn hands over the path already percent-decoded, where ``%2F`` and ``/`` look alike, so
+    ``/items/SKU-00001%2FXL`` would be routed as ``/items/SKU-00001/XL``, one level deeper. A
+    path with ``%2F`` in it is decoded again from the raw path, one segment at a time, each
+    ``/`` inside a segment kept as ``SLASH_IN_SEGMENT``. A bare ``/`` stays a separator: as on
+    a vendor whose router splits the path first, ``/items/SKU-00001/XL`` is no route (404)."""
+    raw = scope.get("raw_path")
+    if not raw or (b"%2F" not in raw and b"%2f" not in raw):
+        return
+    segments = raw.split(b"?", 1)[0].decode("latin-1").split("/")
+    scope["path"] = "/".join(unquote(part).replace("/", SLASH_IN_SEGMENT) for part in segments)
+
+
+def _slashes_back(params: dict[str, Any]) -> None:
+    for name, value in params.items():
+        if isinstance(value, str) and SLASH_IN_SEGMENT in value:
+            params[name] = value.replace(SLASH_IN_SEGMENT, "/")

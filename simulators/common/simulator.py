@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote
 
 import orjson
 from starlette.applications import Starlette
@@ -33,8 +31,10 @@ from simulators.common.fault_injection import FaultInjection, FaultPlan, replayi
 from simulators.common.faults import Fault
 from simulators.common.guard import OPEN, Guard
 from simulators.common.http import (
+    SLASH_IN_SEGMENT,
     Endpoint,
     error_response,
+    keep_encoded_slashes,
     parse_body,
     read_json,
     resource,
@@ -546,6 +546,7 @@ class JournalMiddleware:
             return
         sim = self.sim
         limits = sim.limits
+        keep_encoded_slashes(scope)
         path: str = scope["path"]
         # Sizes, then Host, Origin, token, JSON: before anything else
         refusal = _oversized(scope, limits) or sim.guard.refusal(scope)
@@ -671,14 +672,11 @@ def _oversized(scope: Scope, limits: Limits) -> SimError | None:
 
 
 def journal_path(scope: Scope) -> str:
-    """The path as the journal keeps it: decoded, except that an encoded ``/`` (``%2F``, in a
-    SKU such as ``SKU-00001/XL``) stays encoded, so the path keeps its segments
-    (``/items/SKU-00001%2FXL`` is one item, not a route one level deeper)."""
-    raw = scope.get("raw_path")
-    if not raw or (b"%2F" not in raw and b"%2f" not in raw):
-        return scope["path"]
-    text = raw.split(b"?", 1)[0].decode("latin-1")
-    return "%2F".join(unquote(part) for part in re.split("%2[Ff]", text))
+    """The path as the journal keeps it: decoded, except that an encoded ``/`` inside a
+    segment stays ``%2F`` (``/items/SKU-00001%2FXL`` is one item, not a route one level
+    deeper; ``simulators.common.http.keep_encoded_slashes``)."""
+    path: str = scope["path"]
+    return path.replace(SLASH_IN_SEGMENT, "%2F") if SLASH_IN_SEGMENT in path else path
 
 
 def _long_correlation_id(request: InFlight, limits: Limits) -> SimError:

@@ -19,7 +19,6 @@ from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
 from simulators.common.http import (
     Endpoint,
-    last_segment,
     parse_body,
     resource,
     respond,
@@ -317,7 +316,7 @@ class ErpHandlers:
         )
 
     async def get_item(self, request: Request) -> Response:
-        sku: str = last_segment(request, "sku")
+        sku: str = request.path_params["sku"]
         set_ref(request, sku)
         return respond(self.model.item(sku).to_dict())
 
@@ -346,7 +345,7 @@ class ErpHandlers:
         return respond({"items": items})
 
     async def get_inventory(self, request: Request) -> Response:
-        sku: str = last_segment(request, "sku")
+        sku: str = request.path_params["sku"]
         set_ref(request, sku)
         _, stock = self._site_stock(request)
         self.model.on_hand(sku)  # an unknown SKU is a 404
@@ -381,12 +380,12 @@ def routes(sim: Simulator) -> list[Route]:
         "/returns/{rma_id}": {"GET": h.get_return},
         "/returns/{rma_id}/disposition": {"POST": idem(h.dispose_return)},
         "/items": {"GET": h.list_items},
-        "/items/{sku:path}": {"GET": h.get_item},
+        "/items/{sku}": {"GET": h.get_item},
         "/transfers/{transfer_id}": {"GET": h.get_transfer},
         "/transfers/{transfer_id}/goods-issue": {"POST": idem(h.transfer_issue)},
         "/transfers/{transfer_id}/goods-receipt": {"POST": idem(h.transfer_receipt)},
         "/inventory": {"GET": h.list_inventory},
-        "/inventory/{sku:path}": {"GET": h.get_inventory},
+        "/inventory/{sku}": {"GET": h.get_inventory},
     }
     return [resource(path, handlers) for path, handlers in table.items()]
 

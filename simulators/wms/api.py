@@ -17,7 +17,7 @@ from simulators.common import changes
 from simulators.common.clock import Clock
 from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
-from simulators.common.http import last_segment, parse_body, resource, respond, set_ref
+from simulators.common.http import parse_body, resource, respond, set_ref
 from simulators.common.schemas import Address, Body, NonEmpty, Qty
 from simulators.common.simulator import Simulator
 from simulators.common.sites import DEFAULT_SITE
@@ -169,12 +169,12 @@ def routes(sim: Simulator) -> list[Route]:
         return respond(receipt)
 
     async def get_item(request: Request) -> Response:
-        sku = last_segment(request, "sku")
+        sku = request.path_params["sku"]
         set_ref(request, sku)
         return respond(model.item(sku))
 
     async def put_item(request: Request) -> Response:
-        sku = last_segment(request, "sku")
+        sku = request.path_params["sku"]
         set_ref(request, sku)
         body = await parse_body(request, ItemRequest)
         item, created = model.put_item(
@@ -188,7 +188,7 @@ def routes(sim: Simulator) -> list[Route]:
         return respond({"items": items})
 
     async def get_inventory(request: Request) -> Response:
-        sku = last_segment(request, "sku")
+        sku = request.path_params["sku"]
         set_ref(request, sku)
         _, stock = _site_stock(request, model)
         if sku not in stock:
@@ -201,11 +201,11 @@ def routes(sim: Simulator) -> list[Route]:
         resource("/fulfilment-orders/{fo_id}/cancel", {"POST": cancel_order}),
         resource("/fulfilment-orders/{fo_id}/label", {"POST": attach_label}),
         resource("/return-receipts/{receipt_id}", {"GET": get_return_receipt}),
-        resource("/items/{sku:path}", {"GET": get_item, "PUT": put_item}),
+        resource("/items/{sku}", {"GET": get_item, "PUT": put_item}),
         resource("/transfers", {"POST": sim.idempotent(create_transfer), "GET": list_transfers}),
         resource("/transfers/{transfer_id}", {"GET": get_transfer}),
         resource("/inventory", {"GET": list_inventory}),
-        resource("/inventory/{sku:path}", {"GET": get_inventory}),
+        resource("/inventory/{sku}", {"GET": get_inventory}),
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from typing import Any
+from urllib.parse import unquote
 
 from harness.capsules.evidence import Exchange
 from harness.capsules.reconstruct.builder import Builder, Order, line_no
@@ -32,7 +33,7 @@ def from_state(b: Builder, state: dict[str, Any]) -> None:
         if order and label.get("tracking_number"):
             b.tracking[label["tracking_number"]] = order
     updates = _journal_updates(b)
-    patched = {x.path.split("/")[2] for x in b.evidence.exchanges if _wms_patched(x)}
+    patched = {unquote(x.path.split("/")[2]) for x in b.evidence.exchanges if _wms_patched(x)}
     refused = {
         b.shipments.get(x.ref or "")
         for x in b.evidence.exchanges

@@ -378,7 +378,7 @@ class Flows:
         return [{"line": x["line"], "qty": x["qty"], "uom": "EA"} for x in shipped]  # picked eaches
 
     async def goods_issue(self, o: Order, body: dict) -> None:
-        path = f"/orders/{o.ref}/goods-issue"
+        path = f"/orders/{quote(o.ref, safe='')}/goods-issue"
         try:
             await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=f"gi-{o.ref}")
         except VendorError as exc:
@@ -418,7 +418,7 @@ class Flows:
                     body["tracking_number"] = o.label["id"]
                 body["occurred_at"] = at
                 key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
-                path = f"/orders/{o.ref}/tracking"
+                path = f"/orders/{quote(o.ref, safe='')}/tracking"
                 await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=key)
                 o.last_seq = scan["sequence"]
             o.parked.pop(0)

@@ -423,7 +423,7 @@ class Flows:
         reply = await self.call(
             "erp",
             "POST",
-            f"/orders/{order.ref}/goods-issue",
+            f"/orders/{quote(order.ref, safe='')}/goods-issue",
             order.ref,
             json_body=body,
             key=self.key_for(key),
@@ -586,7 +586,7 @@ class Flows:
             reply = await self.call(
                 "erp",
                 "POST",
-                f"/orders/{ref}/tracking",
+                f"/orders/{quote(ref, safe='')}/tracking",
                 ref,
                 json_body=body,
                 key=f"trk-{data['tracking_number']}-{data['sequence']}",
