@@ -83,6 +83,16 @@ async def test_references_passed_on_wrong_are_caught_by_the_lineage_rows(tmp_pat
     } <= set(caught)
 
 
+async def test_order_numbers_put_into_a_path_unencoded_are_caught(tmp_path, monkeypatch):
+    """short_pick_backorder has two orders migrated with the old ERP's numbers (SO/2026/0001):
+    a stack that writes f"/orders/{ref}/goods-issue" never posts their goods issues."""
+    monkeypatch.chdir(ROOT)
+    outcome = await play(tmp_path, "short_pick_backorder", "idle", "raw-order-path")
+    caught = failed(outcome)
+    assert {"orders_terminal", "goods_issue_matches_shipment"} <= set(caught)
+    assert caught["orders_terminal"] == ["SO/2026/0001", "SO/2026/0002"]
+
+
 @pytest.mark.long(40)
 async def test_adjustments_posted_under_a_default_reason_are_caught(tmp_path, monkeypatch):
     """inventory_drift's counts find units that turned up unbooked (reason found): a reason map

@@ -54,6 +54,8 @@ BUGS = {
     "(the TMS shipment it was bought for) as its label id",
     "raw-sku-path": "a SKU is put into a URL path as it is, not percent-encoded (a / splits "
     "the path, a # starts a fragment)",
+    "raw-order-path": "an ERP order number is put into a URL path as it is, not percent-encoded "
+    "(SO/2026/0001 splits the path)",
 }
 PROBES = ("none", "idle", "scheduled", "busy-waiting")
 

@@ -185,6 +185,12 @@ class Flows:
             self.case_sizes[sku] = int(item["each_per_case"])
         return self.case_sizes[sku]
 
+    def order_segment(self, ref: str) -> str:
+        """An ERP order number may hold "/" (SO/2026/0001, a migrated order): one segment."""
+        if "raw-order-path" in self.bugs:  # BUG raw-order-path: the number as it is
+            return ref
+        return quote(ref, safe="")
+
     def item_path(self, sku: str) -> str:
         """A SKU may hold any character (``SKU-00001/XL``): one path segment, encoded."""
         if "raw-sku-path" in self.bugs:  # BUG raw-sku-path: the SKU put in the path as it is
@@ -378,7 +384,7 @@ class Flows:
         return [{"line": x["line"], "qty": x["qty"], "uom": "EA"} for x in shipped]  # picked eaches
 
     async def goods_issue(self, o: Order, body: dict) -> None:
-        path = f"/orders/{quote(o.ref, safe='')}/goods-issue"
+        path = f"/orders/{self.order_segment(o.ref)}/goods-issue"
         try:
             await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=f"gi-{o.ref}")
         except VendorError as exc:
@@ -418,7 +424,7 @@ class Flows:
                     body["tracking_number"] = o.label["id"]
                 body["occurred_at"] = at
                 key = f"tr-{scan['tracking_number']}-{scan['sequence']}"
-                path = f"/orders/{quote(o.ref, safe='')}/tracking"
+                path = f"/orders/{self.order_segment(o.ref)}/tracking"
                 await self.v.call("erp", "POST", path, corr=o.corr, json=body, key=key)
                 o.last_seq = scan["sequence"]
             o.parked.pop(0)
