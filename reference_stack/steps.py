@@ -325,6 +325,14 @@ def after_an_attempt(job: Job, defects: frozenset[str] = frozenset()) -> bool:
     return job.attempts > 1 or job.last_error is not None
 
 
+def still_in_doubt(looked: Outcome) -> Outcome:
+    """A look that failed settles nothing: the earlier attempt may still have made the order.
+    The job records no answer for this attempt (status None, as for a call cut off), so a
+    cancellation that comes meanwhile still looks first (``may_have_landed``) instead of
+    leaving the order the lost attempt made to be picked; the look's Retry-After is kept."""
+    return replace(looked, status=None, error=f"looking for the order: {looked.error}")
+
+
 def may_have_landed(job: Job) -> bool:
     """The job's last attempt got no answer (cut off) or a gateway's 504: the vendor may have
     done it all the same."""
@@ -387,7 +395,7 @@ class Steps:
         retrying = after_an_attempt(job, self.defects)
         found = await self._existing_fulfilment_order(job) if retrying else None
         if found is not None and (not found.succeeded or found.body is not None):
-            outcome = found
+            outcome = found if found.succeeded else still_in_doubt(found)
         else:
             body = await self._in_eaches(job)
             if isinstance(body, Outcome):
@@ -412,7 +420,7 @@ class Steps:
         queued behind this job (same order, same lane) cancels it."""
         found = await self._existing_fulfilment_order(job)
         if not found.succeeded:
-            return Completion(found)
+            return Completion(still_in_doubt(found))
         if found.body is None:
             return skipped("order cancelled; no earlier attempt created it")
         fo_id = found.body["id"]

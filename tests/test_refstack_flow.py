@@ -580,6 +580,33 @@ async def test_cancelled_while_a_create_was_in_doubt_cancels_what_it_made(sut: S
     assert len(sut.requests("cancel")) == 1
 
 
+async def test_a_create_still_in_doubt_after_a_failed_look_is_looked_for_once_cancelled(
+    sut: Sut,
+) -> None:
+    """The create's answer was lost (504); the retry's look failed too (the WMS's search was
+    down: 503), so the doubt stands. The customer cancels: the job looks on rather than skip,
+    until a look answers, and cancels the order the first attempt made
+    (write_responses_lost)."""
+    sut.routes["create"].side_effect = [vendor_error(504, "gateway_timeout")]
+    created = {"id": "FO-000001", "order_ref": "SO-000001", "status": "picked"}
+    search_down = {"error": {"code": "service_unavailable", "message": "x", "details": {}}}
+    down = answer(503, json=search_down, headers={"Retry-After": "1"})
+    # down for a second (the cancellation comes meanwhile), and once more after it
+    sut.routes["find"].side_effect = [down, down, answer(200, json={"items": [created]})]
+    sut.stack.worker.in_doubt_s = 0.0
+    await sut.deliver("erp", "order.released", ORDER)
+    deadline = time.monotonic() + 5
+    while len(sut.requests("find")) < 1:  # the first look, refused
+        assert time.monotonic() < deadline, "the retry never looked"
+        await asyncio.sleep(0.01)
+    await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
+    probe = await sut.settle()
+    assert len(sut.requests("create")) == 1  # never created again
+    assert len(sut.requests("find")) == 3  # looked on although the order was cancelled
+    assert len(sut.requests("cancel")) == 1  # and cancelled what the lost attempt made
+    assert probe["dead"] == 0
+
+
 async def test_settlement_adjustments_and_receipts_reach_the_erp(sut: Sut) -> None:
     amount = {"amount": "7.40", "currency": "EUR"}
     settled = {
