@@ -31,7 +31,11 @@ class VendorError(Exception):
 
 
 class GaveUp(Exception):
-    """Retryable failures went on for too long."""
+    """Retryable failures went on for too long (or, with ``once``, the one try failed)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # the vendor's Retry-After on the last answer, if any
 
 
 def _json(response: httpx.Response) -> Any:
@@ -79,36 +83,53 @@ class Vendors:
     ) -> Any:
         """The answer's JSON body on a 2xx; VendorError on a 4xx; GaveUp when retries ran out.
 
-        `recover` is asked before each retry whether the failed call went through after all
-        (for a vendor that does not honour Idempotency-Key); a non-None answer is the result.
+        `recover` is asked before the call is sent again whether a failed try went through
+        after all (for a vendor that does not honour Idempotency-Key): a non-None answer is the
+        result. A look that fails settles nothing: it is asked again, and the call is not sent
+        again until a look has answered that it is not there.
         """
         headers = {"X-Correlation-Id": corr}
         if key:
             headers["Idempotency-Key"] = key
         what = f"{system} {method} {path}"
         failures, told = 0, 0.0
+        in_doubt = False  # a failed try may have done the work: look before sending again
         while True:
             wait = None
-            try:
-                response = await self.http.request(
-                    method, self.urls[system] + path, json=json, params=params, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                why = f"{type(exc).__name__} {exc}".strip()
-            else:
-                status = response.status_code
-                body = _json(response)
-                if 200 <= status < 300 and (body is not None or not response.content):
-                    return body if body is not None else {}
-                if 200 <= status < 300:
-                    why = f"{status} with a body that is not JSON"
-                elif status in RETRYABLE or status >= 500:
-                    why = f"{status} {VendorError(what, status, body).code}"
-                    wait = _retry_after(response)
+            if in_doubt and recover is not None:
+                try:
+                    found = await recover()
+                except GaveUp as exc:
+                    why, wait = f"looking for it: {exc}", exc.retry_after
                 else:
-                    raise VendorError(what, status, body)
+                    if found is not None:
+                        log.info("%s: went through after all [%s]", what, corr)
+                        return found
+                    in_doubt = False
+                    continue  # not there: send it again, now
+            else:
+                try:
+                    response = await self.http.request(
+                        method, self.urls[system] + path, json=json, params=params, headers=headers
+                    )
+                except httpx.HTTPError as exc:
+                    why = f"{type(exc).__name__} {exc}".strip()
+                    in_doubt = True
+                else:
+                    status = response.status_code
+                    body = _json(response)
+                    if 200 <= status < 300 and (body is not None or not response.content):
+                        return body if body is not None else {}
+                    if 200 <= status < 300:
+                        why = f"{status} with a body that is not JSON"
+                    elif status in RETRYABLE or status >= 500:
+                        why = f"{status} {VendorError(what, status, body).code}"
+                        wait = _retry_after(response)
+                    else:
+                        raise VendorError(what, status, body)
+                    in_doubt = status not in (429, 503) or wait is None  # refused: not done
             if once:
-                raise GaveUp(f"{what}: {why}")
+                raise GaveUp(f"{what}: {why}", wait)
             if wait is None:
                 failures += 1
                 delay = min(8.0, 0.5 * 2 ** (failures - 1)) * random.uniform(1.0, 1.25)
@@ -119,15 +140,6 @@ class Vendors:
                 raise GaveUp(f"{what}: {why} ({failures} failures, {told:.0f} s told to wait)")
             log.info("%s: %s; retry in %.2f s [%s]", what, why, delay, corr)
             await self.sleep(delay)
-            if recover is not None:
-                try:
-                    found = await recover()
-                except Exception as exc:  # a lookup during an outage fails too: just retry
-                    log.debug("%s: recovery lookup failed: %s", what, exc)
-                else:
-                    if found is not None:
-                        log.info("%s: went through after all [%s]", what, corr)
-                        return found
 
     async def close(self) -> None:
         await self.http.aclose()
