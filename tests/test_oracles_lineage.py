@@ -29,6 +29,9 @@ stock:
   cycle_count: {share_per_day: 0.5}
   replenishment: {reorder_at: 0.5, lead_time_hours: 2}
 carrier: {exception_rate: 0.3}
+sites:
+  others: [{name: DC2, share: 0.3, initial_stock: 0.1}]
+  transfers: {reorder_at: 0.5}
 """
 NEW = [row.name for row in lineage_table.LINEAGE] + ["nothing_posted_before_its_event"]
 
@@ -362,6 +365,19 @@ def test_an_adjustment_posted_under_another_reason_is_caught(snaps):
     finding = only_finding(judge("adjustment_posted_once", snaps))
     assert (finding.expected, finding.actual) == (was, "cycle_count")
     assert "reason" in finding.message
+
+
+def test_a_transfer_never_created_changed_or_invented_in_the_wms_is_caught(snaps):
+    first, second, *_ = snaps["wms"]["transfers"]
+    snaps["wms"]["transfers"].remove(first)  # the create never made it
+    second["lines"][0]["qty"] += 1
+    snaps["wms"]["transfers"].append(second | {"id": "WT-999999", "transfer_ref": "TO-999999"})
+    findings = judge("transfer_reaches_wms", snaps).findings
+    messages = sorted(f.message for f in findings)
+    assert len(findings) == 3, messages
+    assert any(f"{first['transfer_ref']} has no wms.transfer" in m for m in messages)
+    assert any("qty_by_sku" in m for m in messages)
+    assert any("WT-999999 (TO-999999)" in m and "has no erp.transfer" in m for m in messages)
 
 
 def test_a_receipt_posted_twice_or_with_other_quantities_is_caught(snaps):

@@ -160,6 +160,22 @@ def erp_goods_issues(view: SystemsView) -> Iterator[Record]:
             )
 
 
+@document("erp.transfer", "an ERP transfer order: from and to which site, qty per SKU")
+def erp_transfers(view: SystemsView) -> Iterator[Record]:
+    for transfer in items((view.snapshots.get("erp") or {}).get("transfers")):
+        yield Record(
+            (transfer["id"],),
+            {
+                "from_site": transfer["from_site"],
+                "to_site": transfer["to_site"],
+                "qty_by_sku": _qty_by_sku(transfer["lines"], "qty"),
+            },
+            None,
+            transfer.get("released_at"),
+            transfer["id"],
+        )
+
+
 @document("erp.backorder", "an ERP backorder raised for an order")
 def erp_backorders(view: SystemsView) -> Iterator[Record]:
     for order, backorders in view.backorders_by_order.items():
@@ -328,6 +344,25 @@ def wms_short_picks(view: SystemsView) -> Iterator[Record]:
             ]
             order = view.order_of(fo["order_ref"])
             yield Record((fo["order_ref"],), {}, order, min(confirmed, default=None), fo["id"])
+
+
+@document(
+    "wms.transfer",
+    "a WMS transfer, by the ERP transfer order it carries out: sites, qty per SKU to move",
+)
+def wms_transfers(view: SystemsView) -> Iterator[Record]:
+    for transfer in items((view.snapshots.get("wms") or {}).get("transfers")):
+        yield Record(
+            (transfer["transfer_ref"],),
+            {
+                "from_site": transfer["from_site"],
+                "to_site": transfer["to_site"],
+                "qty_by_sku": _qty_by_sku(transfer["lines"], "qty"),
+            },
+            None,
+            transfer.get("created_at"),
+            f"{transfer['id']} ({transfer['transfer_ref']})",
+        )
 
 
 @document("wms.adjustment", "a WMS inventory adjustment (cycle count, damage): SKU, delta, reason")

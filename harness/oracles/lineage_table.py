@@ -162,6 +162,16 @@ LINEAGE: tuple[Lineage, ...] = (
         unexplained_target=True,
     ),
     Lineage(
+        "transfer_reaches_wms",
+        "Every ERP transfer order becomes exactly one WMS transfer, between the same sites, for "
+        "the same qty per SKU, and the WMS moves nothing no transfer order asked for (a "
+        "transfer never created leaves the receiving site short with nothing to show for it)",
+        source="erp.transfer",
+        target="wms.transfer",
+        agree=(Agree("from_site"), Agree("to_site"), Agree("qty_by_sku")),
+        unexplained_target=True,
+    ),
+    Lineage(
         "adjustment_posted_once",
         "Every WMS inventory adjustment (cycle count, damage) is posted to the ERP exactly "
         "once, for the same SKU, the same signed delta and the same reason (finance books "
