@@ -82,6 +82,15 @@ def _qty_by_sku(lines: list[dict[str, Any]], field_name: str) -> dict[str, int]:
     return dict(counted)
 
 
+def _transfer_values(transfer: dict[str, Any]) -> dict[str, Any]:
+    """What must agree between an ERP transfer order and the WMS transfer carrying it out."""
+    return {
+        "from_site": transfer["from_site"],
+        "to_site": transfer["to_site"],
+        "qty_by_sku": _qty_by_sku(transfer["lines"], "qty"),
+    }
+
+
 def _first(history: list[dict[str, str]], status: str) -> str | None:
     times = [h["at"] for h in history if h["status"] == status]
     return min(times) if times else None
@@ -165,11 +174,7 @@ def erp_transfers(view: SystemsView) -> Iterator[Record]:
     for transfer in items((view.snapshots.get("erp") or {}).get("transfers")):
         yield Record(
             (transfer["id"],),
-            {
-                "from_site": transfer["from_site"],
-                "to_site": transfer["to_site"],
-                "qty_by_sku": _qty_by_sku(transfer["lines"], "qty"),
-            },
+            _transfer_values(transfer),
             None,
             transfer.get("released_at"),
             transfer["id"],
@@ -354,11 +359,7 @@ def wms_transfers(view: SystemsView) -> Iterator[Record]:
     for transfer in items((view.snapshots.get("wms") or {}).get("transfers")):
         yield Record(
             (transfer["transfer_ref"],),
-            {
-                "from_site": transfer["from_site"],
-                "to_site": transfer["to_site"],
-                "qty_by_sku": _qty_by_sku(transfer["lines"], "qty"),
-            },
+            _transfer_values(transfer),
             None,
             transfer.get("created_at"),
             f"{transfer['id']} ({transfer['transfer_ref']})",
