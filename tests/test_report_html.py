@@ -391,7 +391,7 @@ def stacked(rows: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]
 
 
 def test_a_clean_report_in_headless_chromium_shows_pass_and_no_failing_orders(clean, tmp_path):
-    data, width, height = screenshot(clean.folder / "report.html", tmp_path / "clean.png", 4200)
+    data, width, height = screenshot(clean.folder / "report.html", tmp_path / "clean.png", 5200)
     badge = range(0, 120)  # the header's first line
     assert count(data, width, badge, PASS_COLOUR) > 300  # the PASS badge
     assert count(data, width, badge, FAIL_COLOUR) == 0
@@ -401,7 +401,7 @@ def test_a_clean_report_in_headless_chromium_shows_pass_and_no_failing_orders(cl
 
 
 def test_a_failing_report_in_headless_chromium_shows_fail_bands_and_lanes(failing, tmp_path):
-    data, width, height = screenshot(failing.folder / "report.html", tmp_path / "fail.png", 5600)
+    data, width, height = screenshot(failing.folder / "report.html", tmp_path / "fail.png", 6800)
     badge = range(0, 120)
     assert count(data, width, badge, FAIL_COLOUR) > 300  # the FAIL badge
     assert count(data, width, badge, PASS_COLOUR) == 0
