@@ -97,3 +97,10 @@ def test_an_incident_with_slashed_document_numbers_plays_clean_through_the_refer
     assert main(["run", str(path), "--quiet", "--report-dir", str(report)]) == 0
     journal = (report / "journal.jsonl").read_text()
     assert '"path":"/orders/SO%2F2026%2F0001/goods-issue"' in journal
+    # imported again (twinyard import of the run folder), the capsule keeps the numbers
+    capsule = tmp_path / "capsule.yaml"
+    assert main(["import", str(report), "--out", str(capsule)]) == 0
+    replayed = {order.id: order for order in scenario.load(capsule).orders}
+    assert set(replayed) == {"SO/2026/0001", "SO:2026:0002"}
+    # its retail SKUs are played by catalogue number, as any SKU not of the catalogue's form
+    assert [(x.sku, x.qty) for x in replayed["SO/2026/0001"].lines] == [("SKU-00001", 2)]

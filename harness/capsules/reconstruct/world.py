@@ -88,6 +88,11 @@ def sections(b: Builder, orders: list[dict[str, Any]], top_sku: int) -> dict[str
     else:
         data["demand"] = {"orders": 0}
     catalogue = dict(base.get("catalogue") or {})
+    if b.sku_map and catalogue.pop("sku_style", "plain") != "plain":
+        b.note(
+            "the run named its SKUs in the retail style; the capsule plays them by catalogue "
+            "number (SKU-00001), as it does any SKU not of the catalogue's form"
+        )
     catalogue["skus"] = max(int(catalogue.get("skus", 0)), top_sku, 1)
     if "initial_stock" not in catalogue:
         catalogue["initial_stock"] = _initial_stock(b, orders)
