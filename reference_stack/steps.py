@@ -334,8 +334,8 @@ def still_in_doubt(looked: Outcome) -> Outcome:
 
 
 def may_have_landed(job: Job) -> bool:
-    """The job's last attempt got no answer (cut off) or a gateway's 504: the vendor may have
-    done it all the same."""
+    """The job's last attempt got no answer (cut off, or a look that failed: ``still_in_doubt``)
+    or a gateway's 504: the vendor may have done it all the same."""
     return job.attempts > 1 and job.last_status in (None, 504)
 
 

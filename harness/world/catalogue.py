@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from harness.world.randomness import Draws
 
-SKU_STYLES = ("plain", "retail")
-
 
 def sku_name(n: int, style: str = "plain", prefix: str = "SKU") -> str:
     """The ``n``-th SKU's name. ``plain``: ``SKU-00001``. ``retail``: the punctuation real

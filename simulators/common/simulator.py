@@ -620,7 +620,7 @@ class JournalMiddleware:
             sim.journal.record(
                 "in",
                 scope["method"],
-                journal_path(scope),
+                request.path,  # as announced: journal_path(scope)
                 status,
                 virtual_time=virtual_time,
                 correlation_id=correlation_id,

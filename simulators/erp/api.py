@@ -17,13 +17,7 @@ from simulators.common import changes
 from simulators.common.clock import Clock
 from simulators.common.errors import not_found
 from simulators.common.feed_faults import feed_view
-from simulators.common.http import (
-    Endpoint,
-    parse_body,
-    resource,
-    respond,
-    set_ref,
-)
+from simulators.common.http import Endpoint, parse_body, resource, respond, set_ref
 from simulators.common.query import bad_query
 from simulators.common.schemas import Address, Body, NonEmpty
 from simulators.common.simulator import Simulator
