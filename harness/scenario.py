@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     ValidationError,
     WithJsonSchema,
@@ -104,9 +105,16 @@ def _curve(value: Any) -> Any:
     return parse_curve(value)
 
 
+def _curve_out(value: str | tuple[float, ...]) -> str | list[float]:
+    """A profile's name or its 24 weights: said plainly, so dumping a scenario (its digest, a
+    capsule) warns of nothing (pydantic's own union serializer did, for every weight list)."""
+    return value if isinstance(value, str) else list(value)
+
+
 Curve = Annotated[
     str | tuple[float, ...],
     PlainValidator(_curve),
+    PlainSerializer(_curve_out),
     WithJsonSchema(
         {
             "anyOf": [

@@ -3,6 +3,7 @@ shipped days play clean against a correct integrator."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ def problems(text: str) -> list[str]:
     with pytest.raises(scenario.ScenarioError) as caught:
         scenario.parse(text, "day.yaml")
     return caught.value.lines
+
+
+def test_a_weight_curve_dumps_as_written_without_a_warning():
+    """Every run dumps its scenario for the digest: a curve of weights once made pydantic warn
+    on stderr, in every run of a day that has one."""
+    day = scenario.parse(f"name: curved\ndemand:\n  curve: {[1] * 12 + [2] * 12}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dumped = day.model_dump(mode="json")
+    assert dumped["demand"]["curve"] == [1.0] * 12 + [2.0] * 12
+    assert scenario.parse("name: flat").model_dump()["demand"]["curve"] == "flat"
 
 
 def test_defaults_keep_the_simple_world():
