@@ -164,8 +164,13 @@ class Vendors:
         self.correlate = DROP_CORRELATION not in defects
         self.strict = STRICT_PARSING in defects
         self.jitter_s = jitter_ms / 1000
-        # One pool per vendor, so a slow carrier cannot take the connections the WMS needs.
-        self.per_vendor = max(2, connections // max(len(self.urls), 1))
+        # One pool per vendor, so a slow carrier cannot take the connections the WMS needs,
+        # each as large as the stack's concurrency: a call never queues for a connection.
+        # aiohttp's queue is not fair (a new request takes a freed connection before the
+        # waiters; aio-libs/aiohttp#4936), so with a quarter each, an ERP call queued while
+        # every worker posted goods issues waited out the whole timeout unsent, was taken
+        # as in doubt, and its retry waited IN_DOUBT_S for a look.
+        self.per_vendor = max(2, connections)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         # Made on first use: the stack is built before its event loop runs (__main__), and an
         # aiohttp session belongs to the loop it was made in.

@@ -291,6 +291,43 @@ async def test_a_vendor_failing_on_the_wire_is_retried(vendor: Handler, failure:
     assert time.monotonic() - started < 2  # timeout_s bounds the whole exchange
 
 
+async def test_as_many_calls_to_one_vendor_as_connections_go_out_at_once() -> None:
+    """Every worker may call the same vendor at once (a truck leaves: hundreds of goods
+    issues): none may queue for a connection, where aiohttp's unfair queue let one wait out
+    its whole timeout unsent and be retried as in doubt. The vendor answers only once all of
+    them have arrived, so a pool smaller than the workers never gets its answers."""
+    workers = 16
+    arrived: list[str] = []
+    all_here = asyncio.Event()
+
+    async def vendor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line, _, _ = await read_request(reader)
+        arrived.append(line)
+        if len(arrived) == workers:
+            all_here.set()
+        await all_here.wait()
+        content = orjson.dumps({"id": f"GI-{len(arrived)}"})
+        writer.write(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n")
+        writer.write(b"content-length: %d\r\n\r\n" % len(content) + content)
+        await writer.drain()
+
+    async with raw_vendor(vendor) as url:
+        client = Vendors({s: url for s in URLS}, connections=workers, timeout_s=5.0)
+        try:
+            outcomes = await asyncio.gather(
+                *(
+                    client.goods_issue(
+                        f"SO-{n:06d}", {"lines": []}, key=f"gi-{n}", correlation_id=CORR
+                    )
+                    for n in range(workers)
+                )
+            )
+        finally:
+            await client.aclose()
+    assert [o.verdict for o in outcomes] == [Verdict.OK] * workers
+    assert len(arrived) == workers
+
+
 async def test_a_refused_connection_is_retried() -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
