@@ -46,8 +46,13 @@ def document(name: str, description: str) -> Callable[[Extractor], Extractor]:
     return register
 
 
-def records(view: SystemsView, name: str) -> list[Record]:
-    return list(DOCUMENTS[name](view))
+def records(view: SystemsView, name: str) -> tuple[Record, ...]:
+    """The view's documents of this kind, derived once per view: a view is built once, at
+    the end of the day (its indexes are too), and several rows read the same documents."""
+    made = view.documents.get(name)
+    if made is None:
+        made = view.documents[name] = tuple(DOCUMENTS[name](view))
+    return made
 
 
 def _weights(packages: Any) -> list[Any]:

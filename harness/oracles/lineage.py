@@ -15,7 +15,7 @@ journal), the field, the expected and the actual value.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -175,7 +175,7 @@ ALLOWED: dict[str, Allowance] = {"declined_express_tender": _declined_express_te
 
 
 # -- the engine -----------------------------------------------------------------------------
-def _index(items: list[Record]) -> dict[tuple[Any, ...], list[Record]]:
+def _index(items: Sequence[Record]) -> dict[tuple[Any, ...], list[Record]]:
     indexed: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
     for item in items:
         indexed[item.key].append(item)
@@ -265,7 +265,7 @@ def _compare(
     judgement.fail(_entity(source), message, expected=expected, actual=actual)
 
 
-def _hint(row: Lineage, source: Record, targets: list[Record]) -> str:
+def _hint(row: Lineage, source: Record, targets: Sequence[Record]) -> str:
     """What the target does hold for the same parent, so a near miss reads as one."""
     near = [t for t in targets if t.key[0] == source.key[0]]
     if not near:
