@@ -79,20 +79,21 @@ class Stack:
         a crash before loses nothing it was told we have); False when its id was already
         received."""
         with self.store.transaction():
-            if not self.store.add_event(event, body):
+            if not self.store.add_event(event, body, handled=True):
                 return False
             self.inbox += 1
-            jobs = self._handle(event)
+            jobs = self._handle(event, kept_as_processed=True)
         self._handled(jobs)
         return True
 
-    def _handle(self, event: Event) -> list[Job]:
+    def _handle(self, event: Event, *, kept_as_processed: bool = False) -> list[Job]:
         """The jobs an event calls for. Handling that fails rolls back alone: the event is
         kept, marked with the reason, and never wedges the inbox."""
         try:
             with self.store.savepoint():
                 jobs = handlers.handle(self.store, event, self.config.defects)
-                self.store.mark_processed(event.id)
+                if not kept_as_processed:  # one a previous run kept and did not handle
+                    self.store.mark_processed(event.id)
         except Exception as exc:
             jobs = []
             what = f"event {event.id} ({event.system} {event.type}) could not be handled"

@@ -221,12 +221,23 @@ class Store:
         self._db.execute("RELEASE part")
 
     # -- inbox ---------------------------------------------------------------------------
-    def add_event(self, event: Event, body: bytes) -> bool:
-        """Keep an event before acknowledging it; False when its id was already received."""
+    def add_event(self, event: Event, body: bytes, *, handled: bool = False) -> bool:
+        """Keep an event before acknowledging it; False when its id was already received.
+        ``handled``: the caller handles it in this same transaction, so it is kept as
+        processed at once (one statement per webhook, not an insert and an update; a failed
+        handling still records its error with ``mark_processed``)."""
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO inbox (event_id, system, type, body, correlation_id,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (event.id, event.system, event.type, body.decode(), event.correlation_id, time.time()),
+            " received_at, processed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.id,
+                event.system,
+                event.type,
+                body.decode(),
+                event.correlation_id,
+                time.time(),
+                int(handled),
+            ),
         )
         return cursor.rowcount == 1
 
