@@ -46,6 +46,7 @@ from simulators.common.idempotency import IdempotencyStore
 from simulators.common.journal import Journal, JournalEntry, body_digest
 from simulators.common.limits import Limits, clip, header_refusal, too_large
 from simulators.common.model import SimModel
+from simulators.common.routing import FastRoutes
 from simulators.common.schemas import Body, NonEmpty
 from simulators.common.webhooks import WebhookDispatcher
 
@@ -273,7 +274,7 @@ class Simulator:
         return wrapper
 
     # -- the HTTP face -------------------------------------------------------------------
-    def _starlette(self, business_routes: list[Route]) -> Starlette:
+    def _starlette(self, business_routes: list[Route]) -> ASGIApp:
         routes = [
             *business_routes,
             resource("/webhooks", {"GET": self._list_subscriptions, "POST": self._subscribe}),
@@ -294,14 +295,12 @@ class Simulator:
                 {"GET": self._list_faults, "POST": self._add_fault, "DELETE": self._clear_faults},
             ),
         ]
-        return Starlette(
-            routes=routes,
-            exception_handlers={
-                SimError: _sim_error,
-                HTTPException: _http_error,
-                Exception: _unexpected_error,
-            },
-        )
+        errors: dict[Any, Any] = {
+            SimError: _sim_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        }
+        return FastRoutes(routes, Starlette(routes=routes, exception_handlers=errors), errors)
 
     async def _subscribe(self, request: Request) -> Response:
         body = await parse_body(request, SubscriptionRequest)
