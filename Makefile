@@ -112,6 +112,7 @@ bench: $(STAMP)  ## throughput figures; needs wrk (Debian package)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/http_clients.py
+	$(BIN)/python benchmarks/sim_routing.py
 	$(BIN)/python benchmarks/end_to_end.py
 
 clean:
