@@ -46,12 +46,22 @@ def document(name: str, description: str) -> Callable[[Extractor], Extractor]:
     return register
 
 
+# How many reads of each document the lineage and causality tables make when all of them are
+# judged (``lineage.register`` counts them): a document is kept for the next read, and let go
+# after the last, so judging a 10,000-order day never holds every kind at once.
+READS: Counter[str] = Counter()
+
+
 def records(view: SystemsView, name: str) -> tuple[Record, ...]:
-    """The view's documents of this kind, derived once per view: a view is built once, at
-    the end of the day (its indexes are too), and several rows read the same documents."""
-    made = view.documents.get(name)
-    if made is None:
-        made = view.documents[name] = tuple(DOCUMENTS[name](view))
+    """The view's documents of this kind, derived once per view and let go after the tables'
+    last read: a view is built once, at the end of the day (its indexes are too), and
+    several rows read the same documents. A read the tables did not count derives anew."""
+    kept = view.documents.get(name)
+    if kept is None:
+        kept = view.documents[name] = [tuple(DOCUMENTS[name](view)), READS[name]]
+    made, kept[1] = kept[0], kept[1] - 1
+    if kept[1] <= 0:
+        del view.documents[name]
     return made
 
 

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from harness.oracles.base import REGISTRY, Judgement, Oracle
-from harness.oracles.documents import DOCUMENTS, Record, instant, records
+from harness.oracles.documents import DOCUMENTS, READS, Record, instant, records
 from harness.oracles.view import SystemsView
 
 Count = Literal["exactly_one", "at_least_one", "any"]
@@ -308,11 +308,13 @@ def register(rows: tuple[Lineage, ...], causality: tuple[Causality, ...], protec
     table's)."""
     for row in rows:
         _check_names(row.source, row.target, *row.allowed)
+        READS.update((row.source, row.target))
         REGISTRY[row.name] = Oracle(
             row.name, row.protects, _bind(row), needs_journals=row.needs_journals
         )
     for row in causality:
         _check_names(row.effect, row.cause)
+        READS.update((row.cause, row.effect))
     REGISTRY["nothing_posted_before_its_event"] = Oracle(
         "nothing_posted_before_its_event",
         protects,

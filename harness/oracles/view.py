@@ -58,9 +58,9 @@ class SystemsView:
         for accrual in items(erp.get("accruals")):
             self.accruals_by_shipment[accrual["shipment_id"]].append(accrual)
         self.erp_items = {i["sku"]: i for i in items(erp.get("items"))}
-        # Documents the lineage tables derive from this view, by name, made once per view
-        # (``harness.oracles.documents.records``): each is read by several rows.
-        self.documents: dict[str, tuple[Any, ...]] = {}
+        # Documents the lineage tables derive from this view, by name, with the reads left
+        # before they are let go (``harness.oracles.documents.records``).
+        self.documents: dict[str, list[Any]] = {}
         self.wms_items: dict[str, dict[str, Any]] = dict(wms.get("items") or {})
         tms = snapshots.get("tms") or {}
         self.tms_shipments = {s["id"]: s for s in items(tms.get("shipments"))}
