@@ -25,19 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simulators.common.clock import ManualClock
 from simulators.common.routing import FastRoutes
 from simulators.erp.api import build
+from tests.test_erp_api import ORDER  # the ERP tests' order: two lines, an address in Berlin
 
-ORDER = {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
-    "ship_to": {
-        "name": "Ada Lovelace",
-        "street": "12 Analytical Way",
-        "city": "Berlin",
-        "postal_code": "10115",
-        "country": "DE",
-    },
-    "service_level": "express",
-    "lines": [{"sku": "A-100", "qty": 3}, {"sku": "B-200", "qty": 1}],
-}
 SCAN = orjson.dumps(
     {"status": "in_transit", "occurred_at": "2026-11-30T10:00:00Z", "tracking_number": "T1"}
 )
