@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -83,8 +84,6 @@ class FastRoutes:
 
 def _plain(route: BaseRoute) -> bool:
     """A route whose parameters are each one path segment (``{name}``, no convertor)."""
-    return (
-        isinstance(route, Route)
-        and route.path.startswith("/")
-        and all(type(c).__name__ == "StringConvertor" for c in route.param_convertors.values())
+    return isinstance(route, Route) and all(
+        type(c) is StringConvertor for c in route.param_convertors.values()
     )
