@@ -66,6 +66,9 @@ def test_fault_fields_are_validated():
         {"system": "mes", "kind": "error"},
         {"system": "erp", "kind": "rate_limit"},  # no per_second
         {"system": "erp", "kind": "latency", "ms": {"min_ms": 50, "max_ms": 10}},
+        {"system": "erp", "kind": "error", "status": 504},  # a 504 is a lost answer
+        {"system": "erp", "kind": "lost_response", "status": 409},  # work done: never a refusal
+        {"system": "erp", "kind": "lost_response", "status": 503},
     ]
     for data in bad:
         with pytest.raises(ValidationError):
@@ -250,6 +253,25 @@ def test_lost_response_commits_the_write_but_answers_504():
     again = http.post("/labels", json=label(), headers=headers)
     assert again.status_code == 201 and again.json()["id"] == "LB-000001"
     assert again.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "internal_error"), (502, "bad_gateway")])
+def test_a_lost_response_may_be_answered_as_a_crash_after_the_commit(status: int, code: str):
+    """A backend that committed and then crashed answers 500, a proxy that lost it 502: the
+    client must not read either as "not done" (its retry under the key gets the real answer)."""
+    fault = {"kind": "lost_response", "route": "POST /labels", "status": status}
+    sim, _, http = carrier(fault)
+    headers = {"Idempotency-Key": "k-1"}
+    r = http.post("/labels", json=label(), headers=headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+    assert list(sim.model.snapshot()["labels"]) == ["LB-000001"]  # the vendor committed it
+    assert (sim.journal.entries[-1].status, sim.journal.entries[-1].fault) == (
+        status,
+        "lost_response",
+    )
+    sim.faults.clear()
+    again = http.post("/labels", json=label(), headers=headers)
+    assert again.status_code == 201 and again.json()["id"] == "LB-000001"
 
 
 def test_latency_delays_without_blocking_others():

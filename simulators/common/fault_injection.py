@@ -25,7 +25,9 @@ business app directly, so an empty plan costs one truthiness test per request. W
 emitted, an ``Idempotency-Key`` remembers the real answer) and its response is discarded.
 ASGI has no way to close an HTTP connection without answering (uvicorn answers 500 to an
 app that returns or raises without starting a response), so the client gets
-``504 gateway_timeout``, as from a vendor's API gateway that gave up on its backend.
+``504 gateway_timeout``, as from a vendor's API gateway that gave up on its backend, or the
+fault's ``status``: ``500 internal_error`` (a backend that committed, then crashed writing its
+answer) or ``502 bad_gateway`` (a proxy that lost the backend's answer).
 
 ``schema_drift``: the business app runs as usual (state is committed, an ``Idempotency-Key``
 remembers the answer as the app gave it) and a 2xx JSON object answer is reshaped on its way
@@ -334,7 +336,11 @@ class FaultInjection:
             return None
 
         await self.app(scope, receive, swallow)  # the vendor commits; the answer is lost
-        await _send(send, 504, _gateway_timeout())
+        if fault.status is None or fault.status == 504:
+            await _send(send, 504, _gateway_timeout())
+        else:
+            code, message = _ERRORS[fault.status]
+            await _send(send, fault.status, _error(code, message))
         return "lost_response"
 
 

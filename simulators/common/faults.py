@@ -90,6 +90,12 @@ DEFAULT_GARBLE = "truncated"
 FEED_KINDS = frozenset(
     {"feed_lag", "feed_overlap", "token_expiry", "feed_torn_second", "feed_clock_skew"}
 )
+# What each kind that takes a status may answer: an error is a refusal or a failure the vendor
+# did nothing for; a lost answer follows work done, so it is never a 4xx (a refusal).
+STATUSES: dict[str, tuple[int, ...]] = {
+    "error": (400, 409, 422, 500, 502, 503),
+    "lost_response": (500, 502, 504),
+}
 DEFAULT_COPIES = 2
 DEFAULT_HOLD_S = 600.0  # reorder
 DEFAULT_DELAY_S = 600.0  # late, replayed: past a 300 s replay window
@@ -164,7 +170,7 @@ class LatencyRange(_Data):
 _PARAMETERS: dict[str, tuple[str, ...]] = {
     "ms": ("latency",),
     "per_inflight_ms": ("latency",),
-    "status": ("error",),
+    "status": ("error", "lost_response"),
     "per_second": ("rate_limit",),
     "burst": ("rate_limit",),
     "copies": ("duplicate",),
@@ -198,11 +204,14 @@ class Fault(_Data):
     per_inflight_ms: Annotated[float, Field(gt=0, le=10_000)] | None = None
     """latency: more delay for each other request the vendor is handling at that moment, so
     its answers slow down as load grows, as a saturated vendor's do (``ms`` may then be 0)."""
-    status: Literal[400, 409, 422, 500, 502, 503] | None = None
-    """error: the status answered (default 503). A 5xx fails the request; a 4xx refuses it,
-    as a vendor's validation rule or conflict check would (a release that tightened a rule,
-    a record locked by a user): nothing ran, and the same request sent again is refused
-    again while the fault lasts."""
+    status: Literal[400, 409, 422, 500, 502, 503, 504] | None = None
+    """error: the status answered (default 503; 400, 409, 422, 500, 502 or 503). A 5xx fails
+    the request; a 4xx refuses it, as a vendor's validation rule or conflict check would (a
+    release that tightened a rule, a record locked by a user): nothing ran, and the same
+    request sent again is refused again while the fault lasts.
+    lost_response: the status the client gets for the work done (default 504, a gateway that
+    gave up; 500 is a backend that committed and then crashed writing its answer, 502 a proxy
+    that lost the backend's answer)."""
     per_second: Annotated[float, Field(gt=0, le=100_000)] | None = None
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
@@ -300,6 +309,9 @@ class Fault(_Data):
             raise ValueError("a burst fault needs for: its events are released at the window end")
         if self.is_down:
             self._check_down()
+        if self.status is not None and self.status not in STATUSES[self.kind]:
+            allowed = ", ".join(map(str, STATUSES[self.kind]))
+            raise ValueError(f"a {self.kind} fault answers {allowed}, not {self.status}")
         if self.kind == "latency" and self.ms is None:
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:
