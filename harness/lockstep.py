@@ -370,15 +370,28 @@ class Lockstep(Driver):
             reasons.append("the stack kept calling the simulators (no settle window was silent)")
         return "; ".join(reasons) or "nothing the harness can name"
 
-    def _probe_stuck(self, started_mark: int) -> bool:
-        """A probe that said busy through a whole watchdog with the simulators quiet and not
-        one exchange on the wire: nothing the stack does can ever make it idle. Kept, it would
-        cost a watchdog per step (a day of hours); a busy stack that waits on a retry timer is
-        told apart earlier (``BUSY_BUT_WAITING_S``)."""
-        return self._last_idle is Idle.NO and self._sims_quiet() and self._mark() == started_mark
+    def _probe_stuck(self, started_mark: int, journalled: list[int]) -> bool:
+        """A probe that said busy through a whole watchdog with the simulators quiet and the
+        stack not calling them: nothing it does can ever make it idle. Kept, it would cost a
+        watchdog per step (a day of hours); a busy stack that waits on a retry timer is told
+        apart earlier (``BUSY_BUT_WAITING_S``). Deliveries the stack refused meanwhile do not
+        count as its work: a wedged stack answers every webhook 500 and says busy for ever."""
+        if self._last_idle is not Idle.NO or not self._sims_quiet():
+            return False
+        return self._mark() == started_mark or not self._stack_called_since(journalled)
+
+    def _stack_called_since(self, journalled: list[int]) -> bool:
+        """Whether any request of the stack's reached a simulator since the journals had
+        these lengths (``direction == "out"`` entries are the simulators' own deliveries)."""
+        return any(
+            entry.direction == "in"
+            for sim, start in zip(self.sims, journalled, strict=True)
+            for entry in sim.journal.entries[start:]
+        )
 
     async def wait_quiet(self) -> None:
         started, started_mark = time.monotonic(), self._mark()
+        journalled = [len(sim.journal.entries) for sim in self.sims]
         pause = 0.0005
         self._last_idle, self._kept_calling = None, False
         while True:
@@ -388,11 +401,11 @@ class Lockstep(Driver):
                     f"not quiet within the step watchdog ({self.stall_timeout_s:g} s wall) at "
                     f"{moment(self.clock.now())}: {self._what_holds()}; advanced anyway"
                 )
-                if self._probe_stuck(started_mark):
+                if self._probe_stuck(started_mark, journalled):
                     self.probe.distrust()
                     self.stalls.append(
                         f"the stack's probe (GET {self.probe.idle_path}) said busy for a whole "
-                        f"step watchdog while nothing crossed the wire: from "
+                        f"step watchdog while it called no simulator: from "
                         f"{moment(self.clock.now())} on, quiet is judged without it, as for a "
                         f"stack with no probe"
                     )

@@ -298,10 +298,50 @@ async def test_a_probe_busy_with_nothing_on_the_wire_costs_one_watchdog_not_one_
     assert len(driver.stalls) == 2, driver.stalls
     assert driver.stalls[0].startswith("not quiet within the step watchdog (0.3 s wall)")
     assert driver.stalls[1] == (
-        "the stack's probe (GET /_stack/idle) said busy for a whole step watchdog while "
-        "nothing crossed the wire: from 00:00:00 (day 0) on, quiet is judged without it, as "
-        "for a stack with no probe"
+        "the stack's probe (GET /_stack/idle) said busy for a whole step watchdog while it "
+        "called no simulator: from 00:00:00 (day 0) on, quiet is judged without it, as for a "
+        "stack with no probe"
     )
+    assert not probe.has_probe
+
+
+async def test_a_wedged_stack_refusing_every_delivery_costs_one_watchdog_not_one_per_step():
+    """A stack whose worker died says busy for ever and answers every webhook 500: the
+    deliveries it refuses move the wire, but they are not its work."""
+    clock = LockstepClock(DEFAULT_EPOCH)
+    sim = simulators.build("erp", clock)
+    stack_probe = Probe()
+
+    async def wedged(request: Request) -> Response:
+        stack_probe.busy = True  # its first event killed the worker: busy from now on
+        return Response(status_code=500)
+
+    receiver = Starlette(routes=[Route("/hook", wedged, methods=["POST"])])
+    env, log = simpy.Environment(), []
+
+    def release_orders():
+        for n in (1, 2, 3):
+            yield env.timeout(100.0)
+            log.append(env.now)
+            sim.webhooks.publish("order.released", {"order_id": f"SO-00000{n}"})
+
+    env.process(release_orders())
+    await sim.start()
+    try:
+        async with serving(receiver) as hook, serving(stack_probe.app) as stack:
+            sim.webhooks.subscribe(f"{hook}/hook", ["*"], "s3cr3t")
+            probe = StackProbe(stack, "/_stack/idle")
+            driver = Lockstep(
+                env, clock, [sim], probe, horizon_s=1_000, settle_s=0.01, stall_timeout_s=0.3
+            )
+            await asyncio.wait_for(driver.run(), 20)
+            await probe.close()
+    finally:
+        await sim.stop()
+    assert log == [100.0, 200.0, 300.0]
+    assert any(e.direction == "out" and e.status == 500 for e in sim.journal.entries)
+    watchdogs = [n for n in driver.stalls if n.startswith("not quiet within the step watchdog")]
+    assert len(watchdogs) == 1, driver.stalls
     assert not probe.has_probe
 
 
