@@ -78,7 +78,7 @@ def build_jobs(cfg: config.Config, vendors: Vendors, flows: Flows) -> list[list[
 
 async def serve(cfg: config.Config) -> None:
     app = App()
-    vendors = Vendors(cfg.urls)
+    vendors = Vendors(cfg.urls, lacking_is_dead="lacking-field-dead" in cfg.bugs)
     flows = Flows(vendors, look_at_once="look-at-once" in cfg.bugs)
     jobs = build_jobs(cfg, vendors, flows)
     server = uvicorn.Server(

@@ -18,6 +18,8 @@ BUGS = {
     "(GET /_sim/clock, twinyard's virtual time, our datetime.now()), not the newest stamp read",
     "look-at-once": "a WMS create our timeout cut off is looked for (and sent again) on the next "
     "cycle, not 30 s after it was sent, while it may still land",
+    "lacking-field-dead": "a 2xx answer that lacks a field a flow reads sets the record aside as "
+    "a dead letter (which this stack cannot replay), instead of trying it again later",
 }
 
 

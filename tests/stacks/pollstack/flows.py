@@ -340,6 +340,7 @@ class Flows:
             if not reply.ok:
                 refused(order.ref, "TMS", "the shipment", reply)
                 return
+            reply.body["id"], reply.body["service"], reply.body["carrier"]  # all there, or Later
             order.shipment = reply.body
         await self.label_and_attach(order)
 
@@ -382,6 +383,7 @@ class Flows:
             if not reply.ok:
                 refused(order.ref, "carrier", "the label", reply)
                 return
+            reply.body["id"], reply.body["tracking_number"]  # all there, or Later
             order.label, order.label_refused = reply.body, False
             self.parcels[reply.body["tracking_number"]] = order.ref
         if not order.labelled:

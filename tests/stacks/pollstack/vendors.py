@@ -37,6 +37,15 @@ class Ambiguous(Later):
         self.settles_at = settles_at
 
 
+class Answer(dict[str, Any]):
+    """A vendor's JSON object answer. A field it lacks (a release that broke its answers and
+    was rolled back) is the vendor's failure, not the record's: the record is tried again on a
+    later cycle, where the same Idempotency-Key gets the whole answer."""
+
+    def __missing__(self, key: str) -> Any:
+        raise Later(f"the vendor's answer lacks {key!r}")
+
+
 @dataclass
 class Reply:
     """A vendor's answer that was not a transient failure (2xx, or a 4xx for the flow)."""
@@ -82,7 +91,8 @@ def retry_after(resp: httpx.Response) -> float | None:
 class Vendors:
     """One httpx client per simulator, and the retry policy around it."""
 
-    def __init__(self, urls: dict[str, str]) -> None:
+    def __init__(self, urls: dict[str, str], *, lacking_is_dead: bool = False) -> None:
+        self.lacking_is_dead = lacking_is_dead  # BUG lacking-field-dead when set
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
         self.clients = {
             system: httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S, limits=limits)
@@ -146,6 +156,8 @@ class Vendors:
                     except json.JSONDecodeError:
                         reason = f"{resp.status_code} with a body that does not parse"
                     else:
+                        if isinstance(body, dict) and not self.lacking_is_dead:
+                            body = Answer(body)
                         return Reply(resp.status_code, body, resp.headers)
                 elif resp.status_code in (408, 429) or resp.status_code >= 500:
                     reason = f"{resp.status_code}"
