@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from simulators.common.clock import ManualClock
-from simulators.common.simulator import Simulator, url_path
+from simulators.common.idempotency import url_path
+from simulators.common.simulator import Simulator
 from simulators.erp.api import build
 from tests.test_erp_model import NEW_SHIP_TO
 

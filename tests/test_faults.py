@@ -69,6 +69,9 @@ def test_fault_fields_are_validated():
         {"system": "erp", "kind": "error", "status": 504},  # a 504 is a lost answer
         {"system": "erp", "kind": "lost_response", "status": 409},  # work done: never a refusal
         {"system": "erp", "kind": "lost_response", "status": 503},
+        {"system": "erp", "kind": "error", "status": 503, "remembered": True},  # no 5xx kept
+        {"system": "erp", "kind": "error", "remembered": True},  # the default is a 503
+        {"system": "erp", "kind": "lost_response", "remembered": True},
     ]
     for data in bad:
         with pytest.raises(ValidationError):
@@ -272,6 +275,27 @@ def test_a_lost_response_may_be_answered_as_a_crash_after_the_commit(status: int
     sim.faults.clear()
     again = http.post("/labels", json=label(), headers=headers)
     assert again.status_code == 201 and again.json()["id"] == "LB-000001"
+
+
+def test_a_remembered_refusal_is_kept_under_its_key_after_the_window():
+    """The vendor's application refused (a rule it had for an hour): the same key gets the
+    refusal back after the rule is lifted, only a new key is judged afresh; and a key that
+    was answered before the window keeps its answer."""
+    fault = {"kind": "error", "status": 422, "remembered": True, "route": "POST /labels"}
+    sim, clock, http = carrier({**fault, "at": 100, "for": 60})
+    before = http.post("/labels", json=label("SH-000001"), headers={"Idempotency-Key": "k-0"})
+    assert before.status_code == 201
+    clock.advance(100)
+    refused = http.post("/labels", json=label("SH-000002"), headers={"Idempotency-Key": "k-1"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_failed")
+    again = http.post("/labels", json=label("SH-000001"), headers={"Idempotency-Key": "k-0"})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    clock.advance(60)  # the rule is lifted
+    same_key = http.post("/labels", json=label("SH-000002"), headers={"Idempotency-Key": "k-1"})
+    assert same_key.status_code == 422 and same_key.headers["idempotent-replayed"] == "true"
+    new_key = http.post("/labels", json=label("SH-000002"), headers={"Idempotency-Key": "k-2"})
+    assert new_key.status_code == 201
+    assert [e.fault for e in sim.journal.entries] == [None, "error:422", None, None, None]
 
 
 def test_latency_delays_without_blocking_others():

@@ -29,6 +29,10 @@ app that returns or raises without starting a response), so the client gets
 fault's ``status``: ``500 internal_error`` (a backend that committed, then crashed writing its
 answer) or ``502 bad_gateway`` (a proxy that lost the backend's answer).
 
+``error`` with ``remembered`` (a refusal): the vendor's application refused, so the answer
+comes from behind its idempotency layer: a key that already has an answer gets it, and the
+refusal is stored under the key like any answer below 500 (on a vendor that honours keys).
+
 ``schema_drift``: the business app runs as usual (state is committed, an ``Idempotency-Key``
 remembers the answer as the app gave it) and a 2xx JSON object answer is reshaped on its way
 out, as by a vendor that shipped a new version of its API: fields renamed, removed, given new
@@ -51,8 +55,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.common.context import hold
+from simulators.common.errors import SimError
 from simulators.common.faults import Fault, keyed_unit
 from simulators.common.feed_faults import STATE_KEY, FeedMemory, FeedView
+from simulators.common.idempotency import scoped_key
 from simulators.common.journal import body_digest
 
 if TYPE_CHECKING:
@@ -264,13 +270,42 @@ class FaultInjection:
                 await self.app(scope, receive, send)
                 return
             index, wait_s = terminal
-            label = await self._apply(plan.faults[index], wait_s, now, scope, receive, send)
+            fault = plan.faults[index]
+            if fault.remembered:
+                label = await self._refuse_as_the_app(fault, body, scope, receive, send)
+            else:
+                label = await self._apply(fault, wait_s, now, scope, receive, send)
             if label is not None:
                 plan.count(index, label)
                 labels.append(label)
         finally:
             if labels:
                 scope.setdefault("state", {})["fault"] = "+".join(labels)
+
+    async def _refuse_as_the_app(
+        self, fault: Fault, body: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> str | None:
+        """A ``remembered`` refusal: the vendor's application refused, so it answers from behind
+        its idempotency layer. A key that has an answer already gets it (the app replays it;
+        nothing is refused); otherwise the refusal is sent and stored under the key."""
+        sim, status = self.sim, fault.status or 422
+        key = _header(scope, b"idempotency-key")
+        scoped = None
+        if key and sim.honour_idempotency and len(key) <= sim.limits.idempotency_key_chars:
+            scoped, digest = scoped_key(scope, key), body_digest(body)
+            try:
+                answered = sim.idempotency.lookup(scoped, digest) is not None
+            except SimError:  # the key reused for another body: the app says so
+                answered = True
+            if answered:
+                await self.app(scope, receive, send)
+                return None
+        code, message = _ERRORS[status]
+        answer = _error(code, message)
+        await _send(send, status, answer)
+        if scoped is not None:
+            sim.idempotency.remember(scoped, digest, status, answer)
+        return f"error:{status}"
 
     async def _run_bent(
         self,
@@ -489,3 +524,11 @@ async def _send(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (the first one), decoded as Starlette decodes it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -171,6 +171,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "ms": ("latency",),
     "per_inflight_ms": ("latency",),
     "status": ("error", "lost_response"),
+    "remembered": ("error",),
     "per_second": ("rate_limit",),
     "burst": ("rate_limit",),
     "copies": ("duplicate",),
@@ -212,6 +213,12 @@ class Fault(_Data):
     lost_response: the status the client gets for the work done (default 504, a gateway that
     gave up; 500 is a backend that committed and then crashed writing its answer, 502 a proxy
     that lost the backend's answer)."""
+    remembered: bool | None = None
+    """error with a refusal (400, 409, 422): the vendor's application refused, behind its
+    idempotency layer, so the refusal is stored under the request's ``Idempotency-Key`` like
+    any answer below 500 (on a vendor that honours keys): the same key gets it back for the
+    key's 24 h, after the window too, and only a new key is judged afresh. A key that already
+    has an answer gets that answer. Without it a refusal is the gateway's: nothing is kept."""
     per_second: Annotated[float, Field(gt=0, le=100_000)] | None = None
     """rate_limit: tokens added per virtual second."""
     burst: Annotated[int, Field(ge=1, le=100_000)] | None = None
@@ -312,6 +319,11 @@ class Fault(_Data):
         if self.status is not None and self.status not in STATUSES[self.kind]:
             allowed = ", ".join(map(str, STATUSES[self.kind]))
             raise ValueError(f"a {self.kind} fault answers {allowed}, not {self.status}")
+        if self.remembered and (self.status is None or self.status >= 500):
+            raise ValueError(
+                "remembered is for a refusal (status 400, 409 or 422): a vendor keeps no 5xx "
+                "under a key"
+            )
         if self.kind == "latency" and self.ms is None:
             raise ValueError("a latency fault needs ms (a number or {min_ms, max_ms})")
         if self.kind == "rate_limit" and self.per_second is None:

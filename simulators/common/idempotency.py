@@ -11,12 +11,26 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from starlette.types import Scope
+
 from simulators.common.clock import Clock
 from simulators.common.compact import compact
 from simulators.common.errors import unprocessable
 from simulators.common.limits import DAY_S
 
 DEFAULT_MAX_KEYS = 50_000
+
+
+def url_path(scope: Scope) -> str:
+    """``request.url.path`` without building the whole URL (host parsed, URL split and joined
+    again: 1% of the harness's CPU on a peak day, on every request with an Idempotency-Key):
+    the path as Starlette's URL writes it, with ``?``, ``#`` and ``\\`` escaped."""
+    return scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
+def scoped_key(scope: Scope, key: str) -> str:
+    """A key is the client's per route: the same key on another method or path is another."""
+    return f"{scope['method']} {url_path(scope)} {key}"
 
 
 @dataclass(slots=True)
