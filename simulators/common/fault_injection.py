@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.common.context import hold
@@ -71,6 +72,7 @@ _ERRORS = {
     500: ("internal_error", "An unexpected error occurred. Please try again later."),
     502: ("bad_gateway", "The upstream service returned an invalid response."),
     503: ("service_unavailable", "The service is temporarily unavailable."),
+    504: ("gateway_timeout", "The upstream service did not respond in time."),
 }
 # A truncated answer: starts like a real one, stops mid-string (never parseable JSON).
 MALFORMED_BODY = b'{"id": "'
@@ -255,7 +257,7 @@ class FaultInjection:
                     await asyncio.sleep(wait_ms / 1000)
                     slept_ms += wait_ms
                     if slept_ms >= GATEWAY_TIMEOUT_MS:
-                        await _send(send, 504, _gateway_timeout())  # abandoned: nothing ran
+                        await _send(send, 504, _status_body(504))  # abandoned: nothing ran
                         return
                 elif fault.kind == "rate_limit":
                     wait = plan.take_token(i, now)
@@ -289,7 +291,7 @@ class FaultInjection:
         its idempotency layer. A key that has an answer already gets it (the app replays it;
         nothing is refused); otherwise the refusal is sent and stored under the key."""
         sim, status = self.sim, fault.status or 422
-        key = _header(scope, b"idempotency-key")
+        key = Headers(scope=scope).get("idempotency-key")
         scoped = None
         if key and sim.honour_idempotency and len(key) <= sim.limits.idempotency_key_chars:
             scoped, digest = scoped_key(scope, key), body_digest(body)
@@ -300,8 +302,7 @@ class FaultInjection:
             if answered:
                 await self.app(scope, receive, send)
                 return None
-        code, message = _ERRORS[status]
-        answer = _error(code, message)
+        answer = _status_body(status)
         await _send(send, status, answer)
         if scoped is not None:
             sim.idempotency.remember(scoped, digest, status, answer)
@@ -336,8 +337,7 @@ class FaultInjection:
         kind = fault.kind
         if kind == "error":
             status = fault.status or 503
-            code, message = _ERRORS[status]
-            await _send(send, status, _error(code, message))
+            await _send(send, status, _status_body(status))
             return f"error:{status}"
         if kind == "rate_limit":
             body = _error(
@@ -371,16 +371,14 @@ class FaultInjection:
             return None
 
         await self.app(scope, receive, swallow)  # the vendor commits; the answer is lost
-        if fault.status is None or fault.status == 504:
-            await _send(send, 504, _gateway_timeout())
-        else:
-            code, message = _ERRORS[fault.status]
-            await _send(send, fault.status, _error(code, message))
+        status = fault.status or 504
+        await _send(send, status, _status_body(status))
         return "lost_response"
 
 
-def _gateway_timeout() -> bytes:
-    return _error("gateway_timeout", "The upstream service did not respond in time.")
+def _status_body(status: int) -> bytes:
+    """The vendor's error body for a status a fault answers with."""
+    return _error(*_ERRORS[status])
 
 
 async def _run_drifting(
@@ -524,11 +522,3 @@ async def _send(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """A request header's value (the first one), decoded as Starlette decodes it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
