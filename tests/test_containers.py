@@ -191,8 +191,8 @@ def test_a_stack_image_is_restarted_with_its_files_kept(engine: Any, tmp_path: P
     said = verdict(report)
     assert process.returncode == 0, out + "\n".join(said["notes"])
     restarted = [n for n in said["notes"] if n.startswith("stack restart:")]
-    assert len([n for n in restarted if "started again" in n]) == 6, restarted
-    assert len([n for n in restarted if " during " in n]) == 4, restarted
+    assert len([n for n in restarted if "started again" in n]) == 7, restarted
+    assert len([n for n in restarted if " during " in n]) == 5, restarted
     assert said["diagnosis"] == []  # deliveries refused while it was down are not its doing
     assert of_harness(engine, process.pid) == []
 
