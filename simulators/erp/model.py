@@ -301,6 +301,7 @@ class ErpModel(SimModel):
         self.adjustments: dict[str, InventoryAdjustment] = {}
         self.receipts: dict[str, GoodsReceipt] = {}
         self.returns: dict[str, ReturnAuthorisation] = {}
+        self.returns_of: dict[str, list[str]] = {}  # order -> its RMAs (not a scan per return)
         self.credit_memos: dict[str, CreditMemo] = {}
         self.memo_by_receipt: dict[str, str] = {}  # WMS return receipt -> its credit memo
         prefixes = ("SO", "GI", "BO", "FA", "IA", "GR", "RMA", "CM")
@@ -713,6 +714,7 @@ class ErpModel(SimModel):
             self.now(),
         )
         self.returns[rma.id] = rma
+        self.returns_of.setdefault(order.id, []).append(rma.id)
         data = {
             "rma_id": rma.id,
             "order_id": order.id,
@@ -791,10 +793,9 @@ class ErpModel(SimModel):
         for gi_id in order.goods_issues:
             for line in self.goods_issues[gi_id].lines:
                 left[line["line"]] += line["qty"]
-        for rma in self.returns.values():
-            if rma.order_id == order.id:
-                for line in rma.lines:
-                    left[line["line"]] -= line["qty"]
+        for rma_id in self.returns_of.get(order.id, ()):
+            for line in self.returns[rma_id].lines:
+                left[line["line"]] -= line["qty"]
         return left
 
     def _uncredited(self, rma: ReturnAuthorisation) -> Counter[int]:
