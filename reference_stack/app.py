@@ -253,7 +253,9 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
                 source=shown,
                 endpoint=system,
             )
-        if not stack.receive(event, body):
+        kept = stack.receive(event, body)
+        await stack.store.flushed()  # acknowledged once committed (a duplicate's first copy too)
+        if not kept:
             return respond({"status": "duplicate", "event_id": event.id}, 200)
         return respond({"status": "accepted", "event_id": event.id}, 202)
 
@@ -263,7 +265,9 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         return respond({"status": "starting"}, 503)
 
     async def idle(request: Request) -> Response:
-        return respond(await stack.idle_within(_wait_s(request.query_params.get("wait_ms"))))
+        answer = await stack.idle_within(_wait_s(request.query_params.get("wait_ms")))
+        await stack.store.flushed()  # idle means the work done is also kept
+        return respond(answer)
 
     async def dead_letters(request: Request) -> Response:
         return respond({"items": [job.public() for job in stack.store.dead_jobs()]})
@@ -278,6 +282,7 @@ def build_app(stack: Stack, *, on_fatal: Callable[[str], None] | None = None) ->
         if DEAD_LETTER_NO_REPLAY in stack.config.defects:
             return error(409, "replay_unsupported", f"job {raw} cannot be replayed", id=raw)
         stack.worker.replay(job)
+        await stack.store.flushed()
         return respond(job.public())
 
     async def order(request: Request) -> Response:

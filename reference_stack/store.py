@@ -21,10 +21,24 @@ a played day), so the pragmas are chosen for it, and what each gives up is state
   lock calls per transaction, and no ``-shm`` index is made. Given up: no other process can
   read the database while the stack runs (the ``/_stack/`` routes show its state); once the
   stack has stopped, or been killed, it opens as usual.
+
+Group commit. Inside the event loop, the units of work of one pass of the loop share one
+commit: the first ``transaction()`` of a pass opens a SQLite transaction and schedules its
+COMMIT for the loop's next pass; each unit runs in a savepoint of its own, so a unit that
+fails rolls back alone, as it did with a commit of its own. A page that several webhooks of a
+burst change is written to the log once, not once per webhook (WAL frames were half the
+stack's SQLite time on a peak day). Nothing leaves the process before it is committed: the
+webhook route answers, the worker sends a call, and the idle and replay routes answer only
+after ``await store.flushed()``. A crash between a unit and its group's commit loses that
+unit whole, as a crash before a commit of its own did. Outside an event loop (tools, tests)
+each transaction commits at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -34,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+log = logging.getLogger("reference_stack.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -172,6 +188,7 @@ class Order:
 
 ORDER_COLUMNS = frozenset(f.name for f in fields(Order)) - {"order_ref"}
 JSON_COLUMNS = frozenset({"picked", "ship_to"})
+ORDERS_KEPT = 50_000  # order rows kept in memory at most (Store.order)
 
 
 class Store:
@@ -186,24 +203,75 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.executescript(SCHEMA)
         # Dead letters now, kept by every status change below (the idle probe reports it on
         # each poll, so it is not counted there); a rolled-back transaction counts again.
         self.dead = self.count_dead()
+        self._group: asyncio.Future[None] | None = None  # the open group's commit
+        self.commits = 0  # group commits made (units of work share them)
+        self._orders: dict[str, dict[str, Any]] = {}  # order rows as stored (Store.order)
 
     def close(self) -> None:
+        if self._group is not None:
+            self._commit_group()
         self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """A unit of work that is kept or rolled back whole (see Group commit, above)."""
+        # A group open means a loop runs (and asking for it costs a getpid() call).
+        loop = None if self._group is not None else asyncio._get_running_loop()
+        if self._group is None and loop is None:  # no event loop: a commit of its own
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._rolled_back()
+                raise
+            self._db.execute("COMMIT")
+            self.commits += 1
+            return
+        if loop is not None:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._group = loop.create_future()
+            loop.call_soon(self._commit_group)
+        self._db.execute("SAVEPOINT unit")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
-            self.dead = self.count_dead()
+            self._db.execute("ROLLBACK TO unit")
+            self._db.execute("RELEASE unit")
+            self._rolled_back()
             raise
-        self._db.execute("COMMIT")
+        self._db.execute("RELEASE unit")
+
+    def _rolled_back(self) -> None:
+        """What is kept in memory follows the database back (a rollback is rare)."""
+        self.dead = self.count_dead()
+        self._orders.clear()
+
+    async def flushed(self) -> None:
+        """Return once everything written so far is committed."""
+        if self._group is not None:
+            await asyncio.shield(self._group)
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return  # committed already (by close)
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            # The units were handed on (jobs queued, answers waiting) as if they would be
+            # kept: a stack that cannot commit cannot be trusted to go on. It stops, and a
+            # restart resumes from what the database holds.
+            log.critical("the database refused a commit: stopping", exc_info=True)
+            os._exit(70)
+        self.commits += 1
+        if not group.done():
+            group.set_result(None)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -216,7 +284,7 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK TO part")
             self._db.execute("RELEASE part")
-            self.dead = self.count_dead()
+            self._rolled_back()
             raise
         self._db.execute("RELEASE part")
 
@@ -393,11 +461,20 @@ class Store:
         return events.rowcount, jobs.rowcount
 
     # -- orders --------------------------------------------------------------------------
+    # Each webhook and each step reads its order, so the rows are also kept in memory as
+    # stored (JSON columns as text), written through on every change and dropped whole when a
+    # unit rolls back; a read is then a dict copy, not a statement (about 4% of the stack's
+    # CPU on a peak day).
     def order(self, order_ref: str) -> Order | None:
-        row = self._db.execute("SELECT * FROM orders WHERE order_ref = ?", (order_ref,)).fetchone()
-        if row is None:
-            return None
-        values = dict(row)
+        stored = self._orders.get(order_ref)
+        if stored is None:
+            row = self._db.execute(
+                "SELECT * FROM orders WHERE order_ref = ?", (order_ref,)
+            ).fetchone()
+            if row is None:
+                return None
+            stored = self._remember(order_ref, dict(row))
+        values = dict(stored)
         for name in JSON_COLUMNS:
             values[name] = orjson.loads(values[name]) if values[name] else None
         values["label_attached"] = bool(values["label_attached"])
@@ -427,6 +504,15 @@ class Store:
         self._db.execute(
             f"UPDATE orders SET {columns} WHERE order_ref = ?", (*values.values(), order_ref)
         )
+        stored = self._orders.get(order_ref)
+        if stored is not None:
+            stored.update(values)
+
+    def _remember(self, order_ref: str, stored: dict[str, Any]) -> dict[str, Any]:
+        if len(self._orders) >= ORDERS_KEPT:
+            self._orders.clear()  # a long soak's orders: start again from the database
+        self._orders[order_ref] = stored
+        return stored
 
     # -- items ---------------------------------------------------------------------------
     def note_item(self, sku: str, version: int, each_per_case: int) -> None:

@@ -141,7 +141,9 @@ class Worker:
 
     async def _attempt(self, job: Job) -> list[Job]:
         """Run one attempt and settle it; returns the follow-up jobs it started."""
-        self.store.start_job(job)
+        with self.store.transaction():
+            self.store.start_job(job)
+        await self.store.flushed()  # the attempt is on record before the call can land
         sent_at = time.time()
         try:
             completion = await self.run(job)
