@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from harness.oracles.view import SystemsView, items
@@ -82,6 +83,13 @@ def instant(text: Any) -> float | None:
     a time without a zone is not an instant."""
     if not isinstance(text, str):
         return None
+    return _parsed(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parsed(text: str) -> float | None:
+    """The same instants are read by several documents (a scan's time by its ERP posting,
+    its carrier event and the causality rows): each text is parsed once."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
