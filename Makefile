@@ -34,10 +34,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## a 200-order day against the bundled reference stack, with its verdict
 	$(BIN)/twinyard run scenarios/happy_day.yaml --report-dir reports/demo
 
-# pytest-xdist workers: one and a half per core. At one per core a fresh clone's suite kept 1.17
-# of 2 cores busy (CPU 19.6 min in 16.7 min wall): its end-to-end tests wait on wall-clock
-# timers (latency faults, a stack's retry timers, lockstep's pacing) more than they compute.
-XDIST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 / 2 )))
+# pytest-xdist workers: two per core. At one per core a fresh clone's suite kept 1.17 of 2 cores
+# busy (CPU 19.6 min in 16.7 min wall): its end-to-end tests wait on wall-clock timers (latency
+# faults, a stack's retry timers, lockstep's pacing) more than they compute. On 2026-12-07, at
+# three workers pytest took 617 s of a fresh clone's CI; at four 507 s, using 1.48 cores.
+XDIST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 test:  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
 	@$(MAKE) --no-print-directory -j3 test-setup
