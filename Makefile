@@ -45,8 +45,8 @@ test:  ## the whole suite; pytest's "no tests ran" (exit 5) fails the build too
 	DOCKER_HOST=$(YARD_DOCKER_HOST) $(BIN)/pytest -q -n $(XDIST_WORKERS) -p no:cacheprovider --durations=25
 
 # What the suite needs, made side by side (make -j3): the virtual environment and its packages
-# download while apt installs Debian's and the container image is built. On a fresh machine,
-# one after the other, these took about 4.5 of a 15-minute CI.
+# download while apt installs Debian's and the container image is built (a fresh machine here,
+# warm mirrors: 108 s one after the other, 98 s side by side).
 test-setup: $(STAMP) lint debian-packages containers
 
 # Every Debian package the suite needs, in one apt-get (one index update, one dpkg run; two

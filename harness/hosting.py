@@ -320,7 +320,7 @@ async def start_server(
         lifespan="off",
         log_level="warning",
         access_log=False,
-        proxy_headers=False,  # no proxy in front: the peer is the client (and the guard's)
+        proxy_headers=False,  # no proxy in front: a request's client is the socket's peer
         http=connection_class(on_slow),
         timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,

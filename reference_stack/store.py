@@ -220,32 +220,29 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A unit of work that is kept or rolled back whole (see Group commit, above)."""
-        # A group open means a loop runs (and asking for it costs a getpid() call).
-        loop = None if self._group is not None else asyncio._get_running_loop()
-        if self._group is None and loop is None:  # no event loop: a commit of its own
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._rolled_back()
-                raise
-            self._db.execute("COMMIT")
-            self.commits += 1
-            return
-        if loop is not None:
+        if self._group is None:  # none open (asking for the loop costs a getpid() call)
+            loop = asyncio._get_running_loop()
+            if loop is None:  # no event loop: a commit of its own
+                with self._committed_alone():
+                    yield
+                return
             self._db.execute("BEGIN IMMEDIATE")
             self._group = loop.create_future()
             loop.call_soon(self._commit_group)
-        self._db.execute("SAVEPOINT unit")
+        with self.savepoint():  # inside the group: a failing unit rolls back alone
+            yield
+
+    @contextmanager
+    def _committed_alone(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK TO unit")
-            self._db.execute("RELEASE unit")
+            self._db.execute("ROLLBACK")
             self._rolled_back()
             raise
-        self._db.execute("RELEASE unit")
+        self._db.execute("COMMIT")
+        self.commits += 1
 
     def _rolled_back(self) -> None:
         """What is kept in memory follows the database back (a rollback is rare)."""

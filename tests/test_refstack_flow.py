@@ -766,9 +766,10 @@ async def test_a_cancel_refused_because_it_shipped_is_not_retried(sut: Sut) -> N
 
 # -- the idle probe ---------------------------------------------------------------------------
 async def test_idle_is_false_while_work_is_due_or_running_and_true_when_done(sut: Sut) -> None:
-    gate = asyncio.Event()
+    on_the_wire, gate = asyncio.Event(), asyncio.Event()
 
     async def slow_create(request: Sent) -> CallbackResult:
+        on_the_wire.set()
         await gate.wait()
         return answer(201, json={"id": "FO-000001"})
 
@@ -777,10 +778,7 @@ async def test_idle_is_false_while_work_is_due_or_running_and_true_when_done(sut
     await sut.deliver("erp", "order.released", ORDER)
     # The create goes out once its attempt is committed (the next pass of the loop): the
     # cancel is delivered while it is on the wire, so both jobs exist.
-    for _ in range(1000):
-        if sut.requests("create"):
-            break
-        await asyncio.sleep(0.001)
+    await asyncio.wait_for(on_the_wire.wait(), 5)
     await sut.deliver("erp", "order.cancelled", {"order_id": "SO-000001", "cancelled_at": "x"})
     probe = await sut.idle()  # the webhook answered: its jobs are already counted
     assert probe["idle"] is False
