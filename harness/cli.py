@@ -8,14 +8,17 @@ from a ``TWINYARD_<COMMAND>_<OPTION>`` variable or pyproject.toml (``harness.set
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import json
+import os
 import shlex
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -1399,3 +1402,17 @@ def _error(message: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def entry() -> NoReturn:
+    """The ``twinyard`` command as a process: ``main``, then out without tearing the heap
+    down. A large day leaves hundreds of MB of objects that CPython would free one by one at
+    exit (py-spy: about a second after the 10,000-order day's last report was written).
+    What a normal exit does that matters still happens: atexit handlers (logging's flush,
+    weakref finalizers) run and standard output and error are flushed."""
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
