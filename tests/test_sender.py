@@ -190,3 +190,11 @@ async def test_urls_that_are_not_http_are_refused():
         for url in ("ftp://127.0.0.1/hook", "http:///hook", "http://127.0.0.1:99999/hook"):
             with pytest.raises(SendFailed):
                 await send.post(url, b"{}", JSON)
+
+
+async def test_a_redirect_is_an_answer_not_followed():
+    moved = b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"
+    receiver = RawReceiver(moved, OK)
+    async with receiving(receiver) as url, sender() as send:
+        assert await send.post(f"{url}/hook", b"{}", JSON) == (302, b"")
+    assert [r.split(b" ", 2)[1] for r in receiver.requests] == [b"/hook"]
