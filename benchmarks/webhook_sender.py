@@ -6,7 +6,7 @@ The receiver (uvicorn with httptools, a Starlette route answering 200 {}) runs i
 process, so this process's CPU is the client's alone: building the request, the write, parsing
 the answer, the connection pool. Each round sends ``--requests`` signed-size JSON POSTs with
 8 in flight (the dispatcher's workers), first with ``aiohttp.ClientSession`` as the
-dispatcher used it until 2026-12-07, then with ``simulators.common.sender.WebhookSender``;
+dispatcher used it until 2026-12-07, then with ``simulators.common.sender.Sender``;
 rounds alternate so the machine's other load falls on both. Prints us of CPU per request and
 requests per second per round, then the medians.
 """
@@ -28,7 +28,7 @@ import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from simulators.common.sender import WebhookSender
+from simulators.common.sender import Sender
 
 BODY = b'{"id":"EV-WMS-000001","type":"order.picked","source":"wms","data":{"order_ref":"SO-1"}}'
 HEADERS = {
@@ -91,7 +91,7 @@ async def with_aiohttp(url: str, n: int) -> None:
 
 
 async def with_sender(url: str, n: int) -> None:
-    sender = WebhookSender(timeout_s=10.0, idle_reuse_s=4.0)
+    sender = Sender(timeout_s=10.0, idle_reuse_s=4.0)
     pairs = list(HEADERS.items())
 
     async def send() -> int:
@@ -131,7 +131,7 @@ async def main(requests: int, rounds: int) -> None:
     try:
         await wait_listening(port)
         url = f"http://127.0.0.1:{port}/hook"
-        clients = {"aiohttp": with_aiohttp, "WebhookSender": with_sender}
+        clients = {"aiohttp": with_aiohttp, "Sender": with_sender}
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
         print(f"{'round':>5} {'client':<14} {'us CPU/request':>15} {'requests/s':>11}")
         for number in range(1, rounds + 1):

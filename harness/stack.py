@@ -20,9 +20,11 @@ import time
 from enum import Enum
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import urlencode, urljoin
 
-import aiohttp
 import orjson
+
+from simulators.common.sender import IDLE_REUSE_S, Sender, SendFailed
 
 REFERENCE_STACK_CMD = [sys.executable, "-m", "reference_stack"]
 HEALTH_PATH = "/_stack/health"  # the route a stack answers once it is ready (`run --health-path`)
@@ -31,6 +33,9 @@ HEALTH_PATH = "/_stack/health"  # the route a stack answers once it is ready (`r
 # at once, and one that refuses it (400, 422) or does not answer it as a probe (a route matched
 # with its query string) is asked without it from then on.
 LONG_POLL_MS = 50
+PROBE_TIMEOUT_S = 5.0  # a probe (or health check) unanswered this long: the stack is down
+PROBE_BODY_KEPT = 65_536  # an idle answer is a short JSON object; more is not an answer
+PROBE_USER_AGENT = "twinyard-probe/1"
 
 
 class StackError(Exception):
@@ -244,7 +249,7 @@ class StackProbe:
         self.base_url = base_url.rstrip("/")
         self.idle_path = idle_path
         self.health_path = health_path
-        self._session: aiohttp.ClientSession | None = None
+        self._sender: Sender | None = None
         self.has_probe = True
         self.scheduled = 0  # work the stack holds for a retry timer, by its last idle answer
         self.reports_scheduled = False  # its probe says how much it holds for timers
@@ -257,17 +262,21 @@ class StackProbe:
         self.first_broken = ""  # the first such answer, for the verdict's note
         self._broken_in_a_row = 0
 
-    def _client(self) -> aiohttp.ClientSession:
-        """Made on first use, inside the running loop (aiohttp binds sessions to it)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                base_url=self.base_url, timeout=aiohttp.ClientTimeout(total=5.0)
-            )
-        return self._session
-
     async def _get(self, path: str, params: dict[str, int] | None = None) -> tuple[int, bytes]:
-        async with self._client().get(path, params=params) as response:
-            return response.status, await response.read()
+        """GET ``path`` (joined to the base URL as a browser joins it) through the lean
+        sender the webhooks use: the probe is asked at every lockstep step, and while it is
+        asked the stack waits (simulators.common.sender)."""
+        if self._sender is None:
+            self._sender = Sender(
+                timeout_s=PROBE_TIMEOUT_S,
+                idle_reuse_s=IDLE_REUSE_S,
+                user_agent=PROBE_USER_AGENT,
+                body_kept=PROBE_BODY_KEPT,
+            )
+        url = urljoin(f"{self.base_url}/", path)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return await self._sender.get(url)
 
     async def wait_ready(self, timeout_s: float, process: Launched | None = None) -> None:
         """Until the stack answers its health route (503 means: still starting)."""
@@ -284,8 +293,8 @@ class StackProbe:
                 if status != 503 and status < 500:
                     return
                 last = f"HTTP {status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = type(exc).__name__
+            except (SendFailed, TimeoutError) as exc:
+                last = str(exc) or type(exc).__name__
             await asyncio.sleep(0.05)
         raise StackError(
             f"the stack at {self.base_url} was not ready after {timeout_s:.0f} s "
@@ -332,7 +341,7 @@ class StackProbe:
                     status, body = plain
             else:
                 status, body = await self._get(self.idle_path)
-        except (aiohttp.ClientError, TimeoutError):
+        except (SendFailed, TimeoutError):
             # taken down while it was asked (a crash during one of its calls): on purpose
             return Idle.YES if self.offline else Idle.DOWN
         # a stack that ignores wait_ms answers at once; one that honours it held a busy answer
@@ -366,5 +375,5 @@ class StackProbe:
         return Idle.YES if answer.get("idle") else Idle.NO
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._sender is not None:
+            await self._sender.close()

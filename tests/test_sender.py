@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from simulators.common.sender import BODY_KEPT, SendFailed, WebhookSender
+from simulators.common.sender import BODY_KEPT, Sender, SendFailed
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
 JSON = [("content-type", "application/json")]
@@ -31,9 +31,12 @@ class RawReceiver:
             while self.answers:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
                 )
                 self.requests.append(head + await reader.readexactly(length))
                 answer = self.answers.pop(0)
@@ -62,8 +65,8 @@ async def receiving(receiver: RawReceiver) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def sender(timeout_s: float = 5.0, idle_reuse_s: float = 4.0) -> AsyncIterator[WebhookSender]:
-    it = WebhookSender(timeout_s=timeout_s, idle_reuse_s=idle_reuse_s)
+async def sender(timeout_s: float = 5.0, idle_reuse_s: float = 4.0) -> AsyncIterator[Sender]:
+    it = Sender(timeout_s=timeout_s, idle_reuse_s=idle_reuse_s)
     try:
         yield it
     finally:
@@ -198,3 +201,18 @@ async def test_a_redirect_is_an_answer_not_followed():
     async with receiving(receiver) as url, sender() as send:
         assert await send.post(f"{url}/hook", b"{}", JSON) == (302, b"")
     assert [r.split(b" ", 2)[1] for r in receiver.requests] == [b"/hook"]
+
+
+async def test_a_get_carries_no_body_and_keeps_as_much_of_the_answer_as_asked():
+    big = b"y" * (BODY_KEPT * 2)
+    receiver = RawReceiver(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(big), big))
+    async with receiving(receiver) as url:
+        probe = Sender(timeout_s=5.0, idle_reuse_s=4.0, user_agent="probe/1", body_kept=len(big))
+        try:
+            assert await probe.get(f"{url}/_idle?wait_ms=50") == (200, big)
+        finally:
+            await probe.close()
+    head = receiver.requests[0]
+    assert head.startswith(b"GET /_idle?wait_ms=50 HTTP/1.1\r\n")
+    assert b"\r\nUser-Agent: probe/1\r\n" in head and head.endswith(b"\r\n\r\n")
+    assert b"content-length" not in head.lower()

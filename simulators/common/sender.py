@@ -1,4 +1,5 @@
-"""A lean HTTP/1.1 client for webhook deliveries: one POST, its status and its body.
+"""A lean HTTP/1.1 client for the harness's most frequent requests: webhook deliveries and
+the idle probe. One request, its status and its body.
 
 Why not aiohttp here: a delivery needs none of a general client's machinery (cookies, redirects,
 middlewares, multidicts, URL objects per request), and on a peak day that machinery was the
@@ -12,8 +13,9 @@ What it does as a vendor's webhook sender does: HTTP and HTTPS (certificates ver
 and password in the URL sent as Basic auth, a header given twice sent twice, one total timeout
 per attempt (connect, send, answer), no redirects followed, no compression asked for. An answer
 framed by neither Content-Length nor chunked ends when the stack closes the connection. Of the
-body only the first ``BODY_KEPT`` bytes are kept (the rest is read and dropped, so the
-connection stays usable): a delivery only needs the start of an error text.
+body only the first ``body_kept`` bytes are kept (the rest is read and dropped, so the
+connection stays usable): a delivery only needs the start of an error text, a probe its
+short JSON answer.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ from urllib.parse import unquote, urlsplit
 
 import httptools
 
-BODY_KEPT = 4096  # bytes of an answer's body kept; the rest is drained and dropped
+BODY_KEPT = 4096  # bytes of an answer's body kept by default; the rest is drained, dropped
 USER_AGENT = "twinyard-webhooks/1"
+# An idle connection to a stack is reused for at most this long: under the 5 s idle timeout of
+# uvicorn, Node and gunicorn, so a delivery never goes out on a connection the stack is closing
+# (aiohttp's default, 15 s, met a reset in a 10-minute soak; the event was redelivered).
+IDLE_REUSE_S = 4.0
 
 
 class SendFailed(Exception):
@@ -47,7 +53,7 @@ class Target:
 
 
 @functools.lru_cache(maxsize=1024)
-def target(url: str) -> Target:
+def target(url: str, method: str = "POST", user_agent: str = USER_AGENT) -> Target:
     """Parse ``url`` (http or https); ValueError names what is wrong with it."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -59,7 +65,7 @@ def target(url: str) -> Target:
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host_header}", f"User-Agent: {USER_AGENT}"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", f"User-Agent: {user_agent}"]
     lines.append("Accept: */*")
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -78,6 +84,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, origin: tuple[str, str, int]) -> None:
         self.origin = origin
+        self.body_kept = BODY_KEPT  # of the answer being read
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -123,7 +130,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        room = BODY_KEPT - self._kept
+        room = self.body_kept - self._kept
         if room > 0:
             self._body.append(body[:room])
             self._kept += min(room, len(body))
@@ -136,9 +143,11 @@ class _Connection(asyncio.Protocol):
             answer.set_result((self._status, b"".join(self._body), self._keep_alive))
 
     # -- use -----------------------------------------------------------------------------------
-    async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
-        """Send ``request``; its status, the kept body, and whether to keep the connection."""
+    async def exchange(self, request: bytes, body_kept: int) -> tuple[int, bytes, bool]:
+        """Send ``request``; its status, the first ``body_kept`` bytes of its body, and
+        whether the connection may be kept."""
         assert self.transport is not None
+        self.body_kept = body_kept
         self._answer = asyncio.get_running_loop().create_future()
         self._status = 0
         self.transport.write(request)
@@ -155,12 +164,23 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class WebhookSender:
-    """POSTs over kept-alive connections, one origin's idle connections reused newest first."""
+class Sender:
+    """Requests over kept-alive connections, one origin's idle connections reused newest
+    first. ``user_agent`` names who asks (a vendor's webhooks, the harness's idle probe);
+    ``body_kept``: how much of an answer's body is kept."""
 
-    def __init__(self, *, timeout_s: float, idle_reuse_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        idle_reuse_s: float,
+        user_agent: str = USER_AGENT,
+        body_kept: int = BODY_KEPT,
+    ) -> None:
         self.timeout_s = timeout_s
         self.idle_reuse_s = idle_reuse_s
+        self.user_agent = user_agent
+        self.body_kept = body_kept
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -169,20 +189,32 @@ class WebhookSender:
     ) -> tuple[int, bytes]:
         """The answer's status and the start of its body. Raises SendFailed (no answer, or
         a request that cannot be sent: the reason in its text) or TimeoutError."""
+        where, lines = self._head(url, "POST", headers)
+        length = b"Content-Length: %d\r\n\r\n" % len(body)
+        return await self._send(where, b"".join((where.head, lines, length, body)))
+
+    async def get(self, url: str, headers: Iterable[tuple[str, str]] = ()) -> tuple[int, bytes]:
+        """As ``post``, for a GET without a body."""
+        where, lines = self._head(url, "GET", headers)
+        return await self._send(where, b"".join((where.head, lines, b"\r\n")))
+
+    def _head(
+        self, url: str, method: str, headers: Iterable[tuple[str, str]]
+    ) -> tuple[Target, bytes]:
         try:
-            where = target(url)
+            where = target(url, method, self.user_agent)
             lines = [f"{name}: {value}\r\n" for name, value in headers]
             for line in lines:
                 _check("headers", line[:-2])
         except ValueError as exc:
             raise SendFailed(str(exc)) from None
-        request = b"".join(
-            (where.head, "".join(lines).encode(), b"Content-Length: %d\r\n\r\n" % len(body), body)
-        )
+        return where, "".join(lines).encode()
+
+    async def _send(self, where: Target, request: bytes) -> tuple[int, bytes]:
         async with asyncio.timeout(self.timeout_s):
             conn = self._reuse(where.origin) or await self._connect(where.origin)
             try:
-                status, answer, keep = await conn.exchange(request)
+                status, answer, keep = await conn.exchange(request, self.body_kept)
             except BaseException:
                 conn.close()  # cancelled or timed out mid-answer: its bytes would follow
                 raise

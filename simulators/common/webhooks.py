@@ -29,7 +29,7 @@ from simulators.common.garbled import garble
 from simulators.common.guard import OPEN, Guard
 from simulators.common.journal import Journal, body_digest
 from simulators.common.model import Ids
-from simulators.common.sender import SendFailed, WebhookSender
+from simulators.common.sender import IDLE_REUSE_S, Sender, SendFailed
 from simulators.common.signing import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -46,10 +46,6 @@ if TYPE_CHECKING:
 # Virtual seconds between attempts: the first retry after 30 s, the last after an hour.
 BACKOFF_S = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 DELIVERY_TIMEOUT_S = 10.0
-# An idle connection to a stack is reused for at most this long: under the 5 s idle timeout of
-# uvicorn, Node and gunicorn, so a delivery never goes out on a connection the stack is closing
-# (aiohttp's default, 15 s, met a reset in a 10-minute soak; the event was redelivered).
-IDLE_REUSE_S = 4.0
 # Finished deliveries listed (GET /_sim/deliveries): for this long after they ended, and at
 # most this many, newest first, as GitHub lists a hook's recent deliveries (docs/limits.md).
 DELIVERY_TTL_S = 3 * 86_400.0
@@ -207,7 +203,7 @@ class WebhookDispatcher:
         self.faults: FaultPlan | None = None  # the simulator's plan: event faults apply here
         self._generation = 0  # bumped by clear(): retries scheduled before it are dropped
         self._tasks: list[asyncio.Task[None]] = []
-        self._sender: WebhookSender | None = None
+        self._sender: Sender | None = None
         self.on_settle: Callable[[], None] = _nothing  # called when a delivery attempt ends
         # The body of the latest event of each type, subscribers or not: what a Pact message
         # verification gets as "the message this provider sends" (see harness.contracts).
@@ -414,7 +410,7 @@ class WebhookDispatcher:
     # -- the delivery loop ---------------------------------------------------------------
     async def start(self) -> None:
         # A lean sender, not a general client, on this hot path (simulators.common.sender).
-        self._sender = WebhookSender(timeout_s=DELIVERY_TIMEOUT_S, idle_reuse_s=IDLE_REUSE_S)
+        self._sender = Sender(timeout_s=DELIVERY_TIMEOUT_S, idle_reuse_s=IDLE_REUSE_S)
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
