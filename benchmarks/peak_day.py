@@ -9,10 +9,7 @@ Issue 15's measuring instrument. Each run is ``python -m harness run SCENARIO --
 exactly as for a user. While a run goes, the harness and every descendant are sampled from
 /proc every 0.2 s: CPU seconds (utime + stime, the last value seen per pid, since a child can
 end before its parent) and peak RSS (VmHWM, last seen). The descendant whose command line
-holds ``reference_stack`` is the stack; one whose command line is the harness's own is a fork of
-it (the judging child of ``harness.oracles.two_cores``), its CPU counted in the harness's column
-and its peak RSS printed beside the run (pages it shares with the harness count in both); any
-other descendant is "other". The harness is
+holds ``reference_stack`` is the stack; any other descendant is "other". The harness is
 reaped with wait4, whose rusage (the harness plus every descendant it reaped) makes the CPU
 split exact: what the samples miss of the stack's last 0.2 s is read from the harness's
 cutime, not charged to the harness.
@@ -106,8 +103,6 @@ class RunFigures:
     load_start: float
     load_end: float
     failed_oracles: list[str] = field(default_factory=list)
-    fork_cpu_s: float = 0.0  # of the harness's forks, already in harness_cpu_s
-    fork_peak_mb: float = 0.0
 
     def ms_per_exchange(self, cpu_s: float) -> float:
         return 1000 * cpu_s / self.exchanges if self.exchanges else float("nan")
@@ -149,13 +144,6 @@ def is_stack(pid: int) -> bool:
         return False
 
 
-def cmdline(pid: int) -> bytes | None:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-
-
 def descendants(root: int) -> list[int]:
     """Every live descendant of ``root`` (a scan of /proc: this kernel has no children file)."""
     children: dict[int, list[int]] = {}
@@ -181,8 +169,6 @@ def sample(root: int, seen: dict[int, Seen]) -> None:
         one = seen[pid]
         if one.role == "other" and is_stack(pid):  # re-read: a fork runs the parent's argv
             one.role = "stack"  # until it execs
-        elif one.role == "other" and cmdline(pid) == cmdline(root):
-            one.role = "fork"  # the harness's own work in a child (judging on two cores)
         one.cpu_s, one.children_cpu_s = stat[1], stat[2]
         one.hwm_kib = max(one.hwm_kib, read_hwm_kib(pid))
 
@@ -238,18 +224,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def split_cpu(seen: dict[int, Seen], usage: resource.struct_rusage) -> tuple[float, float, float]:
-    """(harness with its forks, stack, other) CPU seconds. wait4's rusage counts the harness
-    and every descendant it reaped; the harness's cutime is what those descendants used in
-    full. What no sample saw of the descendants' last 0.2 s is charged to the stack (a
-    fork's unseen tail too, at most one sampling interval)."""
+    """(harness, stack, other) CPU seconds. wait4's rusage counts the harness and every
+    descendant it reaped; the harness's cutime is what those descendants used in full."""
     harness = next(s for s in seen.values() if s.role == "harness")
     stack = sum(s.cpu_s for s in seen.values() if s.role == "stack")
     other = sum(s.cpu_s for s in seen.values() if s.role == "other")
-    forks = sum(s.cpu_s for s in seen.values() if s.role == "fork")
-    missed = max(0.0, harness.children_cpu_s - stack - other - forks)  # the stack's tail
+    missed = max(0.0, harness.children_cpu_s - stack - other)  # the stack's unsampled tail
     stack += missed
     total = usage.ru_utime + usage.ru_stime
-    return max(harness.cpu_s + forks, total - stack - other), stack, other
+    return max(harness.cpu_s, total - stack - other), stack, other
 
 
 def peaks_mb(seen: dict[int, Seen], usage: resource.struct_rusage) -> tuple[float, float]:
@@ -294,7 +277,6 @@ def play(code: Code, number: int, args: argparse.Namespace, work: Path) -> RunFi
     wall, load_end = time.perf_counter() - started, os.getloadavg()[0]
     harness_cpu, stack_cpu, other_cpu = split_cpu(seen, usage)
     harness_mb, stack_mb = peaks_mb(seen, usage)
-    forks = [s for s in seen.values() if s.role == "fork"]
     verdict = read_verdict(report_dir)
     ok = verdict is not None and proc.returncode in (0, 1)
     return RunFigures(
@@ -306,8 +288,6 @@ def play(code: Code, number: int, args: argparse.Namespace, work: Path) -> RunFi
         harness_cpu_s=harness_cpu,
         stack_cpu_s=stack_cpu,
         other_cpu_s=other_cpu,
-        fork_cpu_s=sum(s.cpu_s for s in forks),
-        fork_peak_mb=max((s.hwm_kib for s in forks), default=0) / 1024,
         exchanges=int((verdict or {}).get("counts", {}).get("exchanges", 0)),
         harness_peak_mb=harness_mb,
         stack_peak_mb=stack_mb,
@@ -391,11 +371,6 @@ def row(r: RunFigures, run: str) -> str:
 
 def print_run(r: RunFigures, work: Path) -> None:
     print(row(r, str(r.run)), flush=True)
-    if r.fork_cpu_s:
-        print(
-            f"    the harness's judging child: {r.fork_cpu_s:.1f} CPU s (in the harness's "
-            f"column), peak RSS {r.fork_peak_mb:.0f} MB (pages shared with the harness in both)"
-        )
     if r.other_cpu_s:
         print(f"    other descendants: {r.other_cpu_s:.1f} CPU s")
     if r.verdict == "FAIL":
