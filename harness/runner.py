@@ -25,7 +25,7 @@ from harness.driving import REQUEST_WATCHDOG_S, Driver
 from harness.driving import moment as virtual_moment
 from harness.lockstep import STEP_WATCHDOG_S, Lockstep
 from harness.operator import DeadCount, OnCall
-from harness.oracles import evidence, two_cores
+from harness.oracles import evidence
 from harness.oracles.base import OracleResult
 from harness.oracles.view import Journals
 from harness.polling import PollWatch
@@ -516,9 +516,7 @@ async def _run(config: RunConfig) -> RunOutcome:
         outcome_digest=digest.outcome(view),
         scenario=scenario,
         scenario_path=config.scenario_path,
-        results=evidence.attach(
-            two_cores.judge_split(view, oracles.select(scenario.expect.oracles)), view
-        ),
+        results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),
         counts=counts,
         wall_s=time.perf_counter() - started,
         virtual_s=clock.now(),
