@@ -216,3 +216,22 @@ async def test_a_get_carries_no_body_and_keeps_as_much_of_the_answer_as_asked():
     assert head.startswith(b"GET /_idle?wait_ms=50 HTTP/1.1\r\n")
     assert b"\r\nUser-Agent: probe/1\r\n" in head and head.endswith(b"\r\n\r\n")
     assert b"content-length" not in head.lower()
+
+
+async def test_an_https_url_is_spoken_to_in_tls_and_a_failed_handshake_is_a_send_failure():
+    heard: list[bytes] = []
+
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.append(await reader.read(5))  # a TLS record header, not a request line
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
+        writer.close()  # as uvicorn answers bytes that are not HTTP
+
+    server = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with sender() as send:
+            with pytest.raises(SendFailed, match=rf"cannot connect to 127\.0\.0\.1:{port}"):
+                await send.post(f"https://127.0.0.1:{port}/hook", b"{}", JSON)
+    finally:
+        server.close()
+    assert heard and heard[0][:1] == b"\x16"  # a handshake record: nothing went in the clear
