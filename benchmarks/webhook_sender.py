@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import multiprocessing
 import resource
-import socket
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.stack import free_port
 from simulators.common.sender import Sender
 
 BODY = b'{"id":"EV-WMS-000001","type":"order.picked","source":"wms","data":{"order_ref":"SO-1"}}'
@@ -54,12 +54,6 @@ def serve(port: int) -> None:
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
     uvicorn.run(app, port=port, log_level="error", loop="uvloop", http="httptools")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds() -> float:

@@ -1400,10 +1400,6 @@ def _error(message: str) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def entry() -> NoReturn:
     """The ``twinyard`` command as a process: ``main``, then out without tearing the heap
     down. A large day leaves hundreds of MB of objects that CPython would free one by one at
@@ -1416,3 +1412,7 @@ def entry() -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
             stream.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -48,7 +48,6 @@ class Target:
     """Where a URL's requests go, parsed once per distinct URL."""
 
     origin: tuple[str, str, int]  # scheme, host, port: what a kept-alive connection serves
-    request_target: str  # path and query, as the request line carries them
     head: bytes  # the request line and the headers every request to this URL carries
 
 
@@ -71,7 +70,7 @@ def target(url: str, method: str = "POST", user_agent: str = USER_AGENT) -> Targ
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         lines.append(f"Authorization: Basic {base64.b64encode(secret.encode()).decode()}")
     _check("URL", path + host_header)
-    return Target((scheme, host, port), path, ("\r\n".join(lines) + "\r\n").encode())
+    return Target((scheme, host, port), ("\r\n".join(lines) + "\r\n").encode())
 
 
 def _check(what: str, text: str) -> None:
@@ -82,8 +81,7 @@ def _check(what: str, text: str) -> None:
 class _Connection(asyncio.Protocol):
     """One kept-alive connection: at most one request on it at a time."""
 
-    def __init__(self, origin: tuple[str, str, int]) -> None:
-        self.origin = origin
+    def __init__(self) -> None:
         self.body_kept = BODY_KEPT  # of the answer being read
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -247,7 +245,7 @@ class Sender:
             tls = self._tls
         try:
             _, conn = await loop.create_connection(
-                lambda: _Connection(origin),
+                _Connection,
                 host,
                 port,
                 ssl=tls,
