@@ -1,8 +1,12 @@
 """The vendor client: every call the stack makes to ERP, WMS, TMS and the carrier.
 
-One keep-alive ``aiohttp.ClientSession`` per vendor, each with a small connection pool of its
-own (aiohttp costs about a quarter of the CPU per request of the httpx client it replaced:
-benchmarks/http_clients.py). Each call carries ``X-Correlation-Id``; each write carries the
+Calls go out on kept-alive connections through ``simulators.common.sender.Sender``, a lean
+HTTP/1.1 client (httptools parses the answers, each request is one write). It replaced aiohttp,
+which had replaced httpx: on the 10,000-order peak day the stack's CPU fell from 38.4 to 28.6 s
+with it (``benchmarks/peak_day.py``, side by side); httpx had cost about four times aiohttp's
+CPU per request (``benchmarks/http_clients.py``). A general client's machinery (cookies,
+redirects, a URL object and a task per request, a pool queue) is what a stack that makes
+100,000 calls a day spends most on. Each call carries ``X-Correlation-Id``; each write carries the
 ``Idempotency-Key`` its job derived from business identity, so a retry can never buy a second
 label or post twice. The answer is read whole and classified once, here, into what the worker
 should do with it (``classify``, a pure function of the ``Reply``).
@@ -25,20 +29,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import aiohttp
 import orjson
 
 from reference_stack import carrier_versions
 from reference_stack.defects import DROP_CORRELATION, STRICT_PARSING
+from simulators.common.sender import IDLE_REUSE_S, ConnectTimeout, Sender, SendFailed
 
 TIMEOUT_S = 10.0  # the whole exchange: waiting for a connection, sending, reading the answer
 # The vendors' gateways abandon a request not answered in 30 s (docs/choreography.md): an
 # attempt our timeout cut off may still land until then, so it stays in doubt that long.
 IN_DOUBT_S = 30.0
-KEEPALIVE_S = 30.0  # an idle pooled connection is closed after this
+USER_AGENT = "twinyard-reference-stack/1"
 
 # (HTTP status, the vendor's "error" object) -> the refusal means the work is already done.
 AlreadyDone = Callable[[int, dict[str, Any]], bool]
@@ -152,7 +157,6 @@ class Vendors:
         self,
         urls: Mapping[str, str],
         *,
-        connections: int = 32,
         timeout_s: float = TIMEOUT_S,
         jitter_ms: float = 0.0,
         defects: frozenset[str] = frozenset(),
@@ -164,34 +168,25 @@ class Vendors:
         self.correlate = DROP_CORRELATION not in defects
         self.strict = STRICT_PARSING in defects
         self.jitter_s = jitter_ms / 1000
-        # One pool per vendor, so a slow carrier cannot take the connections the WMS needs,
-        # each as large as the stack's concurrency: a call never queues for a connection.
-        # aiohttp's queue is not fair (a new request takes a freed connection before the
-        # waiters; aio-libs/aiohttp#4936), so with a quarter each, an ERP call queued while
-        # every worker posted goods issues waited out the whole timeout unsent, was taken
-        # as in doubt, and its retry waited IN_DOUBT_S for a look.
-        self.per_vendor = max(2, connections)
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        # Made on first use: the stack is built before its event loop runs (__main__), and an
-        # aiohttp session belongs to the loop it was made in.
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        # One connection per call in flight, kept alive per vendor (at most the stack's
+        # workers at once): a call never queues for a connection. A kept connection is reused
+        # for IDLE_REUSE_S at most, under the 5 s after which uvicorn, Node and gunicorn
+        # close an idle one, so a call never goes out on a connection being closed.
+        self.timeout_s = timeout_s
+        self._sender = Sender(
+            timeout_s=timeout_s,
+            idle_reuse_s=IDLE_REUSE_S,
+            user_agent=USER_AGENT,
+            accept="application/json",
+            body_kept=None,  # an answer is read whole
+            keep_headers=True,  # Retry-After, Content-Type
+            peer="the vendor",
+        )
         self._closed = False
-
-    def _session(self, system: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(system)
-        if session is None:
-            if self._closed:
-                raise RuntimeError("the vendor client is closed")
-            connector = aiohttp.TCPConnector(limit=self.per_vendor, keepalive_timeout=KEEPALIVE_S)
-            session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
-            self._sessions[system] = session
-        return session
 
     async def aclose(self) -> None:
         self._closed = True
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        await self._sender.close()
 
     async def request(
         self,
@@ -208,44 +203,40 @@ class Vendors:
     ) -> Outcome:
         """One call. ``answer`` names the answer expected (a key of ``KNOWN_FIELDS``): only the
         strict-parsing defect reads it."""
-        headers = {"accept": "application/json"}
+        if self._closed:
+            raise RuntimeError("the vendor client is closed")
+        headers: list[tuple[str, str]] = []
         if self.correlate:
-            headers["x-correlation-id"] = correlation_id
+            headers.append(("X-Correlation-Id", correlation_id))
         content = None
         if body is not None:
-            headers["content-type"] = "application/json"
+            headers.append(("Content-Type", "application/json"))
             content = orjson.dumps(body)
         if key is not None:
-            headers["idempotency-key"] = key
+            headers.append(("Idempotency-Key", key))
         if self.jitter_s:  # a stack whose calls take unpredictably long (tests perturb timing)
             await asyncio.sleep(random.uniform(0, self.jitter_s))
+        method = method.upper()
         url = self.urls[system] + path
-        session = self._session(system)
+        if params:
+            url += "?" + urlencode(params)
         try:
-            async with session.request(
-                method,
-                url,
-                data=content,
-                headers=headers,
-                params=params,
-                allow_redirects=False,  # a 3xx is the vendor's answer, as any other status
-            ) as response:
-                reply = Reply(
-                    method.upper(),
-                    response.url.path,
-                    response.status,
-                    response.headers,
-                    await response.read(),
-                    response.charset,
-                )
-        # timeouts, refused connections, a server that hung up, a body cut off or undecodable
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            # A 3xx is the vendor's answer, as any other status: redirects are not followed.
+            answered = await self._sender.request(method, url, content, headers)
+        # timeouts, refused connections, a server that hung up, an answer cut off or not HTTP
+        except (SendFailed, TimeoutError) as exc:
             # A timeout before a connection was made sent nothing; any other may have.
-            in_doubt = isinstance(exc, TimeoutError) and not isinstance(
-                exc, aiohttp.ConnectionTimeoutError
-            )
+            in_doubt = isinstance(exc, TimeoutError) and not isinstance(exc, ConnectTimeout)
             error = f"{system} {method} {path}: {_describe(exc)}"
             return Outcome(Verdict.RETRY, error=error, in_doubt=in_doubt)
+        reply = Reply(
+            method,
+            unquote(urlsplit(url).path),
+            answered.status,
+            answered.headers,
+            answered.body,
+            _charset(answered.headers.get("content-type")),
+        )
         outcome = classify(reply, already_done)
         if (
             outcome.verdict is Verdict.OK
@@ -637,6 +628,16 @@ def _body(content: bytes, charset: str | None = None) -> Any:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
         return content.decode(_encoding(charset), errors="replace")[:2000]
+
+
+@lru_cache(maxsize=64)
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type (``text/plain; charset="latin-1"``)."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
 
 
 def _encoding(charset: str | None) -> str:

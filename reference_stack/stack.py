@@ -31,7 +31,6 @@ class Stack:
         self.store = Store(config.database())
         self.vendors = Vendors(
             config.vendor_urls,
-            connections=config.workers + 4,
             jitter_ms=config.call_jitter_ms,
             defects=config.defects,
             carrier_api=config.carrier_api,

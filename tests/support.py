@@ -1,6 +1,6 @@
 """Test helpers: a real HTTP receiver on an ephemeral loopback port, an event loop on a thread
-for servers that blocking clients call into, and vendors played in process for aiohttp clients
-(``MockVendors``)."""
+for servers that blocking clients call into, and vendors played in process for the reference
+stack's vendor client (``MockVendors``)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
+from unittest import mock
 
+import orjson
 import uvloop
-from aiohttp import ClientResponse
-from aioresponses import CallbackResult, aioresponses
 from multidict import CIMultiDict, CIMultiDictProxy
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from yarl import URL
 
 from harness.hosting import bind, start_server
+from simulators.common.sender import Answer, Sender
 
 T = TypeVar("T")
 
@@ -169,11 +169,12 @@ def snapshots_of(scenario_text: str) -> dict[str, dict[str, Any]]:
     return {system: model.snapshot() for system, model in played.models.items()}
 
 
-# -- vendors played in process for aiohttp clients (the reference stack's) --------------------
+# -- vendors played in process for the reference stack's client -------------------------------
 @dataclass(frozen=True)
 class Sent:
-    """A request as the client handed it to aiohttp: its URL (with the query), the headers it
-    set (not those aiohttp adds, such as User-Agent) and its body's bytes."""
+    """A request as the client handed it to its sender: its URL (with the query), the headers
+    it set (and its sender's Accept; not Host, User-Agent or Content-Length) and its body's
+    bytes."""
 
     method: str
     url: URL
@@ -181,18 +182,25 @@ class Sent:
     content: bytes
 
 
-Effect = CallbackResult | BaseException | Callable[[Sent], Any]
-_NEEDS_STREAM_WRITER = "stream_writer" in inspect.signature(ClientResponse.__init__).parameters
+@dataclass(frozen=True)
+class VendorAnswer:
+    """A vendor's answer as a route gives it (``answer`` makes one)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def payload(self) -> Any:
+        """The body as JSON (None when there is none)."""
+        return orjson.loads(self.body) if self.body else None
+
+    def as_sent(self) -> Answer:
+        """As the sender hands an answer over: headers by lower-case name."""
+        return Answer(self.status, {k.lower(): v for k, v in self.headers.items()}, self.body)
 
 
-class _Response(ClientResponse):
-    """aioresponses (0.7.9) builds its responses without the ``stream_writer`` that aiohttp 3.14
-    made required (pnuckowski/aioresponses#289): one that wrote nothing, the request being sent."""
-
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        if _NEEDS_STREAM_WRITER:
-            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
+Effect = VendorAnswer | BaseException | Callable[[Sent], Any]
 
 
 def answer(
@@ -201,11 +209,13 @@ def answer(
     json: Any = None,
     content: bytes = b"",
     headers: dict[str, str] | None = None,
-) -> CallbackResult:
+) -> VendorAnswer:
     """A vendor's answer: ``json`` (serialised) or ``content`` (raw bytes), with ``headers``."""
-    return CallbackResult(
-        status=status, payload=json, body=content, headers=headers, response_class=_Response
-    )
+    sent = dict(headers or {})
+    if json is not None:
+        content = orjson.dumps(json)
+        sent.setdefault("Content-Type", "application/json")
+    return VendorAnswer(status, sent, content)
 
 
 class VendorRoute:
@@ -245,7 +255,7 @@ class VendorRoute:
             return self.url.match(str(url)) is not None
         return url.with_query(None) == URL(self.url)
 
-    async def take(self, request: Sent) -> CallbackResult:
+    async def take(self, request: Sent) -> VendorAnswer:
         self.calls.append(request)
         effect = self._effect
         if isinstance(effect, Iterator):
@@ -262,27 +272,24 @@ class VendorRoute:
 
 
 class MockVendors:
-    """aioresponses in place of every vendor an aiohttp client calls (while entered), with
-    routes that can change mid-test (the stack's tests were written for respx's):
+    """Vendors played in place of every request the reference stack's client makes (while
+    entered): ``Sender.request`` is patched, as aioresponses patches aiohttp, so no socket is
+    opened; webhook deliveries and probes (``Sender.post``/``get``) are left alone. Routes can
+    change mid-test (the stack's tests were written for respx's):
     ``mock.post(url).respond(201, json=...)``, ``route.side_effect``, ``route.calls``, and
     ``mock.calls``, every routed request in order. A request no route takes fails loudly
     (AssertionError), never quietly as a connection error the client would retry.
     """
 
     METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-    EVERY_URL = re.compile(".*")
 
     def __init__(self) -> None:
         self.routes: list[VendorRoute] = []
         self.calls: list[Sent] = []
-        self._patch = aioresponses()
+        self._patch = mock.patch.object(Sender, "request", self._taker())
 
     def __enter__(self) -> MockVendors:
         self._patch.__enter__()
-        for method in self.METHODS:
-            self._patch.add(
-                self.EVERY_URL, method=method, repeat=True, callback=self._taker(method)
-            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -308,14 +315,23 @@ class MockVendors:
     def patch(self, url: str | re.Pattern[str]) -> VendorRoute:
         return self.route("PATCH", url)
 
-    def _taker(self, method: str) -> Callable[..., Awaitable[CallbackResult]]:
-        async def take(url: URL, *, headers: Any = None, data: Any = None, **_: Any) -> Any:
-            content = data.encode() if isinstance(data, str) else bytes(data or b"")
-            request = Sent(method, url, CIMultiDictProxy(CIMultiDict(headers or {})), content)
-            for route in self.routes:
-                if route.matches(method, url):
-                    self.calls.append(request)
-                    return await route.take(request)
+    def _taker(self) -> Callable[..., Awaitable[Answer]]:
+        routes, calls = self.routes, self.calls
+
+        async def take(
+            sender: Sender,
+            method: str,
+            url: str,
+            body: bytes | None = None,
+            headers: Any = (),
+        ) -> Answer:
+            pairs = [("Accept", sender.accept), *headers]
+            request = Sent(method, URL(url), CIMultiDictProxy(CIMultiDict(pairs)), body or b"")
+            for route in routes:
+                if route.matches(method, request.url):
+                    calls.append(request)
+                    return (await route.take(request)).as_sent()
             raise AssertionError(f"no vendor route takes {method} {url}")
 
+        # a plain function, so patched onto the class it is called as a method (self: sender)
         return take

@@ -20,7 +20,6 @@ import httpx
 import pytest
 import uvloop
 import yaml
-from aioresponses import CallbackResult
 from starlette.testclient import TestClient
 
 import simulators
@@ -32,7 +31,7 @@ from reference_stack.clients import KNOWN_FIELDS, Vendors, Verdict, known_fields
 from reference_stack.config import CARRIER_API_VAR, Config, ConfigError
 from simulators.common.clock import ManualClock
 from simulators.provider_states import DEFAULT_SHIP_TO
-from tests.support import MockVendors, Sent, answer
+from tests.support import MockVendors, Sent, VendorAnswer, answer
 from tests.test_refstack_flow import (
     CARRIER,
     CONTENTS,
@@ -317,7 +316,7 @@ def _forward_to(carrier: Any) -> Any:
     )
     forwarded = ("content-type", "idempotency-key", "x-correlation-id")
 
-    async def forward(request: Sent) -> CallbackResult:
+    async def forward(request: Sent) -> VendorAnswer:
         headers = {k: v for k, v in request.headers.items() if k in forwarded}
         answered = await http.post("/labels", content=request.content, headers=headers)
         return answer(

@@ -1,8 +1,8 @@
 """The reference stack's vendor client: how each answer is classified, and what every call carries.
 
-Hermetic: aioresponses answers in place of the simulators (tests/support.py's ``MockVendors``),
-and a few raw loopback sockets fail as real vendors fail (the mock never reaches aiohttp's
-transport).
+Hermetic: routes answer in place of the simulators (tests/support.py's ``MockVendors`` patches
+the sender's ``request``), and a few raw loopback sockets fail as real vendors fail (the mock
+never reaches the sender's connections).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import aiohttp
 import orjson
 import pytest
 from multidict import CIMultiDict
 
 from reference_stack import steps
 from reference_stack.clients import Outcome, Reply, Vendors, Verdict, classify
+from simulators.common.sender import ConnectTimeout, SendFailed
 from tests.support import MockVendors
 
 URLS = {s: f"http://{s}.test" for s in ("erp", "wms", "tms", "carrier")}
@@ -54,12 +54,12 @@ async def buy(vendors: Vendors) -> Outcome:
 @pytest.mark.parametrize(
     ("failure", "in_doubt"),
     [
-        (TimeoutError(), True),  # what aiohttp raises when the total timeout is up
-        (aiohttp.SocketTimeoutError("timed out"), True),  # sent, no answer in time
-        (aiohttp.ConnectionTimeoutError("timed out"), False),  # nothing was sent
-        (aiohttp.ClientConnectionError("connection refused"), False),
-        (aiohttp.ServerDisconnectedError(), False),
-        (aiohttp.ClientPayloadError("Response payload is not completed"), False),
+        (TimeoutError(), True),  # the total timeout was up after the request went out
+        (ConnectTimeout("no connection to carrier.test:80 in time"), False),  # nothing sent
+        (SendFailed("cannot connect to carrier.test:80: Connection refused"), False),
+        (SendFailed("the vendor closed the connection unanswered"), False),
+        (SendFailed("the vendor closed the connection before the answer was whole"), False),
+        (SendFailed("the vendor's answer is not HTTP/1.1: invalid constant string"), False),
     ],
 )
 async def test_timeouts_and_connection_errors_are_retryable(
@@ -219,7 +219,7 @@ async def test_reads_carry_the_correlation_id_too(vendors: Vendors, mock: MockVe
     assert "idempotency-key" not in request.headers
 
 
-# -- what the mock cannot show: aiohttp on real loopback sockets --------------------------------
+# -- what the mock cannot show: the sender on real loopback sockets --------------------------------
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -272,8 +272,8 @@ async def cuts_the_body_off(reader: asyncio.StreamReader, writer: asyncio.Stream
     ("vendor", "failure"),
     [
         (never_answers, "TimeoutError"),
-        (hangs_up, "ServerDisconnectedError"),
-        (cuts_the_body_off, "ClientPayloadError"),
+        (hangs_up, "SendFailed: the vendor closed the connection unanswered"),
+        (cuts_the_body_off, "SendFailed: the vendor closed the connection before the answer"),
     ],
 )
 async def test_a_vendor_failing_on_the_wire_is_retried(vendor: Handler, failure: str) -> None:
@@ -293,9 +293,10 @@ async def test_a_vendor_failing_on_the_wire_is_retried(vendor: Handler, failure:
 
 async def test_as_many_calls_to_one_vendor_as_connections_go_out_at_once() -> None:
     """Every worker may call the same vendor at once (a truck leaves: hundreds of goods
-    issues): none may queue for a connection, where aiohttp's unfair queue let one wait out
-    its whole timeout unsent and be retried as in doubt. The vendor answers only once all of
-    them have arrived, so a pool smaller than the workers never gets its answers."""
+    issues): none may queue for a connection (aiohttp's unfair pool queue, before the sender,
+    let one wait out its whole timeout unsent and be retried as in doubt). The vendor answers
+    only once all of them have arrived, so a pool smaller than the workers never gets its
+    answers."""
     workers = 16
     arrived: list[str] = []
     all_here = asyncio.Event()
@@ -312,7 +313,7 @@ async def test_as_many_calls_to_one_vendor_as_connections_go_out_at_once() -> No
         await writer.drain()
 
     async with raw_vendor(vendor) as url:
-        client = Vendors({s: url for s in URLS}, connections=workers, timeout_s=5.0)
+        client = Vendors({s: url for s in URLS}, timeout_s=5.0)
         try:
             outcomes = await asyncio.gather(
                 *(
@@ -338,11 +339,12 @@ async def test_a_refused_connection_is_retried() -> None:
     finally:
         await client.aclose()
     assert (outcome.verdict, outcome.status) == (Verdict.RETRY, None)
-    assert "ClientConnectorError" in (outcome.error or "")
+    assert f"SendFailed: cannot connect to 127.0.0.1:{port}" in (outcome.error or "")
+    assert not outcome.in_doubt
 
 
 async def test_what_goes_on_the_wire_and_the_connection_is_kept() -> None:
-    """The bytes a vendor receives (not only what the client handed aiohttp), a redirect
+    """The bytes a vendor receives (not only what the client handed its sender), a redirect
     taken as the vendor's answer rather than followed, and one kept-alive connection."""
     seen: list[tuple[str, dict[str, str], bytes]] = []
     connections = 0

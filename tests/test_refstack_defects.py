@@ -14,11 +14,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from aioresponses import CallbackResult
 
 from reference_stack import defects
 from reference_stack.config import Config, ConfigError
-from tests.support import MockVendors, Sent, answer
+from tests.support import MockVendors, Sent, VendorAnswer, answer
 from tests.test_refstack_flow import (
     ITEM_DATA,
     LABEL,
@@ -97,7 +96,7 @@ async def test_blind_retry(defective: bool, tmp_path: Path, router: MockVendors)
         bought: dict[str | None, dict] = {}
         serial = itertools.count(1)
 
-        def carrier(request: Sent) -> CallbackResult:
+        def carrier(request: Sent) -> VendorAnswer:
             """A carrier honouring Idempotency-Key; the first answer is lost on the way back."""
             key = request.headers.get("idempotency-key")
             if key is None or key not in bought:
@@ -544,7 +543,7 @@ async def test_cut_off_forgotten(
     config = dataclasses.replace(make_config(db), defects=names)
     sent = asyncio.Event()
 
-    async def never_answered(request: Sent) -> CallbackResult:
+    async def never_answered(request: Sent) -> VendorAnswer:
         sent.set()
         await asyncio.Event().wait()  # the stack goes down first
         raise AssertionError("unreachable")

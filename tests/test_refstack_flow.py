@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 import pytest
-from aioresponses import CallbackResult
 
 from reference_stack.app import build_app
 from reference_stack.config import Config
 from reference_stack.stack import Stack
+from simulators.common.sender import SendFailed
 from simulators.common.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, signed_headers
-from tests.support import MockVendors, Sent, VendorRoute, answer
+from tests.support import MockVendors, Sent, VendorAnswer, VendorRoute, answer
 
 SECRET = "s3cr3t"
 PORT = 8799
@@ -119,7 +118,7 @@ def body(request: Sent) -> Any:
     return orjson.loads(request.content)
 
 
-def vendor_error(status: int, code: str) -> CallbackResult:
+def vendor_error(status: int, code: str) -> VendorAnswer:
     error = {"code": code, "message": f"refused: {code}", "details": {}}
     return answer(status, json={"error": error})
 
@@ -326,7 +325,7 @@ async def test_health_waits_for_a_simulator_that_is_not_up_yet(
 ) -> None:
     vendor_routes(router)
     router.post(f"{TMS}/webhooks").side_effect = [
-        aiohttp.ClientConnectionError("refused"),
+        SendFailed("cannot connect to tms.test:80: Connection refused"),
         answer(201, json={"id": "WH-1"}),
     ]
     stack = Stack(make_config(tmp_path / "stack.db"))
@@ -768,7 +767,7 @@ async def test_a_cancel_refused_because_it_shipped_is_not_retried(sut: Sut) -> N
 async def test_idle_is_false_while_work_is_due_or_running_and_true_when_done(sut: Sut) -> None:
     on_the_wire, gate = asyncio.Event(), asyncio.Event()
 
-    async def slow_create(request: Sent) -> CallbackResult:
+    async def slow_create(request: Sent) -> VendorAnswer:
         on_the_wire.set()
         await gate.wait()
         return answer(201, json={"id": "FO-000001"})
@@ -872,7 +871,7 @@ async def test_a_label_refused_for_an_address_the_customer_then_changed_is_no_de
 async def test_the_idle_probe_long_polls_a_busy_stack_until_it_goes_idle(sut):
     on_the_wire, gate = asyncio.Event(), asyncio.Event()
 
-    async def slow_create(request: Sent) -> CallbackResult:
+    async def slow_create(request: Sent) -> VendorAnswer:
         on_the_wire.set()
         await gate.wait()
         return answer(201, json={"id": "FO-000001", "order_ref": "SO-000001"})
