@@ -99,6 +99,17 @@ async def test_503_is_retryable(vendors: Vendors, mock: MockVendors) -> None:
     assert (outcome.verdict, outcome.status, outcome.retry_after) == (Verdict.RETRY, 503, None)
 
 
+async def test_a_text_answer_is_read_in_the_charset_its_content_type_names(
+    vendors: Vendors, mock: MockVendors
+) -> None:
+    page = "Passerelle indisponible, réessayez".encode("latin-1")
+    mock.post("http://carrier.test/labels").respond(
+        502, content=page, headers={"Content-Type": 'text/plain; charset="ISO-8859-1"'}
+    )
+    outcome = await buy(vendors)
+    assert (outcome.verdict, outcome.body) == (Verdict.RETRY, "Passerelle indisponible, réessayez")
+
+
 async def test_422_is_permanent_and_keeps_the_vendor_error(
     vendors: Vendors, mock: MockVendors
 ) -> None:

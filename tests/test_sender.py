@@ -1,15 +1,18 @@
-"""The webhook sender against raw sockets that answer as real receivers do, well and badly."""
+"""The lean sender (webhooks, the idle probe, the reference stack's vendor calls) against raw
+sockets that answer as real receivers do, well and badly."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 
-from simulators.common.sender import BODY_KEPT, Sender, SendFailed
+from simulators.common.sender import BODY_KEPT, ConnectTimeout, Sender, SendFailed
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
 JSON = [("content-type", "application/json")]
@@ -235,3 +238,103 @@ async def test_an_https_url_is_spoken_to_in_tls_and_a_failed_handshake_is_a_send
     finally:
         server.close()
     assert heard and heard[0][:1] == b"\x16"  # a handshake record: nothing went in the clear
+
+
+# -- request(): any method, the answer's headers, the whole body (the reference stack's calls) ---
+@asynccontextmanager
+async def headed(timeout_s: float = 5.0) -> AsyncIterator[Sender]:
+    it = Sender(
+        timeout_s=timeout_s,
+        idle_reuse_s=4.0,
+        accept="application/json",
+        body_kept=None,
+        keep_headers=True,
+        peer="the vendor",
+    )
+    try:
+        yield it
+    finally:
+        await it.close()
+
+
+async def test_request_sends_any_method_and_gives_headers_and_the_whole_body():
+    big = b'"' + b"x" * (BODY_KEPT * 3) + b'"'
+    throttled = (
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nretry-after: 9\r\n"
+        b"Content-Type: text/plain; charset=latin-1\r\ncontent-length: 4\r\n\r\nslow"
+    )
+    whole = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(big), big)
+    receiver = RawReceiver(throttled, whole, OK)
+    async with receiving(receiver) as url, headed() as send:
+        first = await send.request("PUT", f"{url}/items/A%2FB", b'{"v":1}', [("X-Key", "k")])
+        second = await send.request("GET", f"{url}/items?sku=A")
+        deleted = await send.request("DELETE", f"{url}/items/A%2FB")
+    assert (first.status, first.body) == (429, b"slow")
+    assert first.headers["retry-after"] == "7"  # the first of a repeated header, by lower name
+    assert first.headers["content-type"] == "text/plain; charset=latin-1"
+    assert (second.status, second.body) == (200, big)  # body_kept=None: nothing cut
+    assert (deleted.status, deleted.body) == (200, b"{}")
+    put, get, delete = receiver.requests
+    assert put.startswith(b"PUT /items/A%2FB HTTP/1.1\r\n")
+    assert b"\r\nAccept: application/json\r\n" in put and b"\r\nX-Key: k\r\n" in put
+    assert put.endswith(b"Content-Length: 7\r\n\r\n" + b'{"v":1}')
+    assert get.startswith(b"GET /items?sku=A HTTP/1.1\r\n") and b"Content-Length" not in get
+    assert delete.startswith(b"DELETE /items/A%2FB HTTP/1.1\r\n")
+    assert receiver.connections == 1
+
+
+async def test_an_answer_cut_short_of_its_length_fails_where_one_framed_by_close_is_whole():
+    async def cut_off(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 100\r\n\r\n" + b'{"id": ')
+        await writer.drain()
+        writer.close()
+
+    async def chunk_cut_off(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
+        await writer.drain()
+        writer.close()
+
+    async def until_close(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Created\r\n\r\n" + b'{"id": 1}')
+        await writer.drain()
+        writer.close()
+
+    for answer in (cut_off, chunk_cut_off):
+        async with receiving(RawReceiver(answer)) as url, headed() as send:
+            with pytest.raises(SendFailed, match=r"^the vendor closed the connection before"):
+                await send.request("POST", url, b"{}")
+    async with receiving(RawReceiver(until_close)) as url, headed() as send:
+        assert (await send.request("POST", url, b"{}")).body == b'{"id": 1}'
+
+
+async def test_a_timeout_says_whether_the_request_went_out():
+    """ConnectTimeout: no connection within the timeout, nothing sent (a vendor whose accept
+    queue is full drops the SYN). A plain TimeoutError: sent and not answered in time."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = []
+        for _ in range(4):  # fill the accept queue, never accepted
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                waiting.connect(("127.0.0.1", port))
+            queued.append(waiting)
+        try:
+            async with headed(timeout_s=0.3) as send:
+                with pytest.raises(ConnectTimeout, match=f"no connection to 127.0.0.1:{port}"):
+                    await send.request("POST", f"http://127.0.0.1:{port}/labels", b"{}")
+        finally:
+            for waiting in queued:
+                waiting.close()
+
+    async def never(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(2)
+
+    receiver = RawReceiver(never)
+    async with receiving(receiver) as url, headed(timeout_s=0.3) as send:
+        with pytest.raises(TimeoutError) as raised:
+            await send.request("POST", url, b"{}")
+    assert not isinstance(raised.value, ConnectTimeout)
+    assert len(receiver.requests) == 1  # it went out
