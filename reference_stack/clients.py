@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode
 
 import orjson
 
@@ -231,7 +231,7 @@ class Vendors:
             return Outcome(Verdict.RETRY, error=error, in_doubt=in_doubt)
         reply = Reply(
             method,
-            unquote(urlsplit(url).path),
+            unquote(path),
             answered.status,
             answered.headers,
             answered.body,

@@ -193,9 +193,29 @@ async def test_a_line_break_in_a_header_is_refused_before_anything_is_sent():
 
 async def test_urls_that_are_not_http_are_refused():
     async with sender() as send:
-        for url in ("ftp://127.0.0.1/hook", "http:///hook", "http://127.0.0.1:99999/hook"):
+        for url in (
+            "ftp://127.0.0.1/hook",
+            "http:///hook",
+            "http://127.0.0.1:99999/hook",
+            "127.0.0.1:8080/hook",
+            "http://127.0.0.1/a\r\nx-admin: yes",
+        ):
             with pytest.raises(SendFailed):
                 await send.post(url, b"{}", JSON)
+
+
+async def test_the_request_line_takes_the_path_and_query_and_never_the_fragment():
+    receiver = RawReceiver(OK, OK, OK)
+    async with receiving(receiver) as url, sender() as send:
+        await send.post(url, b"{}", JSON)
+        await send.post(f"{url}?v=2#top", b"{}", JSON)
+        await send.post(f"{url}/orders/SO%2F1/goods-issue?x=1#a", b"{}", JSON)
+    lines = [request.split(b"\r\n", 1)[0] for request in receiver.requests]
+    assert lines == [
+        b"POST / HTTP/1.1",
+        b"POST /?v=2 HTTP/1.1",
+        b"POST /orders/SO%2F1/goods-issue?x=1 HTTP/1.1",
+    ]
 
 
 async def test_a_redirect_is_an_answer_not_followed():

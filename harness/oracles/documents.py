@@ -23,8 +23,12 @@ from typing import Any
 from harness.oracles.view import SystemsView, items
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
+    """One document as the lineage tables compare it. Not frozen, though nothing assigns to
+    one: a frozen dataclass is made through ``object.__setattr__`` per field, 1.0 against
+    0.4 us, and judging a peak day makes hundreds of thousands."""
+
     key: tuple[Any, ...]
     values: dict[str, Any]
     order: str | None = None  # the ERP order it concerns, when there is one

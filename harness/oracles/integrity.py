@@ -114,11 +114,9 @@ def _probes_refused(
     """Every webhook delivery whose fault label ``probe`` takes was answered as ``refused``
     accepts (no answer at all is status 0: never a refusal)."""
     judgement = Judgement()
-    for system, entries in view.journals.items():
-        for entry in entries:
-            label = entry.get("fault") or ""
-            if entry["direction"] != "out" or not probe(label):
-                continue
+    for system, entry in view.faulted_deliveries():
+        label = entry["fault"]
+        if probe(label):
             judgement.checked += 1
             if not refused(entry["status"] or 0):
                 ref = entry.get("ref")

@@ -12,6 +12,11 @@ from typing import Any
 Journals = Mapping[str, Sequence[dict[str, Any]]]
 
 
+# What ``faulted_deliveries`` keeps of each entry: a day whose every delivery is faulted
+# holds these few fields per delivery, not whole entries.
+FAULTED_FIELDS = ("seq", "fault", "status", "ref", "event_type", "path", "virtual_time")
+
+
 def items(collection: Any) -> list[dict[str, Any]]:
     if isinstance(collection, dict):
         return list(collection.values())
@@ -64,6 +69,7 @@ class SystemsView:
         self.wms_items: dict[str, dict[str, Any]] = dict(wms.get("items") or {})
         tms = snapshots.get("tms") or {}
         self.tms_shipments = {s["id"]: s for s in items(tms.get("shipments"))}
+        self._faulted: list[tuple[str, dict[str, Any]]] | None = None
 
     def order_of(self, ref: str | None) -> str | None:
         """The ERP order a business reference concerns (an order, WMS order or TMS shipment
@@ -87,6 +93,20 @@ class SystemsView:
             if isinstance(value, str) and (order := self.order_of(value)):
                 return order
         return None
+
+    def faulted_deliveries(self) -> list[tuple[str, dict[str, Any]]]:
+        """(system, journal entry) of every webhook delivery a fault label marks (forged and
+        garbled probes among them), oldest first per system: one pass over the journals for
+        the oracles that judge them (a peak day's journals hold 200,000 entries, its faulted
+        deliveries a few hundred). Each entry keeps only ``FAULTED_FIELDS``."""
+        if self._faulted is None:
+            self._faulted = [
+                (system, {name: entry.get(name) for name in FAULTED_FIELDS})
+                for system, entries in self.journals.items()
+                for entry in entries
+                if entry["direction"] == "out" and entry.get("fault")
+            ]
+        return self._faulted
 
     def labels_by_order(self) -> dict[str, list[dict[str, Any]]]:
         """Carrier labels per ERP order (label.shipment_ref -> TMS shipment -> order_ref); a

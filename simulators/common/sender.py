@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import re
 import ssl
 import time
 from collections.abc import Iterable
@@ -65,33 +66,49 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a URL's requests go, parsed once per distinct URL."""
+    """Where an origin's requests go, parsed once per origin (``scheme://[user@]host:port``):
+    a stack's calls name a new path each time (``/orders/SO-000042/goods-issue``), but few
+    origins."""
 
     origin: tuple[str, str, int]  # scheme, host, port: what a kept-alive connection serves
-    head: bytes  # the request line and the headers every request to this URL carries
+    head: bytes  # the headers every request to this origin carries, after the request line
 
 
-@functools.lru_cache(maxsize=4096)
+# scheme://authority, then the path and query (the fragment is never sent)
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)([^#]*)")
+
+
 def target(
     url: str, method: str = "POST", user_agent: str = USER_AGENT, accept: str = "*/*"
-) -> Target:
-    """Parse ``url`` (http or https); ValueError names what is wrong with it."""
-    parts = urlsplit(url)
+) -> tuple[Target, bytes]:
+    """Where ``url`` (http or https) goes, and the request line of ``method`` to it;
+    ValueError names what is wrong with it."""
+    split = _URL.match(url)
+    if split is None:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    base, path = split.groups()
+    if not path.startswith("/"):
+        path = "/" + path  # http://host or http://host?x=1
+    _check("URL", path)
+    return _origin(base, user_agent, accept), f"{method} {path} HTTP/1.1\r\n".encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(base: str, user_agent: str, accept: str) -> Target:
+    parts = urlsplit(base)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise ValueError(f"not an http(s) URL: {base!r}")
     default = 443 if scheme == "https" else 80
     port = parts.port or default  # ValueError for a port out of range
     host = parts.hostname
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", f"User-Agent: {user_agent}"]
-    lines.append(f"Accept: {accept}")
+    lines = [f"Host: {host_header}", f"User-Agent: {user_agent}", f"Accept: {accept}"]
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         lines.append(f"Authorization: Basic {base64.b64encode(secret.encode()).decode()}")
-    _check("URL", path + host_header)
+    _check("URL", host_header)
     return Target((scheme, host, port), ("\r\n".join(lines) + "\r\n").encode())
 
 
@@ -273,24 +290,25 @@ class Sender:
     def _head(
         self, url: str, method: str, headers: Iterable[tuple[str, str]]
     ) -> tuple[Target, bytes]:
+        """Where the request goes, and its head up to its own headers (request line, the
+        origin's headers, the given ones)."""
         try:
-            where = target(url, method, self.user_agent, self.accept)
+            where, line = target(url, method, self.user_agent, self.accept)
             lines = [f"{name}: {value}\r\n" for name, value in headers]
-            for line in lines:
-                _check("headers", line[:-2])
+            for given in lines:
+                _check("headers", given[:-2])
         except ValueError as exc:
             raise SendFailed(str(exc)) from None
-        return where, "".join(lines).encode()
+        return where, b"".join((line, where.head, "".join(lines).encode()))
 
     async def _send(
         self, url: str, method: str, body: bytes | None, headers: Iterable[tuple[str, str]]
     ) -> tuple[int, dict[str, str], bytes]:
-        where, lines = self._head(url, method, headers)
+        where, head = self._head(url, method, headers)
         if body is None:
-            request = b"".join((where.head, lines, b"\r\n"))
+            request = head + b"\r\n"
         else:
-            length = b"Content-Length: %d\r\n\r\n" % len(body)
-            request = b"".join((where.head, lines, length, body))
+            request = b"".join((head, b"Content-Length: %d\r\n\r\n" % len(body), body))
         conn = None
         try:
             async with asyncio.timeout(self.timeout_s):
