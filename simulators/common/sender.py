@@ -184,15 +184,29 @@ class _Connection(asyncio.Protocol):
             answer.set_result((self._status, b"".join(self._body), self._keep_alive))
 
     # -- use -----------------------------------------------------------------------------------
-    async def exchange(self, request: bytes, body_kept: int | None) -> tuple[int, bytes, bool]:
+    async def exchange(
+        self, request: bytes, body_kept: int | None, deadline: float
+    ) -> tuple[int, bytes, bool]:
         """Send ``request``; its status, the first ``body_kept`` bytes of its body, and
-        whether the connection may be kept."""
+        whether the connection may be kept. TimeoutError when no whole answer came by
+        ``deadline`` (the loop's clock). A timer on the answer's future, not
+        ``asyncio.timeout``: that costs a task cancellation's machinery per request, 3.5% of
+        the harness's CPU and 2.6% of the stack's on a peak day."""
         assert self.transport is not None
         self.body_kept = body_kept
-        self._answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._answer = loop.create_future()
         self._status = 0
-        self.transport.write(request)
-        return await self._answer
+        timer = loop.call_at(deadline, self._time_out)
+        try:
+            self.transport.write(request)
+            return await self._answer
+        finally:
+            timer.cancel()
+
+    def _time_out(self) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(TimeoutError())
 
     def _fail(self, exc: SendFailed) -> None:
         if self._answer is not None and not self._answer.done():
@@ -309,19 +323,19 @@ class Sender:
             request = head + b"\r\n"
         else:
             request = b"".join((head, b"Content-Length: %d\r\n\r\n" % len(body), body))
-        conn = None
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                conn = self._reuse(where.origin) or await self._connect(where.origin)
-                try:
-                    status, answer, keep = await conn.exchange(request, self.body_kept)
-                except BaseException:
-                    conn.close()  # cancelled or timed out mid-answer: its bytes would follow
-                    raise
-        except TimeoutError:
-            if conn is None:
+        deadline = asyncio.get_running_loop().time() + self.timeout_s  # one for the attempt
+        conn = self._reuse(where.origin)
+        if conn is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._connect(where.origin)
+            except TimeoutError:
                 _, host, port = where.origin
                 raise ConnectTimeout(f"no connection to {host}:{port} in time") from None
+        try:
+            status, answer, keep = await conn.exchange(request, self.body_kept, deadline)
+        except BaseException:
+            conn.close()  # cancelled or timed out mid-answer: its bytes would follow
             raise
         kept = conn.headers if isinstance(conn, _HeadedConnection) else {}
         if keep and not conn.closed:
