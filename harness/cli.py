@@ -365,11 +365,12 @@ def run_command(
             outcome = uvloop.run(run(config))
     except (ConfigError, StackError) as exc:
         raise Usage(str(exc)) from None
-    terminal.render(outcome, console)
-    written = verdict_json.write(outcome, report_dir)
-    junit.write(outcome, report_dir)
-    run_files.write(outcome, report_dir)
-    html.write(outcome, report_dir)
+    with hosting.collector_paused():
+        terminal.render(outcome, console)
+        written = verdict_json.write(outcome, report_dir)
+        junit.write(outcome, report_dir)
+        run_files.write(outcome, report_dir)
+        html.write(outcome, report_dir)
     console.print(f"report: {written}")
     raise typer.Exit(0 if outcome.passed else 1)
 

@@ -24,7 +24,7 @@ import gc
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -275,6 +275,22 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic collector off for a burst of long-lived allocations: the end of a day
+    (snapshots, the oracles' indexes and documents, the reports). It finds nothing to free
+    among them but walks them all: one gen-1 pass took 437 ms of the 10,000-order day's
+    judging, 0.6 s of collections in all. What judging throws away is freed by reference
+    counts (the peak RSS is unchanged with it paused); the collector is back on after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 async def serve(sims: list[Simulator], ports: list[int], host: str = LOOPBACK) -> list[Hosted]:

@@ -497,37 +497,38 @@ async def _run(config: RunConfig) -> RunOutcome:
         notes += [n for n in (driver.pacing_note(), driver.polling_note()) if n is not None]
     if driver.stack_down:
         notes.append("the stack stopped answering during the run")
-    day = end_of_day(world, sims, scenario, notes, dead_letters, on_call.counts)
-    counts, snapshots, journals, view = day.counts, day.snapshots, day.journals, day.view
-    launched = process is not None
-    stack = stack_name(config.stack_url, config.stack_cmd)
-    return RunOutcome(
-        diagnosis=diagnosis.diagnose(
-            view,
-            journals,
-            launched=launched,
-            exit_code=exit_code,
-            downtime=bounces.downtime if bounces is not None else (),
-        ),
-        ready_s=ready_s,
-        started_at=started_at,
-        stack=stack,
-        scenario_digest=digest.digest(scenario.model_dump(mode="json")),
-        outcome_digest=digest.outcome(view),
-        scenario=scenario,
-        scenario_path=config.scenario_path,
-        results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),
-        counts=counts,
-        wall_s=time.perf_counter() - started,
-        virtual_s=clock.now(),
-        steps=driver.steps,
-        notes=notes,
-        cut_short=cut_short,
-        urls=urls,
-        stack_log=str(process.log_path) if process else None,
-        snapshots=snapshots,
-        journals=journals,
-        service_levels=slos.measure(view, dict(scenario.expect.slos)),
-        faults_applied=day.faults_applied,
-        dead_letters=dead_letters,
-    )
+    with hosting.collector_paused():  # the end of the day: a burst of long-lived objects
+        day = end_of_day(world, sims, scenario, notes, dead_letters, on_call.counts)
+        counts, snapshots, journals, view = day.counts, day.snapshots, day.journals, day.view
+        launched = process is not None
+        stack = stack_name(config.stack_url, config.stack_cmd)
+        return RunOutcome(
+            diagnosis=diagnosis.diagnose(
+                view,
+                journals,
+                launched=launched,
+                exit_code=exit_code,
+                downtime=bounces.downtime if bounces is not None else (),
+            ),
+            ready_s=ready_s,
+            started_at=started_at,
+            stack=stack,
+            scenario_digest=digest.digest(scenario.model_dump(mode="json")),
+            outcome_digest=digest.outcome(view),
+            scenario=scenario,
+            scenario_path=config.scenario_path,
+            results=evidence.attach(oracles.judge(view, scenario.expect.oracles), view),
+            counts=counts,
+            wall_s=time.perf_counter() - started,
+            virtual_s=clock.now(),
+            steps=driver.steps,
+            notes=notes,
+            cut_short=cut_short,
+            urls=urls,
+            stack_log=str(process.log_path) if process else None,
+            snapshots=snapshots,
+            journals=journals,
+            service_levels=slos.measure(view, dict(scenario.expect.slos)),
+            faults_applied=day.faults_applied,
+            dead_letters=dead_letters,
+        )
