@@ -172,7 +172,6 @@ class Vendors:
         # workers at once): a call never queues for a connection. A kept connection is reused
         # for IDLE_REUSE_S at most, under the 5 s after which uvicorn, Node and gunicorn
         # close an idle one, so a call never goes out on a connection being closed.
-        self.timeout_s = timeout_s
         self._sender = Sender(
             timeout_s=timeout_s,
             idle_reuse_s=IDLE_REUSE_S,
