@@ -2,7 +2,8 @@
 
 An exchange belongs to the order when its business reference leads to it (the order itself,
 its WMS orders, its TMS shipments) or when it carries the order's correlation id: so the
-stack's calls and the vendors' webhooks about it come out together, in virtual-time order.
+stack's calls and the vendors' webhooks about it come out together, in the order they happened
+(virtual time, then when each exchange began).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 
 from harness.oracles.view import SystemsView
 from harness.report.run_files import JOURNAL, STATE
+from simulators.common.journal import causal_order
 
 
 class TraceError(Exception):
@@ -50,6 +52,9 @@ def load(run_dir: Path, order_id: str) -> Trace:
     mine = [
         e for e in entries if _about(view, e, order_id) or e["correlation_id"] in correlation_ids
     ]
+    # journal.jsonl lists an exchange by when it ended; an order's life reads in the order
+    # things happened (a goods issue after the shipped event that asked for it)
+    mine.sort(key=causal_order)
     shipments = [s for s in view.tms_shipments.values() if s["order_ref"] == order_id]
     return Trace(
         order_id,

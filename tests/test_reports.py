@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import orjson
 import pytest
 
 from harness.cli import main
@@ -111,3 +112,29 @@ def test_faults_applied_are_reported_per_system_and_label(tmp_path):
     assert applied["erp"]["forged"] > 0 and applied["carrier"]["replayed:3600s"] > 0
     total = sum(n for labels in applied.values() for n in labels.values())
     assert total == verdict["counts"]["faults_applied"]
+
+
+def test_trace_lists_exchanges_in_the_order_they_began_within_a_virtual_moment(tmp_path):
+    """A webhook's delivery is journalled when the stack's answer is read, which can be after
+    the call the stack made on receiving it has ended: the trace still lists the event first.
+    journal.jsonl is in (virtual, end) order; the trace is in (virtual, began) order."""
+    from harness import trace
+    from harness.report.run_files import JOURNAL, STATE
+
+    order = {"id": "SO-000001", "lines": [], "status": "shipped"}
+    state = {"erp": {"orders": {"SO-000001": order}}, "wms": {}, "carrier": {}, "tms": {}}
+    (tmp_path / STATE).write_bytes(orjson.dumps(state))
+    common = {"correlation_id": "corr-1", "ref": "SO-000001", "virtual_time": 3600.0}
+    shipped = {  # began at 100.000, its answer read at 100.009
+        **common, "system": "wms", "seq": 7, "direction": "out", "method": "POST",
+        "path": "/webhooks/wms", "status": 202, "wall_time": 100.009, "duration_ms": 9.0,
+        "event_type": "order.shipped",
+    }  # fmt: skip
+    goods_issue = {  # began at 100.004 on receiving it, ended at 100.006
+        **common, "system": "erp", "seq": 3, "direction": "in", "method": "POST",
+        "path": "/orders/SO-000001/goods-issue", "status": 201, "wall_time": 100.006,
+        "duration_ms": 2.0, "event_type": None,
+    }  # fmt: skip
+    (tmp_path / JOURNAL).write_bytes(orjson.dumps(goods_issue) + b"\n" + orjson.dumps(shipped))
+    traced = trace.load(tmp_path, "SO-000001")
+    assert [e["seq"] for e in traced.entries] == [7, 3]  # the event, then the call it caused

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.oracles.base import MAX_FINDINGS, OracleResult
 from harness.oracles.view import SystemsView
+from simulators.common.journal import causal_order
 
 LIMIT = 16
 
@@ -53,11 +54,11 @@ def _order(view: SystemsView, entity: str) -> str | None:
 
 
 def _slice(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-    entries = sorted(entries, key=lambda e: (e["virtual_time"], e["seq"]))
+    entries = sorted(entries, key=causal_order)
     wrong = [e for e in entries if e["status"] >= 400 or not e["status"] or e.get("fault")]
     rest = [e for e in entries if e not in wrong]
     chosen = (wrong + rest)[:LIMIT]
-    chosen.sort(key=lambda e: (e["virtual_time"], e["seq"]))
+    chosen.sort(key=causal_order)
     return tuple(exchange_line(e) for e in chosen)
 
 

@@ -64,6 +64,19 @@ class JournalEntry:
         }
 
 
+def began(entry: dict[str, Any]) -> float:
+    """When an exchange began, by the wall clock: an entry is stamped when it ends. Within one
+    virtual moment this is the order in which things happened: a webhook's delivery ends when
+    the stack's answer is read, which can be after the call the stack made on receiving it
+    has ended; it began before."""
+    return float(entry.get("wall_time") or 0.0) - float(entry.get("duration_ms") or 0.0) / 1000
+
+
+def causal_order(entry: dict[str, Any]) -> tuple[float, float]:
+    """The key that lists exchanges as they happened: virtual time, then when each began."""
+    return entry["virtual_time"], began(entry)
+
+
 DEFAULT_MEMORY_ENTRIES = 10_000  # see simulators.common.limits (journal_memory_entries)
 
 T = TypeVar("T")
