@@ -281,8 +281,6 @@ class MockVendors:
     (AssertionError), never quietly as a connection error the client would retry.
     """
 
-    METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
     def __init__(self) -> None:
         self.routes: list[VendorRoute] = []
         self.calls: list[Sent] = []

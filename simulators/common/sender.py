@@ -78,9 +78,7 @@ class Target:
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)([^#]*)")
 
 
-def target(
-    url: str, method: str = "POST", user_agent: str = USER_AGENT, accept: str = "*/*"
-) -> tuple[Target, bytes]:
+def target(url: str, method: str, user_agent: str, accept: str) -> tuple[Target, bytes]:
     """Where ``url`` (http or https) goes, and the request line of ``method`` to it;
     ValueError names what is wrong with it."""
     split = _URL.match(url)
@@ -120,7 +118,7 @@ def _check(what: str, text: str) -> None:
 class _Connection(asyncio.Protocol):
     """One kept-alive connection: at most one request on it at a time."""
 
-    def __init__(self, peer: str = "the stack") -> None:
+    def __init__(self, peer: str) -> None:
         self.peer = peer  # who answers, as failures name it
         self.body_kept: int | None = BODY_KEPT  # of the answer being read; None: all of it
         self.transport: asyncio.Transport | None = None
@@ -225,7 +223,7 @@ class _HeadedConnection(_Connection):
     tells an answer cut off (the connection closed short of its Content-Length or last
     chunk) from one framed by the connection's end: the first is a failure."""
 
-    def __init__(self, peer: str = "the stack") -> None:
+    def __init__(self, peer: str) -> None:
         super().__init__(peer)
         self.headers: dict[str, str] = {}
 
